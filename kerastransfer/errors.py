@@ -1,0 +1,8 @@
+"""The one exception type that turns into a one-line message and exit status 2."""
+
+
+class UsageError(Exception):
+    """Bad input from the user: the message names the bad value and how to fix it.
+
+    `python -m kerastransfer.run` prints it as one line, without a traceback, and exits 2.
+    """
