@@ -1,0 +1,58 @@
+"""Model registry: `build(arch, ...)` for every architecture the study can use.
+
+Example:
+    >>> model = build("caffenet_small", num_classes=5, input_shape=(28, 28, 1))
+"""
+
+import os
+
+import keras
+
+from kerastransfer.errors import UsageError
+from kerastransfer.models.applications import BACKBONES, backbone
+from kerastransfer.models.caffenet import SMALL_WIDTHS, caffenet, caffenet_small
+from kerastransfer.models.layers import LocalResponseNormalization
+
+ARCHITECTURES = ("caffenet", "caffenet_small", *BACKBONES)
+
+
+def build(arch, *, num_classes, input_shape, widths=None, weight_decay=5e-4, dropout=0.5,
+          weights=None):
+    """Builds a fresh, uncompiled model.
+
+    Args:
+        arch: one of ARCHITECTURES.
+        num_classes: size of the softmax head.
+        input_shape: (H, W, C) of the preprocessed input.
+        widths: caffenet_small only: seven widths (conv1..conv5 filters, fc6, fc7 units).
+        weight_decay: Caffe-style decay on kernels (not biases); 0 disables it.
+        dropout: rate after fc6 and fc7 (caffenet*), before the head (backbones).
+        weights: backbones only: a local weights file for the backbone.
+    """
+    if arch == "caffenet":
+        return caffenet(num_classes, tuple(input_shape), weight_decay, dropout)
+    if arch == "caffenet_small":
+        return caffenet_small(num_classes, tuple(input_shape), tuple(widths or SMALL_WIDTHS),
+                              weight_decay, dropout)
+    if arch in BACKBONES:
+        return backbone(arch, num_classes, tuple(input_shape), weights,
+                        dropout if dropout < 0.5 else 0.0)
+    raise UsageError(f"unknown --arch={arch!r}; known architectures: {', '.join(ARCHITECTURES)}")
+
+
+def load_user_model(path):
+    """Loads a user's functional model from a `.keras` file, with a clear error if it fails."""
+    if not os.path.isfile(path):
+        raise UsageError(f"--source_model={path!r} does not exist; pass a saved .keras file")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a bad archive
+        raise UsageError(f"--source_model={path!r} could not be loaded as a Keras model "
+                         f"({type(error).__name__}); save it with model.save('x.keras')")
+    if not isinstance(model, keras.Model) or not hasattr(model, "inputs"):
+        raise UsageError(f"--source_model={path!r} is not a functional Keras model")
+    return model
+
+
+__all__ = ["ARCHITECTURES", "SMALL_WIDTHS", "LocalResponseNormalization", "build",
+           "load_user_model"]

@@ -1,0 +1,42 @@
+"""Layers Keras lacks, written with `keras.ops` so they run on every backend."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kerastransfer")
+class LocalResponseNormalization(keras.layers.Layer):
+    """Caffe's across-channel LRN, as used after conv1 and conv2 of CaffeNet.
+
+    Caffe computes `x / (k + alpha / size * sum_{window} x^2) ** beta` over `size` adjacent
+    channels. Note the `alpha / size`: TensorFlow's `tf.nn.local_response_normalization`
+    takes `alpha` unscaled and a `depth_radius`, so Caffe's (size=5, alpha=1e-4) equals TF's
+    (depth_radius=2, alpha=2e-5).
+
+    Args:
+        size: channels in the window (odd).
+        alpha: Caffe's scale (divided by `size` inside).
+        beta: exponent.
+        k: additive constant.
+
+    Example:
+        >>> y = LocalResponseNormalization()(keras.ops.ones((1, 4, 4, 8)))
+    """
+
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if size % 2 != 1:
+            raise ValueError(f"LRN size must be odd, got {size}")
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def call(self, inputs):
+        radius = self.size // 2
+        squares = ops.square(inputs)
+        padded = ops.pad(squares, [[0, 0], [0, 0], [0, 0], [radius, radius]])
+        channels = ops.shape(inputs)[-1]
+        window_sum = sum(padded[..., i : i + channels] for i in range(self.size))
+        return inputs / ops.power(self.k + (self.alpha / self.size) * window_sum, self.beta)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "alpha": self.alpha,
+                "beta": self.beta, "k": self.k}

@@ -1,0 +1,160 @@
+"""Network surgery: the paper's transferred networks built from a trained base in one call.
+
+"Layer n" is the n-th block of a model. For caffenet-style models a block is a weight layer
+plus the parameter-free layers after it (ReLU, pooling, LRN, dropout); for keras.applications
+backbones it is a stage whose last layer is a named cut point. The head (the last weight
+layer) is never transferred.
+
+Everything here is plain Keras 3, so it runs on any backend and inside any
+`tf.distribute` strategy scope (call it inside the scope to place the new variables there).
+
+Example:
+    >>> base = kerastransfer.models.build("caffenet_small", num_classes=5)
+    >>> anb_plus = transfer(base, 3, "fine_tuned")          # AnB+ with n = 3
+    >>> bnb = transfer(base, 3, "frozen", num_classes=5)      # BnB / AnB
+"""
+
+import keras
+
+from kerastransfer.errors import UsageError
+
+MODES = ("frozen", "fine_tuned", "random_frozen")
+
+# Cut points (last layer of each block) of the keras.applications backbones we support,
+# keyed by the model name the registry gives them: one per stage boundary.
+BACKBONE_CUTS = {
+    "resnet50": ("pool1_pool", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out",
+                 "conv5_block3_out"),
+    "mobilenet_v2": ("expanded_conv_project_BN", "block_2_add", "block_5_add", "block_9_add",
+                     "block_12_add", "block_15_add", "out_relu"),
+}
+
+
+def weight_layers(model):
+    """The model's layers that own weights, in topological order."""
+    return [layer for layer in model.layers if layer.weights]
+
+
+def head_layer(model):
+    """The classifier: the last weight layer, never transferred."""
+    return weight_layers(model)[-1]
+
+
+def cut_layers(model, names=None):
+    """Names of the last layer of each transferable block, in order.
+
+    Args:
+        model: a functional Keras model.
+        names: explicit cut points (layer names), e.g. for a user's own model. When None:
+            the backbone's stage boundaries if the model is a known backbone, else one cut
+            per weight layer below the head, after the parameter-free layers that follow it.
+    """
+    layer_names = [layer.name for layer in model.layers]
+    if names is None and model.name in BACKBONE_CUTS:
+        names = BACKBONE_CUTS[model.name]
+    if names is not None:
+        unknown = [name for name in names if name not in layer_names]
+        if unknown:
+            raise UsageError(f"cut layer(s) {', '.join(unknown)} not in model {model.name!r}; "
+                             f"pass names from its layers, e.g. {', '.join(layer_names[1:4])}")
+        positions = [layer_names.index(name) for name in names]
+        if positions != sorted(set(positions)):
+            raise UsageError(f"cut layers {', '.join(names)} are not in the model's layer order")
+        return list(names)
+    weighted = {layer.name for layer in weight_layers(model)[:-1]}
+    cuts, pending = [], None
+    for layer in model.layers:
+        if layer.name in weighted:
+            if pending:
+                cuts.append(pending)
+            pending = layer.name
+        elif pending and layer.weights:  # the head closes the last block
+            cuts.append(pending)
+            pending = None
+        elif pending:
+            pending = layer.name
+    return cuts
+
+
+def num_blocks(model, names=None):
+    """How many blocks can be transferred: n runs 1..num_blocks."""
+    return len(cut_layers(model, names))
+
+
+def cut_after(model, n, names=None):
+    """The last layer of block n (1-based)."""
+    _check_n(model, n, names)
+    return model.get_layer(cut_layers(model, names)[n - 1])
+
+
+def block_layers(model, n, names=None):
+    """The layers of blocks 1..n, in model order (input layers excluded)."""
+    cut = cut_after(model, n, names)
+    layers = model.layers[: model.layers.index(cut) + 1]
+    return [layer for layer in layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def _check_n(model, n, names=None):
+    blocks = num_blocks(model, names)
+    if not isinstance(n, int) or n < 1 or n > blocks:
+        raise UsageError(f"layer n={n} is out of range for {model.name!r}: use 1..{blocks} "
+                         f"(block {blocks + 1} is the head, which is never transferred)")
+
+
+def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None):
+    """Builds a new network whose first n blocks come from `base`.
+
+    Clones the architecture with `keras.models.clone_model` (fresh weights everywhere), then:
+    - `frozen` (AnB / BnB): copies blocks 1..n from `base` and sets `trainable=False`;
+    - `fine_tuned` (AnB+ / BnB+): copies blocks 1..n and leaves them trainable;
+    - `random_frozen` (random features): keeps blocks 1..n at their fresh random init, frozen.
+    Blocks above n stay freshly initialized and trainable. The base model is never modified.
+
+    BatchNormalization: a frozen BN layer runs in inference mode with the base's moving
+    statistics (Keras 3 semantics of `trainable=False`); in fine-tuned blocks BN layers keep
+    training, so they normalize with batch statistics and update their moving averages.
+    Frozen layers carry no weight decay: Keras applies regularizers to trainable weights only.
+
+    Args:
+        base: trained functional model (its head is the last weight layer).
+        n: blocks to take, 1..num_blocks(base).
+        mode: one of MODES.
+        num_classes: classes of the new head; None keeps the base's count.
+        extra_copied: copy this many further blocks above n without freezing them (the
+            paper authors' "preserved features" variant); 0 is the paper's definition.
+        cut_names: explicit block cut points (layer names) for user models.
+
+    Returns:
+        A new, uncompiled `keras.Model`. Compile it after this call (trainable flags only
+        take effect at compile time).
+    """
+    if mode not in MODES:
+        raise UsageError(f"unknown transfer mode {mode!r}; use one of {', '.join(MODES)}")
+    _check_n(base, n, cut_names)
+    copied_blocks = min(n + max(0, int(extra_copied)), num_blocks(base, cut_names))
+    head = head_layer(base)
+    units = num_classes if num_classes is not None else _units(head)
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if layer.name == head.name:
+            config["units"] = units
+        return layer.__class__.from_config(config)
+
+    model = keras.models.clone_model(base, clone_function=clone_layer)
+    frozen = {layer.name for layer in block_layers(base, n, cut_names)}
+    if mode != "random_frozen":
+        for layer in block_layers(base, copied_blocks, cut_names):
+            if layer.weights:
+                model.get_layer(layer.name).set_weights(layer.get_weights())
+    if mode in ("frozen", "random_frozen"):
+        for name in frozen:
+            model.get_layer(name).trainable = False
+    return model
+
+
+def _units(head):
+    if not hasattr(head, "units"):
+        raise UsageError(f"head layer {head.name!r} is not a Dense layer; "
+                         "pass num_classes and a model whose last weight layer is Dense")
+    return head.units
