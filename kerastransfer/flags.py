@@ -1,0 +1,84 @@
+"""Every command-line flag of `python -m kerastransfer.run`, defined in this one place.
+
+Flagfiles in configs/ set them; `--flagfile` may be given several times (later files win).
+"""
+
+from absl import flags
+
+TREATMENTS = ("selffer", "selffer_ft", "transfer", "transfer_ft", "random")
+
+# Where the run happens.
+flags.DEFINE_string("workdir", None, "Directory for results, weights, TensorBoard logs, "
+                    "analysis, report and export. Re-running resumes it.")
+flags.DEFINE_enum("mode", "all", ["all", "train", "analyze", "export", "tune"],
+                  "all = train grid, analyze, export; or one stage on an existing workdir.")
+flags.DEFINE_bool("overwrite", False, "Start the workdir over when its config changed "
+                  "(results.jsonl is kept as a timestamped backup).")
+flags.DEFINE_bool("verbose", False, "Keras progress bar inside each run (terminals only).")
+
+# Data.
+flags.DEFINE_string("dataset", "fashion_mnist", "fashion_mnist (local Debian files), "
+                    "tfds:NAME (any TFDS image classification dataset), imagenet2012, "
+                    "or image_folder (with --image_dir).")
+flags.DEFINE_string("manual_dir", None, "TFDS manual dir: the Fashion-MNIST IDX files "
+                    "(default /usr/share/datasets/fashion-mnist) or the ImageNet tars.")
+flags.DEFINE_string("data_dir", None, "TFDS data dir where prepared datasets are cached.")
+flags.DEFINE_string("image_dir", None, "For --dataset=image_folder: one folder per class.")
+flags.DEFINE_list("splits", ["random:0"], "Class splits: random:SEED, dissimilar, "
+                  "file:PATH (A's class ids; B the complement) or file:PATH_A+PATH_B.")
+flags.DEFINE_float("validation_fraction", 0.1, "Share of each class's training examples "
+                   "held out for validation (the best-k metric and model selection).")
+flags.DEFINE_integer("examples_per_class", 0, "Reduced-volume study: keep the first k "
+                     "training examples of each class (0 = all).")
+flags.DEFINE_integer("max_examples_per_class", 0, "Cap train/validation/test examples per "
+                     "class (0 = no cap); for smoke runs.")
+
+# Networks.
+flags.DEFINE_string("arch", "caffenet_small", "caffenet, caffenet_small, resnet50, "
+                    "mobilenet_v2.")
+flags.DEFINE_list("widths", [], "caffenet_small: conv1..conv5 filters, fc6, fc7 units "
+                  "(7 ints; empty = defaults).")
+flags.DEFINE_integer("image_size", 0, "Model input height and width (0 = the dataset's "
+                     "own size; caffenet uses 227).")
+flags.DEFINE_float("dropout", 0.5, "Dropout after fc6 and fc7.")
+flags.DEFINE_list("layers", ["1", "2", "3", "4", "5", "6", "7"], "Values of n: transfer "
+                  "the first n blocks.")
+flags.DEFINE_list("treatments", list(TREATMENTS), "Which transferred networks to train: "
+                  + ", ".join(TREATMENTS) + ".")
+flags.DEFINE_list("seeds", ["0"], "Initialization seeds; every run is repeated per seed.")
+
+# Solver (the paper's, scaled by these).
+flags.DEFINE_float("epochs", 2.0, "Training length of every network, in epochs of its "
+                   "half's training set.")
+flags.DEFINE_integer("train_steps", 0, "Training length in steps; overrides --epochs.")
+flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).")
+flags.DEFINE_float("learning_rate", 0.01, "Initial learning rate for the global batch.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("weight_decay", 5e-4, "Caffe-style weight decay on kernels.")
+flags.DEFINE_integer("lr_decay_steps", 0, "Divide the learning rate by 10 every this many "
+                     "steps (0 = the paper's ratio: every 100/450 of training).")
+flags.DEFINE_float("bias_lr_multiplier", 1.0, "Learning-rate multiplier for biases "
+                   "(Caffe used 2).")
+flags.DEFINE_integer("eval_every", 0, "Evaluate validation accuracy every this many steps "
+                     "(0 = 8 evaluations per run).")
+flags.DEFINE_integer("best_k", 5, "The paper's metric: mean of the k best validation "
+                     "evaluations (paper: 10).")
+flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker"],
+                  "tf.distribute strategy; auto = mirrored when several GPUs are visible.")
+flags.DEFINE_integer("seed_offset", 0, "Added to every initialization seed.")
+flags.DEFINE_bool("cache_frozen", True, "Train frozen runs on cached prefix outputs.")
+flags.DEFINE_integer("cache_budget_mb", 2048, "Memory for cached frozen-prefix features; "
+                     "beyond it they go to a tf.data file cache in the workdir.")
+
+# Analysis and export.
+flags.DEFINE_string("results", None, "For --mode=analyze: a CSV in the paper's columns "
+                    "instead of the workdir's results.jsonl.")
+flags.DEFINE_enum("reference", "none", ["none", "yosinski2014"], "Overlay the paper's "
+                  "numbers on the figures.")
+flags.DEFINE_string("export_run", None, "Export this run id instead of the best one.")
+flags.DEFINE_string("export_dir", None, "Export base directory (default workdir/export).")
+flags.DEFINE_list("export_treatments", ["transfer", "transfer_ft"], "Treatments the best "
+                  "exported model is chosen from.")
+flags.DEFINE_string("model_name", "kerastransfer", "Model name in the TF-Serving layout.")
+
+FLAGS = flags.FLAGS

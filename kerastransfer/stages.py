@@ -1,0 +1,176 @@
+"""The stages a run goes through: accept the workdir, train the grid, analyze, export.
+
+Each stage reads what the stage before wrote to the workdir, so `--mode=analyze` and
+`--mode=export` work on any finished (or partly finished) workdir.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import numpy as np
+
+from kerastransfer import __version__, config, fileio, grid, training
+from kerastransfer.errors import UsageError
+from kerastransfer.results import ResultStore, display_name
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def run(experiment, argv):
+    """Runs the stages `experiment.mode` asks for."""
+    if experiment.mode == "analyze":
+        return analyze(experiment, argv)
+    if experiment.mode == "export":
+        return export(experiment)
+    if experiment.mode == "tune":
+        from kerastransfer import tuning  # noqa: PLC0415
+        return tuning.run(experiment)
+    import tensorflow as tf  # noqa: PLC0415
+
+    tf.get_logger().setLevel("ERROR")  # per-run retracing notices are expected, not news
+    study = grid.Study(experiment, log=log).prepare()
+    differing = config.check_workdir(experiment, _config_path(experiment))
+    with workdir_lock(experiment.workdir):
+        if differing:
+            _start_over(experiment, differing)
+        write_config(experiment, argv)
+        study.save_splits()
+        study.strategy = training.make_strategy(experiment.strategy)
+        records = study.run_grid()
+        print_table(records.values(), log)
+        if experiment.mode == "all":
+            analyze(experiment, argv)
+            export(experiment)
+        log(f"results: {study.store.path}")
+
+
+def _config_path(experiment):
+    return os.path.join(experiment.workdir, "config.json")
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir):
+    """Holds an exclusive lock on workdir/.lock; a second runner is refused at once.
+
+    The kernel drops the lock when its process dies, so a crashed runner never blocks the
+    next one; the file keeps the holder's host and pid for the error message.
+    """
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        fd = os.open(os.path.join(workdir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise UsageError(f"--workdir={workdir} is not writable ({error.strerror}); pass a "
+                         "directory you can write to") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise UsageError(f"workdir {workdir} is in use by {holder}; wait for it to finish "
+                             "or use another --workdir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"host {socket.gethostname()} pid {os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _start_over(experiment, differing):
+    """--overwrite with a changed config: back up results.jsonl, drop runs and logs."""
+    workdir = experiment.workdir
+    log(f"--overwrite: config changed ({', '.join(differing)}); starting {workdir} over")
+    results = os.path.join(workdir, "results.jsonl")
+    if os.path.exists(results):
+        os.replace(results, f"{results}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+    for name in ("runs", "tensorboard"):
+        shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+
+
+def source_commit():
+    """The git commit of the package source, when it runs from a checkout."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=os.path.dirname(__file__), timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_config(experiment, argv):
+    """workdir/config.json: the resolved config and how it was run, next to the results."""
+    fileio.write_json(_config_path(experiment), {
+        "experiment": experiment.to_json(),
+        "command": " ".join(["python -m kerastransfer.run", *argv[1:]]),
+        "kerastransfer_version": __version__,
+        "source_commit": source_commit(),
+    })
+
+
+def print_table(records, out):
+    """Mean test accuracy, treatment by n, per split (failed runs shown as FAILED)."""
+    records = list(records)
+    for split in sorted({r["split"] for r in records}):
+        rows = [r for r in records if r["split"] == split]
+        layers = sorted({r["n"] for r in rows if r["n"]})
+        out(f"\nsplit {split}: mean test accuracy (seeds averaged)")
+        out(f"{'':10}" + "".join(f"{'n=' + str(n):>9}" for n in [0] + layers))
+        for treatment in ("base", "selffer", "selffer_ft", "transfer", "transfer_ft", "random"):
+            for target in ("A", "B"):
+                cells = [[r for r in rows if r["treatment"] == treatment and r["n"] == n
+                          and r["target"] == target] for n in [0] + layers]
+                if not any(cells):
+                    continue
+                text = "".join(f"{_cell(cell):>9}" for cell in cells)
+                out(f"{display_name(treatment, target):10}{text}")
+
+
+def _cell(runs):
+    if not runs:
+        return ""
+    ok = [r["test_accuracy"] for r in runs if r["status"] == "ok"]
+    if not ok:
+        return runs[0]["status"].upper()
+    return f"{np.mean(ok):.4f}"
+
+
+def analyze(experiment, argv):
+    """Rebuilds analysis.json, figures and report.md from results (ours or a paper CSV)."""
+    from kerastransfer import analysis  # noqa: PLC0415
+
+    os.makedirs(experiment.workdir, exist_ok=True)
+    if experiment.results:
+        records = analysis.load_paper_csv(experiment.results)
+        command = f"python -m kerastransfer.run --mode=analyze --results={experiment.results}"
+        config_data = None
+    else:
+        store = ResultStore(experiment.workdir)
+        if not os.path.exists(store.path):
+            raise UsageError(f"no results in --workdir={experiment.workdir} (results.jsonl is "
+                             "missing); train first or pass --results=PATH.csv")
+        records = analysis.load_results_jsonl(store.path)
+        try:
+            with open(_config_path(experiment)) as f:
+                config_data = json.load(f)
+            command = config_data.get("command")
+        except (OSError, ValueError):
+            config_data, command = None, None
+    reference = (analysis.load_paper_csv(analysis.PAPER_CSV)
+                 if experiment.reference == "yosinski2014" else None)
+    paths = analysis.write_analysis(experiment.workdir, records, config=config_data,
+                                    reference=reference, command=command)
+    log(f"analysis: {paths}")
+
+
+def export(experiment):
+    """Exports the best transferred model (or --export_run) for TF-Serving."""
+    from kerastransfer import export_best  # noqa: PLC0415
+
+    version_dir = export_best.export_best(experiment)
+    log(f"export: {version_dir}")

@@ -1,0 +1,209 @@
+"""One training run: the paper's solver, scaled by flags, with resumable checkpoints.
+
+Training is `model.fit` over an endless dataset in "segments" of `eval_every` steps: each
+Keras epoch is one segment, so validation accuracy is measured every `eval_every` steps
+(the paper's evaluation schedule), BackupAndRestore checkpoints at the same points, and a
+killed run resumes from its last segment instead of starting over.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerastransfer import fileio
+
+
+@dataclasses.dataclass(frozen=True)
+class Solver:
+    """SGD with momentum and a step schedule, every network trained from step 0.
+
+    Attributes:
+        learning_rate: initial rate for the global batch.
+        momentum: SGD momentum (paper: 0.9).
+        total_steps: training steps (a multiple of eval_every).
+        eval_every: steps between validation evaluations.
+        lr_decay_steps: divide the rate by 10 every this many steps (paper: 100,000 of
+            450,000; 0 here means the same 100/450 ratio of total_steps).
+        bias_lr_multiplier: Caffe's 2x learning rate on biases when 2.
+    """
+
+    learning_rate: float
+    momentum: float
+    total_steps: int
+    eval_every: int
+    lr_decay_steps: int = 0
+    bias_lr_multiplier: float = 1.0
+
+    @property
+    def decay_every(self):
+        return self.lr_decay_steps or max(1, round(self.total_steps * 100 / 450))
+
+    def schedule(self):
+        """Piecewise-constant rate: `learning_rate * 0.1 ** (step // decay_every)`."""
+        boundaries = list(range(self.decay_every, self.total_steps, self.decay_every))
+        values = [self.learning_rate * 0.1 ** i for i in range(len(boundaries) + 1)]
+        if not boundaries:
+            return self.learning_rate
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def plan_steps(num_examples, batch_size, epochs, train_steps, eval_every):
+    """Total steps and evaluation interval: 8 evaluations per run unless told otherwise."""
+    steps = train_steps or max(1, math.ceil(epochs * num_examples / batch_size))
+    every = eval_every or max(1, math.ceil(steps / 8))
+    every = min(every, steps)
+    return math.ceil(steps / every) * every, every
+
+
+class BiasScaledSGD(keras.optimizers.SGD):
+    """SGD whose bias gradients are multiplied by `bias_lr_multiplier` (Caffe's lr_mult 2)."""
+
+    def __init__(self, bias_lr_multiplier=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.bias_lr_multiplier = bias_lr_multiplier
+
+    def apply_gradients(self, grads_and_vars):
+        scaled = [(g * self.bias_lr_multiplier if g is not None and "bias" in v.path else g, v)
+                  for g, v in grads_and_vars]
+        return super().apply_gradients(scaled)
+
+
+def compile_model(model, solver):
+    """Compiles with the solver. Call it after setting `trainable` and inside the scope."""
+    if solver.bias_lr_multiplier != 1.0:
+        optimizer = BiasScaledSGD(solver.bias_lr_multiplier, learning_rate=solver.schedule(),
+                                  momentum=solver.momentum)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=solver.schedule(),
+                                         momentum=solver.momentum)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+
+
+def make_strategy(name):
+    """The tf.distribute strategy for --strategy (auto: mirrored when several GPUs exist)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "default"
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    return tf.distribute.get_strategy()
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite: the run failed (its record says so)."""
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Keeps (step, validation accuracy) per segment in a JSON file that survives a kill.
+
+    It also puts the learning rate into the logs (so TensorBoard plots it) and stops the
+    run when the loss is not finite.
+    """
+
+    def __init__(self, path, eval_every, history):
+        super().__init__()
+        self.path, self.eval_every, self.history = path, eval_every, history
+        self.diverged = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = f"loss became {float(loss)} at step {batch + 1} of a segment"
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+            self.model.optimizer.learning_rate))
+        if self.diverged or not math.isfinite(float(logs.get("loss", 0.0))):
+            self.diverged = self.diverged or f"loss became {logs.get('loss')}"
+            self.model.stop_training = True
+            return
+        step = (epoch + 1) * self.eval_every
+        self.history[:] = [h for h in self.history if h[0] < step]
+        self.history.append([step, float(logs["val_accuracy"])])
+        fileio.write_json(self.path, {"val_history": self.history})
+
+
+@dataclasses.dataclass
+class TrainResult:
+    val_history: list
+    train_seconds: float
+    images_per_second: float
+    resumed_from_step: int
+
+
+def train(model, train_data, val_data, *, solver, batch_size, run_dir, tensorboard_dir,
+          verbose=False, extra_callbacks=()):
+    """Trains a compiled model for `solver.total_steps`, resuming from run_dir if killed.
+
+    Args:
+        model: compiled Keras model (compile inside the strategy scope).
+        train_data: function(skip_batches) -> endless batched tf.data.Dataset for training.
+        val_data: batched tf.data.Dataset for validation.
+        run_dir: where the checkpoint and the validation history live until the run ends.
+        tensorboard_dir: TensorBoard log dir of this run.
+    Returns:
+        TrainResult. Raises DivergedError when the loss is not finite.
+    """
+    backup_dir = os.path.join(run_dir, "backup")
+    history_path = os.path.join(run_dir, "val_history.json")
+    done_segments = _segments_done(backup_dir)
+    history = []
+    if done_segments and os.path.exists(history_path):
+        with open(history_path) as f:
+            history = [h for h in json.load(f)["val_history"]
+                       if h[0] <= done_segments * solver.eval_every]
+    recorder = _Recorder(history_path, solver.eval_every, history)
+    callbacks = [
+        recorder,
+        keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch", delete_checkpoint=False),
+        keras.callbacks.TensorBoard(tensorboard_dir, update_freq="epoch", write_graph=False,
+                                    profile_batch=0),
+        *extra_callbacks,
+    ]
+    segments = solver.total_steps // solver.eval_every
+    start = time.perf_counter()
+    model.fit(train_data(done_segments * solver.eval_every), validation_data=val_data,
+              epochs=segments, steps_per_epoch=solver.eval_every, callbacks=callbacks,
+              shuffle=False,
+              verbose=1 if verbose and sys.stdout.isatty() else 0)
+    seconds = time.perf_counter() - start
+    if recorder.diverged:
+        raise DivergedError(recorder.diverged)
+    trained_steps = solver.total_steps - done_segments * solver.eval_every
+    return TrainResult(val_history=history, train_seconds=seconds,
+                       images_per_second=trained_steps * batch_size / max(seconds, 1e-9),
+                       resumed_from_step=done_segments * solver.eval_every)
+
+
+def _segments_done(backup_dir):
+    """Segments a killed run finished, from BackupAndRestore's metadata (0 when fresh)."""
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return int(json.load(f)["epoch"])
+
+
+def evaluate_accuracy(model, dataset):
+    """Top-1 accuracy of `model` on a batched dataset of (inputs, labels)."""
+    correct = total = 0
+    predict = tf.function(lambda x: model(x, training=False))
+    for inputs, labels in dataset:
+        predictions = np.argmax(predict(inputs).numpy(), axis=-1)
+        correct += int(np.sum(predictions == labels.numpy()))
+        total += int(labels.shape[0])
+    return correct / max(total, 1)
