@@ -1,0 +1,277 @@
+"""kerastransfer.analysis and kerastransfer.similarity: statistics, loaders, and the paper's
+numbers recomputed from its published networks (the shipped CSV)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kerastransfer import analysis
+from kerastransfer.errors import UsageError
+from kerastransfer.similarity import cka_matrix, linear_cka
+
+# SPEC.md, "Results to reproduce": mean top-1 per n of BnB, BnB+, AnB, AnB+ (random splits).
+SPEC_MEANS = {
+    "selffer": (.6267, .6235, .6211, .6048, .5935, .6188, .6232),
+    "selffer_ft": (.6177, .6215, .6313, .6287, .6301, .6276, .6266),
+    "transfer": (.6282, .6239, .6189, .5998, .5780, .5806, .5425),
+    "transfer_ft": (.6373, .6358, .6426, .6398, .6446, .6460, .6465),
+}
+SPEC_BASEB_MEAN, SPEC_BASEB_SD, SPEC_BASEB_COUNT = .6251, .005, 8
+# "To 4 decimals": SPEC rounds half-way means (e.g. .62355) either way.
+FOUR_DECIMALS = 5e-5 + 1e-9
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return analysis.load_paper_csv()
+
+
+@pytest.fixture(scope="module")
+def paper_analysis(paper):
+    return analysis.analyze(paper, source_label="paper")
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize("df, expected", [
+    (1, 12.7062), (2, 4.3027), (5, 2.5706), (10, 2.2281), (30, 2.0423), (1e6, 1.9600)])
+def test_t_quantile_matches_printed_tables(df, expected):
+    assert analysis.t_quantile(0.975, df) == pytest.approx(expected, abs=1e-3)
+    assert analysis.t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-3)
+
+
+def test_t_quantile_inverts_cdf_for_fractional_df():
+    for df in (1.1, 2.5, 7.3):
+        t = analysis.t_quantile(0.975, df)
+        assert analysis.t_cdf(t, df) == pytest.approx(0.975, abs=1e-9)
+    assert analysis.t_quantile(0.975, 2.5) < analysis.t_quantile(0.975, 2)
+
+
+def test_summarize_mean_sd_and_t_interval():
+    stats = analysis.summarize([1.0, 2.0, 3.0])
+    assert (stats["count"], stats["mean"], stats["sd"]) == (3, 2.0, 1.0)
+    half = 4.3027 / np.sqrt(3)
+    assert stats["ci"] == pytest.approx([2.0 - half, 2.0 + half], abs=1e-3)
+    assert analysis.summarize([0.5]) == {"count": 1, "mean": 0.5, "sd": None, "ci": None}
+    assert analysis.summarize([])["mean"] is None
+
+
+def test_difference_is_welch():
+    # Both variances 1, 3 networks each: se = sqrt(2/3), Welch df = 4, t(0.975, 4) = 2.7764.
+    result = analysis.difference([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    half = 2.7764 * np.sqrt(2.0 / 3.0)
+    assert result["effect"] == pytest.approx(-3.0)
+    assert result["ci"] == pytest.approx([-3.0 - half, -3.0 + half], abs=1e-3)
+    assert analysis.difference([1.0], [4.0, 5.0])["ci"] is None
+
+
+@pytest.mark.parametrize("effect, ci, direction, status", [
+    (-2.0, [-3.0, -1.0], -1, "reproduced"),
+    (2.0, [1.0, 3.0], -1, "not reproduced"),
+    (0.1, [0.05, 0.2], +1, "not reproduced"),  # negligible even though the CI excludes 0
+    (1.0, [-0.5, 2.5], +1, "inconclusive"),
+    (3.0, None, +1, "inconclusive"),  # a single network: no CI
+    (None, None, +1, "inconclusive"),
+])
+def test_decide(effect, ci, direction, status):
+    assert analysis.decide(effect, ci, direction)[0] == status
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def test_load_paper_csv_maps_the_schema(paper):
+    assert len(paper) == 136
+    assert {r["split"] for r in paper} == {"random0", "random1", "random2", "random3",
+                                           "dissimilar", "full"}
+    first = paper[0]
+    assert first["run"] == "half0A"
+    assert (first["treatment"], first["target"], first["n"], first["source"]) == (
+        "base", "A", 0, None)
+    assert (first["best_k"], first["final_val"], first["k"]) == (0.6151, 0.6146, 10)
+    assert all(r["test_accuracy"] is None and r["status"] == "ok" for r in paper)
+    netbase = [r for r in paper if r["run"] == "netbase"]
+    assert netbase[0]["best_k"] == analysis.PAPER_FULL_BASE_TOP1
+
+
+def _write(tmp_path, lines):
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+GOOD = json.dumps({"run": "random0/base/B/seed0", "treatment": "base", "split": "random0",
+                   "source": "", "target": "B", "n": 0, "seed": 0, "best_k": 0.8,
+                   "status": "ok"})
+
+
+def test_load_results_jsonl_names_the_malformed_line(tmp_path):
+    path = _write(tmp_path, [GOOD, "", '{"run": "cut off'])
+    with pytest.raises(UsageError, match=r"results\.jsonl:3: not valid JSON"):
+        analysis.load_results_jsonl(path)
+
+
+def test_load_results_jsonl_names_the_bad_field(tmp_path):
+    bad = json.loads(GOOD) | {"treatment": "finetune"}
+    path = _write(tmp_path, [GOOD, json.dumps(bad)])
+    with pytest.raises(UsageError, match=r"results\.jsonl:2: treatment='finetune'"):
+        analysis.load_results_jsonl(path)
+    missing = json.loads(GOOD) | {"best_k": None}
+    with pytest.raises(UsageError, match=r":1: best_k=None is missing"):
+        analysis.load_results_jsonl(_write(tmp_path, [json.dumps(missing)]))
+
+
+def test_load_results_jsonl_missing_file(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        analysis.load_results_jsonl(str(tmp_path / "nope.jsonl"))
+
+
+def test_failed_records_need_no_accuracy(tmp_path):
+    failed = json.loads(GOOD) | {"run": "x", "best_k": None, "status": "failed",
+                                 "reason": "OOM"}
+    records = analysis.load_results_jsonl(_write(tmp_path, [GOOD, json.dumps(failed)]))
+    assert len(analysis.ok_records(records)) == 1
+
+
+def test_analysis_imports_no_tensorflow():
+    code = ("import sys, kerastransfer.analysis as a; a.analyze(a.load_paper_csv()); "
+            "sys.exit(any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# ----------------------------------------------------------------------------- the paper's numbers
+
+
+def test_paper_cells_match_spec(paper_analysis):
+    cells = paper_analysis["cells"]
+    base = analysis.find_cell(cells, "base", 0)
+    assert base["label"] == "baseB"
+    assert base["best_k"]["count"] == SPEC_BASEB_COUNT
+    assert abs(base["best_k"]["mean"] - SPEC_BASEB_MEAN) <= FOUR_DECIMALS
+    assert base["best_k"]["sd"] == pytest.approx(SPEC_BASEB_SD, abs=5e-4)
+    for treatment, means in SPEC_MEANS.items():
+        for n, expected in enumerate(means, start=1):
+            cell = analysis.find_cell(cells, treatment, n)
+            assert abs(cell["best_k"]["mean"] - expected) <= FOUR_DECIMALS, (treatment, n)
+            assert cell["label"] == analysis.PAPER_NAMES[treatment]
+    assert analysis.find_cell(cells, "transfer", 7)["best_k"]["count"] == 8
+    assert analysis.find_cell(cells, "selffer", 5)["best_k"]["count"] == 4
+    assert analysis.find_cell(cells, "selffer_ft", 3)["best_k"]["count"] == 2
+
+
+def test_paper_table1(paper_analysis):
+    table = paper_analysis["table1"]
+    assert [round(table[r]["over_base"], 1) for r in ("1-7", "3-7", "5-7")] == [1.6, 1.8, 2.1]
+    assert [round(table[r]["over_selffer_ft"], 1) for r in ("1-7", "3-7", "5-7")] == [
+        1.4, 1.4, 1.7]
+    assert table["1-7"]["counts"] == {"transfer_ft": 10, "base": 8, "selffer_ft": 10}
+    low, high = table["1-7"]["over_base_ci"]
+    assert low < table["1-7"]["over_base"] < high
+
+
+def test_paper_matched_baselines_show_the_caveat(paper_analysis):
+    """SPEC.md: against their own half's base, AnB+ and BnB+ both gain about +1.0 point."""
+    by_range = paper_analysis["matched"]["by_range"]["1-7"]
+    assert (by_range["AnB+"]["count"], by_range["BnB+"]["count"]) == (10, 10)
+    assert round(by_range["AnB+"]["mean"], 1) == 1.0
+    assert round(by_range["BnB+"]["mean"], 1) == 1.0
+    versus = paper_analysis["matched"]["anb_plus_vs_bnb_plus"]["1-7"]
+    assert versus["matched_ci"][0] < 0 < versus["matched_ci"][1]
+    assert round(versus["pooled"], 1) == 1.4
+    assert paper_analysis["matched"]["unmatched_runs"] == []
+
+
+def test_paper_relative_drop(paper_analysis):
+    drop = paper_analysis["relative_drop"]
+    assert drop["at_top"]["n"] == 7
+    assert round(drop["at_top"]["random_splits"], 1) == -8.3
+    assert round(drop["at_top"]["dissimilar"], 1) == -25.0
+    # Random frozen features against the 1000-class network: .4917 - .5763 at n=1.
+    assert drop["random_features"][0]["mean"] == pytest.approx(-8.46)
+    assert [c["n"] for c in drop["random_features"]] == list(range(1, 8))
+
+
+def test_paper_full_base_constant_stands_in_for_a_missing_row(paper):
+    without = [r for r in paper if r["run"] != "netbase"]
+    drop = analysis.relative_drop(without)
+    assert drop["random_features"][0]["mean"] == pytest.approx(-8.46)
+
+
+def test_paper_findings_all_reproduced(paper_analysis):
+    results = paper_analysis["findings"]
+    assert [f["finding"] for f in results] == [1, 2, 3, 4, 5]
+    for finding in results:
+        assert finding["status"] == "reproduced", finding
+        assert finding["ci"][0] <= finding["effect"] <= finding["ci"][1]
+        assert finding["rule"]
+    assert [p["status"] for p in results[0]["parts"]] == ["reproduced", "reproduced"]
+
+
+def test_findings_fail_when_the_paper_is_contradicted(paper):
+    """AnB+ set 1 point below its own base must flip finding 3, and only finding 3."""
+    bases = analysis.Baselines(paper)
+    contradicted = [
+        r | {"best_k": bases.lookup(r)[0] - 0.01 + 0.001 * (r["n"] % 3)}
+        if r["treatment"] == "transfer_ft" else r for r in paper]
+    statuses = [f["status"] for f in analysis.findings(contradicted)]
+    assert statuses == ["reproduced", "reproduced", "not reproduced", "reproduced",
+                        "reproduced"]
+
+
+def test_matched_baseline_prefers_the_same_seed():
+    def run(treatment, seed, best_k, n=0):
+        return {"treatment": treatment, "split": "random0", "target": "B", "n": n,
+                "seed": seed, "best_k": best_k, "status": "ok"}
+    records = analysis.normalize_records([
+        run("base", 0, 0.80), run("base", 1, 0.90),
+        run("transfer", 0, 0.82, n=3), run("transfer", 2, 0.86, n=3)])
+    matched, unmatched = analysis.matched_points(records)
+    assert [p for _, p in matched] == pytest.approx([2.0, 1.0])  # seed 0; mean .85 for seed 2
+    assert unmatched == []
+
+
+def test_analysis_json_has_no_nan(paper_analysis):
+    json.dumps(paper_analysis, allow_nan=False)
+
+
+# ----------------------------------------------------------------------------- similarity
+
+
+def test_linear_cka_properties():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 20))
+    rotation, _ = np.linalg.qr(rng.normal(size=(20, 20)))
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    assert linear_cka(x, 3.0 * x @ rotation + 7.0) == pytest.approx(1.0)
+    # 5 of 20 isotropic features: sqrt(5 / 20) = 0.5 in expectation.
+    assert linear_cka(x, x[:, :5]) == pytest.approx(0.5, abs=0.05)
+    many = rng.normal(size=(5000, 10))
+    assert linear_cka(many, rng.normal(size=(5000, 10))) < 0.02
+
+
+def test_linear_cka_gram_and_feature_forms_agree():
+    rng = np.random.default_rng(1)
+    wide = rng.normal(size=(40, 6, 6, 8))  # conv-like, features outnumber examples
+    mixed = wide.reshape(40, -1) @ rng.normal(size=(288, 16))
+    tall_x, tall_y = wide.reshape(40, -1)[:, :4], mixed[:, :4]
+    x, y = wide.reshape(40, -1), mixed
+    centered_x, centered_y = x - x.mean(0), y - y.mean(0)
+    expected = (np.linalg.norm(centered_y.T @ centered_x) ** 2
+                / (np.linalg.norm(centered_x.T @ centered_x)
+                   * np.linalg.norm(centered_y.T @ centered_y)))
+    assert linear_cka(wide, mixed) == pytest.approx(expected)
+    assert 0.0 < linear_cka(tall_x, tall_y) < 1.0
+    with pytest.raises(ValueError):
+        linear_cka(x, y[:10])
+
+
+def test_cka_matrix_shape_and_diagonal():
+    rng = np.random.default_rng(2)
+    layers = [rng.normal(size=(100, d)) for d in (4, 8, 16)]
+    matrix = cka_matrix(layers, layers[:2])
+    assert matrix.shape == (3, 2)
+    assert np.diag(matrix[:2]) == pytest.approx([1.0, 1.0])

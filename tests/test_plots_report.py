@@ -1,0 +1,179 @@
+"""write_analysis end to end: analysis.json, the figures and report.md, from a synthetic
+results.jsonl (several seeds, failed and skipped runs) and from the paper's CSV alone."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from kerastransfer import analysis, plots, report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+COMMAND = "python -m kerastransfer.run --flagfile=configs/synthetic.cfg"
+CONFIG = {"dataset": "synthetic", "seeds": [0, 1, 2], "train": {"epochs": 3, "lr": 0.01},
+          "note": None}
+SEEDS = (0, 1, 2)
+
+# Effects in accuracy units, shaped like the paper's: BnB dips at 3-5, AnB falls from 5 on,
+# AnB+ gains 1.5 points, BnB+ 0.5, dissimilar transfer loses three times as much, random
+# frozen features lose a lot from n = 2.
+SHIFT = {
+    "selffer": lambda n: -0.03 if n in (3, 4, 5) else 0.0,
+    "selffer_ft": lambda n: 0.005,
+    "transfer": lambda n: -0.012 * max(0, n - 4),
+    "transfer_ft": lambda n: 0.015,
+    "random": lambda n: -0.05 * n,
+}
+
+
+def _record(rng, split, treatment, target, n, seed, accuracy, status="ok"):
+    source = {"base": "", "random": "", "selffer": target, "selffer_ft": target}.get(
+        treatment, "A")
+    ok = status == "ok"
+    return {
+        "run": f"{split}/{treatment}/{target}/n{n}/seed{seed}", "treatment": treatment,
+        "split": split, "source": source, "target": target, "n": n, "seed": seed,
+        "best_k": accuracy if ok else None, "k": 5,
+        "final_val": accuracy - 0.001 if ok else None,
+        "test_accuracy": accuracy - 0.004 if ok else None,
+        "val_history": [[100, accuracy - 0.05], [200, accuracy]] if ok else [],
+        "train_seconds": float(rng.uniform(10, 20)) if ok else None,
+        "images_per_second": float(rng.uniform(1500, 2500)) if ok else None,
+        "status": status, "reason": None if ok else f"{status} on purpose",
+    }
+
+
+def synthetic_records():
+    """Base A and B plus every treatment on B for 2 random splits and the dissimilar split,
+    3 seeds, noise sd .003; one failed and one skipped run."""
+    rng = np.random.default_rng(0)
+    records = []
+    for split, base, distance in (("random0", 0.80, 1.0), ("random1", 0.81, 1.0),
+                                  ("dissimilar", 0.78, 3.0)):
+        for seed in SEEDS:
+            for target in ("A", "B"):
+                records.append(_record(rng, split, "base", target, 0, seed,
+                                       base + rng.normal(0, 0.003)))
+            treatments = SHIFT if split != "dissimilar" else ("transfer",)
+            for treatment in treatments:
+                for n in range(1, 8):
+                    shift = SHIFT[treatment](n) * (distance if treatment == "transfer" else 1)
+                    records.append(_record(rng, split, treatment, "B", n, seed,
+                                           base + shift + rng.normal(0, 0.003)))
+    records.append(_record(rng, "random0", "transfer_ft", "B", 4, 3, None, status="failed"))
+    records.append(_record(rng, "random1", "selffer", "B", 2, 3, None, status="skipped"))
+    return records
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A workdir analyzed the way the runner does it; returns (workdir, analysis dict)."""
+    workdir = tmp_path_factory.mktemp("study")
+    with open(workdir / "results.jsonl", "w") as f:
+        for record in synthetic_records():
+            f.write(json.dumps(record) + "\n")
+    records = analysis.load_results_jsonl(str(workdir / "results.jsonl"))
+    result = analysis.write_analysis(str(workdir), records, config=CONFIG,
+                                     reference=analysis.load_paper_csv(), command=COMMAND)
+    return workdir, result
+
+
+def _assert_figure(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.endswith(".png"):
+        assert data.startswith(PNG_MAGIC), path
+    else:
+        assert data.startswith(b"%PDF"), path
+    assert len(data) > 10_000, path
+
+
+def test_analysis_json_complete_and_without_nan(study):
+    workdir, result = study
+    text = (workdir / "analysis.json").read_text()
+    stored = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in analysis.json"))
+    assert stored == json.loads(json.dumps(result))
+    assert set(stored["table1"]) == {"1-7", "3-7", "5-7"}
+    for row in stored["table1"].values():
+        assert row["over_base"] is not None and len(row["over_base_ci"]) == 2
+        assert row["over_selffer_ft"] is not None and len(row["over_selffer_ft_ci"]) == 2
+    # 2 random splits x 3 seeds x (2 bases + 5 treatments x 7 n) + 3 seeds x (2 bases + 7 AnB)
+    assert stored["counts"] == {"ok": 2 * 3 * 37 + 3 * 9, "failed": 1, "skipped": 1}
+    assert {"cells", "matched", "relative_drop", "findings", "figures"} <= set(stored)
+
+
+def test_synthetic_effects_are_recovered(study):
+    _, result = study
+    # AnB+ was built 1.5 points above its base, BnB+ 0.5 points.
+    anb_plus = result["matched"]["by_range"]["1-7"]["AnB+"]
+    assert anb_plus["count"] == 2 * len(SEEDS) * 7
+    assert anb_plus["mean"] == pytest.approx(1.5, abs=0.2)
+    assert result["matched"]["anb_plus_vs_bnb_plus"]["1-7"]["matched"] == pytest.approx(
+        1.0, abs=0.2)
+    assert result["relative_drop"]["at_top"]["random_splits"] == pytest.approx(-3.6, abs=0.3)
+    assert result["relative_drop"]["at_top"]["dissimilar"] == pytest.approx(-10.8, abs=0.5)
+    assert [f["status"] for f in result["findings"]] == ["reproduced"] * 5
+    cell = analysis.find_cell(result["cells"], "transfer_ft", 4)
+    assert cell["best_k"]["count"] == len(SEEDS) * 2  # the failed seed-3 run is left out
+    assert cell["test_accuracy"]["mean"] == pytest.approx(cell["best_k"]["mean"] - 0.004)
+
+
+def test_figures_are_valid_files(study):
+    workdir, result = study
+    assert sorted(result["figures"]) == [os.path.join("figures", name) for name in (
+        "dissimilar.pdf", "dissimilar.png", "transfer.pdf", "transfer.png")]
+    for relative in result["figures"]:
+        _assert_figure(str(workdir / relative))
+
+
+def test_report_reads_its_numbers_from_the_analysis(study):
+    workdir, result = study
+    text = (workdir / "report.md").read_text()
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+    assert not re.search(r"\bNone\b", text)
+    for run in result["not_ok"]:
+        assert run["run"] in text and f"{run['status']} on purpose" in text
+    assert COMMAND in text
+    assert "](figures/transfer.png)" in text and "](figures/dissimilar.png)" in text
+    assert f"{result['table1']['3-7']['over_base']:+.2f}" in text
+    assert f"{result['reference']['table1']['3-7']['over_base']:+.2f}" in text  # paper: +1.80
+    assert "`train.epochs` | `3`" in text and "`note` | `null`" in text
+    for finding in result["findings"]:
+        assert f"{finding['effect']:+.2f}" in text
+    assert "Total training time" in text
+
+
+def test_report_of_an_empty_study():
+    empty = analysis.analyze([], source_label="nothing yet")
+    text = report.render_report(empty)
+    assert "No successful runs." in text and "not recorded" in text
+    assert not re.search(r"\bnan\b|\bNone\b", text)
+
+
+def test_paper_mode_draws_the_papers_own_figures(tmp_path):
+    assert analysis.main(["--paper", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "analysis.json").read_text())
+    assert [f["status"] for f in result["findings"]] == ["reproduced"] * 5
+    assert result["reference"] is None
+    for relative in result["figures"]:
+        _assert_figure(str(tmp_path / relative))
+    text = (tmp_path / "report.md").read_text()
+    assert "No run configuration" in text and "+1.60" in text
+    assert f"python -m kerastransfer.analysis --paper {tmp_path}" in text
+
+
+def test_command_line_reports_a_missing_results_file(tmp_path, capsys):
+    assert analysis.main([str(tmp_path)]) == 2
+    assert "results.jsonl does not exist" in capsys.readouterr().err
+
+
+def test_plot_cka(tmp_path):
+    path = plots.plot_cka(np.array([[1.0, 0.4], [0.3, 0.9], [0.1, 0.2]]),
+                          ["conv1", "conv2", "fc6"], ["baseA", "AnB+"],
+                          str(tmp_path / "cka.png"))
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+    with pytest.raises(ValueError, match="does not match"):
+        plots.plot_cka(np.eye(2), ["a"], ["b", "c"], str(tmp_path / "bad.png"))
