@@ -1,0 +1,447 @@
+"""Export to a TF-Serving layout: real Keras models, real SavedModels, real files.
+
+A tiny random-weight CNN is exported twice; the SavedModel is read back in a fresh Python
+process and with saved_model_cli, and its signatures are compared with the in-memory model.
+"""
+
+import datetime
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+
+from kerastransfer import export
+from kerastransfer.data.preprocessing import IMAGENET_MEAN_RGB, Preprocessing
+from kerastransfer.errors import UsageError
+
+CLASS_NAMES = ["circle", "square", "triangle"]
+METADATA = {"run_id": "run-7", "split": "A->B", "treatment": "AnB", "n": 3, "metrics": {"acc": 0.5}}
+SUBPROCESS_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def tiny_model(input_shape, num_classes=3):
+    """Conv + dense + softmax with random weights, large enough logits to separate classes."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(
+        num_classes,
+        activation="softmax",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=1.0),
+    )(x)
+    return keras.Model(inputs, outputs)
+
+
+def smooth_images(rng, count, height, width, channels):
+    """uint8 images without high frequencies, so JPEG at quality 95 barely changes them."""
+    coarse = rng.uniform(0, 255, (count, 4, 4, channels)).astype(np.float32)
+    return np.round(tf.image.resize(coarse, (height, width)).numpy()).astype(np.uint8)
+
+
+def confident_images(model, preprocessing, rng, per_class=2):
+    """The images of a random pool the model is surest about, `per_class` for each class.
+
+    Clear winners keep the class comparison meaningful after JPEG's small pixel changes.
+    """
+    pool = smooth_images(rng, 60, *model.input_shape[1:])
+    probabilities, classes, _ = keras_outputs(model, preprocessing, pool)
+    chosen = [
+        np.flatnonzero(classes == k)[np.argsort(-probabilities[classes == k, k])[:per_class]]
+        for k in range(len(CLASS_NAMES))
+    ]
+    assert all(len(indices) == per_class for indices in chosen), "a class never wins: reseed"
+    return pool[np.concatenate(chosen)]
+
+
+def keras_outputs(model, preprocessing, images):
+    """What the signatures must return, from the in-memory model."""
+    probabilities = model(preprocessing.eval_tf(images), training=False).numpy()
+    classes = probabilities.argmax(axis=-1)
+    return probabilities, classes, np.array(CLASS_NAMES)[classes]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The grey 28x28 model exported twice as "digits" (versions 1 and 2)."""
+    keras.utils.set_random_seed(2)
+    model = tiny_model((28, 28, 1))
+    preprocessing = Preprocessing(image_size=(28, 28), channels=1)
+    images = confident_images(model, preprocessing, np.random.default_rng(0))
+    base_dir = str(tmp_path_factory.mktemp("exports"))
+    kwargs = dict(
+        base_dir=base_dir,
+        model_name="digits",
+        class_names=CLASS_NAMES,
+        preprocessing=preprocessing,
+        metadata=METADATA,
+        warmup_images=images[:3],
+    )
+    versions = [export.export_model(model, **kwargs) for _ in range(2)]
+    return dict(
+        model=model,
+        preprocessing=preprocessing,
+        images=images,
+        base_dir=base_dir,
+        versions=versions,
+        loaded=tf.saved_model.load(versions[0]),
+    )
+
+
+@pytest.fixture(scope="module")
+def rgb_exported(exported):
+    """An RGB ImageNet-style model (mean, resize shorter side + center crop) beside "digits"."""
+    keras.utils.set_random_seed(1)
+    model = tiny_model((24, 24, 3))
+    preprocessing = Preprocessing(
+        image_size=(24, 24), channels=3, mean=IMAGENET_MEAN_RGB, resize_shorter=28
+    )
+    version_dir = export.export_model(
+        model,
+        base_dir=exported["base_dir"],
+        model_name="rgb",
+        class_names=CLASS_NAMES,
+        preprocessing=preprocessing,
+        metadata={},
+    )
+    return dict(model=model, preprocessing=preprocessing, version_dir=version_dir)
+
+
+def test_fresh_process_signatures_match_keras_model(exported, tmp_path):
+    images = exported["images"]
+    np.save(tmp_path / "images.npy", images.astype(np.float32))
+    for i, image in enumerate(images):
+        (tmp_path / f"img{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+        (tmp_path / f"img{i}.jpeg").write_bytes(tf.io.encode_jpeg(image, quality=95).numpy())
+    script = textwrap.dedent("""
+        import glob, json, sys
+        import numpy as np, tensorflow as tf
+        version_dir, work = sys.argv[1:]
+        loaded = tf.saved_model.load(version_dir)
+        described = {
+            name: {
+                "inputs": {k: [v.dtype.name, v.shape.as_list()]
+                           for k, v in fn.structured_input_signature[1].items()},
+                "outputs": {k: [v.dtype.name, v.shape.as_list()]
+                            for k, v in fn.structured_outputs.items()},
+            }
+            for name, fn in loaded.signatures.items()
+        }
+        images = tf.constant(np.load(f"{work}/images.npy"))
+        results = {"float": loaded.signatures["serving_default"](images=images)}
+        for fmt in ("png", "jpeg"):
+            files = sorted(glob.glob(f"{work}/img*.{fmt}"))
+            encoded = tf.constant([open(f, "rb").read() for f in files])
+            results[fmt] = loaded.signatures["predict_image_bytes"](image_bytes=encoded)
+        np.savez(f"{work}/outputs.npz", **{
+            f"{path}.{key}": value.numpy().astype(str) if value.dtype == tf.string else value.numpy()
+            for path, outputs in results.items() for key, value in outputs.items()})
+        json.dump(described, open(f"{work}/signatures.json", "w"))
+        """)
+    subprocess.run(
+        [sys.executable, "-c", script, exported["versions"][0], str(tmp_path)],
+        check=True,
+        env=SUBPROCESS_ENV,
+        timeout=120,
+    )
+
+    outputs_spec = {
+        "probabilities": ["float32", [None, 3]],
+        "classes": ["int64", [None]],
+        "class_names": ["string", [None]],
+    }
+    assert json.loads((tmp_path / "signatures.json").read_text()) == {
+        "serving_default": {
+            "inputs": {"images": ["float32", [None, 28, 28, 1]]},
+            "outputs": outputs_spec,
+        },
+        "predict_image_bytes": {
+            "inputs": {"image_bytes": ["string", [None]]},
+            "outputs": outputs_spec,
+        },
+    }
+    served = np.load(tmp_path / "outputs.npz")
+    model, preprocessing = exported["model"], exported["preprocessing"]
+    probabilities, classes, names = keras_outputs(model, preprocessing, images)
+    for path in ("float", "png"):
+        np.testing.assert_allclose(
+            served[f"{path}.probabilities"], probabilities, rtol=0, atol=1e-5
+        )
+        np.testing.assert_array_equal(served[f"{path}.classes"], classes)
+        np.testing.assert_array_equal(served[f"{path}.class_names"], names)
+    # JPEG is lossy: same classes and nearly the same probabilities as the raw pixels, and
+    # exactly what the model gives on the decoded JPEG pixels.
+    np.testing.assert_array_equal(served["jpeg.classes"], classes)
+    np.testing.assert_allclose(served["jpeg.probabilities"], probabilities, rtol=0, atol=0.05)
+    decoded = np.stack(
+        [tf.io.decode_jpeg((tmp_path / f"img{i}.jpeg").read_bytes()) for i in range(len(images))]
+    )
+    jpeg_probabilities, _, jpeg_names = keras_outputs(model, preprocessing, decoded)
+    np.testing.assert_allclose(served["jpeg.probabilities"], jpeg_probabilities, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(served["jpeg.class_names"], jpeg_names)
+
+
+def test_saved_model_cli_show_lists_both_signatures(exported):
+    shown = subprocess.run(
+        ["saved_model_cli", "show", "--dir", exported["versions"][0], "--all"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=SUBPROCESS_ENV,
+        timeout=120,
+    ).stdout
+    for expected in [
+        "signature_def['serving_default']",
+        "signature_def['predict_image_bytes']",
+        "inputs['images'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 28, 28, 1)",
+        "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)",
+        "outputs['probabilities'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 3)",
+        "outputs['classes'] tensor_info:\n        dtype: DT_INT64",
+        "outputs['class_names'] tensor_info:\n        dtype: DT_STRING",
+    ]:
+        assert expected in shown
+
+
+def test_saved_model_cli_run_on_npy_batch(exported, tmp_path):
+    images = exported["images"]
+    np.save(tmp_path / "batch.npy", images.astype(np.float32))
+    subprocess.run(
+        [
+            "saved_model_cli",
+            "run",
+            "--dir",
+            exported["versions"][0],
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"images={tmp_path / 'batch.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        check=True,
+        capture_output=True,
+        env=SUBPROCESS_ENV,
+        timeout=120,
+    )
+    probabilities, classes, _ = keras_outputs(exported["model"], exported["preprocessing"], images)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out/probabilities.npy"), probabilities, atol=1e-5
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "out/classes.npy"), classes)
+
+
+def test_versions_are_kept_and_listed_in_models_config(exported, rgb_exported):
+    from tensorflow_serving.config import model_server_config_pb2
+
+    base_dir = exported["base_dir"]
+    model_dir = os.path.join(base_dir, "digits")
+    assert exported["versions"] == [os.path.join(model_dir, "1"), os.path.join(model_dir, "2")]
+    assert sorted(os.listdir(model_dir)) == ["1", "2"]  # no staging directory left behind
+    assert export.next_version(base_dir, "digits") == 3
+    expected, _, _ = keras_outputs(exported["model"], exported["preprocessing"], exported["images"])
+    for version_dir in exported["versions"]:
+        for name in ["saved_model.pb", "metadata.json", export.WARMUP_FILE]:
+            assert os.path.isfile(os.path.join(version_dir, name))
+        served = tf.saved_model.load(version_dir).signatures["serving_default"](
+            images=tf.constant(exported["images"], tf.float32)
+        )
+        np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+
+    with open(os.path.join(base_dir, "models.config")) as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    assert [(c.name, c.base_path, c.model_platform) for c in config.model_config_list.config] == [
+        ("digits", model_dir, "tensorflow"),
+        ("rgb", os.path.join(base_dir, "rgb"), "tensorflow"),
+    ]
+    assert os.path.isabs(model_dir)
+
+
+def test_next_version_ignores_non_integer_entries(tmp_path):
+    assert export.next_version(str(tmp_path), "absent") == 1
+    for name in ["3", "7", "notes", ".export-tmp-abc"]:
+        (tmp_path / "m" / name).mkdir(parents=True)
+    assert export.next_version(str(tmp_path), "m") == 8
+
+
+def test_failed_export_leaves_no_version(exported, tmp_path):
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        export.export_model(
+            exported["model"],
+            base_dir=str(tmp_path),
+            model_name="digits",
+            class_names=CLASS_NAMES,
+            preprocessing=exported["preprocessing"],
+            metadata={"unserializable": object()},
+        )
+    assert os.listdir(tmp_path / "digits") == []
+
+
+def test_bad_tensors_are_rejected_with_clear_errors(exported):
+    serve = exported["loaded"].signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[1,27,28,1\] is not compatible"):
+        serve(images=tf.zeros([1, 27, 28, 1]))
+    # A missing batch axis would otherwise abort the process inside the convolution kernel.
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[28,28,1\] is not compatible"):
+        serve(images=tf.zeros([28, 28, 1]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a float tensor"):
+        serve(images=tf.zeros([1, 28, 28, 1], tf.int32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        exported["loaded"].signatures["predict_image_bytes"](
+            image_bytes=tf.constant([b"\x89PNG but not really", b"garbage"])
+        )
+    assert serve(images=tf.zeros([2, 28, 28, 1]))["probabilities"].shape == (2, 3)
+
+
+def test_bytes_signature_resizes_and_crops_each_image(rgb_exported):
+    """Files of different sizes and channels share one batch and match the eval pipeline."""
+    rng = np.random.default_rng(1)
+    images = [
+        smooth_images(rng, 1, h, w, c)[0] for h, w, c in [(40, 32, 3), (28, 52, 3), (36, 36, 1)]
+    ]
+    loaded = tf.saved_model.load(rgb_exported["version_dir"])
+    served = loaded.signatures["predict_image_bytes"](
+        image_bytes=tf.constant([tf.io.encode_png(image).numpy() for image in images])
+    )
+    expected = np.concatenate(
+        [
+            keras_outputs(rgb_exported["model"], rgb_exported["preprocessing"], image[None])[0]
+            for image in images
+        ]
+    )
+    np.testing.assert_allclose(served["probabilities"], expected, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(served["classes"], expected.argmax(axis=-1))
+
+
+def read_warmup(version_dir):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(version_dir, export.WARMUP_FILE)
+    return [
+        prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for record in tf.data.TFRecordDataset(path)
+    ]
+
+
+def test_warmup_requests_replay_through_both_signatures(exported):
+    warmup_images = exported["images"][:3]
+    logs = read_warmup(exported["versions"][0])
+    requests = {
+        log.predict_log.request.model_spec.signature_name: log.predict_log.request for log in logs
+    }
+    assert len(logs) == 2 and set(requests) == {"serving_default", "predict_image_bytes"}
+    assert {r.model_spec.name for r in requests.values()} == {"digits"}
+
+    images = requests["serving_default"].inputs
+    assert list(images) == ["images"] and images["images"].dtype == tf.float32.as_datatype_enum
+    assert [d.size for d in images["images"].tensor_shape.dim] == [3, 28, 28, 1]
+    np.testing.assert_array_equal(tf.make_ndarray(images["images"]), warmup_images)
+    encoded = requests["predict_image_bytes"].inputs
+    assert (
+        list(encoded) == ["image_bytes"]
+        and encoded["image_bytes"].dtype == tf.string.as_datatype_enum
+    )
+    assert [d.size for d in encoded["image_bytes"].tensor_shape.dim] == [3]
+    decoded = [tf.io.decode_png(data).numpy() for data in tf.make_ndarray(encoded["image_bytes"])]
+    np.testing.assert_array_equal(decoded, warmup_images)
+
+    # What TF-Serving does on load: run each request through its signature.
+    for signature_name, request in requests.items():
+        inputs = {name: tf.constant(tf.make_ndarray(t)) for name, t in request.inputs.items()}
+        outputs = exported["loaded"].signatures[signature_name](**inputs)
+        assert outputs["probabilities"].shape == (3, 3)
+
+
+def test_default_warmup_uses_black_images(rgb_exported):
+    request = read_warmup(rgb_exported["version_dir"])[0].predict_log.request
+    np.testing.assert_array_equal(
+        tf.make_ndarray(request.inputs["images"]), np.zeros((2, 24, 24, 3))
+    )
+
+
+def test_export_without_serving_api_skips_warmup(exported, tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "tensorflow_serving.apis", None)
+    with caplog.at_level(logging.WARNING, logger="kerastransfer.export"):
+        version_dir = export.export_model(
+            exported["model"],
+            base_dir=str(tmp_path),
+            model_name="digits",
+            class_names=CLASS_NAMES,
+            preprocessing=exported["preprocessing"],
+            metadata={},
+        )
+    assert "tensorflow-serving-api is not installed" in caplog.text
+    assert not os.path.exists(os.path.join(version_dir, "assets.extra"))
+    assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+    with open(os.path.join(version_dir, "metadata.json")) as f:
+        assert json.load(f)["export"]["warmup_requests"] is False
+
+
+def test_metadata_json(exported):
+    with open(os.path.join(exported["versions"][1], "metadata.json")) as f:
+        metadata = json.load(f)
+    written = metadata.pop("export")
+    assert metadata == METADATA
+    exported_at = datetime.datetime.fromisoformat(written["exported_at"])
+    assert abs(datetime.datetime.now(datetime.timezone.utc) - exported_at) < datetime.timedelta(
+        hours=1
+    )
+    assert written["model_name"] == "digits"
+    assert written["class_names"] == CLASS_NAMES
+    assert written["warmup_requests"] is True
+    assert Preprocessing.from_json(written["preprocessing"]) == exported["preprocessing"]
+    signatures = written["signatures"]
+    assert set(signatures) == {"serving_default", "predict_image_bytes"}
+    assert signatures["serving_default"]["inputs"]["images"]["shape"] == [None, 28, 28, 1]
+    assert signatures["predict_image_bytes"]["inputs"]["image_bytes"]["dtype"] == "string"
+    for signature in signatures.values():
+        assert set(signature["outputs"]) == {"probabilities", "classes", "class_names"}
+        assert signature["outputs"]["classes"]["dtype"] == "int64"
+        assert all(tensor["description"] for tensor in signature["outputs"].values())
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (dict(class_names=["a", "b"]), UsageError, "2 class names for a model with 3 outputs"),
+        (
+            dict(preprocessing=Preprocessing(image_size=(32, 32), channels=1)),
+            UsageError,
+            r"preprocessing gives \(32, 32\)x1 images but the model takes 28x28x1",
+        ),
+        (
+            dict(model_name="digits/v2"),
+            UsageError,
+            "'digits/v2' is not a valid TF-Serving model name",
+        ),
+        (
+            dict(warmup_images=np.zeros((2, 28, 28, 1), np.float32)),
+            ValueError,
+            "warmup_images must be uint8",
+        ),
+        (dict(metadata={"export": 1}), ValueError, "must not have an 'export' key"),
+    ],
+)
+def test_mismatched_arguments_are_refused_before_writing(
+    exported, tmp_path, change, error, message
+):
+    kwargs = {
+        "base_dir": str(tmp_path / "base"),
+        "model_name": "digits",
+        "class_names": CLASS_NAMES,
+        "preprocessing": exported["preprocessing"],
+        "metadata": {},
+        **change,
+    }
+    with pytest.raises(error, match=message):
+        export.export_model(exported["model"], **kwargs)
+    assert not os.path.exists(tmp_path / "base")

@@ -1,0 +1,393 @@
+"""tools/serving_client.py against stand-ins for TF-Serving that run the real exported model.
+
+A local HTTP server (REST) and a local gRPC server answer like TF-Serving does, computing
+their outputs by calling the exported SavedModel's signature. When `tensorflow_model_server`
+is on PATH, one more test serves the export with the real binary.
+"""
+
+import base64
+import concurrent.futures
+import http.server
+import importlib.util
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerastransfer import export
+from kerastransfer.data.preprocessing import Preprocessing
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CLIENT = REPO / "tools" / "serving_client.py"
+CLASS_NAMES = ["circle", "square", "triangle"]
+MODEL_NAME = "shapes"
+
+_spec = importlib.util.spec_from_file_location("serving_client", CLIENT)
+serving_client = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(serving_client)
+
+
+def free_ports(count):
+    """Distinct ports on 127.0.0.1 with nothing listening (bound together, then released)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def free_port():
+    """A port on 127.0.0.1 with nothing listening."""
+    return free_ports(1)[0]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny 28x28 grey model exported as MODEL_NAME, loaded back, and test image files."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(3, activation="softmax")(x)
+    version_dir = export.export_model(
+        keras.Model(inputs, outputs),
+        base_dir=str(tmp_path_factory.mktemp("exports")),
+        model_name=MODEL_NAME,
+        class_names=CLASS_NAMES,
+        preprocessing=Preprocessing(image_size=(28, 28), channels=1),
+        metadata={},
+    )
+    images_dir = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):
+        image = rng.integers(0, 256, (28 + 4 * i, 28, 1), dtype=np.uint8)
+        png, jpeg = images_dir / f"img{i}.png", images_dir / f"img{i}.jpg"
+        png.write_bytes(tf.io.encode_png(image).numpy())
+        jpeg.write_bytes(tf.io.encode_jpeg(image, quality=95).numpy())
+        paths += [png, jpeg]
+    return dict(
+        version_dir=version_dir,
+        loaded=tf.saved_model.load(version_dir),
+        images_dir=images_dir,
+        paths=sorted(str(p) for p in paths),
+    )
+
+
+def expected_output(exported, paths, k):
+    """The CLI's output for `paths`, computed straight from the SavedModel."""
+    outputs = exported["loaded"].signatures["predict_image_bytes"](
+        image_bytes=tf.constant([pathlib.Path(p).read_bytes() for p in paths])
+    )
+    blocks = []
+    for path, probabilities in zip(paths, outputs["probabilities"].numpy()):
+        lines = [path]
+        for rank, index in enumerate(np.argsort(-probabilities, kind="stable")[:k], 1):
+            lines.append(f"  {rank}. {CLASS_NAMES[index]} ({index}): {probabilities[index]:.4f}")
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks) + "\n"
+
+
+class FakeRestHandler(http.server.BaseHTTPRequestHandler):
+    """Answers POST /v1/models/NAME[/versions/N]:predict like TF-Serving's REST API."""
+
+    loaded = None  # the SavedModel to serve, set on a subclass
+
+    def do_POST(self):
+        match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/\d+)?:predict", self.path)
+        if not match:
+            return self.reply(404, {"error": f"Malformed request: POST {self.path}"})
+        if match[1] != MODEL_NAME:
+            return self.reply(404, {"error": f"Servable not found for request: Latest({match[1]})"})
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        signature_name = body.get("signature_name", "serving_default")
+        if signature_name not in self.loaded.signatures:
+            return self.reply(
+                400, {"error": f'Serving signature name: "{signature_name}" not found'}
+            )
+        encoded = [base64.b64decode(row["image_bytes"]["b64"]) for row in body["instances"]]
+        try:
+            outputs = self.loaded.signatures[signature_name](image_bytes=tf.constant(encoded))
+        except tf.errors.InvalidArgumentError as error:
+            return self.reply(400, {"error": error.message})
+        predictions = [
+            {"probabilities": p.tolist(), "classes": int(c), "class_names": n.decode()}
+            for p, c, n in zip(
+                outputs["probabilities"].numpy(),
+                outputs["classes"].numpy(),
+                outputs["class_names"].numpy(),
+            )
+        ]
+        self.reply(200, {"predictions": predictions})
+
+    def reply(self, status, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        """Keeps the request log out of the test output."""
+
+
+@pytest.fixture(scope="module")
+def rest_server(exported):
+    """HOST:PORT of a fake TF-Serving REST endpoint running in a thread."""
+    handler = type("Handler", (FakeRestHandler,), {"loaded": exported["loaded"]})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def grpc_server(exported):
+    """HOST:PORT of a fake TF-Serving PredictionService."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    loaded = exported["loaded"]
+
+    class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            if request.model_spec.name != MODEL_NAME:
+                context.abort(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"Servable not found for request: Latest({request.model_spec.name})",
+                )
+            inputs = {name: tf.make_ndarray(t) for name, t in request.inputs.items()}
+            try:
+                outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+            except tf.errors.InvalidArgumentError as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+            response = predict_pb2.PredictResponse(model_spec=request.model_spec)
+            for name, tensor in outputs.items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(tensor.numpy()))
+            return response
+
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None)
+
+
+def run_cli(*args):
+    """Runs the client as a user would; returns the finished process."""
+    return subprocess.run(
+        [sys.executable, str(CLIENT), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_build_rest_request_sends_base64_images():
+    request = serving_client.build_rest_request([b"\x89PNG-one", b"\xff\xd8\xff-two"])
+    assert request["signature_name"] == "predict_image_bytes"
+    assert [base64.b64decode(row["image_bytes"]["b64"]) for row in request["instances"]] == [
+        b"\x89PNG-one",
+        b"\xff\xd8\xff-two",
+    ]
+    json.dumps(request)  # the body must be JSON as is
+
+
+def test_parse_rest_response():
+    response = {"predictions": [{"probabilities": [0.2, 0.8], "classes": 1, "class_names": "b"}]}
+    assert serving_client.parse_rest_response(response) == [
+        {"probabilities": [0.2, 0.8], "classes": 1, "class_names": "b"}
+    ]
+    with pytest.raises(serving_client.ClientError, match="rejected the request: bad input"):
+        serving_client.parse_rest_response({"error": "bad input"})
+    with pytest.raises(serving_client.ClientError, match="predict_image_bytes"):
+        serving_client.parse_rest_response({"predictions": [[0.2, 0.8]]})
+
+
+def test_top_k_orders_by_probability_and_caps_k():
+    assert serving_client.top_k([0.1, 0.6, 0.3], 2) == [(1, 0.6), (2, 0.3)]
+    assert serving_client.top_k([0.5, 0.5], 5) == [(0, 0.5), (1, 0.5)]
+
+
+def test_format_prediction_names_classes_it_knows():
+    prediction = {"probabilities": [0.1, 0.6, 0.3], "classes": 1, "class_names": "square"}
+    assert serving_client.format_prediction("a.png", prediction, 2) == (
+        "a.png\n  1. square (1): 0.6000\n  2. class 2 (2): 0.3000"
+    )
+    assert serving_client.format_prediction("a.png", prediction, 2, CLASS_NAMES).endswith(
+        "2. triangle (2): 0.3000"
+    )
+
+
+def test_rest_folder_and_file(exported, rest_server):
+    extra = exported["paths"][0]
+    result = run_cli(
+        str(exported["images_dir"]),
+        extra,
+        "--server",
+        rest_server,
+        "--model_name",
+        MODEL_NAME,
+        "--top_k",
+        "2",
+        "--batch_size",
+        "4",
+        "--metadata",
+        exported["version_dir"],
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected_output(exported, exported["paths"] + [extra], k=2)
+
+
+def test_unreachable_server_is_one_line_exit_2(exported):
+    port = free_port()
+    result = run_cli(exported["paths"][0], "--server", f"127.0.0.1:{port}")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: cannot reach TF-Serving at http://127.0.0.1:{port}: connection refused; start "
+        "it with the docker command in the README or pass --server\n"
+    )
+
+
+def test_model_not_loaded(exported, rest_server):
+    result = run_cli(exported["paths"][0], "--server", rest_server, "--model_name", "nope")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: model 'nope' is not loaded on TF-Serving at http://{rest_server} (Servable not "
+        "found for request: Latest(nope)); check the names in models.config or pass the right "
+        "--model_name\n"
+    )
+
+
+def test_server_rejects_corrupt_image(tmp_path, rest_server, capsys):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    assert (
+        serving_client.main([str(corrupt), "--server", rest_server, "--model_name", MODEL_NAME])
+        == 2
+    )
+    assert "rejected the request (HTTP 400)" in capsys.readouterr().err
+
+
+def make_bad_path(directory, kind):
+    """A path the client must refuse before contacting any server."""
+    if kind == "missing":
+        return directory / "missing.png"
+    if kind == "not an image":
+        (directory / "notes.png").write_text("hello")
+        return directory / "notes.png"
+    (directory / "empty").mkdir()
+    return directory / "empty"
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("missing", "does not exist: pass PNG/JPEG files or folders"),
+        ("not an image", "is not a PNG or JPEG file"),
+        ("empty folder", "no .png/.jpg/.jpeg files in folder"),
+    ],
+)
+def test_bad_image_paths(exported, tmp_path, capsys, kind, message):
+    path = make_bad_path(tmp_path, kind)
+    # Nothing listens on the port: a refused connection would mean the path was not checked.
+    argv = [exported["paths"][0], str(path), "--server", f"127.0.0.1:{free_port()}"]
+    assert serving_client.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err and str(path) in captured.err
+    assert captured.err.count("\n") == 1
+
+
+def test_grpc(exported, grpc_server, capsys):
+    paths = exported["paths"][:3]
+    status = serving_client.main(
+        [
+            *paths,
+            "--protocol",
+            "grpc",
+            "--server",
+            grpc_server,
+            "--model_name",
+            MODEL_NAME,
+            "--top_k",
+            "3",
+            "--metadata",
+            os.path.join(exported["version_dir"], "metadata.json"),
+        ]
+    )
+    assert status == 0
+    assert capsys.readouterr().out == expected_output(exported, paths, k=3)
+
+
+def test_grpc_errors(exported, grpc_server, capsys):
+    image = exported["paths"][0]
+    assert serving_client.main([image, "--protocol", "grpc", "--server", grpc_server]) == 2
+    assert "model 'kerastransfer' is not loaded on TF-Serving at grpc://" in capsys.readouterr().err
+    port = free_port()
+    assert serving_client.main([image, "--protocol", "grpc", "--server", f"127.0.0.1:{port}"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot reach TF-Serving at grpc://127.0.0.1:{port}: connection refused; start it "
+        "with the docker command in the README or pass --server\n"
+    )
+
+
+@pytest.mark.skipif(
+    shutil.which("tensorflow_model_server") is None,
+    reason="tensorflow_model_server is not on PATH (install it or use the tensorflow/serving image)",
+)
+def test_real_tensorflow_model_server(exported):
+    base_dir = os.path.dirname(os.path.dirname(exported["version_dir"]))
+    grpc_port, rest_port = free_ports(2)
+    server = subprocess.Popen(
+        [
+            "tensorflow_model_server",
+            f"--port={grpc_port}",
+            f"--rest_api_port={rest_port}",
+            f"--model_config_file={os.path.join(base_dir, export.MODELS_CONFIG_FILE)}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        status_url = f"http://127.0.0.1:{rest_port}/v1/models/{MODEL_NAME}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(status_url, timeout=2) as reply:
+                    states = [v["state"] for v in json.load(reply)["model_version_status"]]
+                if "AVAILABLE" in states:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "model never loaded"
+            time.sleep(0.5)
+        paths = exported["paths"]
+        common = ["--model_name", MODEL_NAME, "--top_k", "3", "--metadata", exported["version_dir"]]
+        for protocol, port in [("rest", rest_port), ("grpc", grpc_port)]:
+            result = run_cli(
+                *paths, "--protocol", protocol, "--server", f"127.0.0.1:{port}", *common
+            )
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == expected_output(exported, paths, k=3)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
