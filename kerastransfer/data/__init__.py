@@ -1,0 +1,18 @@
+"""The data layer: dataset sources, A/B class splits and tf.data pipelines per half.
+
+Example:
+    from kerastransfer import data
+    source = data.load_source("fashion_mnist")
+    split = data.make_split("random:0", source.class_names, source.name)
+    half = data.make_half_data(source, split, "A")
+"""
+
+from kerastransfer.data.pipeline import HalfData, make_dataset, make_half_data, make_streaming_half
+from kerastransfer.data.preprocessing import Preprocessing
+from kerastransfer.data.sources import DatasetSource, load_source
+from kerastransfer.data.splits import ClassSplit, make_split
+
+__all__ = [
+    "ClassSplit", "DatasetSource", "HalfData", "Preprocessing", "load_source", "make_dataset",
+    "make_half_data", "make_split", "make_streaming_half",
+]
