@@ -233,29 +233,38 @@ def normalize_records(records, what="record"):
 
 
 def load_results_jsonl(path):
-    """Reads a runner's results.jsonl (one JSON record per line; blank lines are skipped)."""
+    """Reads a runner's results.jsonl: one JSON record per line, blank lines skipped.
+
+    As kerastransfer.results.ResultStore reads it: an unterminated last line that does not parse
+    is a write torn by a crash and is ignored, and when a run id appears more than once (a redone
+    run) its last record wins. Any other bad line raises UsageError naming file and line.
+    """
     if not os.path.isfile(path):
         raise UsageError(f"results file {path} does not exist; run the study first or pass the "
                          "workdir that holds results.jsonl")
-    records = []
     with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UsageError(f"{where}: not valid JSON ({error.msg}); fix or remove that "
-                                 "line") from None
-            records.append(normalize_record(raw, where))
-    return records
+        lines = f.read().split("\n")
+    latest = {}
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_number}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as error:
+            if line_number == len(lines):  # no newline after it: a torn append
+                break
+            raise UsageError(f"{where}: not valid JSON ({error.msg}); fix or remove that "
+                             "line") from None
+        record = normalize_record(raw, where)
+        latest.pop(record["run"], None)  # a redone run moves to its newest position
+        latest[record["run"]] = record
+    return list(latest.values())
 
 
-def paper_csv_path():
-    """Path of the shipped copy of the paper's per-network results."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference",
-                        "yosinski2014_networks.csv")
+# The shipped copy of the paper's per-network results (see reference/README.md).
+PAPER_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference",
+                         "yosinski2014_networks.csv")
 
 
 def load_paper_csv(path=None):
@@ -264,7 +273,7 @@ def load_paper_csv(path=None):
     best10 -> best_k (k = 10), final -> final_val, splits 0..3 -> random0..random3,
     natman -> dissimilar, full stays full; test_accuracy is None (the paper has none).
     """
-    path = path or paper_csv_path()
+    path = path or PAPER_CSV
     if not os.path.isfile(path):
         raise UsageError(f"paper CSV {path} does not exist; pass the path of "
                          "yosinski2014_networks.csv")
@@ -739,7 +748,7 @@ def write_analysis(workdir, records, *, config=None, reference=None, source_labe
 
     `reference`: records to compare with and draw faintly (load_paper_csv()), or None.
     `command`: the exact command that reproduces the study, quoted in the report.
-    Returns the analysis dict (with "figures" and "report" paths relative to workdir).
+    Returns the paths written: analysis.json, report.md, then the figures.
     """
     # Imported here: matplotlib is slow to load and analyze() never needs it.
     from kerastransfer import plots, report
@@ -749,13 +758,15 @@ def write_analysis(workdir, records, *, config=None, reference=None, source_labe
         reference = normalize_records(reference, "reference record")
     analysis = analyze(records, config=config, reference_records=reference,
                        source_label=source_label)
-    analysis["figures"] = [os.path.relpath(p, workdir) for p in plots.plot_figures(
-        os.path.join(workdir, "figures"), records, reference_records=reference)]
+    figures = plots.plot_figures(os.path.join(workdir, "figures"), records,
+                                 reference_records=reference)
+    analysis["figures"] = [os.path.relpath(p, workdir) for p in figures]
     analysis["report"] = "report.md"
     analysis["command"] = command
-    fileio.write_json(os.path.join(workdir, "analysis.json"), analysis)
-    report.write_report(os.path.join(workdir, "report.md"), analysis)
-    return analysis
+    paths = [os.path.join(workdir, "analysis.json"), os.path.join(workdir, "report.md")]
+    fileio.write_json(paths[0], analysis)
+    report.write_report(paths[1], analysis)
+    return paths + figures
 
 
 def main(argv=None):
@@ -773,24 +784,25 @@ def main(argv=None):
                           *(sys.argv[1:] if argv is None else argv)])
     try:
         if args.paper:
-            analysis = write_analysis(args.workdir, load_paper_csv(), command=command,
-                                      source_label="Yosinski et al. 2014, published networks")
+            paths = write_analysis(args.workdir, load_paper_csv(), command=command,
+                                   source_label="Yosinski et al. 2014, published networks")
         else:
             config_path = os.path.join(args.workdir, "config.json")
             config = None
             if os.path.isfile(config_path):
                 with open(config_path, encoding="utf-8") as f:
                     config = json.load(f)
-            analysis = write_analysis(
+            paths = write_analysis(
                 args.workdir, load_results_jsonl(os.path.join(args.workdir, "results.jsonl")),
                 config=config, reference=None if args.no_reference else load_paper_csv(),
                 command=command)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for finding in analysis["findings"]:
-        print(f"finding {finding['finding']} ({finding['name']}): {finding['status']}")
-    print(f"wrote {os.path.join(args.workdir, 'report.md')}")
+    with open(paths[0], encoding="utf-8") as f:
+        for finding in json.load(f)["findings"]:
+            print(f"finding {finding['finding']} ({finding['name']}): {finding['status']}")
+    print("wrote " + ", ".join(paths))
     return 0
 
 

@@ -132,8 +132,8 @@ def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfe
         axis.set_xlim(-0.5, 7.5)
         axis.set_xticks(range(0, 8))
         axis.grid(alpha=0.3)
-    top.legend(loc="lower left", fontsize=8, framealpha=0.9)
-    bottom.legend(loc="lower left", fontsize=8, framealpha=0.9, ncol=2)
+    top.legend(loc="best", fontsize=8, framealpha=0.9)
+    bottom.legend(loc="best", fontsize=8, framealpha=0.9, ncol=2)
     bottom.set_xlabel(X_LABEL)
     if not cells:
         top.text(0.5, 0.5, "no successful runs", transform=top.transAxes, ha="center")
@@ -232,7 +232,7 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
         axis.set_xlim(-0.5, 7.5)
         axis.grid(alpha=0.3)
         if axis.has_data():
-            axis.legend(loc="lower left", fontsize=8, framealpha=0.9)
+            axis.legend(loc="best", fontsize=8, framealpha=0.9)
         else:
             axis.text(0.5, 0.5, "no runs", transform=axis.transAxes, ha="center")
         axis.set_xlabel(X_LABEL, fontsize=8)
@@ -243,7 +243,7 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
     relative.set_xlabel(X_LABEL)
     relative.grid(alpha=0.3)
     if relative.has_data():
-        relative.legend(loc="lower left", fontsize=8, framealpha=0.9)
+        relative.legend(loc="best", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     return _save(fig, figures_dir, stem)
 

@@ -125,6 +125,14 @@ def test_load_results_jsonl_names_the_bad_field(tmp_path):
         analysis.load_results_jsonl(_write(tmp_path, [json.dumps(missing)]))
 
 
+def test_load_results_jsonl_ignores_a_torn_tail_and_keeps_a_redone_runs_last_record(tmp_path):
+    failed = json.loads(GOOD) | {"best_k": None, "status": "failed", "reason": "diverged"}
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(failed) + "\n" + GOOD + "\n" + '{"run": "torn')
+    records = analysis.load_results_jsonl(str(path))
+    assert [(r["run"], r["status"]) for r in records] == [("random0/base/B/seed0", "ok")]
+
+
 def test_load_results_jsonl_missing_file(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         analysis.load_results_jsonl(str(tmp_path / "nope.jsonl"))

@@ -75,9 +75,11 @@ def study(tmp_path_factory):
         for record in synthetic_records():
             f.write(json.dumps(record) + "\n")
     records = analysis.load_results_jsonl(str(workdir / "results.jsonl"))
-    result = analysis.write_analysis(str(workdir), records, config=CONFIG,
-                                     reference=analysis.load_paper_csv(), command=COMMAND)
-    return workdir, result
+    paths = analysis.write_analysis(str(workdir), records, config=CONFIG,
+                                    reference=analysis.load_paper_csv(), command=COMMAND)
+    assert paths[:2] == [str(workdir / "analysis.json"), str(workdir / "report.md")]
+    with open(paths[0]) as f:
+        return workdir, json.load(f)
 
 
 def _assert_figure(path):
@@ -94,7 +96,7 @@ def test_analysis_json_complete_and_without_nan(study):
     workdir, result = study
     text = (workdir / "analysis.json").read_text()
     stored = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in analysis.json"))
-    assert stored == json.loads(json.dumps(result))
+    assert stored == result
     assert set(stored["table1"]) == {"1-7", "3-7", "5-7"}
     for row in stored["table1"].values():
         assert row["over_base"] is not None and len(row["over_base_ci"]) == 2
