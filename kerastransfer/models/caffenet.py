@@ -11,7 +11,7 @@ from kerastransfer.models.layers import LocalResponseNormalization
 
 # caffenet_small's default widths: conv1..conv5 filters, then fc6 and fc7 units. Chosen so the
 # default Fashion-MNIST study fits its time budget (see configs/fashion_mnist.flags).
-SMALL_WIDTHS = (32, 64, 64, 64, 32, 128, 128)
+SMALL_WIDTHS = (16, 32, 48, 48, 32, 128, 128)
 
 
 def _l2(weight_decay):
