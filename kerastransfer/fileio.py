@@ -22,6 +22,7 @@ def atomic_path(path):
     if base.endswith(".weights"):  # Keras insists on the `.weights.h5` suffix
         base, ext = base[: -len(".weights")], ".weights" + ext
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=directory)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
     os.close(fd)
     try:
         yield tmp
@@ -57,6 +58,12 @@ def _json_default(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_directory(directory):

@@ -255,12 +255,28 @@ class Study:
             "images_per_second": result.images_per_second,
             "steps": solver.total_steps, "resumed_from_step": result.resumed_from_step,
             "cached_prefix": layer.name if layer is not None else None,
+            "strategy": type(self.strategy).__name__,
+            "replicas": self.strategy.num_replicas_in_sync,
             "num_classes": half.num_classes, "class_names": half.class_names,
             "weights": weights, "weights_bytes": os.path.getsize(path),
             "weights_sha256": file_digest(path),
         }
         shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)
+        self._log_hparams(spec, record)
         return record
+
+    def _log_hparams(self, spec, record):
+        """One HParams session per run, so TensorBoard's HParams dashboard shows the grid."""
+        from tensorboard.plugins.hparams import api as hparams  # noqa: PLC0415
+
+        writer = tf.summary.create_file_writer(
+            os.path.join(self.workdir, "tensorboard", spec.run, "hparams"))
+        with writer.as_default():
+            hparams.hparams({"treatment": spec.treatment, "n": spec.n, "split": spec.split,
+                             "seed": spec.seed, "target": spec.target}, trial_id=spec.run)
+            for metric in ("best_k", "final_val", "test_accuracy"):
+                tf.summary.scalar(f"hparams/{metric}", record[metric], step=record["steps"])
+        writer.close()
 
     def _network(self, spec, base_record, num_classes):
         """The untrained network of a run: fresh base, or surgery on a trained/fresh base."""

@@ -44,11 +44,16 @@ def run(experiment, argv):
         write_config(experiment, argv)
         study.save_splits()
         study.strategy = training.make_strategy(experiment.strategy)
+        trained_before = len(study.store.records())
         records = study.run_grid()
         print_table(records.values(), log)
         if experiment.mode == "all":
-            analyze(experiment, argv)
-            export(experiment)
+            export_base = experiment.export_dir or os.path.join(experiment.workdir, "export")
+            if len(study.store.records()) == trained_before and os.path.isdir(export_base):
+                log("nothing new: analysis and export are up to date")
+            else:
+                analyze(experiment, argv)
+                export(experiment)
         log(f"results: {study.store.path}")
 
 
@@ -148,13 +153,13 @@ def analyze(experiment, argv):
     if experiment.results:
         records = analysis.load_paper_csv(experiment.results)
         command = f"python -m kerastransfer.run --mode=analyze --results={experiment.results}"
-        config_data = None
+        config_data, label = None, f"paper-format CSV {experiment.results}"
     else:
         store = ResultStore(experiment.workdir)
         if not os.path.exists(store.path):
             raise UsageError(f"no results in --workdir={experiment.workdir} (results.jsonl is "
                              "missing); train first or pass --results=PATH.csv")
-        records = analysis.load_results_jsonl(store.path)
+        records, label = analysis.load_results_jsonl(store.path), "results.jsonl"
         try:
             with open(_config_path(experiment)) as f:
                 config_data = json.load(f)
@@ -164,7 +169,8 @@ def analyze(experiment, argv):
     reference = (analysis.load_paper_csv(analysis.PAPER_CSV)
                  if experiment.reference == "yosinski2014" else None)
     paths = analysis.write_analysis(experiment.workdir, records, config=config_data,
-                                    reference=reference, command=command)
+                                    reference=reference, command=command,
+                                    source_label=label)
     log(f"analysis: {paths}")
 
 
