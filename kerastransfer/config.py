@@ -17,7 +17,7 @@ RESULT_FLAGS = (
     "dataset", "arch", "widths", "image_size", "dropout", "validation_fraction",
     "examples_per_class", "max_examples_per_class", "epochs", "train_steps", "batch_size",
     "learning_rate", "momentum", "weight_decay", "lr_decay_steps", "bias_lr_multiplier",
-    "eval_every", "seed_offset",
+    "eval_every", "seed_offset", "source_model", "source_weights", "cut_layers",
 )
 
 
@@ -64,6 +64,9 @@ class Experiment:
     export_dir: str | None = None
     export_treatments: tuple = ("transfer", "transfer_ft")
     model_name: str = "kerastransfer"
+    source_model: str | None = None
+    source_weights: str | None = None
+    cut_layers: tuple = ()
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -89,6 +92,7 @@ def from_flags(flag_values):
     values["splits"] = tuple(values["splits"])
     values["treatments"] = tuple(values["treatments"])
     values["export_treatments"] = tuple(values["export_treatments"])
+    values["cut_layers"] = tuple(values["cut_layers"])
     values["layers"] = _ints("layers", values["layers"])
     values["seeds"] = _ints("seeds", values["seeds"])
     values["widths"] = _ints("widths", values["widths"])

@@ -81,4 +81,14 @@ flags.DEFINE_list("export_treatments", ["transfer", "transfer_ft"], "Treatments 
                   "exported model is chosen from.")
 flags.DEFINE_string("model_name", "kerastransfer", "Model name in the TF-Serving layout.")
 
+# Transfer your own model to your own images.
+flags.DEFINE_string("source_model", None, "A trained functional Keras model (.keras) to "
+                    "transfer from; turns the study into: for each n, frozen and fine-tuned "
+                    "transfer to --dataset/--image_dir, plus a from-scratch baseline.")
+flags.DEFINE_string("source_weights", None, "With --arch=resnet50|mobilenet_v2: a local "
+                    "weights file of the backbone to transfer from (same study as "
+                    "--source_model).")
+flags.DEFINE_list("cut_layers", [], "Layer names that end blocks 1, 2, ... of "
+                  "--source_model (default: one block per weight layer below the head).")
+
 FLAGS = flags.FLAGS
