@@ -64,6 +64,9 @@ class Experiment:
     export_dir: str | None = None
     export_treatments: tuple = ("transfer", "transfer_ft")
     model_name: str = "kerastransfer"
+    on_failure: str = "continue"
+    on_corrupt_weights: str = "redo"
+    deterministic: bool = False
     source_model: str | None = None
     source_weights: str | None = None
     cut_layers: tuple = ()

@@ -6,3 +6,10 @@ class UsageError(Exception):
 
     `python -m kerastransfer.run` prints it as one line, without a traceback, and exits 2.
     """
+
+
+class StudyStopped(Exception):
+    """A run failed and --on_failure=stop ended the study: one line, exit status 1.
+
+    Not bad input: the command was right but training went wrong (e.g. a diverging loss).
+    """

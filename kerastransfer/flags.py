@@ -91,4 +91,14 @@ flags.DEFINE_string("source_weights", None, "With --arch=resnet50|mobilenet_v2: 
 flags.DEFINE_list("cut_layers", [], "Layer names that end blocks 1, 2, ... of "
                   "--source_model (default: one block per weight layer below the head).")
 
+# Reliability: what a failed run or a damaged workdir does, and reproducible runs.
+flags.DEFINE_enum("on_failure", "continue", ["continue", "stop"], "When a run fails (its loss "
+                  "became NaN or infinite): continue with the runs that do not depend on it, "
+                  "or stop the grid (exit status 1).")
+flags.DEFINE_enum("on_corrupt_weights", "redo", ["redo", "error"], "When a finished run's "
+                  "weights file is missing, truncated or fails its checksum: train the run "
+                  "again, or stop with an error naming the file.")
+flags.DEFINE_bool("deterministic", False, "TensorFlow op determinism and fixed seeds: the same "
+                  "command on the same machine gives the same metrics (slower on GPUs).")
+
 FLAGS = flags.FLAGS

@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from kerastransfer import flags as kt_flags  # noqa: E402  (defines every flag)
-from kerastransfer.errors import UsageError  # noqa: E402
+from kerastransfer.errors import StudyStopped, UsageError  # noqa: E402
 
 FLAGS = kt_flags.FLAGS
 
@@ -36,13 +36,17 @@ def main(argv):
     if len(argv) > 1:
         fail(f"unexpected argument {argv[1]!r}; every option is a --flag")
     try:
+        from kerastransfer import config  # noqa: PLC0415  (validates before TensorFlow loads)
+
+        experiment = config.from_flags(FLAGS)
         from kerastransfer import stages  # noqa: PLC0415  (imports TensorFlow)
 
-        from kerastransfer import config
-        experiment = config.from_flags(FLAGS)
         stages.run(experiment, argv=sys.argv)
     except UsageError as error:
         fail(str(error))
+    except StudyStopped as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
