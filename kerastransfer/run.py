@@ -7,7 +7,7 @@ of any kind ends with one line on stderr and exit status 2, before the workdir i
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -28,7 +28,30 @@ def parse_flags(argv):
     try:
         return FLAGS(argv)
     except flags.Error as error:
-        fail(" ".join(str(error).replace("ERROR::", "").split()))
+        message = " ".join(str(error).replace("ERROR::", "").split())
+        if "flagfile" in message:
+            message += "; pass an existing file, e.g. --flagfile=configs/fashion_mnist.flags"
+        elif "Unknown command line flag" in message:
+            message += "; --helpfull lists every flag"
+        fail(message)
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow with stderr silenced.
+
+    TensorFlow 2.21 prints C++ start-up notes (oneDNN, CUDA stubs) at import whatever
+    TF_CPP_MIN_LOG_LEVEL says; they would bury the one-line errors this command promises.
+    A failed import still raises, and its traceback prints once stderr is back.
+    """
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401, PLC0415
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def main(argv):
@@ -39,6 +62,7 @@ def main(argv):
         from kerastransfer import config  # noqa: PLC0415  (validates before TensorFlow loads)
 
         experiment = config.from_flags(FLAGS)
+        import_tensorflow_quietly()
         from kerastransfer import stages  # noqa: PLC0415  (imports TensorFlow)
 
         stages.run(experiment, argv=sys.argv)
