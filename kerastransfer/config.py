@@ -18,6 +18,7 @@ RESULT_FLAGS = (
     "examples_per_class", "max_examples_per_class", "epochs", "train_steps", "batch_size",
     "learning_rate", "momentum", "weight_decay", "lr_decay_steps", "bias_lr_multiplier",
     "eval_every", "seed_offset", "source_model", "source_weights", "cut_layers",
+    "fine_tune_lr_scale", "eval_split", "mixed_precision",
 )
 
 
@@ -70,6 +71,23 @@ class Experiment:
     source_model: str | None = None
     source_weights: str | None = None
     cut_layers: tuple = ()
+    tuner: str = "bayesian"
+    max_trials: int = 10
+    tune_seconds: int = 0
+    tune_n: int = 0
+    fine_tune_lr_scale: float = 1.0
+    eval_split: str = "validation"
+    mixed_precision: str = "none"
+    num_shards: int = 1
+    shard_index: int = 0
+    runs: tuple = ()
+    wait_timeout: int = 86400
+    poll_seconds: int = 30
+
+    @property
+    def sharded(self):
+        """True when this process trains only part of the grid (--num_shards, --runs)."""
+        return self.num_shards > 1 or bool(self.runs)
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -96,6 +114,7 @@ def from_flags(flag_values):
     values["treatments"] = tuple(values["treatments"])
     values["export_treatments"] = tuple(values["export_treatments"])
     values["cut_layers"] = tuple(values["cut_layers"])
+    values["runs"] = tuple(values["runs"])
     values["layers"] = _ints("layers", values["layers"])
     values["seeds"] = _ints("seeds", values["seeds"])
     values["widths"] = _ints("widths", values["widths"])
@@ -110,15 +129,18 @@ def validate(experiment):
     if not e.workdir:
         raise UsageError("--workdir is required: pass a directory for the study's results")
     positive = {"epochs": e.epochs, "batch_size": e.batch_size,
-                "learning_rate": e.learning_rate, "best_k": e.best_k}
+                "learning_rate": e.learning_rate, "best_k": e.best_k,
+                "max_trials": e.max_trials, "fine_tune_lr_scale": e.fine_tune_lr_scale}
     for flag, value in positive.items():
         if not value > 0:
-            raise UsageError(f"--{flag}={value} must be positive")
+            default = Experiment.__dataclass_fields__[flag].default
+            raise UsageError(f"--{flag}={value} must be positive, e.g. --{flag}={default}")
     non_negative = {"train_steps": e.train_steps, "eval_every": e.eval_every,
                     "lr_decay_steps": e.lr_decay_steps, "weight_decay": e.weight_decay,
                     "examples_per_class": e.examples_per_class,
                     "max_examples_per_class": e.max_examples_per_class,
-                    "cache_budget_mb": e.cache_budget_mb}
+                    "cache_budget_mb": e.cache_budget_mb, "tune_seconds": e.tune_seconds,
+                    "tune_n": e.tune_n}
     for flag, value in non_negative.items():
         if value < 0:
             raise UsageError(f"--{flag}={value} must be 0 or more")
@@ -153,6 +175,40 @@ def validate(experiment):
     if os.path.exists(e.workdir) and not os.path.isdir(e.workdir):
         raise UsageError(f"--workdir={e.workdir} is a file, not a directory; pass a "
                          "directory path")
+    _validate_scale_out(e)
+
+
+def _validate_scale_out(e):
+    """Sharding, multi-worker and the `all` split: combinations that cannot work."""
+    if "://" in e.workdir:
+        raise UsageError(f"--workdir={e.workdir} is a URL; the workdir must be a local or "
+                         "NFS directory (results.jsonl is appended under a file lock)")
+    if e.num_shards < 1 or not 0 <= e.shard_index < e.num_shards:
+        raise UsageError(f"--shard_index={e.shard_index} --num_shards={e.num_shards}: need "
+                         "num_shards >= 1 and 0 <= shard_index < num_shards")
+    if e.wait_timeout < 0 or e.poll_seconds < 1:
+        raise UsageError(f"--wait_timeout={e.wait_timeout} --poll_seconds={e.poll_seconds}: "
+                         "need wait_timeout >= 0 and poll_seconds >= 1")
+    if len(set(e.runs)) != len(e.runs):
+        raise UsageError(f"--runs={','.join(e.runs)} repeats a run id")
+    if e.sharded and e.overwrite:
+        raise UsageError("--overwrite cannot be combined with --num_shards or --runs: start "
+                         "the workdir over with one unsharded process first")
+    if e.overwrite and e.strategy == "multi_worker":
+        raise UsageError("--overwrite cannot be combined with --strategy=multi_worker: start "
+                         "the workdir over with one process first")
+    if e.sharded and e.strategy == "multi_worker":
+        raise UsageError("--strategy=multi_worker cannot be combined with --num_shards or "
+                         "--runs: spread one run over workers, or the grid over shards")
+    if e.mixed_precision == "mixed_float16" and e.bias_lr_multiplier != 1.0:
+        raise UsageError(f"--bias_lr_multiplier={e.bias_lr_multiplier} is lost inside the loss "
+                         "scaling of --mixed_precision=mixed_float16; use mixed_bfloat16 (no "
+                         "loss scaling) or --bias_lr_multiplier=1")
+    from_a = sorted(t for t in e.treatments if t in ("transfer", "transfer_ft"))
+    if "all" in e.splits and from_a:
+        raise UsageError(f"--splits=all has a single half (every class), so --treatments="
+                         f"{','.join(from_a)} would copy it to itself; use random, selffer or "
+                         "selffer_ft with it")
 
 
 def check_workdir(experiment, stored_path):
@@ -170,7 +226,10 @@ def check_workdir(experiment, stored_path):
         raise UsageError(f"{stored_path} is unreadable ({error}); fix or remove it, or pass "
                          "--overwrite") from None
     ours = json.loads(json.dumps(experiment.result_fingerprint()))
-    differing = [name for name in RESULT_FLAGS if stored.get(name) != ours[name]]
+    # A flag newer than the workdir's config.json counts as having had its default there.
+    defaults = json.loads(json.dumps(Experiment(workdir="").result_fingerprint()))
+    stored = {name: stored.get(name, defaults[name]) for name in RESULT_FLAGS}
+    differing = [name for name in RESULT_FLAGS if stored[name] != ours[name]]
     if differing and not experiment.overwrite:
         changes = ", ".join(f"--{name} {stored.get(name)!r} -> {ours[name]!r}"
                             for name in differing)

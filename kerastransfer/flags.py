@@ -25,7 +25,8 @@ flags.DEFINE_string("manual_dir", None, "TFDS manual dir: the Fashion-MNIST IDX 
 flags.DEFINE_string("data_dir", None, "TFDS data dir where prepared datasets are cached.")
 flags.DEFINE_string("image_dir", None, "For --dataset=image_folder: one folder per class.")
 flags.DEFINE_list("splits", ["random:0"], "Class splits: random:SEED, dissimilar, "
-                  "file:PATH (A's class ids; B the complement) or file:PATH_A+PATH_B.")
+                  "file:PATH (A's class ids; B the complement), file:PATH_A+PATH_B, or all "
+                  "(every class is the target: the paper's random-features networks).")
 flags.DEFINE_float("validation_fraction", 0.1, "Share of each class's training examples "
                    "held out for validation (the best-k metric and model selection).")
 flags.DEFINE_integer("examples_per_class", 0, "Reduced-volume study: keep the first k "
@@ -64,7 +65,8 @@ flags.DEFINE_integer("eval_every", 0, "Evaluate validation accuracy every this m
 flags.DEFINE_integer("best_k", 5, "The paper's metric: mean of the k best validation "
                      "evaluations (paper: 10).")
 flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker"],
-                  "tf.distribute strategy; auto = mirrored when several GPUs are visible.")
+                  "tf.distribute strategy; auto = mirrored when several GPUs are visible; "
+                  "multi_worker = MultiWorkerMirroredStrategy over the machines in TF_CONFIG.")
 flags.DEFINE_integer("seed_offset", 0, "Added to every initialization seed.")
 flags.DEFINE_bool("cache_frozen", True, "Train frozen runs on cached prefix outputs.")
 flags.DEFINE_integer("cache_budget_mb", 2048, "Memory for cached frozen-prefix features; "
@@ -100,5 +102,37 @@ flags.DEFINE_enum("on_corrupt_weights", "redo", ["redo", "error"], "When a finis
                   "again, or stop with an error naming the file.")
 flags.DEFINE_bool("deterministic", False, "TensorFlow op determinism and fixed seeds: the same "
                   "command on the same machine gives the same metrics (slower on GPUs).")
+
+# Hyperparameter tuning (--mode=tune, kerastransfer/tuning.py).
+flags.DEFINE_enum("tuner", "bayesian", ["bayesian", "hyperband"], "keras-tuner search of "
+                  "--mode=tune: Bayesian optimization, or Hyperband (training length is its "
+                  "budget).")
+flags.DEFINE_integer("max_trials", 10, "--mode=tune: at most this many trials in each of the "
+                     "two searches (base network, then AnB+ fine-tuning).")
+flags.DEFINE_integer("tune_seconds", 0, "--mode=tune: wall-clock budget of each search in "
+                     "seconds; no new trial starts once it is spent (0 = no limit).")
+flags.DEFINE_integer("tune_n", 0, "--mode=tune: the n of the AnB+ fine-tuning search "
+                     "(0 = the middle block of the network).")
+flags.DEFINE_float("fine_tune_lr_scale", 1.0, "Fine-tuned runs (BnB+, AnB+) train with "
+                   "--learning_rate times this (1 = the paper: one solver for all).")
+
+# Scale-out: ImageNet-sized data, several devices and machines, the grid split between
+# processes (kerastransfer/sharding.py, docs/scale_out.md).
+flags.DEFINE_enum("eval_split", "validation", ["validation", "test"], "Data of the evaluation "
+                  "every --eval_every steps (the best-k metric, model selection): validation = "
+                  "the held-out --validation_fraction of the training images; test = the "
+                  "source's test split (imagenet2012: the official validation set, where the "
+                  "paper measured).")
+flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_bfloat16", "mixed_float16"],
+                  "Keras mixed-precision policy: compute in 16 bits, keep variables and the "
+                  "softmax head in float32 (mixed_float16 adds loss scaling). For GPUs/TPUs.")
+flags.DEFINE_integer("num_shards", 1, "Split the grid's runs between this many independent "
+                     "processes sharing --workdir (a SLURM array, a Kubernetes Indexed Job).")
+flags.DEFINE_integer("shard_index", 0, "Which shard this process is, 0..--num_shards-1.")
+flags.DEFINE_list("runs", [], "Train only these run ids (e.g. random0/base/A/seed0,"
+                  "random0/transfer/n3/seed0); with --num_shards they are split again.")
+flags.DEFINE_integer("wait_timeout", 86400, "Seconds a shard waits for a base network that "
+                     "another process trains before it gives up (exit status 1).")
+flags.DEFINE_integer("poll_seconds", 30, "How often a waiting shard rereads results.jsonl.")
 
 FLAGS = flags.FLAGS

@@ -29,6 +29,8 @@ TREATMENT_SOURCE = {
     "random": ("", "random_frozen"),
 }
 EVAL_BATCH = 512
+# Treatments trained with --learning_rate times --fine_tune_lr_scale.
+FINE_TUNED = ("selffer_ft", "transfer_ft")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +62,20 @@ def base_id(split, half, seed):
     return f"{split}/base/{half}/seed{seed}"
 
 
+def _base_of(record):
+    """The run id of the base a record's run copies from (None when it has none)."""
+    fields = {field.name for field in dataclasses.fields(RunSpec)}
+    return RunSpec(**{k: v for k, v in record.items() if k in fields}).base_run
+
+
 def plan(experiment, split_names):
-    """Every run of the study in execution order: all bases first, then the grid."""
+    """Every run of the study in execution order: all bases first, then the grid.
+
+    The `all` split's halves are the same (every class), so it has one base, on B.
+    """
     runs = [RunSpec(base_id(split, half, seed), "base", split, "", half, 0, seed)
-            for split in split_names for seed in experiment.seeds for half in ("A", "B")]
+            for split in split_names for seed in experiment.seeds
+            for half in (("B",) if split == data.ALL_SPLIT else ("A", "B"))]
     for split in split_names:
         for n in experiment.layers:
             for treatment in experiment.treatments:
@@ -108,6 +120,11 @@ class Study:
         self.store = ResultStore(self.workdir)
         self._halves = {}
         self.strategy = tf.distribute.get_strategy()
+        # Where this process writes run files: the workdir, except on a multi-worker
+        # follower, which writes to a throwaway folder (distributed.follow_chief).
+        self.outdir = self.workdir
+        self._caching_note = None
+        self.stopped_by = None  # the failed record that ended the grid (--on_failure=stop)
 
     # ----- setup -----------------------------------------------------------------------
     def prepare(self):
@@ -131,6 +148,10 @@ class Study:
             if n > blocks:
                 raise UsageError(f"--layers value n={n} is past the last block of {e.arch} "
                                  f"(use 1..{blocks}; block {blocks + 1} is the head)")
+        if not self.source.in_memory and not e.train_steps:
+            raise UsageError(f"--dataset={e.dataset} is streamed (too large for memory), so "
+                             "its epochs are not counted: give the training length with "
+                             "--train_steps (the paper: 450000)")
         self.runs = plan(e, list(self.splits))
         return self
 
@@ -138,44 +159,126 @@ class Study:
         for name, split in self.splits.items():
             split.save(os.path.join(self.workdir, "splits", name, "split.json"))
 
-    def build_model(self, num_classes):
+    def build_model(self, num_classes, weight_decay=None):
+        """A fresh network of the study; `weight_decay` overrides --weight_decay (tuning)."""
         e = self.experiment
         shape = (*self.preprocessing.image_size, self.preprocessing.channels)
+        decay = e.weight_decay if weight_decay is None else weight_decay
         return models.build(e.arch, num_classes=num_classes, input_shape=shape,
-                            widths=e.widths or None, weight_decay=e.weight_decay,
-                            dropout=e.dropout)
+                            widths=e.widths or None, weight_decay=decay, dropout=e.dropout)
 
     def half(self, split, half):
+        """A half's data: arrays (HalfData) when the source fits in memory, else a
+        StreamedHalf. With --eval_split=test nothing is held out of training and the
+        evaluations run on the test images."""
         key = (split, half)
         if key not in self._halves:
             e = self.experiment
-            self._halves[key] = data.make_half_data(
+            if not self.source.in_memory:
+                self._halves[key] = StreamedHalf(self.splits[split], half)
+                return self._halves[key]
+            held_out = e.validation_fraction if e.eval_split == "validation" else 0.0
+            arrays = data.make_half_data(
                 self.source, self.splits[split], half,
-                validation_fraction=e.validation_fraction, seed=0,
+                validation_fraction=held_out, seed=0,
                 examples_per_class=e.examples_per_class or None,
                 max_examples_per_class=e.max_examples_per_class or None)
+            if e.eval_split == "test":
+                arrays = dataclasses.replace(arrays, val_x=arrays.test_x, val_y=arrays.test_y)
+            self._halves[key] = arrays
         return self._halves[key]
+
+    def _train_size(self, half):
+        """Training images of a half (0 for a streamed one: --train_steps sizes its runs)."""
+        return 0 if isinstance(half, StreamedHalf) else len(half.train_y)
+
+    def _train_data(self, half, seed, skip):
+        """Endless training batches, from batch `skip` on when a killed run resumes.
+
+        A streamed half does not replay the `skip` batches (that would decode them all
+        again): the resumed run reshuffles with a seed moved by `skip` instead.
+        """
+        e, prep = self.experiment, self.preprocessing
+        if not isinstance(half, StreamedHalf):
+            ds = data.make_dataset(half.train_x, half.train_y, prep, batch_size=e.batch_size,
+                                   training=True, seed=seed)
+            return ds.repeat().skip(skip)
+        return data.make_streaming_half(
+            self.source, half.split, half.half, prep, split_name="train",
+            batch_size=e.batch_size, training=True, seed=seed + skip,
+            part="train" if e.eval_split == "validation" else "all",
+            validation_fraction=e.validation_fraction,
+            examples_per_class=e.examples_per_class or None,
+            max_examples_per_class=e.max_examples_per_class or None).repeat()
+
+    def _eval_data(self, half, part):
+        """Batches of a half's "val" (what --eval_split names) or "test" images."""
+        e, prep = self.experiment, self.preprocessing
+        if not isinstance(half, StreamedHalf):
+            x, y = (half.val_x, half.val_y) if part == "val" else (half.test_x, half.test_y)
+            return data.make_dataset(x, y, prep, batch_size=EVAL_BATCH, training=False,
+                                     cache=part == "val")
+        held_out = part == "val" and e.eval_split == "validation"
+        return data.make_streaming_half(
+            self.source, half.split, half.half, prep,
+            split_name="train" if held_out else "test", batch_size=EVAL_BATCH,
+            training=False, seed=0, part="validation" if held_out else "all",
+            validation_fraction=e.validation_fraction,
+            max_examples_per_class=e.max_examples_per_class or None)
+
+    def _caching_allowed(self):
+        """Frozen-prefix caching needs fixed inputs, in-memory data and a single worker;
+        the first time it is off, says why."""
+        why = ("random crops and mirrors change the frozen layers' output every step"
+               if self.preprocessing.augments else
+               "the data is streamed, not held in memory" if not self.source.in_memory else
+               "the data is sharded between workers"
+               if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+               else None)
+        if why and self._caching_note is None:
+            self._caching_note = why
+            self.log(f"frozen-prefix caching is off: {why}; frozen runs compute every layer")
+        return why is None
 
     # ----- status ------------------------------------------------------------------------
     def finished(self):
-        """Records of runs that need no (re)training: ok with intact weights, or failed."""
+        """Records of runs that need no (re)training: ok with intact weights, failed, or
+        skipped because their base failed."""
+        latest = self.store.latest()
         done = {}
-        for run_id, record in self.store.latest().items():
+        for run_id, record in latest.items():
             if record["status"] == "failed":
                 done[run_id] = record
             elif record["status"] == "ok" and self._weights_intact(record):
                 done[run_id] = record
+            elif record["status"] == "skipped":
+                base = latest.get(_base_of(record), {})
+                if base.get("status") == "failed":
+                    done[run_id] = record
         return done
 
     def _weights_intact(self, record):
+        """Checks a finished run's weights file against the size and sha256 in its record.
+
+        A damaged file means the run is trained again, or with --on_corrupt_weights=error
+        a UsageError naming the file.
+        """
         path = os.path.join(self.workdir, record["weights"])
-        if not os.path.exists(path) or os.path.getsize(path) != record["weights_bytes"]:
-            self.log(f"weights of {record['run']} missing or truncated ({path}): redoing it")
-            return False
-        if file_digest(path) != record["weights_sha256"]:
-            self.log(f"weights of {record['run']} corrupt (checksum of {path}): redoing it")
-            return False
-        return True
+        if not os.path.exists(path):
+            problem = "is missing"
+        elif os.path.getsize(path) != record["weights_bytes"]:
+            problem = (f"is truncated or damaged ({os.path.getsize(path)} bytes, its record in "
+                       f"results.jsonl says {record['weights_bytes']})")
+        elif file_digest(path) != record["weights_sha256"]:
+            problem = "is corrupt (its sha256 differs from the one in results.jsonl)"
+        else:
+            return True
+        if self.experiment.on_corrupt_weights == "error":
+            raise UsageError(f"weights file {path} of finished run {record['run']} {problem}; "
+                             "restore it, or pass --on_corrupt_weights=redo to train the run "
+                             "again")
+        self.log(f"weights file {path} of {record['run']} {problem}: training it again")
+        return False
 
     # ----- the grid ---------------------------------------------------------------------
     def run_grid(self):
@@ -192,11 +295,14 @@ class Study:
             position = f"[{total - len(todo) + index}/{total}]"
             base = done.get(spec.base_run) if spec.base_run else None
             if spec.base_run and (base is None or base["status"] != "ok"):
-                record = self._skipped(spec, f"base {spec.base_run} did not finish")
-                self.log(f"{position} skip {spec.run}: {record['reason']}")
+                why = "failed" if base and base["status"] == "failed" else "did not finish"
+                record = self._skipped(spec, f"base {spec.base_run} {why}")
+                self.store.append(record)
+                self.log(f"{position} SKIPPED {spec.run}: {record['reason']}")
             else:
                 self.log(f"{position} start {spec.run} ({spec.label})")
                 record = self.train_run(spec, base)
+                self.store.append(record)  # before "done": a line on screen means a record
                 durations.append(record.get("train_seconds", 0.0))
                 eta = np.mean(durations) * (len(todo) - index) if durations else 0.0
                 if record["status"] == "ok":
@@ -207,8 +313,10 @@ class Study:
                              f"elapsed {_clock(time.perf_counter() - started)}, ETA {_clock(eta)}")
                 else:
                     self.log(f"{position} FAILED {spec.run}: {record['reason']}")
-            self.store.append(record)
             done[spec.run] = record
+            if record["status"] == "failed" and self.experiment.on_failure == "stop":
+                self.stopped_by = record
+                break
         return done
 
     def _skipped(self, spec, reason):
@@ -218,17 +326,18 @@ class Study:
         """Builds, trains and evaluates one network; returns its record."""
         e = self.experiment
         half = self.half(spec.split, spec.target)
-        run_dir = os.path.join(self.workdir, "runs", spec.run)
+        run_dir = self._run_dir(spec)
         keras.utils.set_random_seed((zlib.crc32(spec.run.encode()) + e.seed_offset) % 2**31)
         with self.strategy.scope():
             model = self._network(spec, base_record, half.num_classes)
-        steps, every = training.plan_steps(len(half.train_y), e.batch_size, e.epochs,
+        steps, every = training.plan_steps(self._train_size(half), e.batch_size, e.epochs,
                                            e.train_steps, e.eval_every)
-        solver = training.Solver(e.learning_rate, e.momentum, steps, every, e.lr_decay_steps,
+        rate = e.learning_rate * (e.fine_tune_lr_scale if spec.treatment in FINE_TUNED else 1)
+        solver = training.Solver(rate, e.momentum, steps, every, e.lr_decay_steps,
                                  e.bias_lr_multiplier)
         layer = (caching.cache_layer(model, spec.n)
                  if e.cache_frozen and spec.treatment in ("selffer", "transfer", "random")
-                 and not self.preprocessing.augments else None)
+                 and self._caching_allowed() else None)
         with self.strategy.scope():
             trainee, train_data, val_data = self._inputs(model, half, spec, layer)
             training.compile_model(trainee, solver)
@@ -236,15 +345,16 @@ class Study:
             result = training.train(
                 trainee, train_data, val_data, solver=solver, batch_size=e.batch_size,
                 run_dir=run_dir, verbose=e.verbose,
-                tensorboard_dir=os.path.join(self.workdir, "tensorboard", spec.run))
+                tensorboard_dir=os.path.join(self.outdir, "tensorboard", spec.run))
         except training.DivergedError as error:
-            return {**dataclasses.asdict(spec), "status": "failed", "reason": str(error)}
-        test_ds = data.make_dataset(half.test_x, half.test_y, self.preprocessing,
-                                    batch_size=EVAL_BATCH, training=False, cache=False)
+            shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)  # NaN weights
+            return {**dataclasses.asdict(spec), "status": "failed",
+                    "reason": f"{error} (learning rate {solver.learning_rate:g})"}
+        test_ds = self._eval_data(half, "test")
         weights = os.path.join("runs", spec.run, "final.weights.h5")
-        with fileio.atomic_path(os.path.join(self.workdir, weights)) as tmp:
+        with fileio.atomic_path(os.path.join(self.outdir, weights)) as tmp:
             model.save_weights(tmp)
-        path = os.path.join(self.workdir, weights)
+        path = os.path.join(self.outdir, weights)
         record = {
             **dataclasses.asdict(spec),
             "status": "ok", "reason": None,
@@ -257,6 +367,7 @@ class Study:
             "cached_prefix": layer.name if layer is not None else None,
             "strategy": type(self.strategy).__name__,
             "replicas": self.strategy.num_replicas_in_sync,
+            "dtype_policy": keras.config.dtype_policy().name,
             "num_classes": half.num_classes, "class_names": half.class_names,
             "weights": weights, "weights_bytes": os.path.getsize(path),
             "weights_sha256": file_digest(path),
@@ -270,13 +381,22 @@ class Study:
         from tensorboard.plugins.hparams import api as hparams  # noqa: PLC0415
 
         writer = tf.summary.create_file_writer(
-            os.path.join(self.workdir, "tensorboard", spec.run, "hparams"))
+            os.path.join(self.outdir, "tensorboard", spec.run, "hparams"))
         with writer.as_default():
             hparams.hparams({"treatment": spec.treatment, "n": spec.n, "split": spec.split,
                              "seed": spec.seed, "target": spec.target}, trial_id=spec.run)
             for metric in ("best_k", "final_val", "test_accuracy"):
                 tf.summary.scalar(f"hparams/{metric}", record[metric], step=record["steps"])
         writer.close()
+
+    def _run_dir(self, spec):
+        """A run's checkpoint folder; a multi-worker follower starts from the chief's, so
+        both resume a killed run at the same segment."""
+        run_dir = os.path.join(self.outdir, "runs", spec.run)
+        chief_dir = os.path.join(self.workdir, "runs", spec.run)
+        if self.outdir != self.workdir and os.path.isdir(chief_dir):
+            shutil.copytree(chief_dir, run_dir, dirs_exist_ok=True)
+        return run_dir
 
     def _network(self, spec, base_record, num_classes):
         """The untrained network of a run: fresh base, or surgery on a trained/fresh base."""
@@ -295,12 +415,9 @@ class Study:
         seed = spec.seed + e.seed_offset
 
         def full_train(skip):
-            ds = data.make_dataset(half.train_x, half.train_y, prep, batch_size=e.batch_size,
-                                   training=True, seed=seed)
-            return ds.repeat().skip(skip)
+            return self._train_data(half, seed, skip)
 
-        val = data.make_dataset(half.val_x, half.val_y, prep, batch_size=EVAL_BATCH,
-                                training=False)
+        val = self._eval_data(half, "val")
         if layer is None:
             return model, full_train, val
         prefix, suffix = caching.split_model(model, layer)
@@ -320,6 +437,22 @@ class Study:
         val_x, val_y = features["val"]
         cached_val = tf.data.Dataset.from_tensor_slices((val_x, val_y.astype(np.int64)))
         return suffix, cached_train, cached_val.batch(EVAL_BATCH)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamedHalf:
+    """One half of a source too large for memory; its batches are streamed per use."""
+
+    split: data.ClassSplit
+    half: str
+
+    @property
+    def num_classes(self):
+        return len(self.split.classes(self.half))
+
+    @property
+    def class_names(self):
+        return self.split.half_names(self.half)
 
 
 def _clock(seconds):
