@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 
-from kerastransfer import export, grid
+from kerastransfer import export, own_model
 from kerastransfer.config import Experiment
 from kerastransfer.errors import UsageError
 from kerastransfer.results import ResultStore
@@ -55,7 +55,7 @@ def export_best(experiment):
     experiment, stored = stored_experiment(experiment)
     records = list(ResultStore(experiment.workdir).latest().values())
     record = choose_run(records, experiment.export_treatments, experiment.export_run)
-    study = grid.Study(experiment).prepare()
+    study = own_model.make_study(experiment).prepare()
     model = study.build_model(record["num_classes"])
     model.load_weights(os.path.join(experiment.workdir, record["weights"]))
     half = study.half(record["split"], record["target"])

@@ -45,7 +45,7 @@ def plot_figures(figures_dir, records, *, reference_records=None):
             + plot_dissimilar(figures_dir, records, reference_records=reference_records))
 
 
-def _save(fig, figures_dir, stem):
+def save_figure(fig, figures_dir, stem):
     """Writes `fig` as stem.png and stem.pdf atomically and closes it; returns both paths."""
     paths = []
     for ext in ("png", "pdf"):
@@ -138,7 +138,7 @@ def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfe
     if not cells:
         top.text(0.5, 0.5, "no successful runs", transform=top.transAxes, ha="center")
     fig.tight_layout()
-    return _save(fig, figures_dir, stem)
+    return save_figure(fig, figures_dir, stem)
 
 
 def _overlay_reference_means(axis, reference_records):
@@ -245,7 +245,7 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
     if relative.has_data():
         relative.legend(loc="best", fontsize=8, framealpha=0.9)
     fig.tight_layout()
-    return _save(fig, figures_dir, stem)
+    return save_figure(fig, figures_dir, stem)
 
 
 def plot_cka(matrix, row_labels, col_labels, path, *, title="Linear CKA"):

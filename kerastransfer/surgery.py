@@ -132,16 +132,7 @@ def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None)
         raise UsageError(f"unknown transfer mode {mode!r}; use one of {', '.join(MODES)}")
     _check_n(base, n, cut_names)
     copied_blocks = min(n + max(0, int(extra_copied)), num_blocks(base, cut_names))
-    head = head_layer(base)
-    units = num_classes if num_classes is not None else _units(head)
-
-    def clone_layer(layer):
-        config = layer.get_config()
-        if layer.name == head.name:
-            config["units"] = units
-        return layer.__class__.from_config(config)
-
-    model = keras.models.clone_model(base, clone_function=clone_layer)
+    model = fresh_clone(base, num_classes)
     frozen = {layer.name for layer in block_layers(base, n, cut_names)}
     if mode != "random_frozen":
         for layer in block_layers(base, copied_blocks, cut_names):
@@ -151,6 +142,23 @@ def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None)
         for name in frozen:
             model.get_layer(name).trainable = False
     return model
+
+
+def fresh_clone(base, num_classes=None):
+    """The base's architecture with fresh weights everywhere and a head of `num_classes`.
+
+    It is also the from-scratch baseline of a user's own model on a new dataset.
+    """
+    head = head_layer(base)
+    units = num_classes if num_classes is not None else _units(head)
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if layer.name == head.name:
+            config["units"] = units
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(base, clone_function=clone_layer)
 
 
 def _units(head):

@@ -1,0 +1,127 @@
+"""Transfer your own model to your own images, end to end through the command line."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerastransfer import data, models
+from runner_helpers import REPO, run_cli
+
+FLAGFILE = os.path.join(REPO, "configs", "transfer_folder.flags")
+SOURCE_WIDTHS = (8, 16, 16, 16, 16, 32, 32)
+
+
+def write_folder(root, images, labels, names):
+    """One PNG per image under root/<class name>/, as a user's folder would be."""
+    for index, (image, label) in enumerate(zip(images, labels)):
+        folder = os.path.join(root, names[label].replace("/", "-"))
+        os.makedirs(folder, exist_ok=True)
+        png = tf.io.encode_png(image).numpy()
+        with open(os.path.join(folder, f"{index:05d}.png"), "wb") as f:
+            f.write(png)
+
+
+@pytest.fixture(scope="module")
+def fashion_halves():
+    source = data.load_source("fashion_mnist")
+    split = data.make_split("random:0", source.class_names, "fashion_mnist")
+    half_a = data.make_half_data(source, split, "A", max_examples_per_class=300)
+    half_b = data.make_half_data(source, split, "B", max_examples_per_class=40)
+    return half_a, half_b
+
+
+def test_own_model_to_own_folder_recommends_n_and_exports(tmp_path, fashion_halves):
+    half_a, half_b = fashion_halves
+    keras.utils.set_random_seed(0)
+    source = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
+                          widths=SOURCE_WIDTHS, dropout=0.0)
+    source.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy",
+                   metrics=["accuracy"])
+    source.fit(half_a.train_x / 255.0, half_a.train_y, batch_size=32, epochs=4, verbose=0)
+    source_path = str(tmp_path / "fashion_a.keras")
+    source.save(source_path)
+    folder = str(tmp_path / "half_b")
+    write_folder(folder, half_b.train_x, half_b.train_y, half_b.class_names)
+    workdir = str(tmp_path / "work")
+
+    done = run_cli(f"--flagfile={FLAGFILE}", f"--source_model={source_path}",
+                   f"--image_dir={folder}", f"--workdir={workdir}", "--layers=1,3,7",
+                   "--epochs=8", "--eval_every=5")
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    with open(os.path.join(workdir, "results.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert sorted((r["treatment"], r["n"], r["seed"]) for r in records) == sorted(
+        [("base", 0, s) for s in (0, 1)]
+        + [(t, n, s) for t in ("transfer", "transfer_ft") for n in (1, 3, 7) for s in (0, 1)])
+    assert all(r["status"] == "ok" for r in records)
+    with open(os.path.join(workdir, "recommendation.json")) as f:
+        choice = json.load(f)["choice"]
+    assert choice["n"] in (1, 3, 7) and choice["mode"] in ("frozen", "fine-tuned")
+    assert choice["gain_over_scratch"]["ci"] is not None  # two seeds give an interval
+    report = open(os.path.join(workdir, "report.md")).read()
+    assert f"Use n = {choice['n']}, {choice['mode']}" in report
+
+    version = os.path.join(workdir, "export", "kerastransfer", "1")
+    check = textwrap.dedent(f"""
+        import glob, json, os, numpy as np, tensorflow as tf
+        served = tf.saved_model.load({version!r}).signatures["predict_image_bytes"]
+        paths = sorted(glob.glob(os.path.join({folder!r}, "*", "*.png")))
+        truth = [os.path.basename(os.path.dirname(p)) for p in paths]
+        out = served(image_bytes=tf.constant([open(p, "rb").read() for p in paths]))
+        names = [n.decode() for n in out["class_names"].numpy()]
+        print(json.dumps({{"accuracy": float(np.mean([a == b for a, b in zip(names, truth)])),
+                           "count": len(paths)}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["count"] == len(half_b.train_y)
+    assert served["accuracy"] > 0.5  # five classes: chance is 0.2
+
+
+def test_mobilenet_v2_backbone_with_random_weights_on_a_tiny_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    names = ["cats", "dogs", "owls"]
+    labels = np.repeat(np.arange(3), 10)
+    images = rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8)
+    folder = str(tmp_path / "tiny")
+    write_folder(folder, images, labels, names)
+    backbone = keras.applications.MobileNetV2(include_top=False, weights=None,
+                                              input_shape=(32, 32, 3))
+    weights = str(tmp_path / "mobilenet_v2.weights.h5")
+    backbone.save_weights(weights)
+    workdir = str(tmp_path / "work")
+    done = run_cli(f"--flagfile={FLAGFILE}", "--arch=mobilenet_v2", f"--source_weights={weights}",
+                   "--image_size=32", f"--image_dir={folder}", f"--workdir={workdir}",
+                   "--layers=2,7", "--seeds=0", "--epochs=1", "--batch_size=8")
+    assert done.returncode == 0, done.stderr[-4000:]
+    with open(os.path.join(workdir, "results.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert len(records) == 5 and all(r["status"] == "ok" for r in records)
+    assert {r["num_classes"] for r in records} == {3}
+    with open(os.path.join(workdir, "export", "kerastransfer", "1", "metadata.json")) as f:
+        metadata = json.load(f)
+    assert metadata["export"]["class_names"] == names
+
+
+def test_source_model_with_a_variable_input_size_is_a_clear_error(tmp_path):
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    path = str(tmp_path / "anysize.keras")
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save(path)
+    folder = str(tmp_path / "f")
+    write_folder(folder, np.zeros((4, 8, 8, 3), np.uint8), np.array([0, 0, 1, 1]), ["a", "b"])
+    done = run_cli(f"--flagfile={FLAGFILE}", f"--source_model={path}", f"--image_dir={folder}",
+                   f"--workdir={tmp_path / 'w'}", "--layers=1")
+    assert done.returncode == 2
+    assert "not a fixed image size" in done.stderr and len(done.stderr.strip().splitlines()) == 1
