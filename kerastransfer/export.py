@@ -127,6 +127,7 @@ def export_model(
                 },
             },
         )
+        fileio.fsync_tree(saved_model_dir)  # TF wrote it without fsync; make it durable first
         version_dir = _publish(saved_model_dir, base_dir, model_name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,7 +1,9 @@
 """Atomic file writes: a crash never leaves a half-written file behind.
 
 Every file the package writes goes through here: write to a temporary file in the same
-directory, flush, fsync, then rename over the target (rename is atomic on POSIX).
+directory, flush, fsync, then rename over the target (rename is atomic on POSIX). Two
+exceptions by design: results.jsonl is an append-only log (results.ResultStore appends whole
+lines under a lock and fsyncs them), and TensorBoard event files belong to TensorFlow.
 """
 
 import contextlib
@@ -51,6 +53,22 @@ def write_text(path, text):
 def write_json(path, obj):
     """Writes `obj` as indented JSON to `path` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def fsync_tree(path):
+    """fsyncs every file and directory under `path`.
+
+    For a directory written by a library that takes no temporary path (tf.saved_model.save):
+    write it under a staging name, fsync_tree it, then rename it into place.
+    """
+    for root, _, names in os.walk(path):
+        for name in names:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_directory(root)
 
 
 def _json_default(value):

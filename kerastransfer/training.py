@@ -2,8 +2,8 @@
 
 Training is `model.fit` over an endless dataset in "segments" of `eval_every` steps: each
 Keras epoch is one segment, so validation accuracy is measured every `eval_every` steps
-(the paper's evaluation schedule), BackupAndRestore checkpoints at the same points, and a
-killed run resumes from its last segment instead of starting over.
+(the paper's evaluation schedule), SegmentCheckpoint saves the weights at the same points, and
+a killed run resumes from its last segment instead of starting over.
 """
 
 import dataclasses
@@ -89,13 +89,15 @@ def compile_model(model, solver):
 
 def make_strategy(name):
     """The tf.distribute strategy for --strategy (auto: mirrored when several GPUs exist)."""
+    if name == "multi_worker":  # first: it must exist before TensorFlow lists devices
+        from kerastransfer import distributed  # noqa: PLC0415
+
+        return distributed.multi_worker_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "default"
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     return tf.distribute.get_strategy()
@@ -116,11 +118,16 @@ class _Recorder(keras.callbacks.Callback):
         super().__init__()
         self.path, self.eval_every, self.history = path, eval_every, history
         self.diverged = None
+        self.segment = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.segment = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.diverged = f"loss became {float(loss)} at step {batch + 1} of a segment"
+            step = self.segment * self.eval_every + batch + 1
+            self.diverged = f"loss became {float(loss)} at step {step}"
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
@@ -135,6 +142,40 @@ class _Recorder(keras.callbacks.Callback):
         self.history[:] = [h for h in self.history if h[0] < step]
         self.history.append([step, float(logs["val_accuracy"])])
         fileio.write_json(self.path, {"val_history": self.history})
+
+
+CHECKPOINT_METADATA = "training_metadata.json"
+
+
+class SegmentCheckpoint(keras.callbacks.Callback):
+    """Saves weights and optimizer state after every segment; restores them when fit starts.
+
+    Unlike keras.callbacks.BackupAndRestore, whose files a kill during a save leaves torn,
+    every segment's weights go to a new file written atomically, then the metadata file
+    (also atomic) names it, then older weights files go: the checkpoint on disk is always
+    whole and consistent.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__()
+        self.backup_dir = backup_dir
+
+    def on_train_begin(self, logs=None):
+        state = _checkpoint_state(self.backup_dir)
+        if state:
+            if self.model.optimizer is not None and not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        name = f"segment{epoch + 1}.weights.h5"
+        with fileio.atomic_path(os.path.join(self.backup_dir, name)) as tmp:
+            self.model.save_weights(tmp)
+        fileio.write_json(os.path.join(self.backup_dir, CHECKPOINT_METADATA),
+                          {"epoch": epoch + 1, "weights": name})
+        for other in os.listdir(self.backup_dir):  # older segments, torn temporary files
+            if other.endswith(".h5") and other != name:
+                os.remove(os.path.join(self.backup_dir, other))
 
 
 @dataclasses.dataclass
@@ -160,7 +201,7 @@ def train(model, train_data, val_data, *, solver, batch_size, run_dir, tensorboa
     """
     backup_dir = os.path.join(run_dir, "backup")
     history_path = os.path.join(run_dir, "val_history.json")
-    done_segments = _segments_done(backup_dir)
+    done_segments = _checkpoint_state(backup_dir).get("epoch", 0)
     history = []
     if done_segments and os.path.exists(history_path):
         with open(history_path) as f:
@@ -169,7 +210,7 @@ def train(model, train_data, val_data, *, solver, batch_size, run_dir, tensorboa
     recorder = _Recorder(history_path, solver.eval_every, history)
     callbacks = [
         recorder,
-        keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch", delete_checkpoint=False),
+        SegmentCheckpoint(backup_dir),
         keras.callbacks.TensorBoard(tensorboard_dir, update_freq="epoch", write_graph=False,
                                     profile_batch=0),
         *extra_callbacks,
@@ -177,8 +218,8 @@ def train(model, train_data, val_data, *, solver, batch_size, run_dir, tensorboa
     segments = solver.total_steps // solver.eval_every
     start = time.perf_counter()
     model.fit(train_data(done_segments * solver.eval_every), validation_data=val_data,
-              epochs=segments, steps_per_epoch=solver.eval_every, callbacks=callbacks,
-              shuffle=False,
+              epochs=segments, initial_epoch=done_segments, steps_per_epoch=solver.eval_every,
+              callbacks=callbacks, shuffle=False,
               verbose=1 if verbose and sys.stdout.isatty() else 0)
     seconds = time.perf_counter() - start
     if recorder.diverged:
@@ -189,13 +230,13 @@ def train(model, train_data, val_data, *, solver, batch_size, run_dir, tensorboa
                        resumed_from_step=done_segments * solver.eval_every)
 
 
-def _segments_done(backup_dir):
-    """Segments a killed run finished, from BackupAndRestore's metadata (0 when fresh)."""
-    path = os.path.join(backup_dir, "training_metadata.json")
+def _checkpoint_state(backup_dir):
+    """{"epoch": segments a killed run finished, "weights": their file}, or {} when fresh."""
+    path = os.path.join(backup_dir, CHECKPOINT_METADATA)
     if not os.path.exists(path):
-        return 0
+        return {}
     with open(path) as f:
-        return int(json.load(f)["epoch"])
+        return json.load(f)
 
 
 def evaluate_accuracy(model, dataset):

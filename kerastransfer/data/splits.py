@@ -1,12 +1,14 @@
 """Class splits: which classes form task A and which task B, and how their labels are remapped.
 
-Specs (the --split flag):
+Specs (the --splits flag):
     random:SEED   the paper's rule: np.random.seed(SEED); A = sorted(np.random.choice(C, C // 2,
                   replace=False)); B = the other classes.
     dissimilar    natural vs man-made (imagenet2012), upper-body garments vs the rest
                   (fashion_mnist); A is the first group.
     file:PATH     A's class ids, one per line ('#' starts a comment); B = the other classes.
     file:PATH_A+PATH_B   both halves explicitly; classes in neither are left out.
+    all           A = B = every class: the paper's random-features networks, trained on all
+                  1000 ImageNet classes (ALL_SPLIT; the grid trains one base, on B).
 
 Each half's labels become 0..K-1 in the order of the original class ids.
 
@@ -27,6 +29,8 @@ from kerastransfer import fileio
 from kerastransfer.errors import UsageError
 
 HALVES = ("A", "B")
+# The spec (and split name) whose two halves are both every class.
+ALL_SPLIT = "all"
 
 # ILSVRC2012 in the standard (sorted WordNet id) order: the paper's 449 natural classes.
 IMAGENET_NATURAL = (
@@ -110,7 +114,7 @@ def make_split(spec, class_names, dataset_name):
     """Returns the ClassSplit that `spec` describes for a dataset with `class_names`.
 
     Args:
-        spec: "random:SEED", "dissimilar", "file:PATH" or "file:PATH_A+PATH_B".
+        spec: "random:SEED", "dissimilar", "file:PATH", "file:PATH_A+PATH_B" or "all".
         class_names: names of all classes, indexed by class id.
         dataset_name: the --dataset value ("tfds:" prefixes and TFDS versions are ignored
             when looking up the dissimilar split).
@@ -125,28 +129,33 @@ def make_split(spec, class_names, dataset_name):
     if kind == "random" and re.fullmatch(r"\d+", arg) and int(arg) < 2**32:
         a = _random_half(num_classes, int(arg))
         name, b = f"random{int(arg)}", _complement(a, num_classes)
+    elif spec == ALL_SPLIT:
+        everything = list(range(num_classes))
+        return ClassSplit(spec=ALL_SPLIT, name=ALL_SPLIT, dataset=dataset_name,
+                          a_classes=tuple(everything), b_classes=tuple(everything),
+                          class_names=tuple(class_names))
     elif spec == "dissimilar":
         a, name = _dissimilar_half(dataset_name, num_classes), "dissimilar"
         b = _complement(a, num_classes)
     elif kind == "file" and arg:
         a_path, plus, b_path = arg.partition("+")
         if plus and not (a_path and b_path):
-            raise UsageError(f"--split={spec}: write file:PATH_A+PATH_B with both paths")
+            raise UsageError(f"--splits={spec}: write file:PATH_A+PATH_B with both paths")
         a = _read_class_file(a_path, num_classes)
         b = _read_class_file(b_path, num_classes) if plus else _complement(a, num_classes)
         stems = [_safe_stem(p) for p in ((a_path, b_path) if plus else (a_path,))]
         name = "file-" + "-".join(stems)
     else:
         raise UsageError(
-            f"malformed --split={spec!r}: use random:SEED (SEED an integer 0..2**32-1), "
-            "dissimilar, file:PATH or file:PATH_A+PATH_B"
+            f"malformed --splits={spec!r}: use random:SEED (SEED an integer 0..2**32-1), "
+            "dissimilar, file:PATH, file:PATH_A+PATH_B or all"
         )
     overlap = sorted(set(a) & set(b))
     if overlap:
-        raise UsageError(f"--split={spec}: class ids {overlap} are in both A and B")
+        raise UsageError(f"--splits={spec}: class ids {overlap} are in both A and B")
     for half, ids in zip(HALVES, (a, b)):
         if not ids:
-            raise UsageError(f"--split={spec}: half {half} has no classes")
+            raise UsageError(f"--splits={spec}: half {half} has no classes")
     return ClassSplit(spec=str(spec), name=name, dataset=dataset_name, a_classes=tuple(a),
                       b_classes=tuple(b), class_names=tuple(class_names))
 
@@ -166,14 +175,14 @@ def _dissimilar_half(dataset_name, num_classes):
     base = dataset_name.removeprefix("tfds:").split(":")[0].split("/")[0]
     if base not in _DISSIMILAR:
         raise UsageError(
-            f"--split=dissimilar is defined for {' and '.join(_DISSIMILAR)}, not "
-            f"{dataset_name}; list one half's class ids in a file and use --split=file:PATH"
+            f"--splits=dissimilar is defined for {' and '.join(_DISSIMILAR)}, not "
+            f"{dataset_name}; list one half's class ids in a file and use --splits=file:PATH"
         )
     expected, a = _DISSIMILAR[base]
     if num_classes != expected:
         raise UsageError(
-            f"--split=dissimilar for {base} expects {expected} classes, {dataset_name} has "
-            f"{num_classes}; use --split=file:PATH"
+            f"--splits=dissimilar for {base} expects {expected} classes, {dataset_name} has "
+            f"{num_classes}; use --splits=file:PATH"
         )
     return sorted(a)
 
@@ -192,10 +201,12 @@ def _read_class_file(path, num_classes):
             continue
         if not re.fullmatch(r"\d+", text) or int(text) >= num_classes:
             raise UsageError(
-                f"{path} line {number}: {text!r} is not a class id (integers 0..{num_classes - 1})"
+                f"{path} line {number}: {text!r} is not a class id; use integers "
+                f"0..{num_classes - 1}, one per line"
             )
         if int(text) in ids:
-            raise UsageError(f"{path} line {number}: class id {text} is listed twice")
+            raise UsageError(f"{path} line {number}: class id {text} is listed twice; list "
+                             "each class once")
         ids.append(int(text))
     return sorted(ids)
 
