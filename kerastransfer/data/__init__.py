@@ -10,9 +10,9 @@ Example:
 from kerastransfer.data.pipeline import HalfData, make_dataset, make_half_data, make_streaming_half
 from kerastransfer.data.preprocessing import Preprocessing
 from kerastransfer.data.sources import DatasetSource, load_source
-from kerastransfer.data.splits import ClassSplit, make_split
+from kerastransfer.data.splits import ALL_SPLIT, ClassSplit, make_split
 
 __all__ = [
-    "ClassSplit", "DatasetSource", "HalfData", "Preprocessing", "load_source", "make_dataset",
-    "make_half_data", "make_split", "make_streaming_half",
+    "ALL_SPLIT", "ClassSplit", "DatasetSource", "HalfData", "Preprocessing", "load_source",
+    "make_dataset", "make_half_data", "make_split", "make_streaming_half",
 ]

@@ -24,6 +24,10 @@ from kerastransfer.errors import UsageError
 _PREPROCESS_CHUNK = 1024
 # Shuffle buffer of streamed training data: TFDS wrote the records shuffled already.
 STREAM_SHUFFLE_BUFFER = 10_000
+# Streamed validation hold-out: an example is held out when the hash of (class, its index
+# within the class) falls in the first round(fraction * HOLDOUT_BUCKETS) buckets.
+HOLDOUT_BUCKETS = 10_000
+STREAM_PARTS = ("all", "train", "validation")
 
 
 @dataclasses.dataclass
@@ -153,7 +157,8 @@ def make_dataset(images, labels, preprocessing, *, batch_size, training, seed=0,
 
 
 def make_streaming_half(source, split, half, preprocessing, *, split_name, batch_size,
-                        training, seed):
+                        training, seed, part="all", validation_fraction=0.0,
+                        examples_per_class=None, max_examples_per_class=None):
     """Batches of (float32 model input, int64 label) of one half, streamed from the source.
 
     For sources that do not fit in memory (imagenet2012): the other half's examples are
@@ -170,10 +175,24 @@ def make_streaming_half(source, split, half, preprocessing, *, split_name, batch
         batch_size: examples per batch.
         training: shuffle and augment.
         seed: shuffle seed (and op seed of the random crops).
+        part: "all" examples of `split_name`, or, of "train", the "validation" examples held
+            out (`validation_fraction` of each class, chosen by a hash of the class and the
+            example's index within it, so the same images whichever half the class is in)
+            or the "train" examples that remain.
+        validation_fraction: share held out, 0 <= f < 1 (approximate per class: hashed).
+        examples_per_class: keep the first k examples of each class (after the hold-out).
+        max_examples_per_class: cap every class at this many (smoke runs).
     """
+    if part not in STREAM_PARTS or (part != "all" and split_name != "train"):
+        raise ValueError(f"part must be one of {STREAM_PARTS} (train/validation of split "
+                         f"'train' only), got {part!r} of {split_name!r}")
     classes, remap = _half_classes(source, split, half)
     remap = tf.constant(remap)
     ds = source.tf_dataset(split_name, classes=classes)
+    limits = [k for k in (examples_per_class, max_examples_per_class) if k]
+    if part != "all" or limits:
+        ds = _select_per_class(ds, source.num_classes, part, validation_fraction,
+                               min(limits) if limits else None)
     if training:
         ds = ds.shuffle(STREAM_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
 
@@ -184,3 +203,31 @@ def make_streaming_half(source, split, half, preprocessing, *, split_name, batch
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _select_per_class(ds, num_classes, part, validation_fraction, limit):
+    """Per class, in stream order: the hold-out `part` of each class, then its first `limit`.
+
+    Examples are numbered within their class by a running count (`scan`), which is what
+    makes the hold-out and the first-k choice independent of the other classes.
+    """
+    def number(counts, example):
+        image, label = example
+        return (tf.tensor_scatter_nd_add(counts, [[label]], tf.ones([1], tf.int64)),
+                (image, label, tf.gather(counts, label)))
+
+    def held_out(image, label, index):
+        key = tf.strings.format("{}/{}", (label, index))
+        bucket = tf.strings.to_hash_bucket_fast(key, HOLDOUT_BUCKETS)
+        return bucket < round(validation_fraction * HOLDOUT_BUCKETS)
+
+    zeros = tf.zeros([num_classes], tf.int64)
+    ds = ds.scan(zeros, number)
+    if part != "all":
+        keep = held_out if part == "validation" else (
+            lambda *example: tf.logical_not(held_out(*example)))
+        ds = ds.filter(keep).map(lambda image, label, index: (image, label))
+        ds = ds.scan(zeros, number)  # number again among the kept examples
+    if limit:
+        ds = ds.filter(lambda image, label, index: index < limit)
+    return ds.map(lambda image, label, index: (image, label))
