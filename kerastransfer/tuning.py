@@ -36,13 +36,13 @@ import zlib
 import keras
 import keras_tuner
 import tensorflow as tf
+from keras_tuner.src import config as kt_config
 from keras_tuner.src import utils as kt_utils
 
 from kerastransfer import data, fileio, grid, stages, surgery, training
 from kerastransfer.errors import StudyStopped, UsageError
 from kerastransfer.results import best_k_mean
 
-STAGES = ("base", "transfer_ft")
 OBJECTIVE = "best_k_val_accuracy"
 RECORD = "kerastransfer.json"  # our record of a trial, beside keras-tuner's trial.json
 WEIGHTS = "final.weights.h5"
@@ -71,12 +71,12 @@ def run(experiment):
     n = tune_n(study)
     tuning_dir = os.path.join(e.workdir, "tuning")
     if role == "worker":
-        with atomic_tuner_state():
+        with keras_tuner_settings():
             search(study, split, n, tuning_dir, role)
         log(f"worker {os.environ['KERASTUNER_TUNER_ID']} done; the chief writes tuned.flags")
         return None
     fingerprint = {**e.result_fingerprint(), "tuner": e.tuner, "tune_n": n,
-                   "split": e.splits[0]}
+                   "splits": e.splits[0]}  # the search uses the first split
     start_over = _check_config(e, fingerprint, tuning_dir)
     with stages.workdir_lock(e.workdir):
         if start_over:
@@ -85,10 +85,10 @@ def run(experiment):
             "tuning": fingerprint, "command": " ".join(["python -m kerastransfer.run",
                                                         *sys.argv[1:]]),
             "source_commit": stages.source_commit()})
-        with atomic_tuner_state():
+        with keras_tuner_settings():
             base, fine = search(study, split, n, tuning_dir, role)
         path = os.path.join(e.workdir, "tuned.flags")
-        fileio.write_text(path, flagfile_text(e, split, n, base, fine, path))
+        fileio.write_text(path, flagfile_text(e, n, base, fine, path))
         fileio.write_json(os.path.join(tuning_dir, "summary.json"),
                           {"base": base, "transfer_ft": fine, "tuned_flags": path})
         log(f"tuned flags: {path}")
@@ -239,7 +239,7 @@ def best_trial(tuner, stage):
     trials = list(tuner.oracle.trials.values())
     done = [t for t in trials if t.status == "COMPLETED"]
     log(f"[tune {stage}] {len(done)} of {len(trials)} trials finished"
-        + "".join(f"; trial {t.trial_id} {t.status}: {_last_line(t.message)}"
+        + "".join(f"; trial {t.trial_id} {t.status}: {_reason(tuner, t)}"
                   for t in trials if t.status != "COMPLETED"))
     if not done:
         return {"error": f"no {stage} trial finished in {tuner.project_dir} "
@@ -255,39 +255,49 @@ def best_trial(tuner, stage):
             "finished_trials": len(done), "trials": len(trials)}
 
 
-def _last_line(message):
-    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
+def _reason(tuner, trial):
+    """Why a trial did not complete: our record's reason, else keras-tuner's last line."""
+    path = os.path.join(tuner.get_trial_dir(trial.trial_id), RECORD)
+    if os.path.exists(path):
+        with open(path) as f:
+            reason = json.load(f).get("reason")
+        if reason:
+            return reason
+    lines = [line for line in (trial.message or "").splitlines() if line.strip()]
+    return lines[-1] if lines else f"see {tuner.get_trial_dir(trial.trial_id)}/trial.json"
 
 
 # ----- keras-tuner pieces ----------------------------------------------------------------
 @contextlib.contextmanager
-def atomic_tuner_state():
-    """Makes keras-tuner write its state files (oracle.json, trial.json) atomically.
+def keras_tuner_settings():
+    """keras-tuner as tuning needs it, while the block runs.
 
-    keras-tuner rewrites them in place, so a search killed while writing one leaves it empty
-    and the resumed search cannot read it; `fileio` writes a temporary file and renames it.
+    - Its state files (oracle.json, trial.json) are written atomically: keras-tuner rewrites
+      them in place, so a search killed while writing one left it empty and the resumed
+      search could not read it; `fileio` writes a temporary file and renames it.
+    - No traceback on stdout for a failed trial (a diverged loss is a result): the trial's
+      line says why, and its trial.json keeps the traceback.
     """
     def save_json(path, obj):
         text = json.dumps(obj)
         fileio.write_text(path, text)
         return text
 
-    original = kt_utils.save_json
-    kt_utils.save_json = save_json
+    original = kt_utils.save_json, kt_config.DEBUG
+    kt_utils.save_json, kt_config.DEBUG = save_json, False
     try:
         yield
     finally:
-        kt_utils.save_json = original
+        kt_utils.save_json, kt_config.DEBUG = original
 
 
-class _Deadline:
-    """Oracle mixin: no new trial once `deadline` (time.time()) has passed (--tune_seconds).
+class _Oracle:
+    """Oracle mixin: the configured values first, and the --tune_seconds budget.
 
     The oracle lives in the local process or the chief, so the chief's clock decides.
     """
 
-    deadline = None
+    deadline = None  # time.time() after which no new trial starts
 
     def populate_space(self, trial_id):
         if self.deadline is not None and time.time() > self.deadline:
@@ -295,12 +305,18 @@ class _Deadline:
             return {"status": "STOPPED"}
         return super().populate_space(trial_id)
 
+    def _random_values(self):
+        """The first trial runs the configured values (the defaults): the one to beat."""
+        if not self._tried_so_far:
+            return dict(self.hyperparameters.values)
+        return super()._random_values()
 
-class BayesianOracle(_Deadline, keras_tuner.oracles.BayesianOptimizationOracle):
+
+class BayesianOracle(_Oracle, keras_tuner.oracles.BayesianOptimizationOracle):
     """Bayesian optimization with the --tune_seconds budget."""
 
 
-class HyperbandOracle(_Deadline, keras_tuner.oracles.HyperbandOracle):
+class HyperbandOracle(_Oracle, keras_tuner.oracles.HyperbandOracle):
     """Hyperband with the --tune_seconds budget and a --max_trials cap."""
 
     def __init__(self, max_trials, **kwargs):
@@ -389,7 +405,14 @@ class _TrialModel(keras_tuner.HyperModel):
         # keras-tuner gave the TensorBoard callback a per-trial log dir and added HParams.
         board = next(c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard))
         others = [c for c in callbacks if c is not board]
-        tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
+        record = {"stage": self.stage, "trial_id": trial_id,
+                  "tuner_id": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
+                  "host": socket.gethostname(), "pid": os.getpid(), "values": settings,
+                  "half": self.half_name, "num_classes": half.num_classes, "k": e.best_k,
+                  "steps": solver.total_steps, "learning_rate_trained": solver.learning_rate,
+                  "strategy": type(model.distribute_strategy).__name__,
+                  "replicas": model.distribute_strategy.num_replicas_in_sync}
+        where = f"[tune {self.stage}] trial {trial_id} on {record['tuner_id']}"
         try:
             result = training.train(model, train_data, val_data, solver=solver,
                                     batch_size=settings["batch_size"],
@@ -397,8 +420,9 @@ class _TrialModel(keras_tuner.HyperModel):
                                     tensorboard_dir=board.log_dir, verbose=e.verbose,
                                     extra_callbacks=others)
         except training.DivergedError as error:
-            log(f"[tune {self.stage}] trial {trial_id} on {tuner_id}: {_show(settings)} "
-                f"-> FAILED ({error})")
+            fileio.write_json(os.path.join(trial_dir, RECORD),
+                              {**record, "status": "failed", "reason": str(error)})
+            log(f"{where}: {_show(settings)} -> FAILED ({error})")
             raise keras_tuner.errors.FailedTrialError(str(error)) from None
         with fileio.atomic_path(os.path.join(trial_dir, WEIGHTS)) as tmp:
             model.save_weights(tmp)
@@ -408,20 +432,14 @@ class _TrialModel(keras_tuner.HyperModel):
             tf.summary.scalar(OBJECTIVE, score, step=solver.total_steps)
         writer.close()
         fileio.write_json(os.path.join(trial_dir, RECORD), {
-            "stage": self.stage, "trial_id": trial_id, "tuner_id": tuner_id,
-            "host": socket.gethostname(), "pid": os.getpid(), "values": settings,
-            "half": self.half_name, "num_classes": half.num_classes, "k": e.best_k,
-            "best_k": score, "final_val": result.val_history[-1][1],
-            "val_history": result.val_history, "steps": solver.total_steps,
-            "learning_rate_trained": solver.learning_rate,
-            "train_seconds": result.train_seconds,
+            **record, "status": "ok", "best_k": score, "final_val": result.val_history[-1][1],
+            "val_history": result.val_history, "train_seconds": result.train_seconds,
             "resumed_from_step": result.resumed_from_step,
         })
         shutil.rmtree(os.path.join(trial_dir, "run", "backup"), ignore_errors=True)
-        log(f"[tune {self.stage}] trial {trial_id} on {tuner_id}: {_show(settings)} -> "
-            f"best-{e.best_k} val {score:.4f}, {result.train_seconds:.1f}s"
-            + (f" (resumed at step {result.resumed_from_step})"
-               if result.resumed_from_step else ""))
+        resumed = result.resumed_from_step
+        log(f"{where}: {_show(settings)} -> best-{e.best_k} val {score:.4f}, "
+            f"{result.train_seconds:.1f}s" + (f" (resumed at step {resumed})" if resumed else ""))
         return {OBJECTIVE: score, "val_accuracy": result.val_history[-1][1]}
 
 
@@ -491,7 +509,7 @@ def _show(settings):
 
 
 # ----- tuned.flags -------------------------------------------------------------------------
-def flagfile_text(experiment, split, n, base, fine, path):
+def flagfile_text(experiment, n, base, fine, path):
     """tuned.flags: the best values, each with a comment on the trial it came from."""
     e = experiment
     flagfiles = [arg for arg in sys.argv[1:] if arg.startswith("--flagfile=")]
