@@ -1,0 +1,116 @@
+"""Bad input through the real command line: exit status 2, one line naming the bad value and
+the fix, no traceback, and a workdir that already holds a study left byte-identical.
+
+docs/errors.md lists the same cases for users.
+"""
+
+import concurrent.futures
+import gzip
+import os
+import shutil
+
+import pytest
+
+from data_fixtures import write_fashion_mnist_files
+from reliability_helpers import TINY, own_lines, snapshot
+from runner_helpers import run_cli
+from kerastransfer.data import fashion_mnist
+
+MISSING_RUN = "random0/transfer/n9/seed0"
+
+
+def truncated_manual_dir(tmp):
+    """Fashion-MNIST IDX files whose training images lose their last 100 bytes."""
+    manual = os.path.join(tmp, "manual")
+    write_fashion_mnist_files(manual)
+    path = os.path.join(manual, fashion_mnist.FILES["train"][0])
+    with open(path, "rb") as f:
+        raw = gzip.decompress(f.read())
+    with open(path, "wb") as f:
+        f.write(gzip.compress(raw[:-100]))
+    return manual
+
+
+def split_file(tmp, text):
+    path = os.path.join(tmp, "classes.txt")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+# name: (arguments after TINY given the workdir and a scratch dir, what the message must say)
+CASES = {
+    "unknown_arch": (lambda w, t: ["--arch=vgg16"], ["--arch='vgg16'", "known architectures"]),
+    "unknown_dataset": (lambda w, t: ["--dataset=fashion_mnistt"],
+                        ["--dataset='fashion_mnistt'", "known:"]),
+    "unknown_split": (lambda w, t: ["--splits=halves"], ["'halves'", "use random:SEED"]),
+    "unknown_treatment": (lambda w, t: ["--treatments=transfer,finetune"],
+                          ["'finetune'", "use any of"]),
+    "unknown_strategy": (lambda w, t: ["--strategy=tpu"], ["--strategy=tpu", "one of"]),
+    "unknown_mode": (lambda w, t: ["--mode=serve"], ["--mode=serve", "one of"]),
+    "n_zero": (lambda w, t: ["--layers=0"], ["n=0", "layers start at 1"]),
+    "n_past_last_block": (lambda w, t: ["--layers=8"], ["n=8", "past the last block", "1..7"]),
+    "zero_epochs": (lambda w, t: ["--epochs=0", "--train_steps=0"],
+                    ["--epochs=0.0", "must be positive"]),
+    "negative_batch_size": (lambda w, t: ["--batch_size=-32"],
+                            ["--batch_size=-32", "must be positive"]),
+    "zero_learning_rate": (lambda w, t: ["--learning_rate=0"],
+                           ["--learning_rate=0.0", "must be positive"]),
+    "non_integer_seeds": (lambda w, t: ["--seeds=one"], ["--seeds=one", "integers"]),
+    "missing_flagfile": (lambda w, t: ["--flagfile=/nonexistent/study.flags"],
+                         ["/nonexistent/study.flags", "pass an existing file"]),
+    "missing_dataset_files": (
+        lambda w, t: ["--manual_dir=/nonexistent", f"--data_dir={t}/tfds"],
+        ["/nonexistent/train-images-idx3-ubyte.gz", "--manual_dir"]),
+    "truncated_idx_file": (
+        lambda w, t: [f"--manual_dir={truncated_manual_dir(t)}", f"--data_dir={t}/tfds"],
+        ["truncated IDX file", "train-images-idx3-ubyte.gz", "--manual_dir"]),
+    "split_file_unknown_class": (
+        lambda w, t: ["--splits=file:" + split_file(t, "1\n12\n")],
+        ["classes.txt line 2", "'12' is not a class id", "0..9"]),
+    "split_file_duplicated_class": (
+        lambda w, t: ["--splits=file:" + split_file(t, "3\n4\n3\n")],
+        ["classes.txt line 3", "class id 3 is listed twice", "once"]),
+    "workdir_is_a_file": (lambda w, t: [f"--workdir={w}/results.jsonl"],
+                          ["results.jsonl is a file", "directory"]),
+    # We run as root, so chmod cannot make a directory unwritable: a path under a file can't
+    # be created by anyone.
+    "workdir_not_writable": (lambda w, t: [f"--workdir={w}/config.json/study"],
+                             ["config.json/study is not writable", "directory you can write"]),
+    "export_missing_run": (lambda w, t: ["--mode=export", f"--export_run={MISSING_RUN}"],
+                           [MISSING_RUN, "not a finished run", "finished runs include"]),
+    "changed_config": (lambda w, t: ["--learning_rate=0.5"],
+                       ["--learning_rate 0.05 -> 0.5", "--overwrite"]),
+}
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """Every case run against its own copy of a finished workdir, three at a time (each
+    subprocess spends most of its life loading TensorFlow): {case: (future, workdir, before)}."""
+    finished = str(tmp_path_factory.mktemp("bad_input") / "study")
+    done = run_cli(*TINY, f"--workdir={finished}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        started = {}
+        for case, (make_args, _) in sorted(CASES.items()):
+            tmp = str(tmp_path_factory.mktemp(case))
+            workdir = os.path.join(tmp, "study")
+            shutil.copytree(finished, workdir)
+            args = make_args(workdir, tmp)
+            started[case] = (pool.submit(run_cli, *TINY, f"--workdir={workdir}", *args),
+                             workdir, snapshot(workdir))
+        yield started
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_exits_2_with_one_line_and_leaves_the_workdir_alone(case, outcomes):
+    future, workdir, before = outcomes[case]
+    done = future.result()
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    lines = own_lines(done.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr[-3000:]
+    for text in CASES[case][1]:
+        assert text in lines[0]
+    assert snapshot(workdir) == before
