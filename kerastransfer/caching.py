@@ -5,14 +5,28 @@ image never changes, so it is computed once (batched inference) and only the suf
 Stochastic layers (dropout) after the cache point belong to the suffix and keep drawing
 fresh masks, so caching stops before the first of them. Evaluation, saved weights and export
 use the full model: the suffix shares its layer objects with it.
+
+Features live in memory when they fit the budget (`--cache_budget_mb`), else in a tf.data
+file cache. In memory, `FeatureStore` also remembers the last features of each (base, data)
+pair, so the frozen runs at n = 1, 2, ... of one base compute only the new block each time.
 """
 
+import math
+import os
+import shutil
+
 import keras
+import numpy as np
+import tensorflow as tf
 
 from kerastransfer import surgery
 
 STOCHASTIC = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.GaussianDropout,
               keras.layers.SpatialDropout2D, keras.layers.AlphaDropout)
+# Images per inference batch while computing features.
+FEATURE_BATCH = 512
+# Smallest shuffle buffer of file-cached features, whatever the budget.
+MIN_SHUFFLE_BUFFER = 1024
 
 
 def is_chain(model):
@@ -45,8 +59,127 @@ def split_model(model, layer):
     The suffix reuses the model's own layer objects, so training it trains the model.
     """
     prefix = keras.Model(model.input, layer.output, name=f"{model.name}_prefix")
-    features = keras.Input(layer.output.shape[1:], name="cached_features")
-    x = features
-    for later in model.layers[model.layers.index(layer) + 1:]:
+    return prefix, _segment(model, layer, model.layers[-1], "suffix")
+
+
+def _segment(model, first, last, name):
+    """The chain of layers after `first` up to and including `last`, as a model whose input
+    is `first`'s output."""
+    layers = model.layers
+    x = features = keras.Input(first.output.shape[1:], dtype=first.output.dtype,
+                               name="cached_features")
+    for later in layers[layers.index(first) + 1: layers.index(last) + 1]:
         x = later(x)
-    return prefix, keras.Model(features, x, name=f"{model.name}_suffix")
+    return keras.Model(features, x, name=f"{model.name}_{name}")
+
+
+def feature_bytes(layer, count):
+    """Memory that `count` outputs of `layer` take."""
+    shape = layer.output.shape[1:]
+    return count * math.prod(shape) * tf.as_dtype(layer.output.dtype).size
+
+
+def predict(model, batches):
+    """`model`'s outputs for a dataset of input batches or an array/tensor of inputs, as one
+    numpy array."""
+    if not isinstance(batches, tf.data.Dataset):
+        batches = tf.data.Dataset.from_tensor_slices(batches).batch(FEATURE_BATCH)
+    return model.predict(batches, verbose=0)
+
+
+def memory_batches(features, labels, batch_size, *, shuffle_seed=None):
+    """Batches of (features, labels) gathered from in-memory tensors.
+
+    Only indices are shuffled (every pass, fixed by `shuffle_seed`) and each batch is one
+    gather: no per-example copies and no shuffle buffer holding a second copy of the
+    features. The order equals that of `data.make_dataset` with the same seed.
+    """
+    x, y = tf.convert_to_tensor(features), tf.convert_to_tensor(labels, tf.int64)
+    order = tf.data.Dataset.range(len(labels))
+    if shuffle_seed is not None:
+        order = order.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return order.batch(batch_size).map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)))
+
+
+class FeatureStore:
+    """Cached prefix outputs of the frozen runs of a study.
+
+    In memory (when a run's features fit `budget_bytes`), the last features of each `key`
+    (a base network and the data it sees) are kept, so the next run frozen at a higher block
+    of the same base starts from them and computes only the blocks in between; the oldest
+    kept features go when all of them together pass the budget. Larger features go to a
+    tf.data file cache under `cache_dir`, one folder per run, removed by `release`.
+    """
+
+    def __init__(self, budget_bytes, cache_dir):
+        self.budget_bytes = budget_bytes
+        self.cache_dir = cache_dir
+        self._kept = {}  # key -> (layer name, {part: features tensor}), oldest first
+
+    def fits(self, layer, count):
+        """True when `count` examples' features of `layer` fit in memory."""
+        return feature_bytes(layer, count) <= self.budget_bytes
+
+    def in_memory(self, model, layer, parts, key=None):
+        """{part: features of `layer` (a tensor)} for `parts` = {part: input batches}.
+
+        With a `key`, starts from the features kept under it when they come from a layer at
+        or before `layer` in this model (the same frozen blocks of the same base).
+        """
+        names = [later.name for later in model.layers]
+        kept_name, kept = self._kept.pop(key, (None, None))
+        if kept_name in names and names.index(kept_name) <= names.index(layer.name):
+            start = model.get_layer(kept_name)
+            middle = None if start is layer else _segment(model, start, layer, "middle")
+            features = {part: kept[part] if middle is None
+                        else tf.convert_to_tensor(predict(middle, kept[part])) for part in parts}
+        else:
+            prefix = keras.Model(model.input, layer.output)
+            features = {part: tf.convert_to_tensor(predict(prefix, batches))
+                        for part, batches in parts.items()}
+        if key is not None:
+            self._kept[key] = (layer.name, features)
+            while len(self._kept) > 1 and self._kept_bytes() > self.budget_bytes:
+                del self._kept[next(iter(self._kept))]
+        return features
+
+    def _kept_bytes(self):
+        return sum(f.shape.num_elements() * f.dtype.size
+                   for _, parts in self._kept.values() for f in parts.values())
+
+    def on_file(self, model, layer, parts, run):
+        """{part: tf.data of (features, label) examples}, each computed in one pass and read
+        from its cache file under cache_dir/run afterwards.
+
+        `parts` = {part: batches of (inputs, labels)}.
+        """
+        folder = os.path.join(self.cache_dir, run)
+        self.release(run)  # a killed run's partial files would block the cache
+        os.makedirs(folder)
+        prefix = keras.Model(model.input, layer.output)
+        call = tf.function(lambda x: prefix(x, training=False))
+        cached = {}
+        for part, batches in parts.items():
+            examples = batches.map(lambda x, y: (call(x), y)).unbatch()
+            examples = examples.cache(os.path.join(folder, part))
+            for _ in examples.batch(FEATURE_BATCH):  # one full pass writes the file
+                pass
+            cached[part] = examples
+        return cached
+
+    def shuffle_buffer(self, layer, count):
+        """Examples the shuffle buffer of a file-cached run holds: as many as the budget
+        allows, at least MIN_SHUFFLE_BUFFER (all of them when there are fewer)."""
+        fit = self.budget_bytes // feature_bytes(layer, 1)
+        return int(min(count, max(fit, MIN_SHUFFLE_BUFFER)))
+
+    def release(self, run):
+        """Removes a run's file cache and the folders it leaves empty."""
+        folder = os.path.join(self.cache_dir, run)
+        shutil.rmtree(folder, ignore_errors=True)
+        while folder != self.cache_dir:
+            folder = os.path.dirname(folder)
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty (another run's cache) or already gone
+                return

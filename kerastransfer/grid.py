@@ -124,6 +124,7 @@ class Study:
         # follower, which writes to a throwaway folder (distributed.follow_chief).
         self.outdir = self.workdir
         self._caching_note = None
+        self._features = None  # caching.FeatureStore, made by the first cached run
         self.stopped_by = None  # the failed record that ended the grid (--on_failure=stop)
 
     # ----- setup -----------------------------------------------------------------------
@@ -339,7 +340,8 @@ class Study:
                  if e.cache_frozen and spec.treatment in ("selffer", "transfer", "random")
                  and self._caching_allowed() else None)
         with self.strategy.scope():
-            trainee, train_data, val_data = self._inputs(model, half, spec, layer)
+            trainee, train_data, val_data, cache = self._inputs(model, half, spec, layer,
+                                                                base_record)
             training.compile_model(trainee, solver)
         try:
             result = training.train(
@@ -364,7 +366,7 @@ class Study:
             "train_seconds": result.train_seconds,
             "images_per_second": result.images_per_second,
             "steps": solver.total_steps, "resumed_from_step": result.resumed_from_step,
-            "cached_prefix": layer.name if layer is not None else None,
+            "cached_prefix": layer.name if layer is not None else None, **cache,
             "strategy": type(self.strategy).__name__,
             "replicas": self.strategy.num_replicas_in_sync,
             "dtype_policy": keras.config.dtype_policy().name,
@@ -373,6 +375,8 @@ class Study:
             "weights_sha256": file_digest(path),
         }
         shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)
+        if self._features is not None:
+            self._features.release(spec.run)
         self._log_hparams(spec, record)
         return record
 
@@ -409,34 +413,56 @@ class Study:
         return surgery.transfer(base, spec.n, TREATMENT_SOURCE[spec.treatment][1],
                                 num_classes=num_classes)
 
-    def _inputs(self, model, half, spec, layer):
-        """(model to train, train-data factory, validation dataset), cached prefix or not."""
+    def _inputs(self, model, half, spec, layer, base_record):
+        """(model to train, train-data factory, validation dataset, cache fields of the
+        record), on the cached outputs of the frozen prefix up to `layer` when one is given.
+
+        The features stay in memory when they fit --cache_budget_mb (kept per base, so the
+        next n of the same base computes only its new blocks), else in a tf.data file cache
+        under outdir/cache/<run>, removed when the run ends.
+        """
         e, prep = self.experiment, self.preprocessing
         seed = spec.seed + e.seed_offset
 
         def full_train(skip):
             return self._train_data(half, seed, skip)
 
-        val = self._eval_data(half, "val")
         if layer is None:
-            return model, full_train, val
-        prefix, suffix = caching.split_model(model, layer)
-        features = {}
-        for name, (x, y) in {"train": (half.train_x, half.train_y),
-                             "val": (half.val_x, half.val_y)}.items():
-            plain = data.make_dataset(x, y, prep, batch_size=EVAL_BATCH, training=False,
-                                      cache=False)
-            features[name] = (prefix.predict(plain.map(lambda i, _: i), verbose=0), y)
+            return model, full_train, self._eval_data(half, "val"), {}
+        started = time.perf_counter()
+        if self._features is None:
+            self._features = caching.FeatureStore(e.cache_budget_mb * 2**20,
+                                                  os.path.join(self.outdir, "cache"))
+        store, parts = self._features, {"train": (half.train_x, half.train_y),
+                                        "val": (half.val_x, half.val_y)}
+        batches = {part: data.make_dataset(x, y, prep, batch_size=caching.FEATURE_BATCH,
+                                           training=False, cache=False)
+                   for part, (x, y) in parts.items()}
+        _, suffix = caching.split_model(model, layer)
+        if store.fits(layer, len(half.train_y) + len(half.val_y)):
+            key = (base_record["weights_sha256"], spec.split, spec.target) if base_record else None
+            features = store.in_memory(model, layer, {part: ds.map(lambda x, _: x)
+                                                      for part, ds in batches.items()}, key)
 
-        def cached_train(skip):
-            x, y = features["train"]
-            ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64)))
-            ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-            return ds.batch(e.batch_size).repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
+            def cached_train(skip):
+                ds = caching.memory_batches(features["train"], half.train_y, e.batch_size,
+                                            shuffle_seed=seed)
+                return ds.repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
 
-        val_x, val_y = features["val"]
-        cached_val = tf.data.Dataset.from_tensor_slices((val_x, val_y.astype(np.int64)))
-        return suffix, cached_train, cached_val.batch(EVAL_BATCH)
+            val = caching.memory_batches(features["val"], half.val_y, EVAL_BATCH)
+            storage = "memory"
+        else:
+            examples = store.on_file(model, layer, batches, spec.run)
+            buffer = store.shuffle_buffer(layer, len(half.train_y))
+
+            def cached_train(skip):
+                ds = examples["train"].shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+                return ds.batch(e.batch_size).repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
+
+            val = examples["val"].batch(EVAL_BATCH)
+            storage = "file"
+        cache = {"cache_storage": storage, "cache_seconds": time.perf_counter() - started}
+        return suffix, cached_train, val.prefetch(tf.data.AUTOTUNE), cache
 
 
 @dataclasses.dataclass(frozen=True)

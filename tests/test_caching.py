@@ -1,0 +1,106 @@
+"""Frozen-prefix caching: the cached features are the prefix's outputs, and training on them
+ends where training the whole network with a frozen prefix ends."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerastransfer import caching, config, grid, models, surgery
+
+WIDTHS = (8, 8, 8, 8, 8, 16, 16)
+
+
+def frozen_copies(base, *layers_n):
+    """Frozen transfers of `base` at each n with their cache layers."""
+    nets = [surgery.transfer(base, n, "frozen") for n in layers_n]
+    return [(net, caching.cache_layer(net, n)) for net, n in zip(nets, layers_n)]
+
+
+def prefix_outputs(model, layer, images):
+    return keras.Model(model.input, layer.output)(images, training=False).numpy()
+
+
+@pytest.fixture(scope="module")
+def base_and_images():
+    keras.utils.set_random_seed(1)
+    base = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
+                        widths=WIDTHS)
+    images = np.random.RandomState(0).rand(300, 28, 28, 1).astype(np.float32)
+    return base, images
+
+
+def test_features_kept_in_memory_equal_the_prefix_outputs_also_when_continued(
+        base_and_images):
+    base, images = base_and_images
+    (net1, pool1), (net3, conv3), (net7, fc6) = frozen_copies(base, 1, 3, 7)
+    assert (pool1.name, conv3.name, fc6.name) == ("pool1", "conv3", "fc6")
+    store = caching.FeatureStore(2**30, cache_dir=None)
+    first = store.in_memory(net1, pool1, {"train": images}, key="baseA")
+    np.testing.assert_allclose(first["train"], prefix_outputs(net1, pool1, images),
+                               rtol=1e-5, atol=1e-5)
+    # Later n of the same base: continued from the kept pool1 outputs, never from the
+    # (here deliberately wrong) images, and still equal to the whole prefix's outputs.
+    wrong = {"train": np.zeros_like(images)}
+    for net, layer in ((net3, conv3), (net7, fc6)):
+        continued = store.in_memory(net, layer, wrong, key="baseA")
+        np.testing.assert_allclose(continued["train"], prefix_outputs(net, layer, images),
+                                   rtol=1e-4, atol=1e-5)
+    fresh = store.in_memory(net3, conv3, wrong, key="baseB")  # another key: from the inputs
+    np.testing.assert_allclose(fresh["train"], prefix_outputs(net3, conv3, wrong["train"]),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_features_over_budget_go_to_a_file_cache_that_equals_the_prefix_outputs(
+        base_and_images, tmp_path):
+    base, images = base_and_images
+    (net, layer), = frozen_copies(base, 2)
+    labels = np.arange(len(images)) % 5
+    store = caching.FeatureStore(0, cache_dir=str(tmp_path))
+    assert not store.fits(layer, len(images))
+    batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(64)
+    examples = store.on_file(net, layer, {"train": batches}, "random0/transfer/n2/seed0")
+    folder = tmp_path / "random0" / "transfer" / "n2" / "seed0"
+    assert any(name.startswith("train") for name in os.listdir(folder))
+    features, read_labels = (np.stack(parts) for parts in zip(*examples["train"]))
+    np.testing.assert_allclose(features, prefix_outputs(net, layer, images),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(read_labels, labels)
+    store.release("random0/transfer/n2/seed0")
+    assert not (tmp_path / "random0").exists()
+
+
+def train_random_frozen_run(workdir, **flags):
+    """Trains the grid's random-features run at n=3 (no dropout) for one epoch."""
+    experiment = config.Experiment(
+        workdir=str(workdir), splits=("random:0",), widths=WIDTHS, layers=(3,),
+        treatments=("random",), max_examples_per_class=60, epochs=1.0, batch_size=32,
+        learning_rate=0.05, dropout=0.0, eval_every=3, best_k=1, **flags)
+    study = grid.Study(experiment, log=lambda message: None).prepare()
+    spec, = [s for s in study.runs if s.treatment == "random"]
+    record = study.train_run(spec, None)
+    assert record["status"] == "ok"
+    weights = study.build_model(record["num_classes"])
+    weights.load_weights(os.path.join(str(workdir), record["weights"]))
+    return record, {layer.name: layer.get_weights() for layer in weights.layers}
+
+
+def test_one_epoch_with_and_without_caching_ends_with_the_same_weights(tmp_path):
+    plain, plain_weights = train_random_frozen_run(tmp_path / "plain", cache_frozen=False)
+    memory, memory_weights = train_random_frozen_run(tmp_path / "memory")
+    on_file, file_weights = train_random_frozen_run(tmp_path / "file", cache_budget_mb=0)
+    assert plain["cached_prefix"] is None
+    assert (memory["cached_prefix"], memory["cache_storage"]) == ("conv3", "memory")
+    assert (on_file["cached_prefix"], on_file["cache_storage"]) == ("conv3", "file")
+    assert not (tmp_path / "file" / "cache").exists()  # released after the run
+    trained = ("conv4", "conv5", "fc6", "fc7", "fc8")
+    for cached in (memory_weights, file_weights):
+        for name in trained:
+            for ours, theirs in zip(cached[name], plain_weights[name]):
+                np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5, err_msg=name)
+    # The suffix really trained: its weights moved away from the same initial values.
+    initial = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
+                           widths=WIDTHS)
+    assert not np.allclose(plain_weights["fc8"][0], initial.get_layer("fc8").get_weights()[0])
