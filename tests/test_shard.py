@@ -61,20 +61,22 @@ def test_shard_flags_that_cannot_work_end_with_one_line(tmp_path, args, message)
     assert len(done.stderr.strip().splitlines()) == 1 and not os.listdir(tmp_path)
 
 
-def _claim_all(workdir, owner, run_ids, queue):
+def _claim_all(workdir, owner, run_ids, queue, release):
     claims = Claims(workdir, owner)
     queue.put([run for run in run_ids if claims.claim(run) is None])
+    release.wait(60)  # stay alive: a dead holder's claims are fair game on its host
 
 
 def test_racing_processes_claim_each_run_exactly_once(tmp_path):
     run_ids = [f"random0/transfer/n{n}/seed{s}" for n in range(1, 8) for s in range(4)]
-    queue = multiprocessing.Queue()
-    racers = [multiprocessing.Process(target=_claim_all,
-                                      args=(str(tmp_path), f"racer {i}", run_ids, queue))
-              for i in range(4)]
+    queue, release = multiprocessing.Queue(), multiprocessing.Event()
+    racers = [multiprocessing.Process(
+        target=_claim_all, args=(str(tmp_path), f"racer {i}", run_ids, queue, release))
+        for i in range(4)]
     for racer in racers:
         racer.start()
     won = [queue.get(timeout=60) for _ in racers]
+    release.set()
     for racer in racers:
         racer.join()
     counts = collections.Counter(run for runs in won for run in runs)
