@@ -125,6 +125,7 @@ class Study:
         self.outdir = self.workdir
         self._caching_note = None
         self._features = None  # caching.FeatureStore, made by the first cached run
+        self._compiled = training.CompiledModels()  # traced models reused between runs
         self.stopped_by = None  # the failed record that ended the grid (--on_failure=stop)
 
     # ----- setup -----------------------------------------------------------------------
@@ -343,11 +344,13 @@ class Study:
             trainee, train_data, val_data, cache = self._inputs(model, half, spec, layer,
                                                                 base_record)
             training.compile_model(trainee, solver)
+            twin = self._compiled.twin(trainee)
         try:
             result = training.train(
-                trainee, train_data, val_data, solver=solver, batch_size=e.batch_size,
+                twin, train_data, val_data, solver=solver, batch_size=e.batch_size,
                 run_dir=run_dir, verbose=e.verbose,
                 tensorboard_dir=os.path.join(self.outdir, "tensorboard", spec.run))
+            self._compiled.copy_back(trainee, twin)
         except training.DivergedError as error:
             shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)  # NaN weights
             return {**dataclasses.asdict(spec), "status": "failed",

@@ -2,10 +2,12 @@
 
 Training is `model.fit` over an endless dataset in "segments" of `eval_every` steps: each
 Keras epoch is one segment, so validation accuracy is measured every `eval_every` steps
-(the paper's evaluation schedule), SegmentCheckpoint saves the weights at the same points, and
-a killed run resumes from its last segment instead of starting over.
+(the paper's evaluation schedule), SegmentCheckpoint saves the weights at segment ends (at
+most every CHECKPOINT_SECONDS), and a killed run resumes from its last checkpoint instead of
+starting over.
 """
 
+import collections
 import dataclasses
 import json
 import math
@@ -145,20 +147,28 @@ class _Recorder(keras.callbacks.Callback):
 
 
 CHECKPOINT_METADATA = "training_metadata.json"
+# Seconds of training between two checkpoints of a run (the first segment always saves).
+CHECKPOINT_SECONDS = 30.0
 
 
 class SegmentCheckpoint(keras.callbacks.Callback):
-    """Saves weights and optimizer state after every segment; restores them when fit starts.
+    """Saves weights and optimizer state at segment ends; restores them when fit starts.
 
     Unlike keras.callbacks.BackupAndRestore, whose files a kill during a save leaves torn,
     every segment's weights go to a new file written atomically, then the metadata file
     (also atomic) names it, then older weights files go: the checkpoint on disk is always
     whole and consistent.
+
+    It saves after the first segment of a fit, then after any segment that ends at least
+    `min_seconds` after the last save: a killed run loses at most that much training,
+    and runs of many short segments do not spend their time in save and fsync.
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, min_seconds=0.0):
         super().__init__()
         self.backup_dir = backup_dir
+        self.min_seconds = min_seconds
+        self._saved_at = None
 
     def on_train_begin(self, logs=None):
         state = _checkpoint_state(self.backup_dir)
@@ -168,6 +178,10 @@ class SegmentCheckpoint(keras.callbacks.Callback):
             self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
 
     def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        if self._saved_at is not None and now - self._saved_at < self.min_seconds:
+            return
+        self._saved_at = now
         name = f"segment{epoch + 1}.weights.h5"
         with fileio.atomic_path(os.path.join(self.backup_dir, name)) as tmp:
             self.model.save_weights(tmp)
@@ -210,7 +224,7 @@ def train(model, train_data, val_data, *, solver, batch_size, run_dir, tensorboa
     recorder = _Recorder(history_path, solver.eval_every, history)
     callbacks = [
         recorder,
-        SegmentCheckpoint(backup_dir),
+        SegmentCheckpoint(backup_dir, CHECKPOINT_SECONDS),
         keras.callbacks.TensorBoard(tensorboard_dir, update_freq="epoch", write_graph=False,
                                     profile_batch=0),
         *extra_callbacks,
@@ -248,3 +262,60 @@ def evaluate_accuracy(model, dataset):
         correct += int(np.sum(predictions == labels.numpy()))
         total += int(labels.shape[0])
     return correct / max(total, 1)
+
+
+class CompiledModels:
+    """Compiled models kept from run to run, so tracing happens once per kind of run.
+
+    Keras traces a model's train and test functions anew for every new model object, about
+    a second or two of CPU per run. A study trains many networks of the same structure with
+    the same solver (both bases and every fine-tuned run; the three frozen runs of each n), so
+    `twin` hands out the kept model of that structure loaded with the new model's state
+    (weights, dropout seeds, fresh optimizer state), and `copy_back` returns the trained state
+    to the run's own model. The result equals training the new model itself.
+    """
+
+    def __init__(self, size=2):
+        self.size = size
+        self._kept = collections.OrderedDict()  # signature -> (model, optimizer start state)
+
+    def twin(self, model):
+        """The kept compiled model equal in structure and solver to `model` (itself when there
+        is none yet), holding `model`'s state and a fresh optimizer."""
+        key = _signature(model)
+        kept = self._kept.pop(key, None)
+        if kept is None or not _same_shapes(kept[0].variables, model.variables):
+            model.optimizer.build(model.trainable_variables)
+            kept = (model, [v.numpy() for v in model.optimizer.variables])
+        else:
+            for mine, theirs in zip(kept[0].variables, model.variables):
+                mine.assign(theirs)
+            for variable, start in zip(kept[0].optimizer.variables, kept[1]):
+                variable.assign(start)
+        self._kept[key] = kept
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+        return kept[0]
+
+    @staticmethod
+    def copy_back(model, twin):
+        """Puts the state `twin` trained into `model` (nothing when they are one model)."""
+        if twin is not model:
+            for mine, theirs in zip(model.variables, twin.variables):
+                mine.assign(theirs)
+
+
+def _signature(model):
+    """What a traced train function depends on: the layers (with their trainable flags,
+    shapes and dtypes), the optimizer and its schedule, the loss and the strategy."""
+    optimizer = model.optimizer
+    settings = {k: v for k, v in optimizer.get_config().items() if k != "name"}  # sgd_2...
+    return json.dumps([model.get_config(), type(optimizer).__name__, settings,
+                       getattr(optimizer, "bias_lr_multiplier", 1.0), repr(model.loss),
+                       id(model.distribute_strategy)], sort_keys=True, default=repr)
+
+
+def _same_shapes(ours, theirs):
+    return len(ours) == len(theirs) and all(
+        a.shape == b.shape and a.dtype == b.dtype for a, b in zip(ours, theirs))
+

@@ -1,0 +1,85 @@
+"""Performance machinery: compiled models reused between runs change no result, and the
+benchmark's FLOP count follows its documented formula."""
+
+import os
+import sys
+
+import keras
+import numpy as np
+
+from kerastransfer import config, grid, models, surgery, training
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
+import benchmark  # noqa: E402
+
+WIDTHS = (8, 8, 8, 8, 8, 16, 16)
+
+
+def study(workdir):
+    """Smoke-sized bases with dropout on, trained for one epoch."""
+    experiment = config.Experiment(
+        workdir=str(workdir), splits=("random:0",), widths=WIDTHS, layers=(1,),
+        treatments=("transfer",), max_examples_per_class=60, epochs=1.0, batch_size=32,
+        learning_rate=0.05, dropout=0.5, eval_every=3, best_k=1)
+    return grid.Study(experiment, log=lambda message: None).prepare()
+
+
+def trained_weights(study, record):
+    model = study.build_model(record["num_classes"])
+    model.load_weights(os.path.join(study.workdir, record["weights"]))
+    return [v.numpy() for v in model.weights]
+
+
+def test_a_run_on_a_reused_compiled_model_ends_as_on_its_own(tmp_path):
+    alone = study(tmp_path / "alone")
+    base_b = alone.runs[1]
+    assert base_b.run == "random0/base/B/seed0"
+    own = alone.train_run(base_b, None)
+    after = study(tmp_path / "after")
+    first = after.train_run(after.runs[0], None)  # base A: same structure and solver
+    twins = list(after._compiled._kept.values())
+    second = after.train_run(base_b, None)
+    assert list(after._compiled._kept.values()) == twins  # B trained on A's compiled model
+    assert own["val_history"] == second["val_history"]
+    for ours, theirs in zip(trained_weights(after, second), trained_weights(alone, own)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert first["weights_sha256"] != second["weights_sha256"]
+
+
+def test_twin_gets_the_new_state_and_a_fresh_optimizer():
+    pool = training.CompiledModels()
+    solver = training.Solver(0.1, 0.9, 4, 2)
+    x, y = np.random.rand(64, 28, 28, 1).astype("float32"), np.arange(64) % 5
+    first = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
+                         widths=WIDTHS)
+    training.compile_model(first, solver)
+    assert pool.twin(first) is first
+    first.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    assert int(first.optimizer.iterations) == 4
+    second = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
+                          widths=WIDTHS)
+    training.compile_model(second, solver)
+    twin = pool.twin(second)
+    assert twin is first and int(twin.optimizer.iterations) == 0
+    assert all(not np.any(v.numpy()) for v in twin.optimizer.variables)
+    for mine, theirs in zip(twin.variables, second.variables):  # weights and dropout seeds
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    frozen = surgery.transfer(second, 3, "frozen")  # other trainable flags: another model
+    training.compile_model(frozen, solver)
+    assert pool.twin(frozen) is frozen
+
+
+def test_training_flops_follow_the_formula():
+    inputs = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(3, name="fc")(x)
+    model = keras.Model(inputs, outputs)
+    conv = 2 * 8 * 8 * 3 * 3 * 2 * 4
+    fc = 2 * (8 * 8 * 4) * 3
+    assert benchmark.forward_flops(model) == conv + fc
+    # Forward, weight gradients of both, the input gradient of fc only (conv is lowest).
+    assert benchmark.training_flops(model) == 2 * (conv + fc) + fc
+    model.get_layer("conv").trainable = False
+    assert benchmark.training_flops(model) == conv + 2 * fc
+    assert benchmark.training_flops(model, after=model.get_layer("conv")) == 2 * fc
