@@ -41,6 +41,7 @@ class OwnModelStudy(grid.Study):
                                           a_classes=(), b_classes=every_class,
                                           class_names=tuple(self.source.class_names))}
         self.source_net = self._load_source_net()
+        self.source_digest = grid.file_digest(e.source_model or e.source_weights)
         self.preprocessing = self._adapt_input(self.source_net)
         self.cuts = list(e.cut_layers) or None
         blocks = surgery.num_blocks(self.source_net, self.cuts)
@@ -88,7 +89,8 @@ class OwnModelStudy(grid.Study):
         done = super().finished()
         for seed in self.experiment.seeds:
             run_id = grid.base_id(TARGET, "A", seed)
-            done[run_id] = {"run": run_id, "status": "ok", "source_model": True}
+            done[run_id] = {"run": run_id, "status": "ok", "source_model": True,
+                            "weights_sha256": self.source_digest}
         return done
 
     def build_model(self, num_classes):
