@@ -16,7 +16,6 @@ import os
 import shutil
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from kerastransfer import surgery
@@ -80,11 +79,13 @@ def feature_bytes(layer, count):
 
 
 def predict(model, batches):
-    """`model`'s outputs for a dataset of input batches or an array/tensor of inputs, as one
-    numpy array."""
+    """`model`'s outputs, as one tensor, for a dataset of input batches or for a tensor or
+    array of inputs. Peak memory is twice the outputs (the batches, then their
+    concatenation), not three times as with `model.predict` and a conversion."""
     if not isinstance(batches, tf.data.Dataset):
         batches = tf.data.Dataset.from_tensor_slices(batches).batch(FEATURE_BATCH)
-    return model.predict(batches, verbose=0)
+    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return tf.concat([call(x) for x in batches.prefetch(1)], axis=0)
 
 
 def memory_batches(features, labels, batch_size, *, shuffle_seed=None):
@@ -131,12 +132,12 @@ class FeatureStore:
         if kept_name in names and names.index(kept_name) <= names.index(layer.name):
             start = model.get_layer(kept_name)
             middle = None if start is layer else _segment(model, start, layer, "middle")
-            features = {part: kept[part] if middle is None
-                        else tf.convert_to_tensor(predict(middle, kept[part])) for part in parts}
+            features = {part: kept[part] if middle is None else predict(middle, kept[part])
+                        for part in parts}
         else:
+            kept = None  # not needed: let it go before the new features take its memory
             prefix = keras.Model(model.input, layer.output)
-            features = {part: tf.convert_to_tensor(predict(prefix, batches))
-                        for part, batches in parts.items()}
+            features = {part: predict(prefix, batches) for part, batches in parts.items()}
         if key is not None:
             self._kept[key] = (layer.name, features)
             while len(self._kept) > 1 and self._kept_bytes() > self.budget_bytes:

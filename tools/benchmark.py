@@ -6,14 +6,16 @@ hold on a noisy machine):
   2. training FLOPs per image of the default model, from its layer shapes (formula below);
   3. plain `model.fit` on the half's numpy arrays, batch 128, default Keras settings;
   4. the same model trained with PyTorch on the CPU (skipped with a note without torch);
-  5. kerastransfer's training path (`training.train` on the study's data and solver, with its
-     validation every `eval_every` steps), and its ratios to rows 3 and 4;
-  6. frozen runs at n = 3, 5, 7 of the study (`Study.train_run`), with and without
-     frozen-prefix caching; the cached images/s pays for computing the features;
+  5. kerastransfer's training path (`training.train` on the study's data and solver), and
+     its ratios to rows 3 and 4; 5b: the same with the study's validation every
+     `eval_every` steps;
+  6. AnB runs at n = 3, 5, 7 (`Study.train_run`), with and without frozen-prefix caching;
+     the cached images/s pays for computing the features (block by block, as the study);
   7. (full run only) the whole default study in a subprocess: wall time, its floor (the sum
      over runs of training FLOPs / row 1), their ratio, and the child's peak resident memory.
-Rows 3-5 time `steps` training steps after a warm-up call (tracing excluded), repeated
-`repeats` times in turn; each keeps its best repetition (the least disturbed by other load).
+Rows 3-5 time `steps` training steps and one pass over the validation images, after a
+warm-up call (tracing excluded), repeated `repeats` times in turn; each keeps its best
+repetition (the least disturbed by other load).
 
 FLOPs: a multiply-add counts 2. Conv2D: 2 * H_out * W_out * kh * kw * C_in/groups * C_out;
 Dense: 2 * N_in * N_out; bias adds, activations, pooling and the optimizer update are left
@@ -24,7 +26,7 @@ forward FLOPs minus conv1's input gradient for a network trained from scratch.
 
 Usage:
     python tools/benchmark.py --quick            # rows 1-6, a few minutes
-    python tools/benchmark.py --write_md=BENCHMARKS.md   # all rows; rewrites BENCHMARKS.md
+    python tools/benchmark.py --write_md=BENCHMARKS.md   # all rows and levers; rewrites it
 """
 
 import argparse
@@ -162,6 +164,10 @@ class Setup:
         """The half's training images as the model sees them (float32, preprocessed)."""
         return self.study.preprocessing.eval_tf(self.half.train_x).numpy()
 
+    @property
+    def val_x(self):
+        return self.study.preprocessing.eval_tf(self.half.val_x).numpy()
+
     def build(self):
         return self.study.build_model(self.half.num_classes)
 
@@ -181,6 +187,9 @@ def best_of(rates):
 
 
 # ----- rows 3-5: three ways to train the same network -------------------------------------
+# Each `run(steps)` trains `steps` batches, then measures accuracy on the half's validation
+# images once (as `fit(..., validation_data=...)` does after an epoch), and returns the
+# trained images per second of the whole call.
 class PlainKeras:
     """Row 3: what a user writes: compile, then `fit` on numpy arrays with defaults."""
 
@@ -195,13 +204,13 @@ class PlainKeras:
         self.model.compile(optimizer=keras.optimizers.SGD(e.learning_rate, momentum=e.momentum),
                            loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         self.x, self.y, self.batch = setup.x, setup.half.train_y, e.batch_size
-        self.steps = steps
+        self.val = (setup.val_x, setup.half.val_y)
 
     def run(self, steps):
         count = steps * self.batch
         start = time.perf_counter()
         self.model.fit(self.x[:count], self.y[:count], batch_size=self.batch, epochs=1,
-                       verbose=0)
+                       validation_data=self.val, verbose=0)
         return count / (time.perf_counter() - start)
 
 
@@ -238,6 +247,8 @@ class TorchPeer:
         self.model = nn.Sequential(*layers)
         self.x = torch.from_numpy(setup.x.transpose(0, 3, 1, 2).copy())
         self.y = torch.from_numpy(setup.half.train_y)
+        self.val_x = torch.from_numpy(setup.val_x.transpose(0, 3, 1, 2).copy())
+        self.val_y = torch.from_numpy(setup.half.val_y)
         self.model(self.x[:2])  # materializes the lazy layers
         decay = [p for name, p in self.model.named_parameters() if name.endswith("weight")]
         rest = [p for name, p in self.model.named_parameters() if not name.endswith("weight")]
@@ -258,17 +269,22 @@ class TorchPeer:
             self.optimizer.zero_grad(set_to_none=True)
             loss_fn(self.model(self.x[index]), self.y[index]).backward()
             self.optimizer.step()
+        self.model.eval()
+        with torch.no_grad():
+            correct = sum(int((self.model(x).argmax(1) == y).sum())
+                          for x, y in zip(self.val_x.split(512), self.val_y.split(512)))
+        self.accuracy = correct / len(self.val_y)
         return steps * batch / (time.perf_counter() - start)
 
 
 class KerasTransfer:
     """Row 5: `training.train` on the study's datasets and solver, as `Study.train_run` calls
-    it (compile_model, segments of eval_every steps with validation, checkpoints,
-    TensorBoard)."""
+    it (compile_model, checkpoints, TensorBoard), validating once at the end like rows 3-4;
+    with `study_schedule`, every eval_every steps as the study's runs do."""
 
     name = "kerastransfer training.train"
 
-    def __init__(self, setup, steps):
+    def __init__(self, setup, steps, study_schedule=False):
         import keras  # noqa: PLC0415
 
         from kerastransfer import data, grid, training  # noqa: PLC0415
@@ -277,9 +293,12 @@ class KerasTransfer:
         self.every = training.plan_steps(len(half.train_y), e.batch_size, e.epochs,
                                          e.train_steps, e.eval_every)[1]
         self.e, self.training, self.workdir = e, training, setup.workdir
+        self.study_schedule = study_schedule
+        if study_schedule:
+            self.name = f"{self.name}, validation every {self.every} steps (the study's)"
         keras.utils.set_random_seed(0)
         self.model = setup.build()
-        training.compile_model(self.model, self._solver(self.every))
+        training.compile_model(self.model, self._solver(self.every, self.every))
         self.train_data = lambda skip: data.make_dataset(
             half.train_x, half.train_y, prep, batch_size=e.batch_size, training=True,
             seed=0).repeat().skip(skip)
@@ -287,18 +306,20 @@ class KerasTransfer:
                                           batch_size=grid.EVAL_BATCH, training=False)
         self.calls = 0
 
-    def _solver(self, steps):
+    def _solver(self, steps, every):
         e = self.e
-        return self.training.Solver(e.learning_rate, e.momentum, steps, self.every,
+        return self.training.Solver(e.learning_rate, e.momentum, steps, every,
                                     e.lr_decay_steps, e.bias_lr_multiplier)
 
     def run(self, steps):
-        """Trains `steps` (rounded to whole segments) in a fresh run folder."""
+        """Trains `steps` (with the study's schedule: whole segments) in a fresh folder."""
         self.calls += 1
-        run_dir = os.path.join(self.workdir, "row5", str(self.calls))
+        run_dir = os.path.join(self.workdir, "row5", f"{id(self)}-{self.calls}")
+        if self.study_schedule:
+            steps = max(1, steps // self.every) * self.every
+        solver = self._solver(steps, self.every if self.study_schedule else steps)
         result = self.training.train(
-            self.model, self.train_data, self.val_data,
-            solver=self._solver(max(1, steps // self.every) * self.every),
+            self.model, self.train_data, self.val_data, solver=solver,
             batch_size=self.e.batch_size, run_dir=run_dir, tensorboard_dir=run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
         return result.images_per_second
@@ -316,8 +337,9 @@ def compare_trainers(setup, steps, repeats, log):
         except ImportError as error:
             notes[kind.name] = (f"skipped: {error.name} is not installed "
                                 "(pip install -e '.[bench]')")
+    trainers.append(KerasTransfer(setup, steps, study_schedule=True))
     for trainer in trainers:
-        trainer.run(getattr(trainer, "every", 8))  # traces (Keras) / warms the kernels
+        trainer.run(trainer.every if isinstance(trainer, KerasTransfer) else 8)  # warm-up
     rates = {trainer.name: [] for trainer in trainers}
     for round_ in range(repeats):
         for trainer in trainers:
@@ -326,39 +348,147 @@ def compare_trainers(setup, steps, repeats, log):
     return {name: {"rates": r, "best": best_of(r)} for name, r in rates.items()}, notes
 
 
+# ----- levers: what else could make the training path faster ------------------------------
+class Lever(KerasTransfer):
+    """Row 5b's trainer changed in one way: compile options or the validation batch."""
+
+    def __init__(self, setup, steps, name, compile_options=None, eval_batch=None):
+        super().__init__(setup, steps, study_schedule=True)
+        from kerastransfer import data  # noqa: PLC0415
+
+        self.name = name
+        if compile_options:
+            self.model.compile(optimizer=self.model.optimizer, loss=self.model.loss,
+                               metrics=["accuracy"], **compile_options)
+        if eval_batch:
+            half = setup.half
+            self.val_data = data.make_dataset(half.val_x, half.val_y,
+                                              setup.study.preprocessing,
+                                              batch_size=eval_batch, training=False)
+
+
+def compare_levers(setup, steps, repeats, log):
+    """Row 5b's trainer against itself with one lever changed, in turn: best images/s and
+    CPU microseconds per trained image (process time, which other load disturbs less)."""
+    every = KerasTransfer(setup, steps).every
+    trainers = [Lever(setup, steps, f"as the study trains (row 5b; steps_per_execution={every})"),
+                Lever(setup, steps, "steps_per_execution=1 (Keras's default)",
+                      {"steps_per_execution": 1}),
+                Lever(setup, steps, "jit_compile=True (XLA)", {"jit_compile": True}),
+                Lever(setup, steps, "validation batch 1500 instead of 512", eval_batch=1500)]
+    for trainer in trainers:
+        trainer.run(trainer.every)
+    found = {trainer.name: {"rates": [], "cpu_us": []} for trainer in trainers}
+    for _ in range(repeats):
+        for trainer in trainers:
+            cpu = time.process_time()
+            found[trainer.name]["rates"].append(trainer.run(steps))
+            found[trainer.name]["cpu_us"].append(
+                (time.process_time() - cpu) / (steps * trainer.e.batch_size) * 1e6)
+            log(f"  {trainer.name}: {found[trainer.name]['rates'][-1]:.0f} img/s")
+    found["compiled-model reuse"] = reuse_lever(setup, repeats, log)
+    found["steps_per_execution on a cached suffix"] = suffix_lever(setup, every, repeats, log)
+    return found
+
+
+def suffix_lever(setup, every, repeats, log):
+    """Milliseconds per step of the n=5 suffix (fc6-fc8 on 512 cached features per image)
+    trained for 9 segments, with one segment per graph call and with Keras's one step."""
+    import keras  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from kerastransfer import caching, surgery, training  # noqa: PLC0415
+
+    labels = setup.half.train_y
+    per_step = {}
+    for spe in (every, 1):
+        model = surgery.transfer(setup.build(), 5, "frozen")
+        layer = caching.cache_layer(model, 5)
+        features = np.random.RandomState(0).rand(len(labels), *layer.output.shape[1:])
+        batches = caching.memory_batches(features.astype("float32"), labels,
+                                         setup.experiment.batch_size, shuffle_seed=0)
+        batches = batches.repeat()
+        suffix = caching.split_model(model, layer)[1]
+        training.compile_model(suffix, training.Solver(0.01, 0.9, 9 * every, every))
+        suffix.compile(optimizer=suffix.optimizer, loss=suffix.loss, metrics=["accuracy"],
+                       steps_per_execution=spe)
+        suffix.fit(batches, epochs=1, steps_per_epoch=every, verbose=0)  # traces
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            suffix.fit(batches, epochs=9, steps_per_epoch=every, verbose=0)
+            times.append((time.perf_counter() - start) / (9 * every) * 1e3)
+        per_step[spe] = min(times)
+        log(f"  cached n=5 suffix, steps_per_execution={spe}: {per_step[spe]:.2f} ms/step")
+    return {"ms_per_step": per_step}
+
+
+def reuse_lever(setup, repeats, log):
+    """Seconds of `Study.train_run` for base B right after base A, on A's compiled model
+    (reused) and on a model of its own (a fresh study: traced anew), in turn."""
+    from kerastransfer import grid  # noqa: PLC0415
+
+    seconds = {"reused": [], "fresh": []}
+    for round_ in range(repeats):
+        for kind in ("reused", "fresh"):
+            workdir = os.path.join(setup.workdir, f"reuse_{kind}_{round_}")
+            study = grid.Study(dataclasses.replace(setup.experiment, workdir=workdir),
+                               log=lambda message: None).prepare()
+            base_a, base_b = study.runs[:2]
+            if kind == "reused":
+                study.train_run(base_a, None)
+            start = time.perf_counter()
+            study.train_run(base_b, None)
+            seconds[kind].append(time.perf_counter() - start)
+            log(f"  base B run, {kind} compiled model: {seconds[kind][-1]:.1f} s")
+    return {"seconds": seconds, "best": {k: min(v) for k, v in seconds.items()}}
+
+
 # ----- row 6: frozen runs with and without caching -----------------------------------------
 def frozen_runs(setup, layers, repeats, log):
-    """Random-feature runs frozen at each n (the study's solver), cached and not, in turn.
+    """AnB runs frozen at each n (the study's solver), with and without caching, in turn.
 
-    Cached runs pay for their feature pass: images/s = trained images / (feature seconds +
-    train seconds); `train_only` leaves the feature pass out.
+    Like the study, the cached runs of one base continue its features block by block: n=3
+    computes blocks 1-3 from the images, n=5 only blocks 4-5 on n=3's features, and so on.
+    Cached images/s counts that feature pass (trained images / (feature seconds + train
+    seconds)); `train_only` leaves it out. The base is an untrained network (the speed is
+    the same).
     """
     from kerastransfer import grid  # noqa: PLC0415
 
-    rows = {}
-    studies = {}
+    studies, bases = {}, {}
     for cached in (False, True):
         experiment = dataclasses.replace(
             setup.experiment, cache_frozen=cached, layers=tuple(layers),
-            treatments=("random",), workdir=os.path.join(setup.workdir, f"row6_{cached}"))
-        studies[cached] = grid.Study(experiment, log=lambda message: None).prepare()
-    for n in layers:
-        results = {False: [], True: []}
-        for _ in range(repeats):
+            treatments=("transfer",), workdir=os.path.join(setup.workdir, f"row6_{cached}"))
+        study = studies[cached] = grid.Study(experiment, log=lambda message: None).prepare()
+        base_spec = next(s for s in study.runs if s.treatment == "base" and s.target == "A")
+        base = setup.build()
+        weights = os.path.join("runs", base_spec.run, "final.weights.h5")
+        os.makedirs(os.path.dirname(os.path.join(study.workdir, weights)))
+        base.save_weights(os.path.join(study.workdir, weights))
+        bases[cached] = {"num_classes": setup.half.num_classes, "weights": weights,
+                         "weights_sha256": grid.file_digest(os.path.join(study.workdir,
+                                                                          weights))}
+    results = {n: {False: [], True: []} for n in layers}
+    for _ in range(repeats):
+        for n in layers:
             for cached, study in studies.items():
-                spec = next(s for s in study.runs if s.treatment == "random" and s.n == n)
+                spec = next(s for s in study.runs if s.treatment == "transfer" and s.n == n)
                 shutil.rmtree(os.path.join(study.workdir, "runs", spec.run), ignore_errors=True)
-                record = study.train_run(spec, None)
+                record = study.train_run(spec, bases[cached])
                 trained = record["steps"] * setup.experiment.batch_size
                 seconds = record["train_seconds"] + record.get("cache_seconds", 0.0)
-                results[cached].append({"images_per_second": trained / seconds,
-                                        "train_only": record["images_per_second"],
-                                        "cache_seconds": record.get("cache_seconds", 0.0),
-                                        "cached_prefix": record["cached_prefix"]})
+                results[n][cached].append({"images_per_second": trained / seconds,
+                                           "train_only": record["images_per_second"],
+                                           "cache_seconds": record.get("cache_seconds", 0.0),
+                                           "cached_prefix": record["cached_prefix"]})
                 log(f"  n={n} {'cached' if cached else 'uncached'}: "
-                    f"{results[cached][-1]['images_per_second']:.0f} img/s")
+                    f"{results[n][cached][-1]['images_per_second']:.0f} img/s")
+    rows = {}
+    for n, found in results.items():
         best = {cached: max(r, key=lambda x: x["images_per_second"])
-                for cached, r in results.items()}
+                for cached, r in found.items()}
         rows[n] = {"uncached": best[False], "cached": best[True],
                    "ratio": best[True]["images_per_second"] / best[False]["images_per_second"],
                    "ratio_train_only": best[True]["train_only"] / best[False]["train_only"]}
@@ -430,14 +560,15 @@ def study_row(flagfile, peak, log):
 
 # ----- the whole benchmark -----------------------------------------------------------------
 def run_benchmark(quick=False, flagfile=DEFAULT_FLAGFILE, steps=None, repeats=None,
-                  study=None, log=print):
-    """Measures rows 1-6 (and row 7 unless quick or study=False); returns the results dict."""
+                  study=None, levers=None, log=print):
+    """Measures rows 1-6, then (unless quick, or when asked) the levers and row 7."""
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
     steps = steps or (75 if quick else 225)
     repeats = repeats or (2 if quick else 3)
     study = (not quick) if study is None else study
+    levers = (not quick) if levers is None else levers
     results = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(["python", "tools/benchmark.py", *sys.argv[1:]]),
@@ -465,6 +596,9 @@ def run_benchmark(quick=False, flagfile=DEFAULT_FLAGFILE, steps=None, repeats=No
         log("row 6: frozen runs with and without caching")
         results["frozen"] = frozen_runs(setup, FROZEN_N, 1 if quick else 2, log)
         results["load_after_rows_1_6"] = other_load()
+        if levers:
+            log("levers: row 5b with one change each")
+            results["levers"] = compare_levers(setup, steps, max(2, repeats - 1), log)
         if study:
             log("row 7: the default study")
             results["study"] = study_row(flagfile, results["peak_gflops"], log)
@@ -483,6 +617,11 @@ def _torch_version():
     return torch.__version__
 
 
+def _study_schedule_name(results):
+    return next(name for name in results["trainers"] if name.startswith(KerasTransfer.name)
+                and name != KerasTransfer.name)
+
+
 def _rate(results, name):
     trainer = results["trainers"].get(name)
     return trainer["best"] if trainer else None
@@ -499,7 +638,7 @@ def targets(results):
         ("training path faster than plain model.fit (ratio > 1.0)", ours / plain, 1.0),
     ]
     if 5 in results["frozen"]:
-        rows.append(("frozen n=5 with caching >= 3x without (incl. the feature pass)",
+        rows.append(("frozen n=5 with caching >= 3x without (incl. its feature pass)",
                      results["frozen"][5]["ratio"], 3.0))
     study = results.get("study")
     if study:
@@ -529,8 +668,8 @@ def table_rows(results):
 
     rows = [("1", "float32 peak (2048x2048 TensorFlow matmul)", f"{peak:.0f} GFLOP/s", ""),
             ("2", "training FLOPs per image, default model",
-             f"{flops / 1e6:.1f} MFLOP", f"forward {results['flops_per_image']['forward'] / 1e6:.1f}"
-             " MFLOP"),
+             f"{flops / 1e6:.1f} MFLOP",
+             f"forward {results['flops_per_image']['forward'] / 1e6:.1f} MFLOP"),
             ("3", PlainKeras.name + " (numpy arrays, defaults)", f"{plain:.0f} img/s",
              of_peak(plain))]
     if peer is None:
@@ -538,11 +677,12 @@ def table_rows(results):
     else:
         rows.append(("4", TorchPeer.name + f" {results['torch']}", f"{peer:.0f} img/s",
                      of_peak(peer)))
-    versus = f"{ours / plain:.2f}x row 3" + (f", {ours / peer:.2f}x row 4" if peer else "")
-    rows.append(("5", KerasTransfer.name + " (validation every segment)", f"{ours:.0f} img/s",
-                 f"{versus}; {of_peak(ours)}"))
+    for row, name in (("5", KerasTransfer.name), ("5b", _study_schedule_name(results))):
+        rate = _rate(results, name)
+        versus = f"{rate / plain:.2f}x row 3" + (f", {rate / peer:.2f}x row 4" if peer else "")
+        rows.append((row, name, f"{rate:.0f} img/s", f"{versus}; {of_peak(rate)}"))
     for n, row in results["frozen"].items():
-        rows.append((f"6 (n={n})", f"frozen n={n}: uncached / cached at "
+        rows.append((f"6 (n={n})", f"AnB n={n}: uncached / cached at "
                      f"{row['cached']['cached_prefix']}",
                      f"{row['uncached']['images_per_second']:.0f} / "
                      f"{row['cached']['images_per_second']:.0f} img/s",
