@@ -82,8 +82,10 @@ def compile_model(model, solver):
 
     A segment (`eval_every` steps) runs as one call into the graph (steps_per_execution):
     Keras's per-step Python work then happens once a segment, which halves the step time of
-    the small suffixes that frozen runs train on cached features.
+    the small suffixes that frozen runs train on cached features. Under a tf.distribute
+    strategy Keras 3.15's multi-step loop fails to build, so there it stays one step a call.
     """
+    steps_per_call = 1 if tf.distribute.has_strategy() else solver.eval_every
     if solver.bias_lr_multiplier != 1.0:
         optimizer = BiasScaledSGD(solver.bias_lr_multiplier, learning_rate=solver.schedule(),
                                   momentum=solver.momentum)
@@ -91,7 +93,7 @@ def compile_model(model, solver):
         optimizer = keras.optimizers.SGD(learning_rate=solver.schedule(),
                                          momentum=solver.momentum)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], steps_per_execution=solver.eval_every)
+                  metrics=["accuracy"], steps_per_execution=steps_per_call)
 
 
 def make_strategy(name):
