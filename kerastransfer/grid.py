@@ -353,6 +353,8 @@ class Study:
             self._compiled.copy_back(trainee, twin)
         except training.DivergedError as error:
             shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)  # NaN weights
+            if self._features is not None:
+                self._features.release(spec.run)
             return {**dataclasses.asdict(spec), "status": "failed",
                     "reason": f"{error} (learning rate {solver.learning_rate:g})"}
         test_ds = self._eval_data(half, "test")
