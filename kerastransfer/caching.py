@@ -84,7 +84,8 @@ def predict(model, batches):
     concatenation), not three times as with `model.predict` and a conversion."""
     if not isinstance(batches, tf.data.Dataset):
         batches = tf.data.Dataset.from_tensor_slices(batches).batch(FEATURE_BATCH)
-    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    spec = tf.TensorSpec([None, *model.input.shape[1:]], model.input.dtype)
+    call = tf.function(lambda x: model(x, training=False), input_signature=[spec])
     return tf.concat([call(x) for x in batches.prefetch(1)], axis=0)
 
 

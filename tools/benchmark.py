@@ -80,8 +80,9 @@ def other_load():
     return {"load_average": [round(v, 2) for v in os.getloadavg()], "busy": busy[:6]}
 
 
-def peak_gflops(size=2048, repeats=5, seconds=1.0):
-    """Float32 matmul throughput in GFLOP/s (2 * size**3 per product), best of `repeats`."""
+def peak_gflops(size=2048, repeats=20, seconds=0.25):
+    """Float32 matmul throughput in GFLOP/s (2 * size**3 per product), best of `repeats`
+    short bursts: on a shared machine the best burst is the one least disturbed."""
     import tensorflow as tf  # noqa: PLC0415
 
     a = tf.random.normal((size, size))
@@ -580,7 +581,7 @@ def run_benchmark(quick=False, flagfile=DEFAULT_FLAGFILE, steps=None, repeats=No
     workdir = tempfile.mkdtemp(prefix="kt-benchmark-")
     try:
         log("row 1: float32 matmul peak")
-        results["peak_gflops"] = peak_gflops(repeats=3 if quick else 5)
+        results["peak_gflops"] = peak_gflops(repeats=12 if quick else 20)
         setup = make_setup(flagfile, workdir)
         e = setup.experiment
         model = setup.build()
@@ -594,12 +595,14 @@ def run_benchmark(quick=False, flagfile=DEFAULT_FLAGFILE, steps=None, repeats=No
         log(f"rows 3-5: {steps} steps, {repeats} rounds")
         results["trainers"], results["notes"] = compare_trainers(setup, steps, repeats, log)
         log("row 6: frozen runs with and without caching")
-        results["frozen"] = frozen_runs(setup, FROZEN_N, 1 if quick else 2, log)
+        results["frozen"] = frozen_runs(setup, FROZEN_N, 1 if quick else 3, log)
         results["load_after_rows_1_6"] = other_load()
         if levers:
             log("levers: row 5b with one change each")
             results["levers"] = compare_levers(setup, steps, max(2, repeats - 1), log)
         if study:
+            log("row 1 again (the best of both measurements counts)")
+            results["peak_gflops"] = max(results["peak_gflops"], peak_gflops())
             log("row 7: the default study")
             results["study"] = study_row(flagfile, results["peak_gflops"], log)
             results["load_after_row_7"] = other_load()
