@@ -81,8 +81,12 @@ def render(results):
     """The text of BENCHMARKS.md."""
     paper = on_paper()
     load = results["load_before"]
-    busy = "; ".join(f"{p['command']} ({p['cpu_percent']:.0f}% CPU)" for p in load["busy"])
     after = results.get("load_after_row_7", results["load_after_rows_1_6"])
+    samples = [results[k] for k in ("load_before", "load_after_rows_1_6", "load_after_row_7")
+               if k in results]
+    commands = {p["command"]: p["cpu_percent"] for sample in samples for p in sample["busy"]}
+    busy = "; ".join(f"`{command}` ({cpu:.0f}% CPU)" for command, cpu in commands.items())
+    method = load.get("method", "ps: average over each process's lifetime")
     model = results["model"]
     lines = [
         "# Benchmarks",
@@ -111,8 +115,9 @@ def render(results):
         f"- rows 3-5: {results['steps']} steps per round, {results['repeats']} rounds in turn, "
         "best round kept (tracing excluded by a warm-up call)",
         f"- other load on the machine (other engineers' tests and studies share its cores): "
-        f"load average {load['load_average']} before, {after['load_average']} after; busiest "
-        f"other processes at the start: {busy or 'none'}",
+        f"load average {load['load_average']} before, {after['load_average']} after; "
+        f"other processes over 5% of a core ({method}) at the start, after row 6 and after "
+        f"row 7: {busy or 'none'}",
         "",
         benchmark.markdown_table(results),
         "",
@@ -125,6 +130,7 @@ def render(results):
         "counts training FLOPs only (frozen prefixes once per training image, as caching",
         "computes them), not evaluations.",
         "",
+        *study_breakdown(results),
         "## Targets",
         "",
         benchmark.markdown_targets(results),
@@ -136,20 +142,38 @@ def render(results):
     return "\n".join(lines) + "\n"
 
 
+def study_breakdown(results):
+    """Where row 7's wall time went, from the study's own records."""
+    study = results.get("study")
+    if not study:
+        return []
+    rest = study["wall_seconds"] - study["train_seconds"] - study["cache_seconds"]
+    return [f"Of the study's {study['wall_seconds']:.0f} s, its {study['networks']} runs spent "
+            f"{study['train_seconds']:.0f} s in `training.train` (training and the validation "
+            f"pass of every segment), {study['cache_seconds']:.0f} s computing cached "
+            f"features, and {rest:.0f} s went to everything else (start-up, building and "
+            "loading networks, test evaluation, saving weights, analysis and export). Its "
+            f"base networks reached {study['base_accuracy']['A']:.4f} (A) and "
+            f"{study['base_accuracy']['B']:.4f} (B) test accuracy on random:0.", ""]
+
+
 def levers_section(results):
     levers = results.get("levers")
     if not levers:
         return []
     lines = ["## Levers", "",
              "Row 5b's trainer with one change each, measured in turn in one process (CPU time",
-             "per image is the steadier number on a shared machine):", "",
-             "| lever | best img/s | CPU us per image (best) | kept |", "|---|---|---|---|"]
+             "per image is the steadier number on a shared machine; these vary by a few",
+             "percent from round to round):", "",
+             "| lever | best img/s | CPU us per image (best) | CPU vs row 5b | in the code |",
+             "|---|---|---|---|---|"]
+    ours = next(found for name, found in levers.items() if name.startswith("as the study"))
     for name, found in levers.items():
         if "rates" not in found:
             continue
-        kept = "kept" if name.startswith("as the study trains") else "no"
+        kept = "yes" if found is ours else "no"
         lines.append(f"| {name} | {max(found['rates']):.0f} | {min(found['cpu_us']):.0f} | "
-                     f"{kept} |")
+                     f"{min(found['cpu_us']) / min(ours['cpu_us']):.2f}x | {kept} |")
     reuse = levers["compiled-model reuse"]["best"]
     suffix = levers["steps_per_execution on a cached suffix"]["ms_per_step"]
     every, one = sorted(suffix, key=int, reverse=True)
@@ -165,8 +189,10 @@ def levers_section(results):
               "Also kept: frozen-prefix caching (row 6) with features continued block by block",
               "for each base, and checkpoints at most every 30 s after a run's first segment.",
               "Not changed: the evaluation schedule (--eval_every is a result flag of the",
-              "flagfile) and two runs at once (the machine's other load makes two processes",
-              "look faster than they are; not measurable fairly here).", ""]
+              "flagfile) and the validation batch (the same CPU time per image, and a larger",
+              "batch costs memory on 227x227 inputs). Not measured: two runs at once on the",
+              "two cores (other engineers' load on this machine would favour two processes).",
+              ""]
     return lines
 
 
@@ -174,7 +200,8 @@ def mixed_precision_section():
     return [
         "## Mixed precision (GPUs only)", "",
         "`--mixed_precision=mixed_bfloat16` (or `mixed_float16`) computes in 16 bits with "
-        "float32 variables. On this CPU it buys nothing. On one H100 SXM it should give at most "
+        "float32 variables (the numbers above are float32; it was not measured on this CPU). "
+        "On one H100 SXM it should give at most "
         f"2x over float32: dense tensor-core peak {H100_BF16_TFLOPS} TFLOP/s in bfloat16 against "
         f"{H100_TF32_TFLOPS} in TF32 (TensorFlow's float32 default on such GPUs; "
         f"{H100_FP32_TFLOPS} without tensor cores), and half the bytes per activation through "
@@ -189,7 +216,8 @@ def paper_section(p):
         "## On paper: the paper's study at ImageNet scale", "",
         f"CaffeNet at 227x227 (500-class head, Keras model counted as in row 2): "
         f"{p['forward'] / 1e9:.3f} GFLOP forward, {p['train'] / 1e9:.2f} GFLOP to train one "
-        f"image. A network sees {PAPER_STEPS:,} x {PAPER_BATCH} = {p['images'] / 1e6:.1f} "
+        "image (docs/scale_out.md rounds this to 3x forward). A network sees "
+        f"{PAPER_STEPS:,} x {PAPER_BATCH} = {p['images'] / 1e6:.1f} "
         f"million training images and {PAPER_EVALUATIONS} evaluations of its half's "
         f"{HALF_VAL_IMAGES:,} validation images: {p['full_network']:.3g} FLOP. "
         f"`configs/imagenet_paper.flags` is {p['networks']} networks ({PAPER_SPLITS} random "
@@ -227,5 +255,6 @@ if __name__ == "__main__":
     with open(sys.argv[1]) as f:
         loaded = json.load(f)
     loaded["frozen"] = {int(n): row for n, row in loaded["frozen"].items()}
+    loaded["targets"] = benchmark.targets(loaded)  # judged by this version's list of targets
     fileio.write_text(sys.argv[2], render(loaded))
     print(f"report: {sys.argv[2]}")
