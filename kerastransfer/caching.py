@@ -89,20 +89,6 @@ def predict(model, batches):
     return tf.concat([call(x) for x in batches.prefetch(1)], axis=0)
 
 
-def memory_batches(features, labels, batch_size, *, shuffle_seed=None):
-    """Batches of (features, labels) gathered from in-memory tensors.
-
-    Only indices are shuffled (every pass, fixed by `shuffle_seed`) and each batch is one
-    gather: no per-example copies and no shuffle buffer holding a second copy of the
-    features. The order equals that of `data.make_dataset` with the same seed.
-    """
-    x, y = tf.convert_to_tensor(features), tf.convert_to_tensor(labels, tf.int64)
-    order = tf.data.Dataset.range(len(labels))
-    if shuffle_seed is not None:
-        order = order.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return order.batch(batch_size).map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)))
-
-
 class FeatureStore:
     """Cached prefix outputs of the frozen runs of a study.
 

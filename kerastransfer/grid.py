@@ -126,6 +126,7 @@ class Study:
         self._caching_note = None
         self._features = None  # caching.FeatureStore, made by the first cached run
         self._compiled = training.CompiledModels()  # traced models reused between runs
+        self._evaluator = training.Evaluator()  # traced forward passes reused between runs
         self.stopped_by = None  # the failed record that ended the grid (--on_failure=stop)
 
     # ----- setup -----------------------------------------------------------------------
@@ -194,7 +195,7 @@ class Study:
         """Training images of a half (0 for a streamed one: --train_steps sizes its runs)."""
         return 0 if isinstance(half, StreamedHalf) else len(half.train_y)
 
-    def _train_data(self, half, seed, skip):
+    def train_batches(self, half, seed, skip):
         """Endless training batches, from batch `skip` on when a killed run resumes.
 
         A streamed half does not replay the `skip` batches (that would decode them all
@@ -202,9 +203,13 @@ class Study:
         """
         e, prep = self.experiment, self.preprocessing
         if not isinstance(half, StreamedHalf):
-            ds = data.make_dataset(half.train_x, half.train_y, prep, batch_size=e.batch_size,
-                                   training=True, seed=seed)
-            return ds.repeat().skip(skip)
+            if prep.augments:
+                ds = data.make_dataset(half.train_x, half.train_y, prep,
+                                       batch_size=e.batch_size, training=True, seed=seed)
+            else:
+                ds = data.gathered_batches(half.train_x, half.train_y, e.batch_size,
+                                           shuffle_seed=seed, transform=prep.eval_tf)
+            return ds.repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
         return data.make_streaming_half(
             self.source, half.split, half.half, prep, split_name="train",
             batch_size=e.batch_size, training=True, seed=seed + skip,
@@ -213,13 +218,12 @@ class Study:
             examples_per_class=e.examples_per_class or None,
             max_examples_per_class=e.max_examples_per_class or None).repeat()
 
-    def _eval_data(self, half, part):
+    def eval_batches(self, half, part):
         """Batches of a half's "val" (what --eval_split names) or "test" images."""
         e, prep = self.experiment, self.preprocessing
         if not isinstance(half, StreamedHalf):
             x, y = (half.val_x, half.val_y) if part == "val" else (half.test_x, half.test_y)
-            return data.make_dataset(x, y, prep, batch_size=EVAL_BATCH, training=False,
-                                     cache=part == "val")
+            return data.ArrayBatches(x, y, EVAL_BATCH, transform=prep.eval_tf)
         held_out = part == "val" and e.eval_split == "validation"
         return data.make_streaming_half(
             self.source, half.split, half.half, prep,
@@ -348,7 +352,7 @@ class Study:
         try:
             result = training.train(
                 twin, train_data, val_data, solver=solver, batch_size=e.batch_size,
-                run_dir=run_dir, verbose=e.verbose,
+                run_dir=run_dir, verbose=e.verbose, evaluator=self._evaluator,
                 tensorboard_dir=os.path.join(self.outdir, "tensorboard", spec.run))
             self._compiled.copy_back(trainee, twin)
         except training.DivergedError as error:
@@ -357,7 +361,6 @@ class Study:
                 self._features.release(spec.run)
             return {**dataclasses.asdict(spec), "status": "failed",
                     "reason": f"{error} (learning rate {solver.learning_rate:g})"}
-        test_ds = self._eval_data(half, "test")
         weights = os.path.join("runs", spec.run, "final.weights.h5")
         with fileio.atomic_path(os.path.join(self.outdir, weights)) as tmp:
             model.save_weights(tmp)
@@ -367,7 +370,7 @@ class Study:
             "status": "ok", "reason": None,
             "best_k": best_k_mean(result.val_history, e.best_k), "k": e.best_k,
             "final_val": result.val_history[-1][1], "val_history": result.val_history,
-            "test_accuracy": training.evaluate_accuracy(model, test_ds),
+            "test_accuracy": self._evaluator(model, self.eval_batches(half, "test"))[0],
             "train_seconds": result.train_seconds,
             "images_per_second": result.images_per_second,
             "steps": solver.total_steps, "resumed_from_step": result.resumed_from_step,
@@ -419,7 +422,7 @@ class Study:
                                 num_classes=num_classes)
 
     def _inputs(self, model, half, spec, layer, base_record):
-        """(model to train, train-data factory, validation dataset, cache fields of the
+        """(model to train, train-data factory, validation batches, cache fields of the
         record), on the cached outputs of the frozen prefix up to `layer` when one is given.
 
         The features stay in memory when they fit --cache_budget_mb (kept per base, so the
@@ -430,10 +433,10 @@ class Study:
         seed = spec.seed + e.seed_offset
 
         def full_train(skip):
-            return self._train_data(half, seed, skip)
+            return self.train_batches(half, seed, skip)
 
         if layer is None:
-            return model, full_train, self._eval_data(half, "val"), {}
+            return model, full_train, self.eval_batches(half, "val"), {}
         started = time.perf_counter()
         if self._features is None:
             self._features = caching.FeatureStore(e.cache_budget_mb * 2**20,
@@ -450,11 +453,11 @@ class Study:
                                                       for part, ds in batches.items()}, key)
 
             def cached_train(skip):
-                ds = caching.memory_batches(features["train"], half.train_y, e.batch_size,
-                                            shuffle_seed=seed)
+                ds = data.gathered_batches(features["train"], half.train_y, e.batch_size,
+                                           shuffle_seed=seed)
                 return ds.repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
 
-            val = caching.memory_batches(features["val"], half.val_y, EVAL_BATCH)
+            val = data.ArrayBatches(features["val"], half.val_y, EVAL_BATCH)
             storage = "memory"
         else:
             examples = store.on_file(model, layer, batches, spec.run)
@@ -464,10 +467,10 @@ class Study:
                 ds = examples["train"].shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
                 return ds.batch(e.batch_size).repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
 
-            val = examples["val"].batch(EVAL_BATCH)
+            val = examples["val"].batch(EVAL_BATCH).prefetch(tf.data.AUTOTUNE)
             storage = "file"
         cache = {"cache_storage": storage, "cache_seconds": time.perf_counter() - started}
-        return suffix, cached_train, val.prefetch(tf.data.AUTOTUNE), cache
+        return suffix, cached_train, val, cache
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 Training is `model.fit` over an endless dataset in "segments" of `eval_every` steps: each
 Keras epoch is one segment, so validation accuracy is measured every `eval_every` steps
-(the paper's evaluation schedule), SegmentCheckpoint saves the weights at segment ends (at
-most every CHECKPOINT_SECONDS), and a killed run resumes from its last checkpoint instead of
-starting over.
+(the paper's evaluation schedule), SegmentCheckpoint saves the weights and the validation
+history at segment ends (at most every CHECKPOINT_SECONDS), and a killed run resumes from
+its last checkpoint instead of starting over.
 """
 
 import collections
@@ -16,7 +16,6 @@ import sys
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from kerastransfer import fileio
@@ -116,16 +115,73 @@ class DivergedError(RuntimeError):
     """The loss became NaN or infinite: the run failed (its record says so)."""
 
 
-class _Recorder(keras.callbacks.Callback):
-    """Keeps (step, validation accuracy) per segment in a JSON file that survives a kill.
+class Evaluator:
+    """Top-1 accuracy and mean cross-entropy of models on batches of (inputs, labels).
 
-    It also puts the learning rate into the logs (so TensorBoard plots it) and stops the
-    run when the loss is not finite.
+    Keras's `evaluate` builds an iterator, resets its metrics and runs callbacks on every
+    call, about 0.1 s on top of the forward pass, and a study validates hundreds of times.
+    Here each batch goes through one traced forward function, kept per model structure: a
+    new model of a structure seen before lends its weights to the kept one instead of being
+    traced again.
     """
 
-    def __init__(self, path, eval_every, history):
+    def __init__(self, size=4):
+        self.size = size
+        self._kept = collections.OrderedDict()  # structure -> (model, forward function)
+
+    def __call__(self, model, batches):
+        """(accuracy, mean cross-entropy) of `model` over `batches` of (inputs, labels)."""
+        forward = self._forward(model)
+        correct = total = 0
+        loss = 0.0
+        for inputs, labels in batches:
+            batch_correct, batch_loss = forward(inputs, labels)
+            correct += int(batch_correct)
+            loss += float(batch_loss)
+            total += int(labels.shape[0])
+        return correct / max(total, 1), loss / max(total, 1)
+
+    def _forward(self, model):
+        key = json.dumps([model.get_config(), keras.config.dtype_policy().name,
+                          id(model.distribute_strategy)], sort_keys=True, default=repr)
+        kept = self._kept.pop(key, None)
+        if kept is not None and kept[0] is not model:
+            if _same_shapes(kept[0].variables, model.variables):
+                for mine, theirs in zip(kept[0].variables, model.variables):
+                    mine.assign(theirs)
+            else:
+                kept = None
+        if kept is None:
+            kept = (model, _forward_function(model))
+        self._kept[key] = kept
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+        return kept[1]
+
+
+def _forward_function(model):
+    @tf.function(reduce_retracing=True)
+    def forward(inputs, labels):
+        probabilities = tf.cast(model(inputs, training=False), tf.float32)
+        labels = tf.cast(labels, tf.int64)
+        correct = tf.equal(tf.argmax(probabilities, axis=-1), labels)
+        loss = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+        return tf.reduce_sum(tf.cast(correct, tf.int64)), tf.reduce_sum(loss)
+
+    return forward
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Validates at each segment end and keeps (step, validation accuracy) in `history`.
+
+    It puts val_accuracy, val_loss and the learning rate into the logs (so TensorBoard and
+    keras-tuner see them), and stops the run when the loss is not finite.
+    """
+
+    def __init__(self, eval_every, history, val_data, evaluator):
         super().__init__()
-        self.path, self.eval_every, self.history = path, eval_every, history
+        self.eval_every, self.history = eval_every, history
+        self.val_data, self.evaluator = val_data, evaluator
         self.diverged = None
         self.segment = 0
 
@@ -147,10 +203,10 @@ class _Recorder(keras.callbacks.Callback):
             self.diverged = self.diverged or f"loss became {logs.get('loss')}"
             self.model.stop_training = True
             return
+        logs["val_accuracy"], logs["val_loss"] = self.evaluator(self.model, self.val_data)
         step = (epoch + 1) * self.eval_every
         self.history[:] = [h for h in self.history if h[0] < step]
-        self.history.append([step, float(logs["val_accuracy"])])
-        fileio.write_json(self.path, {"val_history": self.history})
+        self.history.append([step, logs["val_accuracy"]])
 
 
 CHECKPOINT_METADATA = "training_metadata.json"
@@ -159,7 +215,8 @@ CHECKPOINT_SECONDS = 30.0
 
 
 class SegmentCheckpoint(keras.callbacks.Callback):
-    """Saves weights and optimizer state at segment ends; restores them when fit starts.
+    """Saves weights, optimizer state and the validation history at segment ends; restores
+    the weights when fit starts.
 
     Unlike keras.callbacks.BackupAndRestore, whose files a kill during a save leaves torn,
     every segment's weights go to a new file written atomically, then the metadata file
@@ -171,9 +228,10 @@ class SegmentCheckpoint(keras.callbacks.Callback):
     and runs of many short segments do not spend their time in save and fsync.
     """
 
-    def __init__(self, backup_dir, min_seconds=0.0):
+    def __init__(self, backup_dir, history, min_seconds=0.0):
         super().__init__()
         self.backup_dir = backup_dir
+        self.history = history
         self.min_seconds = min_seconds
         self._saved_at = None
 
@@ -193,7 +251,7 @@ class SegmentCheckpoint(keras.callbacks.Callback):
         with fileio.atomic_path(os.path.join(self.backup_dir, name)) as tmp:
             self.model.save_weights(tmp)
         fileio.write_json(os.path.join(self.backup_dir, CHECKPOINT_METADATA),
-                          {"epoch": epoch + 1, "weights": name})
+                          {"epoch": epoch + 1, "weights": name, "val_history": self.history})
         for other in os.listdir(self.backup_dir):  # older segments, torn temporary files
             if other.endswith(".h5") and other != name:
                 os.remove(os.path.join(self.backup_dir, other))
@@ -208,38 +266,36 @@ class TrainResult:
 
 
 def train(model, train_data, val_data, *, solver, batch_size, run_dir, tensorboard_dir,
-          verbose=False, extra_callbacks=()):
+          verbose=False, extra_callbacks=(), evaluator=None):
     """Trains a compiled model for `solver.total_steps`, resuming from run_dir if killed.
 
     Args:
         model: compiled Keras model (compile inside the strategy scope).
         train_data: function(skip_batches) -> endless batched tf.data.Dataset for training.
-        val_data: batched tf.data.Dataset for validation.
+        val_data: re-iterable batches of (inputs, labels) for validation (a tf.data.Dataset
+            or data.ArrayBatches).
         run_dir: where the checkpoint and the validation history live until the run ends.
         tensorboard_dir: TensorBoard log dir of this run.
+        evaluator: an Evaluator to reuse (its traced forward functions) across runs.
     Returns:
         TrainResult. Raises DivergedError when the loss is not finite.
     """
     backup_dir = os.path.join(run_dir, "backup")
-    history_path = os.path.join(run_dir, "val_history.json")
-    done_segments = _checkpoint_state(backup_dir).get("epoch", 0)
-    history = []
-    if done_segments and os.path.exists(history_path):
-        with open(history_path) as f:
-            history = [h for h in json.load(f)["val_history"]
-                       if h[0] <= done_segments * solver.eval_every]
-    recorder = _Recorder(history_path, solver.eval_every, history)
+    state = _checkpoint_state(backup_dir)
+    done_segments = state.get("epoch", 0)
+    history = state.get("val_history", [])
+    recorder = _Recorder(solver.eval_every, history, val_data, evaluator or Evaluator())
     callbacks = [
         recorder,
-        SegmentCheckpoint(backup_dir, CHECKPOINT_SECONDS),
+        SegmentCheckpoint(backup_dir, history, CHECKPOINT_SECONDS),
         keras.callbacks.TensorBoard(tensorboard_dir, update_freq="epoch", write_graph=False,
                                     profile_batch=0),
         *extra_callbacks,
     ]
     segments = solver.total_steps // solver.eval_every
     start = time.perf_counter()
-    model.fit(train_data(done_segments * solver.eval_every), validation_data=val_data,
-              epochs=segments, initial_epoch=done_segments, steps_per_epoch=solver.eval_every,
+    model.fit(train_data(done_segments * solver.eval_every), epochs=segments,
+              initial_epoch=done_segments, steps_per_epoch=solver.eval_every,
               callbacks=callbacks, shuffle=False,
               verbose=1 if verbose and sys.stdout.isatty() else 0)
     seconds = time.perf_counter() - start
@@ -258,17 +314,6 @@ def _checkpoint_state(backup_dir):
         return {}
     with open(path) as f:
         return json.load(f)
-
-
-def evaluate_accuracy(model, dataset):
-    """Top-1 accuracy of `model` on a batched dataset of (inputs, labels)."""
-    correct = total = 0
-    predict = tf.function(lambda x: model(x, training=False))
-    for inputs, labels in dataset:
-        predictions = np.argmax(predict(inputs).numpy(), axis=-1)
-        correct += int(np.sum(predictions == labels.numpy()))
-        total += int(labels.shape[0])
-    return correct / max(total, 1)
 
 
 class CompiledModels:

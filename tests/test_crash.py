@@ -101,5 +101,5 @@ def test_crash_every_weights_file_loads_and_reproduces_its_test_accuracy(crashed
         half = study.half(record["split"], record["target"])
         test = data.make_dataset(half.test_x, half.test_y, study.preprocessing,
                                  batch_size=grid.EVAL_BATCH, training=False, cache=False)
-        assert training.evaluate_accuracy(model, test) == pytest.approx(
+        assert training.Evaluator()(model, test)[0] == pytest.approx(
             record["test_accuracy"], abs=1e-9), record["run"]

@@ -1,5 +1,6 @@
-"""Performance machinery: compiled models reused between runs change no result, and the
-benchmark's FLOP count follows its documented formula."""
+"""Performance machinery: compiled models and traced evaluations reused between runs,
+batches gathered from memory change no result, and the benchmark's FLOP count follows its
+documented formula."""
 
 import os
 import sys
@@ -7,7 +8,7 @@ import sys
 import keras
 import numpy as np
 
-from kerastransfer import config, grid, models, surgery, training
+from kerastransfer import config, data, grid, models, surgery, training
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
 import benchmark  # noqa: E402
@@ -67,6 +68,36 @@ def test_twin_gets_the_new_state_and_a_fresh_optimizer():
     frozen = surgery.transfer(second, 3, "frozen")  # other trainable flags: another model
     training.compile_model(frozen, solver)
     assert pool.twin(frozen) is frozen
+
+
+def test_evaluator_equals_keras_evaluate_also_for_a_model_it_reuses():
+    x, y = np.random.RandomState(0).rand(300, 28, 28, 1).astype("float32"), np.arange(300) % 5
+    evaluator = training.Evaluator()
+    for seed in (1, 2):  # the second model of the same structure runs on the first's trace
+        keras.utils.set_random_seed(seed)
+        model = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
+                             widths=WIDTHS)
+        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        loss, accuracy = model.evaluate(x, y, batch_size=128, verbose=0)
+        # 300 = 2 x 128 + 44: the last, smaller batch counts by its own size
+        ours = evaluator(model, data.ArrayBatches(x, y, 128))
+        assert ours[0] == round(accuracy * 300) / 300  # Keras's is the float32 of the same
+        assert abs(ours[0] - accuracy) < 1e-7
+        # Keras adds the weight-decay penalty to its loss; the evaluator reports data loss
+        penalty = float(sum(model.losses))
+        assert abs(ours[1] + penalty - loss) < 1e-5, (ours, loss, penalty)
+    assert len(evaluator._kept) == 1
+
+
+def test_gathered_batches_come_in_make_datasets_order():
+    images = np.random.RandomState(0).randint(0, 256, (70, 28, 28, 1)).astype("uint8")
+    labels = np.arange(70) % 7
+    prep = data.Preprocessing(image_size=(28, 28), channels=1)
+    ours = data.gathered_batches(images, labels, 16, shuffle_seed=3, transform=prep.eval_tf)
+    theirs = data.make_dataset(images, labels, prep, batch_size=16, training=True, seed=3)
+    for (x1, y1), (x2, y2) in zip(ours.repeat(2), theirs.repeat(2), strict=True):
+        np.testing.assert_array_equal(x1.numpy(), x2.numpy())
+        np.testing.assert_array_equal(y1.numpy(), y2.numpy())
 
 
 def test_training_flops_follow_the_formula():

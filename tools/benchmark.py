@@ -303,9 +303,9 @@ class KerasTransfer:
     def __init__(self, setup, steps, study_schedule=False):
         import keras  # noqa: PLC0415
 
-        from kerastransfer import data, grid, training  # noqa: PLC0415
+        from kerastransfer import training  # noqa: PLC0415
 
-        e, half, prep = setup.experiment, setup.half, setup.study.preprocessing
+        e, half = setup.experiment, setup.half
         self.every = training.plan_steps(len(half.train_y), e.batch_size, e.epochs,
                                          e.train_steps, e.eval_every)[1]
         self.e, self.training, self.workdir = e, training, setup.workdir
@@ -315,11 +315,9 @@ class KerasTransfer:
         keras.utils.set_random_seed(0)
         self.model = setup.build()
         training.compile_model(self.model, self._solver(self.every, self.every))
-        self.train_data = lambda skip: data.make_dataset(
-            half.train_x, half.train_y, prep, batch_size=e.batch_size, training=True,
-            seed=0).repeat().skip(skip)
-        self.val_data = data.make_dataset(half.val_x, half.val_y, prep,
-                                          batch_size=grid.EVAL_BATCH, training=False)
+        self.train_data = lambda skip: setup.study.train_batches(half, 0, skip)
+        self.val_data = setup.study.eval_batches(half, "val")
+        self.evaluator = training.Evaluator()
         self.calls = 0
 
     def _solver(self, steps, every):
@@ -336,7 +334,8 @@ class KerasTransfer:
         solver = self._solver(steps, self.every if self.study_schedule else steps)
         result = self.training.train(
             self.model, self.train_data, self.val_data, solver=solver,
-            batch_size=self.e.batch_size, run_dir=run_dir, tensorboard_dir=run_dir)
+            batch_size=self.e.batch_size, run_dir=run_dir, tensorboard_dir=run_dir,
+            evaluator=self.evaluator)
         shutil.rmtree(run_dir, ignore_errors=True)
         return result.images_per_second
 
@@ -378,9 +377,8 @@ class Lever(KerasTransfer):
                                metrics=["accuracy"], **compile_options)
         if eval_batch:
             half = setup.half
-            self.val_data = data.make_dataset(half.val_x, half.val_y,
-                                              setup.study.preprocessing,
-                                              batch_size=eval_batch, training=False)
+            self.val_data = data.ArrayBatches(half.val_x, half.val_y, eval_batch,
+                                              transform=setup.study.preprocessing.eval_tf)
 
 
 def compare_levers(setup, steps, repeats, log):
@@ -413,7 +411,7 @@ def suffix_lever(setup, every, repeats, log):
     import keras  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    from kerastransfer import caching, surgery, training  # noqa: PLC0415
+    from kerastransfer import caching, data, surgery, training  # noqa: PLC0415
 
     labels = setup.half.train_y
     per_step = {}
@@ -421,8 +419,8 @@ def suffix_lever(setup, every, repeats, log):
         model = surgery.transfer(setup.build(), 5, "frozen")
         layer = caching.cache_layer(model, 5)
         features = np.random.RandomState(0).rand(len(labels), *layer.output.shape[1:])
-        batches = caching.memory_batches(features.astype("float32"), labels,
-                                         setup.experiment.batch_size, shuffle_seed=0)
+        batches = data.gathered_batches(features.astype("float32"), labels,
+                                        setup.experiment.batch_size, shuffle_seed=0)
         batches = batches.repeat()
         suffix = caching.split_model(model, layer)[1]
         training.compile_model(suffix, training.Solver(0.01, 0.9, 9 * every, every))

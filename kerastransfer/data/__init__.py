@@ -7,12 +7,14 @@ Example:
     half = data.make_half_data(source, split, "A")
 """
 
-from kerastransfer.data.pipeline import HalfData, make_dataset, make_half_data, make_streaming_half
+from kerastransfer.data.pipeline import (ArrayBatches, HalfData, gathered_batches, make_dataset,
+                                         make_half_data, make_streaming_half)
 from kerastransfer.data.preprocessing import Preprocessing
 from kerastransfer.data.sources import DatasetSource, load_source
 from kerastransfer.data.splits import ALL_SPLIT, ClassSplit, make_split
 
 __all__ = [
-    "ALL_SPLIT", "ClassSplit", "DatasetSource", "HalfData", "Preprocessing", "load_source",
-    "make_dataset", "make_half_data", "make_split", "make_streaming_half",
+    "ALL_SPLIT", "ArrayBatches", "ClassSplit", "DatasetSource", "HalfData", "Preprocessing",
+    "gathered_batches", "load_source", "make_dataset", "make_half_data", "make_split",
+    "make_streaming_half",
 ]
