@@ -8,7 +8,7 @@ import sys
 import keras
 import numpy as np
 
-from kerastransfer import config, data, grid, models, surgery, training
+from kerastransfer import config, data, flops, grid, models, surgery, training
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
 import benchmark  # noqa: E402
@@ -108,9 +108,9 @@ def test_training_flops_follow_the_formula():
     model = keras.Model(inputs, outputs)
     conv = 2 * 8 * 8 * 3 * 3 * 2 * 4
     fc = 2 * (8 * 8 * 4) * 3
-    assert benchmark.forward_flops(model) == conv + fc
+    assert flops.forward_flops(model) == conv + fc
     # Forward, weight gradients of both, the input gradient of fc only (conv is lowest).
-    assert benchmark.training_flops(model) == 2 * (conv + fc) + fc
+    assert flops.training_flops(model) == 2 * (conv + fc) + fc
     model.get_layer("conv").trainable = False
-    assert benchmark.training_flops(model) == conv + 2 * fc
-    assert benchmark.training_flops(model, after=model.get_layer("conv")) == 2 * fc
+    assert flops.training_flops(model) == conv + 2 * fc
+    assert flops.training_flops(model, after=model.get_layer("conv")) == 2 * fc

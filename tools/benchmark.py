@@ -17,12 +17,8 @@ Rows 3-5 time `steps` training steps and one pass over the validation images, af
 warm-up call (tracing excluded), repeated `repeats` times in turn; each keeps its best
 repetition (the least disturbed by other load).
 
-FLOPs: a multiply-add counts 2. Conv2D: 2 * H_out * W_out * kh * kw * C_in/groups * C_out;
-Dense: 2 * N_in * N_out; bias adds, activations, pooling and the optimizer update are left
-out (under 1% here). Training one image costs the forward pass of every layer, plus, in the
-backward pass, a weight gradient for every trainable weight layer and an input gradient for
-every weight layer above the lowest trainable one (each as much as its forward pass): 3x the
-forward FLOPs minus conv1's input gradient for a network trained from scratch.
+FLOPs: counted from the layer shapes by `kerastransfer.flops` (its docstring gives the
+formula).
 
 Usage:
     python tools/benchmark.py --quick            # rows 1-6, a few minutes
@@ -34,7 +30,6 @@ import contextlib
 import dataclasses
 import datetime
 import json
-import math
 import os
 import platform
 import resource
@@ -114,45 +109,6 @@ def peak_gflops(size=2048, repeats=20, seconds=0.25):
             product(a, b).numpy()
         best = max(best, count * 2 * size**3 / (time.perf_counter() - start))
     return best / 1e9
-
-
-# ----- FLOPs ---------------------------------------------------------------------------------
-def layer_flops(layer):
-    """Forward FLOPs per image of one layer (Conv2D and Dense; 0 for the others)."""
-    import keras  # noqa: PLC0415
-
-    if isinstance(layer, keras.layers.Conv2D):
-        height, width = layer.output.shape[1:3]
-        return 2 * height * width * math.prod(layer.kernel.shape)
-    if isinstance(layer, keras.layers.Dense):
-        return 2 * math.prod(layer.kernel.shape)
-    return 0
-
-
-def training_flops(model, after=None):
-    """Training FLOPs per image of `model`'s layers after layer `after` (all when None).
-
-    Forward of every layer, a weight gradient per trainable weight layer, an input gradient
-    per weight layer above the lowest trainable one (see the module docstring).
-    """
-    layers = model.layers
-    if after is not None:
-        layers = layers[layers.index(after) + 1:]
-    flops = [(layer_flops(layer), layer.trainable and bool(layer.trainable_weights))
-             for layer in layers]
-    forward = sum(f for f, _ in flops)
-    weight_grads = sum(f for f, trainable in flops if trainable)
-    lowest = next((i for i, (_, trainable) in enumerate(flops) if trainable), len(flops))
-    input_grads = sum(f for f, _ in flops[lowest + 1:])
-    return forward + weight_grads + input_grads
-
-
-def forward_flops(model, upto=None):
-    """Forward FLOPs per image of `model` up to and including layer `upto` (all when None)."""
-    layers = model.layers
-    if upto is not None:
-        layers = layers[: layers.index(upto) + 1]
-    return sum(layer_flops(layer) for layer in layers)
 
 
 # ----- the study's pieces --------------------------------------------------------------------
@@ -400,9 +356,51 @@ def compare_levers(setup, steps, repeats, log):
             found[trainer.name]["cpu_us"].append(
                 (time.process_time() - cpu) / (steps * trainer.e.batch_size) * 1e6)
             log(f"  {trainer.name}: {found[trainer.name]['rates'][-1]:.0f} img/s")
+    found["input pipeline"] = input_levers(setup, repeats, log)
     found["compiled-model reuse"] = reuse_lever(setup, repeats, log)
     found["steps_per_execution on a cached suffix"] = suffix_lever(setup, every, repeats, log)
     return found
+
+
+def input_levers(setup, repeats, log):
+    """Seconds of one run's segments (fit, validating after each segment as the study does)
+    three ways, in turn, best of `repeats`: as the study (training batches gathered from
+    memory by shuffled index, validation by `training.Evaluator`), with the training batches
+    from a shuffle buffer over all examples (`data.make_dataset`), and with Keras's own
+    validation (`fit(validation_data=...)` on a cached tf.data pipeline)."""
+    import keras  # noqa: PLC0415
+
+    from kerastransfer import data, grid, training  # noqa: PLC0415
+
+    e, half, prep = setup.experiment, setup.half, setup.study.preprocessing
+    steps, every = training.plan_steps(len(half.train_y), e.batch_size, e.epochs,
+                                       e.train_steps, e.eval_every)
+    model = setup.build()
+    training.compile_model(model, training.Solver(e.learning_rate, e.momentum, steps, every))
+    ours, evaluator = setup.study.eval_batches(half, "val"), training.Evaluator()
+
+    class Validate(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            evaluator(self.model, ours)
+
+    gathered = setup.study.train_batches(half, 0, 0)
+    buffered = data.make_dataset(half.train_x, half.train_y, prep, batch_size=e.batch_size,
+                                 training=True, seed=0).repeat()
+    keras_val = data.make_dataset(half.val_x, half.val_y, prep, batch_size=grid.EVAL_BATCH,
+                                  training=False)
+    ways = {"as the study": dict(x=gathered, callbacks=[Validate()]),
+            "training batches from a shuffle buffer": dict(x=buffered, callbacks=[Validate()]),
+            "validation by Keras's evaluate": dict(x=gathered, validation_data=keras_val)}
+    found = {name: [] for name in ways}
+    for round_ in range(repeats + 1):  # the first round traces
+        for name, options in ways.items():
+            start = time.perf_counter()
+            model.fit(epochs=steps // every, steps_per_epoch=every, verbose=0, **options)
+            if round_:
+                found[name].append(time.perf_counter() - start)
+    best = {name: min(times) for name, times in found.items()}
+    log(f"  one run's segments: {best}")
+    return {"run_seconds": best, "segments": steps // every, "images": len(half.val_y)}
 
 
 def suffix_lever(setup, every, repeats, log):
@@ -532,6 +530,7 @@ def study_floor(flagfile, workdir, records):
     layers above it each step.
     """
     from kerastransfer import caching, grid, surgery  # noqa: PLC0415
+    from kerastransfer.flops import forward_flops, training_flops  # noqa: PLC0415
 
     study = grid.Study(load_experiment(flagfile, workdir), log=lambda m: None).prepare()
     total = 0.0
@@ -578,6 +577,7 @@ def run_benchmark(quick=False, flagfile=DEFAULT_FLAGFILE, steps=None, repeats=No
     """Measures rows 1-6, then (unless quick, or when asked) the levers and row 7."""
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
+    from kerastransfer import flops  # noqa: PLC0415
 
     steps = steps or (75 if quick else 225)
     repeats = repeats or (2 if quick else 3)
@@ -602,8 +602,8 @@ def run_benchmark(quick=False, flagfile=DEFAULT_FLAGFILE, steps=None, repeats=No
                             "input": list(model.input.shape[1:]), "params": model.count_params(),
                             "half_train_images": len(setup.half.train_y),
                             "half_val_images": len(setup.half.val_y)}
-        results["flops_per_image"] = {"forward": forward_flops(model),
-                                      "training": training_flops(model)}
+        results["flops_per_image"] = {"forward": flops.forward_flops(model),
+                                      "training": flops.training_flops(model)}
         log(f"row 2: {results['flops_per_image']['training'] / 1e6:.1f} MFLOP per training image")
         log(f"rows 3-5: {steps} steps, {repeats} rounds")
         results["trainers"], results["notes"] = compare_trainers(setup, steps, repeats, log)

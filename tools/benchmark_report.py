@@ -19,6 +19,7 @@ sys.path.insert(0, TOOLS)
 sys.path.insert(0, REPO)
 
 import benchmark  # noqa: E402
+from kerastransfer import flops  # noqa: E402
 
 # The paper's solver and cost (SPEC.md).
 PAPER_STEPS, PAPER_BATCH, PAPER_DAYS_PER_NETWORK = 450_000, 256, 9.5
@@ -39,22 +40,22 @@ def on_paper():
     """The paper's grid (configs/imagenet_paper.flags) on one GPU, with and without caching.
 
     Returns a dict of the arithmetic; FLOPs come from the Keras caffenet at 227x227 with a
-    500-class head, counted with benchmark.forward_flops / training_flops.
+    500-class head, counted with kerastransfer.flops.
     """
     from kerastransfer import caching, models, surgery  # noqa: PLC0415
 
     base = models.build("caffenet", num_classes=500, input_shape=(227, 227, 3))
-    forward, train = benchmark.forward_flops(base), benchmark.training_flops(base)
+    forward, train = flops.forward_flops(base), flops.training_flops(base)
     images = PAPER_STEPS * PAPER_BATCH
     evaluations = PAPER_EVALUATIONS * HALF_VAL_IMAGES
     per_n = []
     for n in range(1, PAPER_LAYERS + 1):
         frozen = surgery.transfer(base, n, "frozen")
         layer = caching.cache_layer(frozen, n)
-        prefix = benchmark.forward_flops(frozen, layer)
-        uncached = images * benchmark.training_flops(frozen) + evaluations * forward
+        prefix = flops.forward_flops(frozen, layer)
+        uncached = images * flops.training_flops(frozen) + evaluations * forward
         cached = ((HALF_TRAIN_IMAGES + HALF_VAL_IMAGES) * prefix
-                  + images * benchmark.training_flops(frozen, after=layer)
+                  + images * flops.training_flops(frozen, after=layer)
                   + evaluations * (forward - prefix))
         per_n.append({"n": n, "cache_layer": layer.name, "uncached": uncached,
                       "cached": cached})
@@ -175,6 +176,9 @@ def levers_section(results):
         lines.append(f"| {name} | {max(found['rates']):.0f} | {min(found['cpu_us']):.0f} | "
                      f"{min(found['cpu_us']) / min(ours['cpu_us']):.2f}x | {kept} |")
     reuse = levers["compiled-model reuse"]["best"]
+    inputs = levers["input pipeline"]
+    ways = inputs["run_seconds"]
+    KERAS_VALIDATION = "validation by Keras's evaluate"  # noqa: N806
     suffix = levers["steps_per_execution on a cached suffix"]["ms_per_step"]
     every, one = sorted(suffix, key=int, reverse=True)
     lines += ["",
@@ -183,11 +187,26 @@ def levers_section(results):
               f"graph call per segment ({every} steps) against {suffix[one]:.2f} ms with "
               "Keras's one step per call; the full network above is bound by its convolutions.",
               "",
+              f"Input pipeline: one run's {inputs['segments']} segments, each followed by a "
+              f"pass over the {inputs['images']:,} validation images, took "
+              f"{ways['as the study']:.1f} s as the study trains (kept: training batches "
+              "gathered from memory by shuffled index, validation by `training.Evaluator`), "
+              f"{ways['training batches from a shuffle buffer']:.1f} s with the training "
+              "batches from a shuffle buffer over all examples (`data.make_dataset`), and "
+              f"{ways[KERAS_VALIDATION]:.1f} s with Keras's "
+              "`fit(validation_data=...)`. Where these are within a few percent of each "
+              "other, neither change is a speed-up: the gathered batches are kept because they "
+              "hold no second copy of the half's images (the shuffle buffer holds all of "
+              "them), the evaluator because it also serves every run's test evaluation with "
+              "one traced function per model structure, and no validation history file is "
+              "written and fsynced after every segment.",
+              "",
               f"Compiled-model reuse (kept): base B's whole run took {reuse['reused']:.1f} s on "
               f"base A's compiled model and {reuse['fresh']:.1f} s on its own (traced anew); "
               "the study reuses one compiled model for all runs of one structure and solver.",
               "Also kept: frozen-prefix caching (row 6) with features continued block by block",
-              "for each base, and checkpoints at most every 30 s after a run's first segment.",
+              "for each base, and checkpoints, with the validation history, at most every 30 s",
+              "after a run's first segment.",
               "Not changed: the evaluation schedule (--eval_every is a result flag of the",
               "flagfile) and the validation batch (the same CPU time per image, and a larger",
               "batch costs memory on 227x227 inputs). Not measured: two runs at once on the",
