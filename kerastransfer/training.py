@@ -125,7 +125,7 @@ class Evaluator:
     traced again.
     """
 
-    def __init__(self, size=4):
+    def __init__(self, size=8):
         self.size = size
         self._kept = collections.OrderedDict()  # structure -> (model, forward function)
 
@@ -142,8 +142,9 @@ class Evaluator:
         return correct / max(total, 1), loss / max(total, 1)
 
     def _forward(self, model):
-        key = json.dumps([model.get_config(), keras.config.dtype_policy().name,
-                          id(model.distribute_strategy)], sort_keys=True, default=repr)
+        key = json.dumps([_without_trainable(model.get_config()),
+                          keras.config.dtype_policy().name, id(model.distribute_strategy)],
+                         sort_keys=True, default=repr)
         kept = self._kept.pop(key, None)
         if kept is not None and kept[0] is not model:
             if _same_shapes(kept[0].variables, model.variables):
@@ -159,16 +160,30 @@ class Evaluator:
         return kept[1]
 
 
+def _without_trainable(config):
+    """A model config without its `trainable` flags: inference does not depend on them, so
+    the full networks of every treatment share one traced forward function."""
+    if isinstance(config, dict):
+        return {k: _without_trainable(v) for k, v in config.items() if k != "trainable"}
+    if isinstance(config, list):
+        return [_without_trainable(v) for v in config]
+    return config
+
+
 def _forward_function(model):
-    @tf.function(reduce_retracing=True)
+    """(correct predictions, summed cross-entropy) of one batch, traced once for any batch
+    size."""
+    inputs_spec = tf.TensorSpec([None, *model.input.shape[1:]], model.input.dtype)
+
+    @tf.function(input_signature=[inputs_spec, tf.TensorSpec([None], tf.int64)])
     def forward(inputs, labels):
         probabilities = tf.cast(model(inputs, training=False), tf.float32)
-        labels = tf.cast(labels, tf.int64)
         correct = tf.equal(tf.argmax(probabilities, axis=-1), labels)
         loss = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
         return tf.reduce_sum(tf.cast(correct, tf.int64)), tf.reduce_sum(loss)
 
-    return forward
+    return lambda inputs, labels: forward(tf.cast(inputs, inputs_spec.dtype),
+                                          tf.cast(labels, tf.int64))
 
 
 class _Recorder(keras.callbacks.Callback):
