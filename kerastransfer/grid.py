@@ -29,6 +29,10 @@ TREATMENT_SOURCE = {
     "random": ("", "random_frozen"),
 }
 EVAL_BATCH = 512
+# Cached validation features go through the suffix in batches of up to this many bytes (all
+# 3,000 of the default study's at once): each batch is a call into the graph, and a
+# suffix's activations are small.
+CACHED_EVAL_BATCH_BYTES = 64 * 2**20
 # Treatments trained with --learning_rate times --fine_tune_lr_scale.
 FINE_TUNED = ("selffer_ft", "transfer_ft")
 
@@ -457,7 +461,9 @@ class Study:
                                            shuffle_seed=seed)
                 return ds.repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
 
-            val = data.ArrayBatches(features["val"], half.val_y, EVAL_BATCH)
+            per_example = caching.feature_bytes(layer, 1)
+            val = data.ArrayBatches(features["val"], half.val_y,
+                                    max(EVAL_BATCH, CACHED_EVAL_BATCH_BYTES // per_example))
             storage = "memory"
         else:
             examples = store.on_file(model, layer, batches, spec.run)

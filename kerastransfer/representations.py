@@ -18,11 +18,29 @@ PROBE_IMAGES = 256
 CKA_TREATMENTS = ("selffer", "selffer_ft", "transfer", "transfer_ft")
 
 
-def layer_activations(model, inputs):
-    """Outputs of every weight layer below the head, in order, on `inputs`."""
-    layers = surgery.weight_layers(model)[:-1]
-    probe = keras.Model(model.input, [layer.output for layer in layers])
-    return [layer.name for layer in layers], probe.predict(inputs, verbose=0)
+class _Prober:
+    """Gram matrices of the weight layers' activations of trained runs on one probe batch.
+
+    One network per class count is built and traced once; each run's weights are loaded into
+    it in turn (building and tracing a network per run took most of the analysis time).
+    """
+
+    def __init__(self, study, inputs):
+        self.study, self.inputs = study, inputs
+        self._networks = {}  # num_classes -> (model, layer names, traced probe)
+
+    def grams(self, record):
+        """(layer names, [Gram matrix per layer]) of a finished run."""
+        if record["num_classes"] not in self._networks:
+            model = self.study.build_model(record["num_classes"])
+            layers = surgery.weight_layers(model)[:-1]
+            probe = keras.Model(model.input, [layer.output for layer in layers])
+            self._networks[record["num_classes"]] = (
+                model, [layer.name for layer in layers],
+                tf.function(lambda x: probe(x, training=False)))
+        model, names, probe = self._networks[record["num_classes"]]
+        model.load_weights(os.path.join(self.study.workdir, record["weights"]))
+        return names, [similarity.gram(a.numpy()) for a in probe(self.inputs)]
 
 
 def cka_heatmap(study, records, split):
@@ -41,21 +59,16 @@ def cka_heatmap(study, records, split):
     half = study.half(split, "B")
     probe = data.make_dataset(half.val_x[:PROBE_IMAGES], half.val_y[:PROBE_IMAGES],
                               study.preprocessing, batch_size=PROBE_IMAGES, training=False)
-    inputs = next(iter(probe))[0]
-    base_acts = {}
+    prober = _Prober(study, next(iter(probe))[0])
+    base_grams = {}
     for half_name in ("A", "B"):
-        record = finished[f"{split}/base/{half_name}/seed0"]
-        base = study.build_model(record["num_classes"])
-        base.load_weights(os.path.join(study.workdir, record["weights"]))
-        names, base_acts[half_name] = layer_activations(base, inputs)
+        names, base_grams[half_name] = prober.grams(finished[f"{split}/base/{half_name}/seed0"])
     rows, matrix = [], []
     for record in runs:
-        model = study.build_model(record["num_classes"])
-        model.load_weights(os.path.join(study.workdir, record["weights"]))
-        _, acts = layer_activations(model, inputs)
+        _, grams = prober.grams(record)
         rows.append(f"{display_name(record['treatment'])} n={record['n']}")
-        matrix.append([similarity.linear_cka(a, b)
-                       for a, b in zip(acts, base_acts[record["source"]])])
+        matrix.append([similarity.gram_cka(a, b)
+                       for a, b in zip(grams, base_grams[record["source"]])])
     path = os.path.join(study.workdir, "figures", f"cka_{split}.png")
     plots.plot_cka(np.array(matrix), rows, names, path,
                    title=f"Linear CKA with the source base, per layer ({split})")

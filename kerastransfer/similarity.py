@@ -31,12 +31,27 @@ def linear_cka(x, y):
         raise ValueError(f"linear_cka needs the same examples on both sides, got {x.shape[0]} "
                          f"and {y.shape[0]}")
     if x.shape[0] < x.shape[1] + y.shape[1]:
-        gram_x, gram_y = x @ x.T, y @ y.T
-        cross = np.sum(gram_x * gram_y)
-        norm_x, norm_y = np.linalg.norm(gram_x), np.linalg.norm(gram_y)
-    else:
-        cross = np.linalg.norm(y.T @ x) ** 2
-        norm_x, norm_y = np.linalg.norm(x.T @ x), np.linalg.norm(y.T @ y)
+        return gram_cka(x @ x.T, y @ y.T)
+    cross = np.linalg.norm(y.T @ x) ** 2
+    return _ratio(cross, np.linalg.norm(x.T @ x), np.linalg.norm(y.T @ y))
+
+
+def gram(activations):
+    """The example-by-example Gram matrix of centered activations, for `gram_cka`: computed
+    once per activation set when one set is compared with many."""
+    x = _centered(activations)
+    return x @ x.T
+
+
+def gram_cka(gram_x, gram_y):
+    """Linear CKA from two Gram matrices of centered activations (`gram`)."""
+    if gram_x.shape != gram_y.shape:
+        raise ValueError(f"gram_cka needs the same examples on both sides, got "
+                         f"{gram_x.shape[0]} and {gram_y.shape[0]}")
+    return _ratio(np.sum(gram_x * gram_y), np.linalg.norm(gram_x), np.linalg.norm(gram_y))
+
+
+def _ratio(cross, norm_x, norm_y):
     if norm_x == 0.0 or norm_y == 0.0:
         raise ValueError("linear_cka is undefined for constant activations (zero variance)")
     return float(cross / (norm_x * norm_y))

@@ -10,7 +10,7 @@ import pytest
 
 from kerastransfer import analysis
 from kerastransfer.errors import UsageError
-from kerastransfer.similarity import cka_matrix, linear_cka
+from kerastransfer.similarity import cka_matrix, gram, gram_cka, linear_cka
 
 # SPEC.md, "Results to reproduce": mean top-1 per n of BnB, BnB+, AnB, AnB+ (random splits).
 SPEC_MEANS = {
@@ -272,9 +272,13 @@ def test_linear_cka_gram_and_feature_forms_agree():
                 / (np.linalg.norm(centered_x.T @ centered_x)
                    * np.linalg.norm(centered_y.T @ centered_y)))
     assert linear_cka(wide, mixed) == pytest.approx(expected)
+    assert gram_cka(gram(wide), gram(mixed)) == pytest.approx(expected)
+    assert gram_cka(gram(tall_x), gram(tall_y)) == pytest.approx(linear_cka(tall_x, tall_y))
     assert 0.0 < linear_cka(tall_x, tall_y) < 1.0
     with pytest.raises(ValueError):
         linear_cka(x, y[:10])
+    with pytest.raises(ValueError):
+        gram_cka(gram(x), gram(y[:10]))
 
 
 def test_cka_matrix_shape_and_diagonal():
