@@ -34,13 +34,13 @@ class _Prober:
         if record["num_classes"] not in self._networks:
             model = self.study.build_model(record["num_classes"])
             layers = surgery.weight_layers(model)[:-1]
-            probe = keras.Model(model.input, [layer.output for layer in layers])
+            outputs = keras.Model(model.input, [layer.output for layer in layers])
             self._networks[record["num_classes"]] = (
                 model, [layer.name for layer in layers],
-                tf.function(lambda x: probe(x, training=False)))
-        model, names, probe = self._networks[record["num_classes"]]
+                tf.function(lambda x: outputs(x, training=False)))
+        model, names, activations = self._networks[record["num_classes"]]
         model.load_weights(os.path.join(self.study.workdir, record["weights"]))
-        return names, [similarity.gram(a.numpy()) for a in probe(self.inputs)]
+        return names, [similarity.gram(a.numpy()) for a in activations(self.inputs)]
 
 
 def cka_heatmap(study, records, split):
