@@ -199,24 +199,26 @@ class Study:
         """Training images of a half (0 for a streamed one: --train_steps sizes its runs)."""
         return 0 if isinstance(half, StreamedHalf) else len(half.train_y)
 
-    def train_batches(self, half, seed, skip):
-        """Endless training batches, from batch `skip` on when a killed run resumes.
+    def train_batches(self, half, seed, skip, batch_size=None):
+        """Endless training batches (of --batch_size unless `batch_size` is given), from
+        batch `skip` on when a killed run resumes.
 
         A streamed half does not replay the `skip` batches (that would decode them all
         again): the resumed run reshuffles with a seed moved by `skip` instead.
         """
         e, prep = self.experiment, self.preprocessing
+        batch_size = batch_size or e.batch_size
         if not isinstance(half, StreamedHalf):
             if prep.augments:
                 ds = data.make_dataset(half.train_x, half.train_y, prep,
-                                       batch_size=e.batch_size, training=True, seed=seed)
+                                       batch_size=batch_size, training=True, seed=seed)
             else:
-                ds = data.gathered_batches(half.train_x, half.train_y, e.batch_size,
+                ds = data.gathered_batches(half.train_x, half.train_y, batch_size,
                                            shuffle_seed=seed, transform=prep.eval_tf)
             return ds.repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
         return data.make_streaming_half(
             self.source, half.split, half.half, prep, split_name="train",
-            batch_size=e.batch_size, training=True, seed=seed + skip,
+            batch_size=batch_size, training=True, seed=seed + skip,
             part="train" if e.eval_split == "validation" else "all",
             validation_fraction=e.validation_fraction,
             examples_per_class=e.examples_per_class or None,

@@ -118,20 +118,21 @@ class DivergedError(RuntimeError):
 class Evaluator:
     """Top-1 accuracy and mean cross-entropy of models on batches of (inputs, labels).
 
-    Keras's `evaluate` builds an iterator, resets its metrics and runs callbacks on every
-    call, about 0.1 s on top of the forward pass, and a study validates hundreds of times.
-    Here each batch goes through one traced forward function, kept per model structure: a
-    new model of a structure seen before lends its weights to the kept one instead of being
-    traced again.
+    Each batch goes through one traced forward function, kept per model structure: a new
+    model of a structure seen before (every run's network, for its test evaluation) lends
+    its weights to the kept one instead of being traced again. Keras's `evaluate` is as fast
+    per pass (BENCHMARKS.md, levers) but traces anew for every model object.
     """
 
     def __init__(self, size=8):
-        self.size = size
-        self._kept = collections.OrderedDict()  # structure -> (model, forward function)
+        self._kept = _KeptModels(size)  # structure -> (model, forward function)
 
     def __call__(self, model, batches):
         """(accuracy, mean cross-entropy) of `model` over `batches` of (inputs, labels)."""
-        forward = self._forward(model)
+        key = json.dumps([_without_trainable(model.get_config()),
+                          keras.config.dtype_policy().name, id(model.distribute_strategy)],
+                         sort_keys=True, default=repr)
+        (_, forward), _ = self._kept.get(key, model, _forward_function)
         correct = total = 0
         loss = 0.0
         for inputs, labels in batches:
@@ -140,24 +141,6 @@ class Evaluator:
             loss += float(batch_loss)
             total += int(labels.shape[0])
         return correct / max(total, 1), loss / max(total, 1)
-
-    def _forward(self, model):
-        key = json.dumps([_without_trainable(model.get_config()),
-                          keras.config.dtype_policy().name, id(model.distribute_strategy)],
-                         sort_keys=True, default=repr)
-        kept = self._kept.pop(key, None)
-        if kept is not None and kept[0] is not model:
-            if _same_shapes(kept[0].variables, model.variables):
-                for mine, theirs in zip(kept[0].variables, model.variables):
-                    mine.assign(theirs)
-            else:
-                kept = None
-        if kept is None:
-            kept = (model, _forward_function(model))
-        self._kept[key] = kept
-        while len(self._kept) > self.size:
-            self._kept.popitem(last=False)
-        return kept[1]
 
 
 def _without_trainable(config):
@@ -343,26 +326,20 @@ class CompiledModels:
     """
 
     def __init__(self, size=2):
-        self.size = size
-        self._kept = collections.OrderedDict()  # signature -> (model, optimizer start state)
+        self._kept = _KeptModels(size)  # signature -> (model, optimizer start state)
 
     def twin(self, model):
         """The kept compiled model equal in structure and solver to `model` (itself when there
         is none yet), holding `model`'s state and a fresh optimizer."""
-        key = _signature(model)
-        kept = self._kept.pop(key, None)
-        if kept is None or not _same_shapes(kept[0].variables, model.variables):
-            model.optimizer.build(model.trainable_variables)
-            kept = (model, [v.numpy() for v in model.optimizer.variables])
-        else:
-            for mine, theirs in zip(kept[0].variables, model.variables):
-                mine.assign(theirs)
-            for variable, start in zip(kept[0].optimizer.variables, kept[1]):
-                variable.assign(start)
-        self._kept[key] = kept
-        while len(self._kept) > self.size:
-            self._kept.popitem(last=False)
-        return kept[0]
+        def optimizer_start(new):
+            new.optimizer.build(new.trainable_variables)
+            return [v.numpy() for v in new.optimizer.variables]
+
+        (twin, start), fresh = self._kept.get(_signature(model), model, optimizer_start)
+        if not fresh:
+            for variable, value in zip(twin.optimizer.variables, start):
+                variable.assign(value)
+        return twin
 
     @staticmethod
     def copy_back(model, twin):
@@ -380,6 +357,30 @@ def _signature(model):
     return json.dumps([model.get_config(), type(optimizer).__name__, settings,
                        getattr(optimizer, "bias_lr_multiplier", 1.0), repr(model.loss),
                        id(model.distribute_strategy)], sort_keys=True, default=repr)
+
+
+class _KeptModels:
+    """The last `size` models used, one per key (a structure), each with something made for
+    it once (a traced function, a saved optimizer state), least recently used first out."""
+
+    def __init__(self, size):
+        self.size = size
+        self._kept = collections.OrderedDict()  # key -> (model, made)
+
+    def get(self, key, model, make):
+        """((kept model, its made thing), fresh): the kept model of `key` holding `model`'s
+        variables, or `model` itself with `make(model)` when none is kept (fresh=True)."""
+        kept = self._kept.pop(key, None)
+        fresh = kept is None or not _same_shapes(kept[0].variables, model.variables)
+        if fresh:
+            kept = (model, make(model))
+        elif kept[0] is not model:
+            for mine, theirs in zip(kept[0].variables, model.variables):
+                mine.assign(theirs)
+        self._kept[key] = kept
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+        return kept, fresh
 
 
 def _same_shapes(ours, theirs):

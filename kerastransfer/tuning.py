@@ -39,7 +39,7 @@ import tensorflow as tf
 from keras_tuner.src import config as kt_config
 from keras_tuner.src import utils as kt_utils
 
-from kerastransfer import data, fileio, grid, stages, surgery, training
+from kerastransfer import fileio, grid, stages, surgery, training
 from kerastransfer.errors import StudyStopped, UsageError
 from kerastransfer.results import best_k_mean
 
@@ -393,15 +393,12 @@ class _TrialModel(keras_tuner.HyperModel):
         e = self.study.experiment
         settings = self.settings(hp)
         solver = self._solver(settings)
-        half, prep, seed = self.half, self.study.preprocessing, self._seed(hp)
+        half, seed = self.half, self._seed(hp)
 
         def train_data(skip):
-            ds = data.make_dataset(half.train_x, half.train_y, prep,
-                                   batch_size=settings["batch_size"], training=True, seed=seed)
-            return ds.repeat().skip(skip)
+            return self.study.train_batches(half, seed, skip, settings["batch_size"])
 
-        val_data = data.make_dataset(half.val_x, half.val_y, prep, batch_size=grid.EVAL_BATCH,
-                                     training=False)
+        val_data = self.study.eval_batches(half, "val")
         # keras-tuner gave the TensorBoard callback a per-trial log dir and added HParams.
         board = next(c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard))
         others = [c for c in callbacks if c is not board]

@@ -38,9 +38,9 @@ def test_a_run_on_a_reused_compiled_model_ends_as_on_its_own(tmp_path):
     own = alone.train_run(base_b, None)
     after = study(tmp_path / "after")
     first = after.train_run(after.runs[0], None)  # base A: same structure and solver
-    twins = list(after._compiled._kept.values())
+    twins = list(after._compiled._kept._kept.values())
     second = after.train_run(base_b, None)
-    assert list(after._compiled._kept.values()) == twins  # B trained on A's compiled model
+    assert list(after._compiled._kept._kept.values()) == twins  # B trained on A's compiled model
     assert own["val_history"] == second["val_history"]
     for ours, theirs in zip(trained_weights(after, second), trained_weights(alone, own)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
@@ -86,7 +86,7 @@ def test_evaluator_equals_keras_evaluate_also_for_a_model_it_reuses():
         # Keras adds the weight-decay penalty to its loss; the evaluator reports data loss
         penalty = float(sum(model.losses))
         assert abs(ours[1] + penalty - loss) < 1e-5, (ours, loss, penalty)
-    assert len(evaluator._kept) == 1
+    assert len(evaluator._kept._kept) == 1
 
 
 def test_gathered_batches_come_in_make_datasets_order():
