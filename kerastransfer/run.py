@@ -1,6 +1,6 @@
 """Entry point: `python -m kerastransfer.run --flagfile=configs/fashion_mnist.flags`.
 
-Wires flags -> Experiment -> stages (train grid, analyze, export) and nothing else. Bad input
+Wires flags -> Experiment -> study.stages (train grid, analyze, export) and nothing else. Bad input
 of any kind ends with one line on stderr and exit status 2, before the workdir is touched.
 """
 
@@ -63,7 +63,7 @@ def main(argv):
 
         experiment = config.from_flags(FLAGS)
         import_tensorflow_quietly()
-        from kerastransfer import stages  # noqa: PLC0415  (imports TensorFlow)
+        from kerastransfer.study import stages  # noqa: PLC0415  (imports TensorFlow)
 
         stages.run(experiment, argv=sys.argv)
     except UsageError as error:

@@ -9,7 +9,8 @@ Everything here is plain Keras 3, so it runs on any backend and inside any
 `tf.distribute` strategy scope (call it inside the scope to place the new variables there).
 
 Example:
-    >>> base = kerastransfer.models.build("caffenet_small", num_classes=5)
+    >>> from kerastransfer import models
+    >>> base = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1))
     >>> anb_plus = transfer(base, 3, "fine_tuned")          # AnB+ with n = 3
     >>> bnb = transfer(base, 3, "frozen", num_classes=5)      # BnB / AnB
 """
@@ -17,18 +18,9 @@ Example:
 import keras
 
 from kerastransfer.errors import UsageError
+from kerastransfer.models.applications import STAGE_CUTS
 
 MODES = ("frozen", "fine_tuned", "random_frozen")
-
-# Cut points (last layer of each block) of the keras.applications backbones we support,
-# keyed by the model name the registry gives them: one per stage boundary.
-BACKBONE_CUTS = {
-    "resnet50": ("pool1_pool", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out",
-                 "conv5_block3_out"),
-    "mobilenet_v2": ("expanded_conv_project_BN", "block_2_add", "block_5_add", "block_9_add",
-                     "block_12_add", "block_15_add", "out_relu"),
-}
-
 
 def weight_layers(model):
     """The model's layers that own weights, in topological order."""
@@ -50,8 +42,8 @@ def cut_layers(model, names=None):
             per weight layer below the head, after the parameter-free layers that follow it.
     """
     layer_names = [layer.name for layer in model.layers]
-    if names is None and model.name in BACKBONE_CUTS:
-        names = BACKBONE_CUTS[model.name]
+    if names is None and model.name in STAGE_CUTS:
+        names = STAGE_CUTS[model.name]
     if names is not None:
         unknown = [name for name in names if name not in layer_names]
         if unknown:

@@ -1,5 +1,5 @@
-"""kerastransfer.analysis and kerastransfer.similarity: statistics, loaders, and the paper's
-numbers recomputed from its published networks (the shipped CSV)."""
+"""kerastransfer.analysis and kerastransfer.reporting.similarity: statistics, loaders, and the
+paper's numbers recomputed from its published networks (the shipped CSV)."""
 
 import json
 import subprocess
@@ -8,19 +8,22 @@ import sys
 import numpy as np
 import pytest
 
-from kerastransfer import analysis
+from kerastransfer import analysis, treatments
+from kerastransfer.analysis import baselines, findings, stats
+from kerastransfer.analysis.records import PAPER_FULL_BASE_TOP1
 from kerastransfer.errors import UsageError
-from kerastransfer.similarity import cka_matrix, gram, gram_cka, linear_cka
+from kerastransfer.reporting.similarity import cka_matrix, gram, gram_cka, linear_cka
+from kerastransfer.workdir.results import read_results
 
-# SPEC.md, "Results to reproduce": mean top-1 per n of BnB, BnB+, AnB, AnB+ (random splits).
-SPEC_MEANS = {
+# docs/paper.md, "Results to reproduce": mean top-1 per n of BnB, BnB+, AnB, AnB+, random splits.
+PAPER_MEANS = {
     "selffer": (.6267, .6235, .6211, .6048, .5935, .6188, .6232),
     "selffer_ft": (.6177, .6215, .6313, .6287, .6301, .6276, .6266),
     "transfer": (.6282, .6239, .6189, .5998, .5780, .5806, .5425),
     "transfer_ft": (.6373, .6358, .6426, .6398, .6446, .6460, .6465),
 }
-SPEC_BASEB_MEAN, SPEC_BASEB_SD, SPEC_BASEB_COUNT = .6251, .005, 8
-# "To 4 decimals": SPEC rounds half-way means (e.g. .62355) either way.
+PAPER_BASEB_MEAN, PAPER_BASEB_SD, PAPER_BASEB_COUNT = .6251, .005, 8
+# "To 4 decimals": the paper rounds half-way means (e.g. .62355) either way.
 FOUR_DECIMALS = 5e-5 + 1e-9
 
 
@@ -40,15 +43,15 @@ def paper_analysis(paper):
 @pytest.mark.parametrize("df, expected", [
     (1, 12.7062), (2, 4.3027), (5, 2.5706), (10, 2.2281), (30, 2.0423), (1e6, 1.9600)])
 def test_t_quantile_matches_printed_tables(df, expected):
-    assert analysis.t_quantile(0.975, df) == pytest.approx(expected, abs=1e-3)
-    assert analysis.t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-3)
+    assert stats.t_quantile(0.975, df) == pytest.approx(expected, abs=1e-3)
+    assert stats.t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-3)
 
 
 def test_t_quantile_inverts_cdf_for_fractional_df():
     for df in (1.1, 2.5, 7.3):
-        t = analysis.t_quantile(0.975, df)
-        assert analysis.t_cdf(t, df) == pytest.approx(0.975, abs=1e-9)
-    assert analysis.t_quantile(0.975, 2.5) < analysis.t_quantile(0.975, 2)
+        t = stats.t_quantile(0.975, df)
+        assert stats.t_cdf(t, df) == pytest.approx(0.975, abs=1e-9)
+    assert stats.t_quantile(0.975, 2.5) < stats.t_quantile(0.975, 2)
 
 
 def test_summarize_mean_sd_and_t_interval():
@@ -78,7 +81,7 @@ def test_difference_is_welch():
     (None, None, +1, "inconclusive"),
 ])
 def test_decide(effect, ci, direction, status):
-    assert analysis.decide(effect, ci, direction)[0] == status
+    assert findings.decide(effect, ci, direction)[0] == status
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -95,7 +98,7 @@ def test_load_paper_csv_maps_the_schema(paper):
     assert (first["best_k"], first["final_val"], first["k"]) == (0.6151, 0.6146, 10)
     assert all(r["test_accuracy"] is None and r["status"] == "ok" for r in paper)
     netbase = [r for r in paper if r["run"] == "netbase"]
-    assert netbase[0]["best_k"] == analysis.PAPER_FULL_BASE_TOP1
+    assert netbase[0]["best_k"] == PAPER_FULL_BASE_TOP1
 
 
 def _write(tmp_path, lines):
@@ -109,63 +112,64 @@ GOOD = json.dumps({"run": "random0/base/B/seed0", "treatment": "base", "split": 
                    "status": "ok"})
 
 
-def test_load_results_jsonl_names_the_malformed_line(tmp_path):
+def test_read_results_names_the_malformed_line(tmp_path):
     path = _write(tmp_path, [GOOD, "", '{"run": "cut off'])
     with pytest.raises(UsageError, match=r"results\.jsonl:3: not valid JSON"):
-        analysis.load_results_jsonl(path)
+        read_results(path)
 
 
-def test_load_results_jsonl_names_the_bad_field(tmp_path):
+def test_read_results_names_the_bad_field(tmp_path):
     bad = json.loads(GOOD) | {"treatment": "finetune"}
     path = _write(tmp_path, [GOOD, json.dumps(bad)])
     with pytest.raises(UsageError, match=r"results\.jsonl:2: treatment='finetune'"):
-        analysis.load_results_jsonl(path)
+        read_results(path)
     missing = json.loads(GOOD) | {"best_k": None}
     with pytest.raises(UsageError, match=r":1: best_k=None is missing"):
-        analysis.load_results_jsonl(_write(tmp_path, [json.dumps(missing)]))
+        read_results(_write(tmp_path, [json.dumps(missing)]))
 
 
-def test_load_results_jsonl_ignores_a_torn_tail_and_keeps_a_redone_runs_last_record(tmp_path):
+def test_read_results_ignores_a_torn_tail_and_keeps_a_redone_runs_last_record(tmp_path):
     failed = json.loads(GOOD) | {"best_k": None, "status": "failed", "reason": "diverged"}
     path = tmp_path / "results.jsonl"
     path.write_text(json.dumps(failed) + "\n" + GOOD + "\n" + '{"run": "torn')
-    records = analysis.load_results_jsonl(str(path))
+    records = read_results(str(path))
     assert [(r["run"], r["status"]) for r in records] == [("random0/base/B/seed0", "ok")]
 
 
-def test_load_results_jsonl_missing_file(tmp_path):
+def test_read_results_missing_file(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
-        analysis.load_results_jsonl(str(tmp_path / "nope.jsonl"))
+        read_results(str(tmp_path / "nope.jsonl"))
 
 
 def test_failed_records_need_no_accuracy(tmp_path):
     failed = json.loads(GOOD) | {"run": "x", "best_k": None, "status": "failed",
                                  "reason": "OOM"}
-    records = analysis.load_results_jsonl(_write(tmp_path, [GOOD, json.dumps(failed)]))
+    records = read_results(_write(tmp_path, [GOOD, json.dumps(failed)]))
     assert len(analysis.ok_records(records)) == 1
 
 
-def test_analysis_imports_no_tensorflow():
+def test_analysis_imports_no_tensorflow_matplotlib_or_reporting():
     code = ("import sys, kerastransfer.analysis as a; a.analyze(a.load_paper_csv()); "
-            "sys.exit(any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules))")
+            "a.recommend([]); sys.exit(any(m.split('.')[0] in ('tensorflow', 'keras', "
+            "'matplotlib') or m.startswith('kerastransfer.reporting') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 # ----------------------------------------------------------------------------- the paper's numbers
 
 
-def test_paper_cells_match_spec(paper_analysis):
+def test_paper_cells_match_the_paper(paper_analysis):
     cells = paper_analysis["cells"]
     base = analysis.find_cell(cells, "base", 0)
     assert base["label"] == "baseB"
-    assert base["best_k"]["count"] == SPEC_BASEB_COUNT
-    assert abs(base["best_k"]["mean"] - SPEC_BASEB_MEAN) <= FOUR_DECIMALS
-    assert base["best_k"]["sd"] == pytest.approx(SPEC_BASEB_SD, abs=5e-4)
-    for treatment, means in SPEC_MEANS.items():
+    assert base["best_k"]["count"] == PAPER_BASEB_COUNT
+    assert abs(base["best_k"]["mean"] - PAPER_BASEB_MEAN) <= FOUR_DECIMALS
+    assert base["best_k"]["sd"] == pytest.approx(PAPER_BASEB_SD, abs=5e-4)
+    for treatment, means in PAPER_MEANS.items():
         for n, expected in enumerate(means, start=1):
             cell = analysis.find_cell(cells, treatment, n)
             assert abs(cell["best_k"]["mean"] - expected) <= FOUR_DECIMALS, (treatment, n)
-            assert cell["label"] == analysis.PAPER_NAMES[treatment]
+            assert cell["label"] == treatments.get(treatment).paper_name
     assert analysis.find_cell(cells, "transfer", 7)["best_k"]["count"] == 8
     assert analysis.find_cell(cells, "selffer", 5)["best_k"]["count"] == 4
     assert analysis.find_cell(cells, "selffer_ft", 3)["best_k"]["count"] == 2
@@ -182,7 +186,7 @@ def test_paper_table1(paper_analysis):
 
 
 def test_paper_matched_baselines_show_the_caveat(paper_analysis):
-    """SPEC.md: against their own half's base, AnB+ and BnB+ both gain about +1.0 point."""
+    """docs/paper.md: against their own half's base, AnB+ and BnB+ both gain about +1.0 point."""
     by_range = paper_analysis["matched"]["by_range"]["1-7"]
     assert (by_range["AnB+"]["count"], by_range["BnB+"]["count"]) == (10, 10)
     assert round(by_range["AnB+"]["mean"], 1) == 1.0
@@ -221,11 +225,11 @@ def test_paper_findings_all_reproduced(paper_analysis):
 
 def test_findings_fail_when_the_paper_is_contradicted(paper):
     """AnB+ set 1 point below its own base must flip finding 3, and only finding 3."""
-    bases = analysis.Baselines(paper)
+    bases = baselines.Baselines(paper)
     contradicted = [
         r | {"best_k": bases.lookup(r)[0] - 0.01 + 0.001 * (r["n"] % 3)}
         if r["treatment"] == "transfer_ft" else r for r in paper]
-    statuses = [f["status"] for f in analysis.findings(contradicted)]
+    statuses = [f["status"] for f in findings.check(contradicted)]
     assert statuses == ["reproduced", "reproduced", "not reproduced", "reproduced",
                         "reproduced"]
 
@@ -237,7 +241,7 @@ def test_matched_baseline_prefers_the_same_seed():
     records = analysis.normalize_records([
         run("base", 0, 0.80), run("base", 1, 0.90),
         run("transfer", 0, 0.82, n=3), run("transfer", 2, 0.86, n=3)])
-    matched, unmatched = analysis.matched_points(records)
+    matched, unmatched = baselines.matched_points(records)
     assert [p for _, p in matched] == pytest.approx([2.0, 1.0])  # seed 0; mean .85 for seed 2
     assert unmatched == []
 

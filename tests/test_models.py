@@ -16,8 +16,9 @@ def conv_params(size, in_channels, filters, groups=1):
 
 def test_caffenet_has_the_papers_shapes_and_parameter_count():
     model = models.build("caffenet", num_classes=1000, input_shape=(227, 227, 3))
-    # SPEC.md's table, by hand: conv1 96x11x11/4, conv2 256x5x5 g2, conv3 384x3x3,
-    # conv4 384x3x3 g2, conv5 256x3x3 g2, pool5 output 6x6x256, fc6/fc7 4096, fc8 1000.
+    # docs/paper.md's "Network" table, by hand: conv1 96x11x11/4, conv2 256x5x5 g2,
+    # conv3 384x3x3, conv4 384x3x3 g2, conv5 256x3x3 g2, pool5 output 6x6x256, fc6/fc7 4096,
+    # fc8 1000.
     expected = {
         "conv1": conv_params(11, 3, 96),
         "conv2": conv_params(5, 96, 256, groups=2),
@@ -84,3 +85,21 @@ def test_backbone_weights_load_from_a_local_file(tmp_path):
     model = models.build("mobilenet_v2", num_classes=3, input_shape=(32, 32, 3), weights=path)
     np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0],
                                   source.get_layer("Conv1").get_weights()[0])
+
+
+@pytest.mark.parametrize("arch, rate", [("mobilenet_v2", 0.5), ("mobilenet_v2", 0.7),
+                                        ("mobilenet_v2", 0.2), ("caffenet_small", 0.7)])
+def test_every_architecture_gets_the_dropout_it_asks_for(arch, rate):
+    # A backbone's rate used to be dropped to 0 whenever it was >= 0.5.
+    model = models.build(arch, num_classes=3, input_shape=(32, 32, 3), dropout=rate)
+    rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert rates == ([rate] if arch in models.BACKBONES else [rate, rate])
+
+
+def test_dropout_zero_and_out_of_range():
+    model = models.build("mobilenet_v2", num_classes=3, input_shape=(32, 32, 3), dropout=0.0)
+    assert not [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    for rate in (1.0, -0.1):
+        for arch in ("caffenet_small", "mobilenet_v2"):
+            with pytest.raises(UsageError, match=r"dropout=.* must be in \[0, 1\)"):
+                models.build(arch, num_classes=3, input_shape=(32, 32, 3), dropout=rate)

@@ -8,7 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from kerastransfer import analysis, plots, report
+from kerastransfer import analysis, reporting
+from kerastransfer.analysis.__main__ import main
+from kerastransfer.reporting import plots, report
+from kerastransfer.workdir.results import read_results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COMMAND = "python -m kerastransfer.run --flagfile=configs/synthetic.cfg"
@@ -74,9 +77,9 @@ def study(tmp_path_factory):
     with open(workdir / "results.jsonl", "w") as f:
         for record in synthetic_records():
             f.write(json.dumps(record) + "\n")
-    records = analysis.load_results_jsonl(str(workdir / "results.jsonl"))
-    paths = analysis.write_analysis(str(workdir), records, config=CONFIG,
-                                    reference=analysis.load_paper_csv(), command=COMMAND)
+    records = read_results(str(workdir / "results.jsonl"))
+    paths = reporting.write_analysis(str(workdir), records, config=CONFIG,
+                                     reference=analysis.load_paper_csv(), command=COMMAND)
     assert paths[:2] == [str(workdir / "analysis.json"), str(workdir / "report.md")]
     with open(paths[0]) as f:
         return workdir, json.load(f)
@@ -155,7 +158,7 @@ def test_report_of_an_empty_study():
 
 
 def test_paper_mode_draws_the_papers_own_figures(tmp_path):
-    assert analysis.main(["--paper", str(tmp_path)]) == 0
+    assert main(["--paper", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "analysis.json").read_text())
     assert [f["status"] for f in result["findings"]] == ["reproduced"] * 5
     assert result["reference"] is None
@@ -167,7 +170,7 @@ def test_paper_mode_draws_the_papers_own_figures(tmp_path):
 
 
 def test_command_line_reports_a_missing_results_file(tmp_path, capsys):
-    assert analysis.main([str(tmp_path)]) == 2
+    assert main([str(tmp_path)]) == 2
     assert "results.jsonl does not exist" in capsys.readouterr().err
 
 

@@ -119,7 +119,7 @@ def load_experiment(flagfile, workdir, **overrides):
 
     kt_flags.FLAGS.unparse_flags()
     kt_flags.FLAGS(["benchmark", f"--flagfile={flagfile}", f"--workdir={workdir}"])
-    return dataclasses.replace(config.from_flags(kt_flags.FLAGS), **overrides)
+    return config.from_flags(kt_flags.FLAGS).replace(**overrides)
 
 
 @dataclasses.dataclass
@@ -145,13 +145,13 @@ class Setup:
 
 
 def make_setup(flagfile, workdir):
-    from kerastransfer import grid  # noqa: PLC0415
+    from kerastransfer.study.study import Study  # noqa: PLC0415
 
     experiment = load_experiment(flagfile, workdir, splits=load_experiment(
-        flagfile, workdir).splits[:1])
-    study = grid.Study(experiment, log=lambda message: None).prepare()
+        flagfile, workdir).data.splits[:1])
+    study = Study.load(experiment, log=lambda message: None)
     split = next(iter(study.splits))
-    return Setup(experiment, study, study.half(split, "A"), workdir)
+    return Setup(experiment, study, study.halves.half(split, "A"), workdir)
 
 
 def best_of(rates):
@@ -173,9 +173,9 @@ class PlainKeras:
         e = setup.experiment
         keras.utils.set_random_seed(0)
         self.model = setup.build()
-        self.model.compile(optimizer=keras.optimizers.SGD(e.learning_rate, momentum=e.momentum),
+        self.model.compile(optimizer=keras.optimizers.SGD(e.solver.learning_rate, momentum=e.solver.momentum),
                            loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        self.x, self.y, self.batch = setup.x, setup.half.train_y, e.batch_size
+        self.x, self.y, self.batch = setup.x, setup.half.train_y, e.solver.batch_size
         self.val = (setup.val_x, setup.half.val_y)
 
     def run(self, steps):
@@ -225,9 +225,9 @@ class TorchPeer:
         decay = [p for name, p in self.model.named_parameters() if name.endswith("weight")]
         rest = [p for name, p in self.model.named_parameters() if not name.endswith("weight")]
         self.optimizer = torch.optim.SGD(
-            [{"params": decay, "weight_decay": e.weight_decay}, {"params": rest}],
-            lr=e.learning_rate, momentum=e.momentum)
-        self.batch, self.torch = e.batch_size, torch
+            [{"params": decay, "weight_decay": e.solver.weight_decay}, {"params": rest}],
+            lr=e.solver.learning_rate, momentum=e.solver.momentum)
+        self.batch, self.torch = e.solver.batch_size, torch
         self.check = keras_model.count_params(), sum(p.numel() for p in self.model.parameters())
 
     def run(self, steps):
@@ -262,8 +262,8 @@ class KerasTransfer:
         from kerastransfer import training  # noqa: PLC0415
 
         e, half = setup.experiment, setup.half
-        self.every = training.plan_steps(len(half.train_y), e.batch_size, e.epochs,
-                                         e.train_steps, e.eval_every)[1]
+        self.every = training.plan_steps(len(half.train_y), e.solver.batch_size, e.solver.epochs,
+                                         e.solver.train_steps, e.solver.eval_every)[1]
         self.e, self.training, self.workdir = e, training, setup.workdir
         self.study_schedule = study_schedule
         if study_schedule:
@@ -271,15 +271,16 @@ class KerasTransfer:
         keras.utils.set_random_seed(0)
         self.model = setup.build()
         training.compile_model(self.model, self._solver(self.every, self.every))
-        self.train_data = lambda skip: setup.study.train_batches(half, 0, skip)
-        self.val_data = setup.study.eval_batches(half, "val")
+        self.train_data = lambda skip: setup.study.halves.train_batches(
+            half, 0, skip, e.solver.batch_size)
+        self.val_data = setup.study.halves.eval_batches(half, "val")
         self.evaluator = training.Evaluator()
         self.calls = 0
 
     def _solver(self, steps, every):
-        e = self.e
-        return self.training.Solver(e.learning_rate, e.momentum, steps, every,
-                                    e.lr_decay_steps, e.bias_lr_multiplier)
+        """The study's solver for `steps` steps, validating every `every` (which divides it)."""
+        return self.training.Solver.from_config(self.e.solver, 0, train_steps=steps,
+                                                eval_every=every)
 
     def run(self, steps):
         """Trains `steps` (with the study's schedule: whole segments) in a fresh folder."""
@@ -290,7 +291,7 @@ class KerasTransfer:
         solver = self._solver(steps, self.every if self.study_schedule else steps)
         result = self.training.train(
             self.model, self.train_data, self.val_data, solver=solver,
-            batch_size=self.e.batch_size, run_dir=run_dir, tensorboard_dir=run_dir,
+            batch_size=self.e.solver.batch_size, run_dir=run_dir, tensorboard_dir=run_dir,
             evaluator=self.evaluator)
         shutil.rmtree(run_dir, ignore_errors=True)
         return result.images_per_second
@@ -354,7 +355,7 @@ def compare_levers(setup, steps, repeats, log):
             cpu = time.process_time()
             found[trainer.name]["rates"].append(trainer.run(steps))
             found[trainer.name]["cpu_us"].append(
-                (time.process_time() - cpu) / (steps * trainer.e.batch_size) * 1e6)
+                (time.process_time() - cpu) / (steps * trainer.e.solver.batch_size) * 1e6)
             log(f"  {trainer.name}: {found[trainer.name]['rates'][-1]:.0f} img/s")
     found["input pipeline"] = input_levers(setup, repeats, log)
     found["compiled-model reuse"] = reuse_lever(setup, repeats, log)
@@ -370,23 +371,24 @@ def input_levers(setup, repeats, log):
     validation (`fit(validation_data=...)` on a cached tf.data pipeline)."""
     import keras  # noqa: PLC0415
 
-    from kerastransfer import data, grid, training  # noqa: PLC0415
+    from kerastransfer import data, training  # noqa: PLC0415
 
     e, half, prep = setup.experiment, setup.half, setup.study.preprocessing
-    steps, every = training.plan_steps(len(half.train_y), e.batch_size, e.epochs,
-                                       e.train_steps, e.eval_every)
+    steps, every = training.plan_steps(len(half.train_y), e.solver.batch_size, e.solver.epochs,
+                                       e.solver.train_steps, e.solver.eval_every)
     model = setup.build()
-    training.compile_model(model, training.Solver(e.learning_rate, e.momentum, steps, every))
-    ours, evaluator = setup.study.eval_batches(half, "val"), training.Evaluator()
+    solver = training.Solver(e.solver.learning_rate, e.solver.momentum, steps, every)
+    training.compile_model(model, solver)
+    ours, evaluator = setup.study.halves.eval_batches(half, "val"), training.Evaluator()
 
     class Validate(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             evaluator(self.model, ours)
 
-    gathered = setup.study.train_batches(half, 0, 0)
-    buffered = data.make_dataset(half.train_x, half.train_y, prep, batch_size=e.batch_size,
+    gathered = setup.study.halves.train_batches(half, 0, 0, e.solver.batch_size)
+    buffered = data.make_dataset(half.train_x, half.train_y, prep, batch_size=e.solver.batch_size,
                                  training=True, seed=0).repeat()
-    keras_val = data.make_dataset(half.val_x, half.val_y, prep, batch_size=grid.EVAL_BATCH,
+    keras_val = data.make_dataset(half.val_x, half.val_y, prep, batch_size=data.EVAL_BATCH,
                                   training=False)
     ways = {"as the study": dict(x=gathered, callbacks=[Validate()]),
             "training batches from a shuffle buffer": dict(x=buffered, callbacks=[Validate()]),
@@ -409,7 +411,8 @@ def suffix_lever(setup, every, repeats, log):
     import keras  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    from kerastransfer import caching, data, surgery, training  # noqa: PLC0415
+    from kerastransfer import data, surgery, training  # noqa: PLC0415
+    from kerastransfer.training import caching  # noqa: PLC0415
 
     labels = setup.half.train_y
     per_step = {}
@@ -418,7 +421,7 @@ def suffix_lever(setup, every, repeats, log):
         layer = caching.cache_layer(model, 5)
         features = np.random.RandomState(0).rand(len(labels), *layer.output.shape[1:])
         batches = data.gathered_batches(features.astype("float32"), labels,
-                                        setup.experiment.batch_size, shuffle_seed=0)
+                                        setup.experiment.solver.batch_size, shuffle_seed=0)
         batches = batches.repeat()
         suffix = caching.split_model(model, layer)[1]
         training.compile_model(suffix, training.Solver(0.01, 0.9, 9 * every, every))
@@ -438,14 +441,14 @@ def suffix_lever(setup, every, repeats, log):
 def reuse_lever(setup, repeats, log):
     """Seconds of `Study.train_run` for base B right after base A, on A's compiled model
     (reused) and on a model of its own (a fresh study: traced anew), in turn."""
-    from kerastransfer import grid  # noqa: PLC0415
+    from kerastransfer.study.study import Study  # noqa: PLC0415
 
     seconds = {"reused": [], "fresh": []}
     for round_ in range(repeats):
         for kind in ("reused", "fresh"):
             workdir = os.path.join(setup.workdir, f"reuse_{kind}_{round_}")
-            study = grid.Study(dataclasses.replace(setup.experiment, workdir=workdir),
-                               log=lambda message: None).prepare()
+            study = Study.load(setup.experiment.replace(workdir=workdir),
+                               log=lambda message: None)
             base_a, base_b = study.runs[:2]
             if kind == "reused":
                 study.train_run(base_a, None)
@@ -466,22 +469,22 @@ def frozen_runs(setup, layers, repeats, log):
     seconds)); `train_only` leaves it out. The base is an untrained network (the speed is
     the same).
     """
-    from kerastransfer import grid  # noqa: PLC0415
+    from kerastransfer.study.study import Study  # noqa: PLC0415
+    from kerastransfer.workdir.provenance import file_digest  # noqa: PLC0415
 
     studies, bases = {}, {}
     for cached in (False, True):
-        experiment = dataclasses.replace(
-            setup.experiment, cache_frozen=cached, layers=tuple(layers),
-            treatments=("transfer",), workdir=os.path.join(setup.workdir, f"row6_{cached}"))
-        study = studies[cached] = grid.Study(experiment, log=lambda message: None).prepare()
+        experiment = setup.experiment.replace(
+            cache_frozen=cached, layers=tuple(layers), treatments=("transfer",),
+            workdir=os.path.join(setup.workdir, f"row6_{cached}"))
+        study = studies[cached] = Study.load(experiment, log=lambda message: None)
         base_spec = next(s for s in study.runs if s.treatment == "base" and s.target == "A")
         base = setup.build()
         weights = os.path.join("runs", base_spec.run, "final.weights.h5")
         os.makedirs(os.path.dirname(os.path.join(study.workdir, weights)))
         base.save_weights(os.path.join(study.workdir, weights))
         bases[cached] = {"num_classes": setup.half.num_classes, "weights": weights,
-                         "weights_sha256": grid.file_digest(os.path.join(study.workdir,
-                                                                          weights))}
+                         "weights_sha256": file_digest(os.path.join(study.workdir, weights))}
     results = {n: {False: [], True: []} for n in layers}
     for _ in range(repeats):
         for n in layers:
@@ -489,7 +492,7 @@ def frozen_runs(setup, layers, repeats, log):
                 spec = next(s for s in study.runs if s.treatment == "transfer" and s.n == n)
                 shutil.rmtree(os.path.join(study.workdir, "runs", spec.run), ignore_errors=True)
                 record = study.train_run(spec, bases[cached])
-                trained = record["steps"] * setup.experiment.batch_size
+                trained = record["steps"] * setup.experiment.solver.batch_size
                 seconds = record["train_seconds"] + record.get("cache_seconds", 0.0)
                 results[n][cached].append({"images_per_second": trained / seconds,
                                            "train_only": record["images_per_second"],
@@ -529,20 +532,22 @@ def study_floor(flagfile, workdir, records):
     random) compute their frozen prefix once per training image, as caching does, and the
     layers above it each step.
     """
-    from kerastransfer import caching, grid, surgery  # noqa: PLC0415
+    from kerastransfer import surgery, treatments  # noqa: PLC0415
     from kerastransfer.flops import forward_flops, training_flops  # noqa: PLC0415
+    from kerastransfer.study.study import Study  # noqa: PLC0415
+    from kerastransfer.training import caching  # noqa: PLC0415
 
-    study = grid.Study(load_experiment(flagfile, workdir), log=lambda m: None).prepare()
+    study = Study.load(load_experiment(flagfile, workdir), log=lambda m: None)
     total = 0.0
     for record in records:
         if record["status"] != "ok":
             continue
         model = study.build_model(record["num_classes"])
-        images = record["steps"] * study.experiment.batch_size
-        if record["treatment"] in ("selffer", "transfer", "random"):
+        images = record["steps"] * study.experiment.solver.batch_size
+        if record["treatment"] != treatments.BASE and treatments.get(record["treatment"]).frozen:
             model = surgery.transfer(model, record["n"], "frozen")
             layer = caching.cache_layer(model, record["n"])
-            examples = len(study.half(record["split"], record["target"]).train_y)
+            examples = len(study.halves.half(record["split"], record["target"]).train_y)
             total += examples * forward_flops(model, layer)
             total += images * training_flops(model, after=layer)
         else:
@@ -598,7 +603,7 @@ def run_benchmark(quick=False, flagfile=DEFAULT_FLAGFILE, steps=None, repeats=No
         setup = make_setup(flagfile, workdir)
         e = setup.experiment
         model = setup.build()
-        results["model"] = {"arch": e.arch, "widths": list(e.widths), "batch_size": e.batch_size,
+        results["model"] = {"arch": e.model.arch, "widths": list(e.model.widths), "batch_size": e.solver.batch_size,
                             "input": list(model.input.shape[1:]), "params": model.count_params(),
                             "half_train_images": len(setup.half.train_y),
                             "half_val_images": len(setup.half.val_y)}
@@ -758,15 +763,16 @@ def main(argv=None):
                             log=lambda message: print(message, flush=True))
     print()
     print_table(results)
-    from kerastransfer import fileio  # noqa: PLC0415
+    from kerastransfer.workdir import files  # noqa: PLC0415
 
-    fileio.write_json(args.json, results)
+    files.write_json(args.json, results)
     print(f"\nresults: {args.json}")
     if args.write_md:
-        import benchmark_report  # noqa: PLC0415  (tools/benchmark_report.py)
-
-        fileio.write_text(args.write_md, benchmark_report.render(results))
-        print(f"report: {args.write_md}")
+        # tools/benchmark_report.py renders the JSON just written and prints "report: PATH";
+        # it imports this module, so importing it here would make an import cycle.
+        sys.stdout.flush()  # our lines first when stdout is a file or a pipe
+        subprocess.run([sys.executable, os.path.join(REPO, "tools", "benchmark_report.py"),
+                        args.json, args.write_md], check=True)
 
 
 if __name__ == "__main__":

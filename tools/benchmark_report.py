@@ -4,7 +4,7 @@
 targets, the levers, the mixed-precision arithmetic for GPUs and the paper's study at
 ImageNet scale "on paper" (computed from the Keras caffenet model and the constants below).
 
-    python tools/benchmark.py --write_md=BENCHMARKS.md      # measure, then write
+    python tools/benchmark.py --write_md=BENCHMARKS.md      # measure, then run this on its JSON
     python tools/benchmark_report.py benchmark.json BENCHMARKS.md   # re-render a JSON
 """
 
@@ -21,7 +21,7 @@ sys.path.insert(0, REPO)
 import benchmark  # noqa: E402
 from kerastransfer import flops  # noqa: E402
 
-# The paper's solver and cost (SPEC.md).
+# The paper's solver and cost (docs/paper.md, "Solver", "Splits" and "Cost").
 PAPER_STEPS, PAPER_BATCH, PAPER_DAYS_PER_NETWORK = 450_000, 256, 9.5
 PAPER_EVALUATIONS, HALF_VAL_IMAGES, HALF_TRAIN_IMAGES = 450, 25_000, 645_000
 # configs/imagenet_paper.flags: 4 random splits x (baseA, baseB + BnB, BnB+, AnB, AnB+ x 7).
@@ -42,7 +42,8 @@ def on_paper():
     Returns a dict of the arithmetic; FLOPs come from the Keras caffenet at 227x227 with a
     500-class head, counted with kerastransfer.flops.
     """
-    from kerastransfer import caching, models, surgery  # noqa: PLC0415
+    from kerastransfer import models, surgery  # noqa: PLC0415
+    from kerastransfer.training import caching  # noqa: PLC0415
 
     base = models.build("caffenet", num_classes=500, input_shape=(227, 227, 3))
     forward, train = flops.forward_flops(base), flops.training_flops(base)
@@ -269,11 +270,11 @@ def paper_section(p):
 
 
 if __name__ == "__main__":
-    from kerastransfer import fileio  # noqa: E402
+    from kerastransfer.workdir import files  # noqa: E402
 
     with open(sys.argv[1]) as f:
         loaded = json.load(f)
     loaded["frozen"] = {int(n): row for n, row in loaded["frozen"].items()}
     loaded["targets"] = benchmark.targets(loaded)  # judged by this version's list of targets
-    fileio.write_text(sys.argv[2], render(loaded))
+    files.write_text(sys.argv[2], render(loaded))
     print(f"report: {sys.argv[2]}")

@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from kerastransfer import fileio
+from kerastransfer.workdir import files
 from kerastransfer.errors import UsageError
 
 _UINT8 = 0x08
@@ -82,4 +82,4 @@ def write_idx(path, array):
     data += array.tobytes()
     if os.fspath(path).endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    fileio.write_bytes(path, data)
+    files.write_bytes(path, data)

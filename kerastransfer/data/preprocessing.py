@@ -8,10 +8,6 @@ import dataclasses
 
 import tensorflow as tf
 
-# Per-channel RGB mean of the ILSVRC2012 training set, in 0..255 pixel units (Caffe's reference
-# model subtracted a mean image; its channel means are these values).
-IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
-
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:

@@ -25,7 +25,7 @@ import re
 
 import numpy as np
 
-from kerastransfer import fileio
+from kerastransfer.workdir import files
 from kerastransfer.errors import UsageError
 
 HALVES = ("A", "B")
@@ -102,7 +102,7 @@ class ClassSplit:
 
     def save(self, path):
         """Writes `to_json()` to `path` atomically."""
-        fileio.write_json(path, self.to_json())
+        files.write_json(path, self.to_json())
 
     @classmethod
     def load(cls, path):

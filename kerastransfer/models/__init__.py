@@ -1,4 +1,7 @@
-"""Model registry: `build(arch, ...)` for every architecture the study can use.
+"""Model registry: `build(arch, ...)` for every architecture the study can use, with each
+architecture's input (`input_spec_for`) and stage cut points (`STAGE_CUTS`).
+
+May import: errors; plain Keras only (no TensorFlow), never data/, training/ or study/.
 
 Example:
     >>> model = build("caffenet_small", num_classes=5, input_shape=(28, 28, 1))
@@ -9,9 +12,10 @@ import os
 import keras
 
 from kerastransfer.errors import UsageError
-from kerastransfer.models.applications import BACKBONES, backbone
+from kerastransfer.models.applications import BACKBONES, STAGE_CUTS, backbone
 from kerastransfer.models.caffenet import SMALL_WIDTHS, caffenet, caffenet_small
 from kerastransfer.models.layers import LocalResponseNormalization
+from kerastransfer.models.preprocessing import input_spec_for
 
 ARCHITECTURES = ("caffenet", "caffenet_small", *BACKBONES)
 
@@ -26,17 +30,23 @@ def build(arch, *, num_classes, input_shape, widths=None, weight_decay=5e-4, dro
         input_shape: (H, W, C) of the preprocessed input.
         widths: caffenet_small only: seven widths (conv1..conv5 filters, fc6, fc7 units).
         weight_decay: Caffe-style decay on kernels (not biases); 0 disables it.
-        dropout: rate after fc6 and fc7 (caffenet*), before the head (backbones).
+        dropout: rate after fc6 and fc7 (caffenet*), before the head (backbones), in
+            [0, 1); every architecture gets the rate it is given (0 = no dropout layer on a
+            backbone).
         weights: backbones only: a local weights file for the backbone.
+
+    Raises:
+        UsageError: an unknown `arch`, a dropout outside [0, 1), a missing weights file.
     """
+    if not 0 <= dropout < 1:
+        raise UsageError(f"dropout={dropout} must be in [0, 1) (the rate of units dropped)")
     if arch == "caffenet":
         return caffenet(num_classes, tuple(input_shape), weight_decay, dropout)
     if arch == "caffenet_small":
         return caffenet_small(num_classes, tuple(input_shape), tuple(widths or SMALL_WIDTHS),
                               weight_decay, dropout)
     if arch in BACKBONES:
-        return backbone(arch, num_classes, tuple(input_shape), weights,
-                        dropout if dropout < 0.5 else 0.0)
+        return backbone(arch, num_classes, tuple(input_shape), weights, dropout)
     raise UsageError(f"unknown --arch={arch!r}; known architectures: {', '.join(ARCHITECTURES)}")
 
 
@@ -54,5 +64,5 @@ def load_user_model(path):
     return model
 
 
-__all__ = ["ARCHITECTURES", "SMALL_WIDTHS", "LocalResponseNormalization", "build",
-           "load_user_model"]
+__all__ = ["ARCHITECTURES", "BACKBONES", "SMALL_WIDTHS", "STAGE_CUTS",
+           "LocalResponseNormalization", "build", "load_user_model", "input_spec_for"]

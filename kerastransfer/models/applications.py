@@ -2,7 +2,7 @@
 
 Nothing downloads here, so weights come from a local file (`weights=PATH`, an `.h5` /
 `.weights.h5` file of the backbone without top) or are random (`weights=None`). "Layer n"
-means the n-th stage boundary (see `kerastransfer.surgery.BACKBONE_CUTS`).
+means the n-th stage boundary (see `STAGE_CUTS`).
 """
 
 import os
@@ -14,6 +14,15 @@ from kerastransfer.errors import UsageError
 BACKBONES = {
     "resnet50": keras.applications.ResNet50,
     "mobilenet_v2": keras.applications.MobileNetV2,
+}
+
+# Cut points (last layer of each block) of the keras.applications backbones we support,
+# keyed by the model name models.build gives them: one per stage boundary.
+STAGE_CUTS = {
+    "resnet50": ("pool1_pool", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out",
+                 "conv5_block3_out"),
+    "mobilenet_v2": ("expanded_conv_project_BN", "block_2_add", "block_5_add", "block_9_add",
+                     "block_12_add", "block_15_add", "out_relu"),
 }
 
 

@@ -20,7 +20,7 @@ def _l2(weight_decay):
 
 
 def caffenet(num_classes=1000, input_shape=(227, 227, 3), weight_decay=5e-4, dropout=0.5):
-    """The Caffe reference network as SPEC.md gives it: 5 conv, 3 fully connected layers.
+    """The Caffe reference network of the paper (docs/paper.md, "Network"): 5 conv, 3 fc layers.
 
     Gaussian init (std 0.01; fc6, fc7: 0.005), biases 0 for conv1, conv3, fc8 and 1 for the
     others, LRN after pool1 and pool2, 2-group conv2/conv4/conv5, dropout after fc6 and fc7.

@@ -14,11 +14,12 @@ pair, so the frozen runs at n = 1, 2, ... of one base compute only the new block
 import math
 import os
 import shutil
+import time
 
 import keras
 import tensorflow as tf
 
-from kerastransfer import flops, surgery
+from kerastransfer import data, flops, surgery
 
 STOCHASTIC = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.GaussianDropout,
               keras.layers.SpatialDropout2D, keras.layers.AlphaDropout)
@@ -181,3 +182,85 @@ class FeatureStore:
                 os.rmdir(folder)
             except OSError:  # not empty (another run's cache) or already gone
                 return
+
+
+# Cached validation features go through the suffix in batches of up to this many bytes (all
+# 3,000 of the default study's at once): each batch is a call into the graph, and a
+# suffix's activations are small.
+CACHED_EVAL_BATCH_BYTES = 64 * 2**20
+
+
+class PrefixCache:
+    """The study's policy for frozen-prefix caching, and the cached inputs of a frozen run.
+
+    A frozen run trains only the suffix after its frozen prefix, on the prefix's outputs.
+    The features stay in memory when they fit `budget_mb` (kept per base, so the next n of
+    the same base computes only its new blocks), else in a tf.data file cache under
+    `cache_dir/<run>`, removed when the run ends.
+    """
+
+    def __init__(self, budget_mb, cache_dir, log):
+        self.budget_bytes = budget_mb * 2**20
+        self.cache_dir = cache_dir
+        self.log = log
+        self._note = None
+        self._features = None  # FeatureStore, made by the first cached run
+
+    def allowed(self, preprocessing, in_memory, strategy):
+        """Caching needs fixed inputs, in-memory data and a single worker; the first time it
+        is off, says why."""
+        why = ("random crops and mirrors change the frozen layers' output every step"
+               if preprocessing.augments else
+               "the data is streamed, not held in memory" if not in_memory else
+               "the data is sharded between workers"
+               if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else None)
+        if why and self._note is None:
+            self._note = why
+            self.log(f"frozen-prefix caching is off: {why}; frozen runs compute every layer")
+        return why is None
+
+    def inputs(self, model, layer, half, preprocessing, *, run, seed, batch_size, key):
+        """(suffix model, train-data factory, validation batches, cache fields of the record)
+        for training `model` frozen up to `layer` on `half` (arrays).
+
+        `key` names the base and data the features come from (None: keep nothing).
+        """
+        started = time.perf_counter()
+        if self._features is None:
+            self._features = FeatureStore(self.budget_bytes, self.cache_dir)
+        store, parts = self._features, {"train": (half.train_x, half.train_y),
+                                        "val": (half.val_x, half.val_y)}
+        batches = {part: data.make_dataset(x, y, preprocessing, batch_size=FEATURE_BATCH,
+                                           training=False, cache=False)
+                   for part, (x, y) in parts.items()}
+        _, suffix = split_model(model, layer)
+        if store.fits(layer, len(half.train_y) + len(half.val_y)):
+            features = store.in_memory(model, layer, {part: ds.map(lambda x, _: x)
+                                                      for part, ds in batches.items()}, key)
+
+            def cached_train(skip):
+                ds = data.gathered_batches(features["train"], half.train_y, batch_size,
+                                           shuffle_seed=seed)
+                return ds.repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
+
+            per_example = feature_bytes(layer, 1)
+            val = data.ArrayBatches(features["val"], half.val_y,
+                                    max(data.EVAL_BATCH, CACHED_EVAL_BATCH_BYTES // per_example))
+            storage = "memory"
+        else:
+            examples = store.on_file(model, layer, batches, run)
+            buffer = store.shuffle_buffer(layer, len(half.train_y))
+
+            def cached_train(skip):
+                ds = examples["train"].shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+                return ds.batch(batch_size).repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
+
+            val = examples["val"].batch(data.EVAL_BATCH).prefetch(tf.data.AUTOTUNE)
+            storage = "file"
+        cache = {"cache_storage": storage, "cache_seconds": time.perf_counter() - started}
+        return suffix, cached_train, val, cache
+
+    def release(self, run):
+        """Drops a finished or failed run's file cache."""
+        if self._features is not None:
+            self._features.release(run)

@@ -18,7 +18,6 @@ few terminals) cooperate through the workdir only:
 Analysis and export are left to one unsharded run of the same command after the shards.
 """
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -30,7 +29,7 @@ from kerastransfer.errors import StudyStopped, UsageError
 
 def select(runs, experiment):
     """This process's runs, in plan order: --runs (all if empty), then every N-th from i."""
-    e = experiment
+    e = experiment.scale_out
     if e.runs:
         known = {spec.run for spec in runs}
         unknown = [run for run in e.runs if run not in known]
@@ -44,7 +43,7 @@ def select(runs, experiment):
 
 def owner_label(experiment):
     """Names this process's slot: a restarted process of the same slot gets the same label."""
-    e = experiment
+    e = experiment.scale_out
     label = f"shard {e.shard_index} of {e.num_shards}"
     if e.runs:
         label += f", runs {hashlib.sha1(','.join(e.runs).encode()).hexdigest()[:8]}"
@@ -145,17 +144,17 @@ def describe(holder):
     return f"{holder['owner']}{where}{since} ({holder['path']})"
 
 
-def run_shard(study, log):
+def run_shard(runner):
     """Trains this process's share of the grid; returns when none of it is left to do here.
 
     Records go to the shared results.jsonl; runs claimed by other processes are left to
     them, runs whose base is unfinished wait for it (StudyStopped after --wait_timeout).
     """
+    study, store, log = runner.study, runner.store, runner.log
     e = study.experiment
     mine = select(study.runs, e)
     claims = Claims(study.workdir, owner_label(e))
-    store = study.store
-    done = study.finished()  # weights checked once; newer records are trusted below
+    done = runner.finished()  # weights checked once; newer records are trusted below
     seen = len(store.records())
     pending = [spec for spec in mine if spec.run not in done]
     log(f"{claims.owner}: {len(mine)} of the study's {len(study.runs)} runs are this "
@@ -170,7 +169,7 @@ def run_shard(study, log):
                 break
             waited_since = waited_since or time.monotonic()
             _wait(pending, claims, time.monotonic() - waited_since, e, log, announced)
-            time.sleep(e.poll_seconds)
+            time.sleep(e.scale_out.poll_seconds)
             continue
         waited_since = None
         spec = ready[0]
@@ -184,12 +183,9 @@ def run_shard(study, log):
         pending.remove(spec)
         if spec.run in done:  # another process finished it just before our claim
             continue
-        record = _train_or_skip(study, spec, done.get(spec.base_run), log)
-        store.append(record)
-        done[spec.run] = record
+        record = runner.run_one(spec, done)
         trained += record["status"] != "skipped"
-        if record["status"] == "failed" and e.on_failure == "stop":
-            study.stopped_by = record
+        if runner.stopped_by:
             break
     finished = sum(spec.run in done for spec in study.runs)
     log(f"{claims.owner}: trained {trained} runs; {len(left)} left to other processes; "
@@ -214,25 +210,9 @@ def _wait(pending, claims, waited, experiment, log, announced):
             by = describe(holder) if holder else "nobody yet (its shard has not started)"
             log(f"waiting for base {base}, claimed by {by}")
             announced.add(base)
-    if waited > experiment.wait_timeout:
+    if waited > experiment.scale_out.wait_timeout:
         holder = claims.holder(bases[0])
         by = (f"claimed by {describe(holder)}; if that process is gone, delete the claim "
               "file and start this shard again" if holder else "which no process claimed")
         raise StudyStopped(f"{claims.owner}: base {bases[0]} is not finished after "
-                           f"--wait_timeout={experiment.wait_timeout}s, {by}")
-
-
-def _train_or_skip(study, spec, base, log):
-    if base is not None and base["status"] != "ok":
-        record = {**dataclasses.asdict(spec), "status": "skipped",
-                  "reason": f"base {spec.base_run} {base['status']}"}
-        log(f"SKIPPED {spec.run}: {record['reason']}")
-        return record
-    log(f"start {spec.run} ({spec.label})")
-    record = study.train_run(spec, base)
-    if record["status"] == "ok":
-        log(f"done  {spec.run} ({spec.label}): best-{record['k']} val {record['best_k']:.4f}, "
-            f"test {record['test_accuracy']:.4f}, {record['train_seconds']:.1f}s")
-    else:
-        log(f"FAILED {spec.run}: {record['reason']}")
-    return record
+                           f"--wait_timeout={experiment.scale_out.wait_timeout}s, {by}")

@@ -1,4 +1,4 @@
-"""Analysis that needs the trained networks: per-layer CKA heatmaps and figures in TensorBoard.
+"""Figures that need the trained networks: per-layer CKA heatmaps, and figures in TensorBoard.
 
 Beyond the paper: for each transferred network, the linear CKA between each of its weight
 layers and the same layer of the base it was built from, on a fixed probe batch of the target
@@ -11,11 +11,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerastransfer import data, fileio, plots, similarity, surgery
-from kerastransfer.results import display_name
+from kerastransfer import data, surgery, treatments
+from kerastransfer.reporting import plots, similarity
+from kerastransfer.workdir import files
 
 PROBE_IMAGES = 256
-CKA_TREATMENTS = ("selffer", "selffer_ft", "transfer", "transfer_ft")
+CKA_TREATMENTS = treatments.COPIED
 
 
 class _Prober:
@@ -56,7 +57,7 @@ def cka_heatmap(study, records, split):
     base_ids = {f"{split}/base/{half}/seed0" for half in ("A", "B")}
     if not runs or not base_ids <= finished.keys():
         return None
-    half = study.half(split, "B")
+    half = study.halves.half(split, "B")
     probe = data.make_dataset(half.val_x[:PROBE_IMAGES], half.val_y[:PROBE_IMAGES],
                               study.preprocessing, batch_size=PROBE_IMAGES, training=False)
     prober = _Prober(study, next(iter(probe))[0])
@@ -66,7 +67,7 @@ def cka_heatmap(study, records, split):
     rows, matrix = [], []
     for record in runs:
         _, grams = prober.grams(record)
-        rows.append(f"{display_name(record['treatment'])} n={record['n']}")
+        rows.append(f"{treatments.display_name(record['treatment'])} n={record['n']}")
         matrix.append([similarity.gram_cka(a, b)
                        for a, b in zip(grams, base_grams[record["source"]])])
     path = os.path.join(study.workdir, "figures", f"cka_{split}.png")
@@ -84,7 +85,7 @@ def write_cka(study, records):
             paths.append(outcome[0])
             results[split] = outcome[1]
     if results:
-        fileio.write_json(os.path.join(study.workdir, "cka.json"), results)
+        files.write_json(os.path.join(study.workdir, "cka.json"), results)
     return paths
 
 

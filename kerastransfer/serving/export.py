@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerastransfer import fileio
+from kerastransfer.workdir import files
 from kerastransfer.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def export_model(
         saved_model_dir = os.path.join(staging, "saved_model")
         signatures = _write_saved_model(model, class_names, preprocessing, saved_model_dir)
         warmed = _write_warmup(saved_model_dir, model_name, warmup_images)
-        fileio.write_json(
+        files.write_json(
             os.path.join(saved_model_dir, METADATA_FILE),
             {
                 **metadata,
@@ -127,7 +127,7 @@ def export_model(
                 },
             },
         )
-        fileio.fsync_tree(saved_model_dir)  # TF wrote it without fsync; make it durable first
+        files.fsync_tree(saved_model_dir)  # TF wrote it without fsync; make it durable first
         version_dir = _publish(saved_model_dir, base_dir, model_name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -155,7 +155,7 @@ def write_models_config(base_dir):
                 "  }\n"
             )
     path = os.path.join(base_dir, MODELS_CONFIG_FILE)
-    fileio.write_text(path, "model_config_list {\n" + "".join(entries) + "}\n")
+    files.write_text(path, "model_config_list {\n" + "".join(entries) + "}\n")
     return path
 
 
@@ -298,7 +298,7 @@ def _write_warmup(saved_model_dir, model_name, images):
     }
     path = os.path.join(saved_model_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path))
-    with fileio.atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+    with files.atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
         for signature_name, (input_name, tensor) in inputs.items():
             request = predict_pb2.PredictRequest()
             request.model_spec.name = model_name

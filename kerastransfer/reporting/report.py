@@ -8,14 +8,14 @@ Accuracies print as fractions (0.6251), differences as percentage points (+1.60)
 
 import json
 
-from kerastransfer import fileio
+from kerastransfer.workdir import files
 
 MISSING = "–"
 
 
 def write_report(path, analysis):
     """Writes render_report(analysis) to `path` atomically; returns `path`."""
-    fileio.write_text(path, render_report(analysis))
+    files.write_text(path, render_report(analysis))
     return path
 
 

@@ -39,9 +39,13 @@ import tensorflow as tf
 from keras_tuner.src import config as kt_config
 from keras_tuner.src import utils as kt_utils
 
-from kerastransfer import fileio, grid, stages, surgery, training
+from kerastransfer import surgery, training
+from kerastransfer.console import log
 from kerastransfer.errors import StudyStopped, UsageError
-from kerastransfer.results import best_k_mean
+from kerastransfer.study.study import Study
+from kerastransfer.workdir import files, provenance
+from kerastransfer.workdir.lock import workdir_lock
+from kerastransfer.workdir.results import best_k_mean
 
 OBJECTIVE = "best_k_val_accuracy"
 RECORD = "kerastransfer.json"  # our record of a trial, beside keras-tuner's trial.json
@@ -52,21 +56,20 @@ BEST = "best.json"  # a search's best trial, written once the search is over
 HYPERBAND_UNITS, HYPERBAND_FACTOR, HYPERBAND_TRIALS = 9, 3, 23
 WAIT_SECONDS = 3600  # how long a worker waits for the chief's base result (keras-tuner's own)
 
-log = stages.log
 
 
 def run(experiment):
     """Runs both searches and, unless this process is a worker, writes tuned.flags."""
     tf.get_logger().setLevel("ERROR")
     e = experiment
-    if e.source_model or e.source_weights:
+    if e.own_model:
         raise UsageError("--mode=tune tunes the paper's grid; drop --source_model and "
                          "--source_weights")
-    if e.train_steps:
-        raise UsageError(f"--train_steps={e.train_steps} fixes the training length that "
+    if e.solver.train_steps:
+        raise UsageError(f"--train_steps={e.solver.train_steps} fixes the training length that "
                          "--mode=tune searches as --epochs; drop --train_steps")
     role = distributed_role()
-    study = grid.Study(e, log=log).prepare()
+    study = Study.load(e, log=log)
     split = next(iter(study.splits))
     n = tune_n(study)
     tuning_dir = os.path.join(e.workdir, "tuning")
@@ -75,21 +78,20 @@ def run(experiment):
             search(study, split, n, tuning_dir, role)
         log(f"worker {os.environ['KERASTUNER_TUNER_ID']} done; the chief writes tuned.flags")
         return None
-    fingerprint = {**e.result_fingerprint(), "tuner": e.tuner, "tune_n": n,
-                   "splits": e.splits[0]}  # the search uses the first split
+    fingerprint = {**e.result_fingerprint(), "tuner": e.tuning.tuner, "tune_n": n,
+                   "splits": e.data.splits[0]}  # the search uses the first split
     start_over = _check_config(e, fingerprint, tuning_dir)
-    with stages.workdir_lock(e.workdir):
+    with workdir_lock(e.workdir):
         if start_over:
             _start_over(e.workdir, tuning_dir)
-        fileio.write_json(os.path.join(tuning_dir, "config.json"), {
-            "tuning": fingerprint, "command": " ".join(["python -m kerastransfer.run",
-                                                        *sys.argv[1:]]),
-            "source_commit": stages.source_commit()})
+        files.write_json(os.path.join(tuning_dir, "config.json"), {
+            "tuning": fingerprint, "command": provenance.command_line(sys.argv),
+            "source_commit": provenance.source_commit()})
         with keras_tuner_settings():
             base, fine = search(study, split, n, tuning_dir, role)
         path = os.path.join(e.workdir, "tuned.flags")
-        fileio.write_text(path, flagfile_text(e, n, base, fine, path))
-        fileio.write_json(os.path.join(tuning_dir, "summary.json"),
+        files.write_text(path, flagfile_text(e, n, base, fine, path))
+        files.write_json(os.path.join(tuning_dir, "summary.json"),
                           {"base": base, "transfer_ft": fine, "tuned_flags": path})
         log(f"tuned flags: {path}")
         return path
@@ -114,10 +116,10 @@ def tune_n(study):
     """--tune_n, checked against the network (0 = its middle block)."""
     e = study.experiment
     blocks = surgery.num_blocks(study.build_model(num_classes=2))
-    n = e.tune_n or (blocks + 1) // 2
+    n = e.tuning.tune_n or (blocks + 1) // 2
     if n > blocks:
-        raise UsageError(f"--tune_n={n} is past the last block of {e.arch} (use 1..{blocks}, "
-                         "or 0 for the middle block)")
+        raise UsageError(f"--tune_n={n} is past the last block of {e.model.arch} "
+                         f"(use 1..{blocks}, or 0 for the middle block)")
     return n
 
 
@@ -158,15 +160,15 @@ def search(study, split, n, tuning_dir, role):
     Workers return nothing: the chief's oracle knows the results.
     """
     e = study.experiment
-    strategy = training.make_strategy(e.strategy)
-    hyperband = e.tuner == "hyperband"
-    if hyperband and e.max_trials < HYPERBAND_TRIALS:
-        log(f"note: --max_trials={e.max_trials} is less than one Hyperband iteration "
+    strategy = training.make_strategy(e.scale_out.strategy)
+    hyperband = e.tuning.tuner == "hyperband"
+    if hyperband and e.tuning.max_trials < HYPERBAND_TRIALS:
+        log(f"note: --max_trials={e.tuning.max_trials} is less than one Hyperband iteration "
             f"({HYPERBAND_TRIALS} trials): only its first, shortest trials run")
     base_best = os.path.join(tuning_dir, "base", BEST)
     if role != "worker" and os.path.exists(base_best):
         os.remove(base_best)  # written again when this base search is over
-    half_a = _without_test(study.half(split, "A"))
+    half_a = _without_test(study.halves.half(split, "A"))
     with _oracle_port(0):
         tuner = make_tuner(e, BaseSearch(study, half_a, hyperband), "base", strategy,
                            tuning_dir)
@@ -175,10 +177,10 @@ def search(study, split, n, tuning_dir, role):
         base = _wait_for(base_best)
     else:
         base = best_trial(tuner, "base")
-        fileio.write_json(base_best, base)
+        files.write_json(base_best, base)
     if "error" in base:
         raise StudyStopped(base["error"])
-    half_b = _without_test(study.half(split, "B"))
+    half_b = _without_test(study.halves.half(split, "B"))
     with _oracle_port(1):
         tuner = make_tuner(e, FineTuneSearch(study, half_b, hyperband, base, n, tuning_dir),
                            "transfer_ft", strategy, tuning_dir)
@@ -186,7 +188,7 @@ def search(study, split, n, tuning_dir, role):
     if role == "worker":
         return None
     fine = best_trial(tuner, "transfer_ft")
-    fileio.write_json(os.path.join(tuning_dir, "transfer_ft", BEST), fine)
+    files.write_json(os.path.join(tuning_dir, "transfer_ft", BEST), fine)
     return base, None if "error" in fine else fine
 
 
@@ -280,7 +282,7 @@ def keras_tuner_settings():
     """
     def save_json(path, obj):
         text = json.dumps(obj)
-        fileio.write_text(path, text)
+        files.write_text(path, text)
         return text
 
     original = kt_utils.save_json, kt_config.DEBUG
@@ -336,16 +338,16 @@ def make_tuner(experiment, hypermodel, stage, strategy, tuning_dir):
     """The tuner of one search; resumes its project when one exists (overwrite=False)."""
     e = experiment
     common = {"objective": keras_tuner.Objective(OBJECTIVE, direction="max"),
-              "seed": 1 + e.seed_offset,
+              "seed": 1 + e.grid.seed_offset,
               # a diverged trial is a result, not a reason to stop the search
               "max_consecutive_failed_trials": 10**6}
-    if e.tuner == "hyperband":
-        oracle = HyperbandOracle(e.max_trials, max_epochs=HYPERBAND_UNITS,
+    if e.tuning.tuner == "hyperband":
+        oracle = HyperbandOracle(e.tuning.max_trials, max_epochs=HYPERBAND_UNITS,
                                  factor=HYPERBAND_FACTOR, **common)
     else:
-        oracle = BayesianOracle(max_trials=e.max_trials, **common)
+        oracle = BayesianOracle(max_trials=e.tuning.max_trials, **common)
     oracle.verbose = 0  # each trial logs one line where it trains
-    oracle.deadline = time.time() + e.tune_seconds if e.tune_seconds else None
+    oracle.deadline = time.time() + e.tuning.tune_seconds if e.tuning.tune_seconds else None
     return Tuner(oracle=oracle, hypermodel=hypermodel, distribution_strategy=strategy,
                  directory=tuning_dir, project_name=stage, overwrite=False)
 
@@ -369,16 +371,16 @@ class _TrialModel(keras_tuner.HyperModel):
         return longest * units / HYPERBAND_UNITS
 
     def _solver(self, settings):
-        e = self.study.experiment
-        steps, every = training.plan_steps(len(self.half.train_y), settings["batch_size"],
-                                           settings["epochs"], 0, e.eval_every)
-        rate = settings["learning_rate"] * settings.get("fine_tune_lr_scale", 1.0)
-        return training.Solver(rate, e.momentum, steps, every, e.lr_decay_steps,
-                               e.bias_lr_multiplier)
+        """The grid's solver with the trial's values (its length always in epochs)."""
+        return training.Solver.from_config(
+            self.study.experiment.solver, len(self.half.train_y), fine_tuned=True,
+            learning_rate=settings["learning_rate"], batch_size=settings["batch_size"],
+            epochs=settings["epochs"], train_steps=0,
+            fine_tune_lr_scale=settings.get("fine_tune_lr_scale", 1.0))
 
     def _seed(self, hp):
         text = json.dumps({"stage": self.stage, **hp.values}, sort_keys=True)
-        return (zlib.crc32(text.encode()) + self.study.experiment.seed_offset) % 2**31
+        return (zlib.crc32(text.encode()) + self.study.experiment.grid.seed_offset) % 2**31
 
     def build(self, hp):
         """The compiled network; the tuner calls it inside its distribution strategy."""
@@ -396,16 +398,16 @@ class _TrialModel(keras_tuner.HyperModel):
         half, seed = self.half, self._seed(hp)
 
         def train_data(skip):
-            return self.study.train_batches(half, seed, skip, settings["batch_size"])
+            return self.study.halves.train_batches(half, seed, skip, settings["batch_size"])
 
-        val_data = self.study.eval_batches(half, "val")
+        val_data = self.study.halves.eval_batches(half, "val")
         # keras-tuner gave the TensorBoard callback a per-trial log dir and added HParams.
         board = next(c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard))
         others = [c for c in callbacks if c is not board]
         record = {"stage": self.stage, "trial_id": trial_id,
                   "tuner_id": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
                   "host": socket.gethostname(), "pid": os.getpid(), "values": settings,
-                  "half": self.half_name, "num_classes": half.num_classes, "k": e.best_k,
+                  "half": self.half_name, "num_classes": half.num_classes, "k": e.solver.best_k,
                   "steps": solver.total_steps, "learning_rate_trained": solver.learning_rate,
                   "strategy": type(model.distribute_strategy).__name__,
                   "replicas": model.distribute_strategy.num_replicas_in_sync}
@@ -417,25 +419,25 @@ class _TrialModel(keras_tuner.HyperModel):
                                     tensorboard_dir=board.log_dir, verbose=e.verbose,
                                     extra_callbacks=others)
         except training.DivergedError as error:
-            fileio.write_json(os.path.join(trial_dir, RECORD),
+            files.write_json(os.path.join(trial_dir, RECORD),
                               {**record, "status": "failed", "reason": str(error)})
             log(f"{where}: {_show(settings)} -> FAILED ({error})")
             raise keras_tuner.errors.FailedTrialError(str(error)) from None
-        with fileio.atomic_path(os.path.join(trial_dir, WEIGHTS)) as tmp:
+        with files.atomic_path(os.path.join(trial_dir, WEIGHTS)) as tmp:
             model.save_weights(tmp)
-        score = best_k_mean(result.val_history, e.best_k)
+        score = best_k_mean(result.val_history, e.solver.best_k)
         writer = tf.summary.create_file_writer(os.path.join(board.log_dir, "validation"))
         with writer.as_default():
             tf.summary.scalar(OBJECTIVE, score, step=solver.total_steps)
         writer.close()
-        fileio.write_json(os.path.join(trial_dir, RECORD), {
+        files.write_json(os.path.join(trial_dir, RECORD), {
             **record, "status": "ok", "best_k": score, "final_val": result.val_history[-1][1],
             "val_history": result.val_history, "train_seconds": result.train_seconds,
             "resumed_from_step": result.resumed_from_step,
         })
         shutil.rmtree(os.path.join(trial_dir, "run", "backup"), ignore_errors=True)
         resumed = result.resumed_from_step
-        log(f"{where}: {_show(settings)} -> best-{e.best_k} val {score:.4f}, "
+        log(f"{where}: {_show(settings)} -> best-{e.solver.best_k} val {score:.4f}, "
             f"{result.train_seconds:.1f}s" + (f" (resumed at step {resumed})" if resumed else ""))
         return {OBJECTIVE: score, "val_accuracy": result.val_history[-1][1]}
 
@@ -447,22 +449,23 @@ class BaseSearch(_TrialModel):
 
     def settings(self, hp):
         e = self.study.experiment
-        decay_low, decay_high = ((e.weight_decay / 10, e.weight_decay * 10) if e.weight_decay
+        s = e.solver
+        decay_low, decay_high = ((s.weight_decay / 10, s.weight_decay * 10) if s.weight_decay
                                  else (1e-6, 1e-2))
-        sizes = sorted({max(1, e.batch_size // 2), e.batch_size, 2 * e.batch_size})
+        sizes = sorted({max(1, s.batch_size // 2), s.batch_size, 2 * s.batch_size})
         if self.hyperband:
-            epochs = self._epochs(hp, 2 * e.epochs)
+            epochs = self._epochs(hp, 2 * e.solver.epochs)
         else:
-            epochs = hp.Float("epochs", e.epochs / 2, e.epochs * 2, sampling="log",
-                              default=e.epochs)
+            epochs = hp.Float("epochs", s.epochs / 2, s.epochs * 2, sampling="log",
+                              default=s.epochs)
         return {
-            "learning_rate": _round(hp.Float("learning_rate", e.learning_rate / 10,
-                                             e.learning_rate * 10, sampling="log",
-                                             default=e.learning_rate)),
+            "learning_rate": _round(hp.Float("learning_rate", e.solver.learning_rate / 10,
+                                             e.solver.learning_rate * 10, sampling="log",
+                                             default=e.solver.learning_rate)),
             "weight_decay": _round(hp.Float("weight_decay", decay_low, decay_high,
                                             sampling="log",
-                                            default=e.weight_decay or None)),
-            "batch_size": int(hp.Choice("batch_size", sizes, default=e.batch_size)),
+                                            default=e.solver.weight_decay or None)),
+            "batch_size": int(hp.Choice("batch_size", sizes, default=e.solver.batch_size)),
             "epochs": _round(epochs),
         }
 
@@ -511,10 +514,10 @@ def flagfile_text(experiment, n, base, fine, path):
     e = experiment
     flagfiles = [arg for arg in sys.argv[1:] if arg.startswith("--flagfile=")]
     lines = [
-        "# Tuned by `python -m kerastransfer.run --mode=tune` (kerastransfer/tuning.py):",
+        "# Tuned by `python -m kerastransfer.run --mode=tune` (kerastransfer/tuning/):",
         "#   python -m kerastransfer.run " + " ".join(sys.argv[1:]),
-        f"# Tuner {e.tuner}, split {e.splits[0]}; scores are the mean of the best {e.best_k} "
-        "validation evaluations (test data was never used).",
+        f"# Tuner {e.tuning.tuner}, split {e.data.splits[0]}; scores are the mean of the best "
+        f"{e.solver.best_k} validation evaluations (test data was never used).",
         "# Use it after the flags it was tuned with, with a NEW --workdir (a workdir trained "
         "with other values refuses them):",
         "#   python -m kerastransfer.run " + " ".join([*flagfiles, f"--flagfile={path}",

@@ -2,7 +2,7 @@
 
 Every file the package writes goes through here: write to a temporary file in the same
 directory, flush, fsync, then rename over the target (rename is atomic on POSIX). Two
-exceptions by design: results.jsonl is an append-only log (results.ResultStore appends whole
+exceptions by design: results.jsonl is an append-only log (workdir.results.ResultStore appends whole
 lines under a lock and fsyncs them), and TensorBoard event files belong to TensorFlow.
 """
 

@@ -1,7 +1,7 @@
 """The paper's figures, drawn from run records: Figure 2 (transfer.png/.pdf), Figure 3
 (dissimilar.png/.pdf), and a CKA heatmap helper.
 
-Records are the run dicts of kerastransfer.analysis (normalized); only status "ok" runs are
+Records are normalized run dicts (kerastransfer.workdir.results); only status "ok" runs are
 drawn. Passing the paper's own records (analysis.load_paper_csv()) draws the paper's figures
 from its published numbers; passing them as `reference_records` next to a reproduction draws
 the paper faintly behind it. Uses matplotlib's Agg backend, so no display is needed.
@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from kerastransfer import analysis, fileio  # noqa: E402
+from kerastransfer import analysis  # noqa: E402
+from kerastransfer.workdir import files  # noqa: E402
 
 X_LABEL = "Layer n at which network is chopped and retrained"
 LAYERS = range(1, 8)
@@ -50,7 +51,7 @@ def save_figure(fig, figures_dir, stem):
     paths = []
     for ext in ("png", "pdf"):
         path = os.path.join(figures_dir, f"{stem}.{ext}")
-        with fileio.atomic_path(path) as tmp:
+        with files.atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
         paths.append(path)
     plt.close(fig)
@@ -268,7 +269,7 @@ def plot_cka(matrix, row_labels, col_labels, path, *, title="Linear CKA"):
     fig.colorbar(image, ax=axis, label="CKA")
     axis.set_title(title)
     fig.tight_layout()
-    with fileio.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         fig.savefig(tmp, format=os.path.splitext(path)[1][1:] or "png", dpi=150,
                     bbox_inches="tight")
     plt.close(fig)

@@ -1,0 +1,105 @@
+"""Run records as the analysis sees them: the paper's networks read into the runner's schema,
+and the groupings and labels every table shares.
+
+A reproduction's records come from `workdir/results.jsonl` (kerastransfer.workdir.results);
+`load_paper_csv` reads Yosinski et al.'s 136 published networks into the same schema, so a
+reproduction and the paper go through identical code.
+"""
+
+import csv
+import os
+
+from kerastransfer import treatments
+from kerastransfer.errors import UsageError
+from kerastransfer.workdir.results import normalize_record
+
+# The shipped copy of the paper's per-network results (see reference/README.md).
+PAPER_CSV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "reference", "yosinski2014_networks.csv")
+
+# The paper's 1000-class network ("netbase"): top-1 .5763, 42.5% error (docs/paper.md, "Results
+# to reproduce"). It is the baseline of the random-features networks, which trained on all 1000
+# classes (split "full"). The shipped CSV holds it as a row; this constant stands in when a
+# record set has split-"full" runs but not that base row (a filtered or hand-made subset).
+PAPER_FULL_SPLIT = "full"
+PAPER_FULL_BASE_TOP1 = 0.5763
+PAPER_K = 10  # the paper reports the mean of each network's 10 best evaluations
+
+# How the paper's CSV names splits.
+_CSV_SPLITS = {"0": "random0", "1": "random1", "2": "random2", "3": "random3",
+               "natman": "dissimilar", "full": PAPER_FULL_SPLIT}
+_CSV_COLUMNS = ("network", "treatment", "split", "source", "target", "n", "best10", "final",
+                "evaluations")
+
+
+def load_paper_csv(path=None):
+    """Reads the paper's per-network CSV (default: the shipped copy) as run records.
+
+    best10 -> best_k (k = 10), final -> final_val, splits 0..3 -> random0..random3,
+    natman -> dissimilar, full stays full; test_accuracy is None (the paper has none).
+    """
+    path = path or PAPER_CSV
+    if not os.path.isfile(path):
+        raise UsageError(f"paper CSV {path} does not exist; pass the path of "
+                         "yosinski2014_networks.csv")
+    records = []
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in _CSV_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise UsageError(f"{path}:1: header lacks column(s) {', '.join(missing)}; expected "
+                             f"{','.join(_CSV_COLUMNS)}")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if row["split"] not in _CSV_SPLITS:
+                raise UsageError(f"{where}: split={row['split']!r} is not one of "
+                                 f"{', '.join(_CSV_SPLITS)}; fix that row")
+            try:
+                n, evaluations = int(row["n"]), int(row["evaluations"])
+                best, final = float(row["best10"]), float(row["final"])
+            except (TypeError, ValueError):
+                raise UsageError(f"{where}: n, evaluations, best10 and final must be numbers, "
+                                 f"got {row['n']!r}, {row['evaluations']!r}, {row['best10']!r}, "
+                                 f"{row['final']!r}; fix that row") from None
+            records.append(normalize_record({
+                "run": row["network"], "treatment": row["treatment"],
+                "split": _CSV_SPLITS[row["split"]], "source": row["source"],
+                "target": row["target"], "n": n, "seed": None, "best_k": best, "k": PAPER_K,
+                "final_val": final, "test_accuracy": None, "evaluations": evaluations,
+                "status": "ok", "reason": None,
+            }, where))
+    return records
+
+
+def split_group(split):
+    """"random" for every random split (random0, random1, ...); any other split is its own group."""
+    return "random" if split.startswith("random") else split
+
+
+def group_order(group):
+    """Sort key: random splits first, then the dissimilar split, then the rest by name."""
+    return ({"random": 0, "dissimilar": 1}.get(group, 2), group)
+
+
+def paper_label(treatment, targets):
+    """The paper's name for a treatment whose networks target `targets` (a set of halves).
+
+    Every half plays the role of B for its own networks, so base networks pooled over halves are
+    "baseB", as the paper's eight are; base networks of a single target X are "baseX".
+    """
+    return treatments.display_name(treatment, next(iter(targets)) if len(targets) == 1 else "B")
+
+
+def ok_records(records):
+    """The records that enter statistics: status "ok"."""
+    return [r for r in records if r["status"] == "ok"]
+
+
+def metric_description(records):
+    """Human name of best_k for these records, e.g. "mean of the 10 best validation evaluations"."""
+    ks = sorted({r.get("k") for r in ok_records(records) if r.get("k") is not None})
+    if len(ks) == 1:
+        return f"mean of the {ks[0]} best validation evaluations"
+    if ks:
+        return f"mean of the k best validation evaluations, k in {{{', '.join(map(str, ks))}}}"
+    return "mean of the k best validation evaluations"

@@ -1,0 +1,97 @@
+"""The whole analysis of a transfer study as one JSON-ready dict, the body of analysis.json.
+
+Input is a list of run records (dicts), one per trained network, in the schema of
+kerastransfer.workdir.results (a reproduction's results.jsonl, or the paper's networks from
+`records.load_paper_csv`).
+"""
+
+import math
+
+import numpy as np
+
+from kerastransfer.analysis import findings
+from kerastransfer.analysis.records import (group_order, metric_description, ok_records,
+                                            paper_label, split_group)
+from kerastransfer.analysis.stats import CONFIDENCE
+from kerastransfer.analysis.tables import cell_table, matched_table, relative_drop, table1
+from kerastransfer.workdir.results import STATUSES, normalize_records
+
+
+def timing(records):
+    """Training time and throughput per treatment label, from ok runs that report them."""
+    groups = {}
+    for r in ok_records(records):
+        label = paper_label(r["treatment"], {r["target"]})
+        groups.setdefault(label, []).append(r)
+    rows = []
+    for label, members in groups.items():
+        seconds = [r["train_seconds"] for r in members if r["train_seconds"] is not None]
+        speeds = [r["images_per_second"] for r in members if r["images_per_second"] is not None]
+        if not seconds and not speeds:
+            continue
+        rows.append({"label": label, "runs": len(members),
+                     "total_seconds": math.fsum(seconds) if seconds else None,
+                     "mean_seconds": float(np.mean(seconds)) if seconds else None,
+                     "mean_images_per_second": float(np.mean(speeds)) if speeds else None})
+    total = [r["train_seconds"] for r in ok_records(records) if r["train_seconds"] is not None]
+    return {"by_treatment": rows, "total_seconds": math.fsum(total) if total else None}
+
+
+def analyze(records, *, config=None, reference_records=None, source_label="records"):
+    """The full analysis of `records` (run dicts, see module doc) as a JSON-ready dict.
+
+    `reference_records` (e.g. load_paper_csv()) adds their Table 1, cells and findings under
+    "reference" for side-by-side comparison; `config` is carried into the report as given.
+    """
+    records = normalize_records(records)
+    ok = ok_records(records)
+    splits = {}
+    for r in ok:
+        splits[r["split"]] = splits.get(r["split"], 0) + 1
+    analysis = {
+        "source": source_label,
+        "config": config,
+        "metric": {"key": "best_k", "name": "Top-1 accuracy",
+                   "description": metric_description(records)},
+        "confidence": CONFIDENCE,
+        "negligible_points": findings.NEGLIGIBLE_POINTS,
+        "counts": {status: sum(r["status"] == status for r in records) for status in STATUSES},
+        "splits": [{"split": s, "group": split_group(s), "ok_runs": splits[s]}
+                   for s in sorted(splits, key=lambda s: (group_order(split_group(s)), s))],
+        "cells": cell_table(records),
+        "cells_by_target": cell_table(records, by_target=True),
+        "table1": table1(records),
+        "matched": matched_table(records),
+        "relative_drop": relative_drop(records),
+        "findings": findings.check(records),
+        "timing": timing(records),
+        "not_ok": [{"run": r["run"], "status": r["status"], "reason": r.get("reason"),
+                    "treatment": r["treatment"], "split": r["split"], "n": r["n"]}
+                   for r in records if r["status"] != "ok"],
+        "reference": None,
+    }
+    if reference_records is not None:
+        reference_records = normalize_records(reference_records, "reference record")
+        analysis["reference"] = {
+            "source": "Yosinski et al. 2014 (shipped yosinski2014_networks.csv)",
+            "table1": table1(reference_records),
+            "cells": cell_table(reference_records),
+            "cells_by_target": cell_table(reference_records, by_target=True),
+            "relative_drop": relative_drop(reference_records),
+            "findings": [{k: f[k] for k in ("finding", "status", "effect", "ci")}
+                         for f in findings.check(reference_records)],
+        }
+    return json_safe(analysis)
+
+
+def json_safe(value):
+    """`value` with numpy scalars made Python numbers and NaN/inf made None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

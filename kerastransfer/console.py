@@ -1,0 +1,5 @@
+"""Progress lines on stdout, flushed at once so a piped or logged run shows them as they happen."""
+
+
+def log(message):
+    print(message, flush=True)

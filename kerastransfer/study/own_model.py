@@ -1,0 +1,95 @@
+"""Transfer your own model to your own images: which n, frozen or fine-tuned?
+
+The practitioner's version of the study. The source is a trained model (a user's `.keras`
+file, or a keras.applications backbone with local weights) instead of a base net trained on
+half A; the target is a whole dataset (`--dataset`, e.g. `image_folder` with `--image_dir`).
+For each n it trains frozen (AnB) and fine-tuned (AnB+) transfers, plus the same architecture
+from scratch on the target as the baseline; analysis/recommendation.py then recommends the n
+and mode with the best validation accuracy.
+"""
+
+from kerastransfer import data, models, surgery, treatments
+from kerastransfer.data.preprocessing import Preprocessing
+from kerastransfer.data.splits import ClassSplit
+from kerastransfer.errors import UsageError
+from kerastransfer.study.plan import OWN_MODEL_SPLIT, base_id, check_layers, plan_own_model
+from kerastransfer.study.study import Study
+from kerastransfer.workdir.provenance import file_digest
+
+
+def load_study(experiment, log=print, strategy=None, outdir=None):
+    """The Study of an experiment: the paper's grid, or transfer of the user's own model."""
+    kind = OwnModelStudy if experiment.own_model else Study
+    return kind.load(experiment, log=log, strategy=strategy, outdir=outdir)
+
+
+class OwnModelStudy(Study):
+    """A Study whose source network is given rather than trained on half A."""
+
+    def __init__(self, experiment, *, source_net, cuts, **kwargs):
+        super().__init__(experiment, **kwargs)
+        self.source_net, self.cuts = source_net, cuts
+        model = experiment.model
+        self.source_digest = file_digest(model.source_model or model.source_weights)
+
+    @classmethod
+    def load(cls, experiment, log=print, strategy=None, outdir=None):
+        d = experiment.data
+        source = data.load_source(d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir,
+                                  image_dir=d.image_dir)
+        every_class = tuple(range(source.num_classes))
+        splits = {OWN_MODEL_SPLIT: ClassSplit(
+            spec=OWN_MODEL_SPLIT, name=OWN_MODEL_SPLIT, dataset=d.dataset, a_classes=(),
+            b_classes=every_class, class_names=tuple(source.class_names))}
+        source_net = _load_source_net(experiment)
+        cuts = list(experiment.model.cut_layers) or None
+        blocks = surgery.num_blocks(source_net, cuts)
+        check_layers(experiment.grid.layers, blocks, "the source model",
+                     "pass --cut_layers to define blocks")
+        return cls(experiment, source=source, splits=splits,
+                   preprocessing=_adapt_input(source_net), runs=plan_own_model(experiment),
+                   log=log, strategy=strategy, outdir=outdir, source_net=source_net, cuts=cuts)
+
+    def given_records(self):
+        """The given source model stands in for every base A, as a finished run."""
+        records = {}
+        for seed in self.experiment.grid.seeds:
+            run_id = base_id(OWN_MODEL_SPLIT, "A", seed)
+            records[run_id] = {"run": run_id, "status": "ok", "source_model": True,
+                               "weights_sha256": self.source_digest}
+        return records
+
+    def build_model(self, num_classes, weight_decay=None):
+        return surgery.fresh_clone(self.source_net, num_classes)
+
+    def network(self, spec, base_record, num_classes):
+        if spec.treatment == treatments.BASE:
+            return self.build_model(num_classes)
+        mode = treatments.get(spec.treatment).surgery_mode
+        return surgery.transfer(self.source_net, spec.n, mode, num_classes=num_classes,
+                                cut_names=self.cuts)
+
+
+def _load_source_net(experiment):
+    m = experiment.model
+    if m.source_model:
+        return models.load_user_model(m.source_model)
+    if m.arch not in models.BACKBONES:
+        raise UsageError(f"--source_weights needs --arch={'|'.join(models.BACKBONES)}, "
+                         f"not --arch={m.arch}")
+    size = m.image_size or 224
+    return models.build(m.arch, num_classes=2, input_shape=(size, size, 3),
+                        weights=m.source_weights, dropout=0.0)
+
+
+def _adapt_input(model):
+    """Target images are resized and their channels mapped to what the model takes."""
+    shape = model.input_shape
+    if len(shape) != 4 or None in shape[1:]:
+        raise UsageError(f"the source model's input shape {shape} is not a fixed image "
+                         "size; rebuild it with keras.Input((H, W, C)) and save it again")
+    height, width, channels = shape[1:]
+    if channels not in (1, 3):
+        raise UsageError(f"the source model takes {channels}-channel images; only 1 "
+                         "(grey) or 3 (RGB) can be made from image files")
+    return Preprocessing((height, width), channels)

@@ -1,0 +1,86 @@
+"""The study's plan: one RunSpec per network, in execution order (bases first)."""
+
+import dataclasses
+
+from kerastransfer import treatments
+from kerastransfer.data.splits import ALL_SPLIT
+from kerastransfer.errors import UsageError
+
+# The own-model study's single split: every class of the target dataset.
+OWN_MODEL_SPLIT = "target"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One network of the study; `run` is its stable id, e.g. random0/transfer_ft/n3/seed0."""
+
+    run: str
+    treatment: str
+    split: str
+    source: str
+    target: str
+    n: int
+    seed: int
+
+    @property
+    def base_run(self):
+        """The base network this run copies from (None for bases and random features)."""
+        if self.treatment == treatments.BASE or not self.source:
+            return None
+        return base_id(self.split, self.source, self.seed)
+
+    @property
+    def label(self):
+        name = treatments.display_name(self.treatment, self.target)
+        return name if self.treatment == treatments.BASE else f"{name} n={self.n}"
+
+    @classmethod
+    def of(cls, record):
+        """The RunSpec a results.jsonl record was made from."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in fields})
+
+
+def base_id(split, half, seed):
+    return f"{split}/{treatments.BASE}/{half}/seed{seed}"
+
+
+def plan(experiment, split_names):
+    """Every run of the paper's grid in execution order: all bases first, then the grid.
+
+    Every transferred network targets half B. The `all` split's halves are the same (every
+    class), so it has one base, on B.
+    """
+    seeds = experiment.grid.seeds
+    runs = [RunSpec(base_id(split, half, seed), treatments.BASE, split, "", half, 0, seed)
+            for split in split_names for seed in seeds
+            for half in (("B",) if split == ALL_SPLIT else ("A", "B"))]
+    for split in split_names:
+        for n in experiment.grid.layers:
+            for name in experiment.grid.treatments:
+                for seed in seeds:
+                    source = treatments.get(name).source_half("B")
+                    runs.append(RunSpec(f"{split}/{name}/n{n}/seed{seed}", name, split, source,
+                                        "B", n, seed))
+    return runs
+
+
+def plan_own_model(experiment):
+    """The own-model study: a from-scratch baseline per seed, then frozen and fine-tuned
+    transfer of the given source model (standing in for base A) at every n."""
+    seeds, split = experiment.grid.seeds, OWN_MODEL_SPLIT
+    modes = ([t for t in experiment.grid.treatments if t in treatments.FROM_OTHER_HALF]
+             or list(treatments.FROM_OTHER_HALF))
+    runs = [RunSpec(base_id(split, "B", s), treatments.BASE, split, "", "B", 0, s)
+            for s in seeds]
+    runs += [RunSpec(f"{split}/{mode}/n{n}/seed{s}", mode, split, "A", "B", n, s)
+             for n in experiment.grid.layers for mode in modes for s in seeds]
+    return runs
+
+
+def check_layers(layers, blocks, what, hint):
+    """Raises UsageError for an n of --layers past the last of `blocks` blocks of `what`."""
+    for n in layers:
+        if n > blocks:
+            raise UsageError(f"--layers value n={n} is past the last block of {what} "
+                             f"(use 1..{blocks}; {hint})")

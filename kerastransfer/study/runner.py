@@ -1,0 +1,133 @@
+"""The one loop over a study's runs, shared by the grid, its shards and own-model studies.
+
+A run is done once its record is in results.jsonl and its weights file is on disk, so a
+killed grid resumes where it stopped; an interrupted run continues from its checkpoint. A run
+whose base failed is recorded as skipped; with --on_failure=stop the first failed run ends
+the loop (`stopped_by`).
+"""
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+
+from kerastransfer.errors import UsageError
+from kerastransfer.study.plan import RunSpec
+from kerastransfer.workdir.provenance import file_digest
+
+
+class Runner:
+    """Trains a study's runs and appends their records to `store`.
+
+    Args:
+        study: the Study (data and the training of one run).
+        store: where records go: a workdir.results.ResultStore, or a multi-worker follower's
+            stand-in (study/following.py).
+        log: where progress lines go.
+    """
+
+    def __init__(self, study, store, log):
+        self.study, self.store, self.log = study, store, log
+        self.stopped_by = None  # the failed record that ended the loop (--on_failure=stop)
+
+    def finished(self):
+        """Records of runs that need no (re)training: ok with intact weights, failed, or
+        skipped because their base failed; plus the runs the study is given (an own model)."""
+        latest = self.store.latest()
+        done = {}
+        for run_id, record in latest.items():
+            if record["status"] == "failed":
+                done[run_id] = record
+            elif record["status"] == "ok" and self._weights_intact(record):
+                done[run_id] = record
+            elif record["status"] == "skipped":
+                base = latest.get(RunSpec.of(record).base_run, {})
+                if base.get("status") == "failed":
+                    done[run_id] = record
+        done.update(self.study.given_records())
+        return done
+
+    def _weights_intact(self, record):
+        """Checks a finished run's weights file against the size and sha256 in its record.
+
+        A damaged file means the run is trained again, or with --on_corrupt_weights=error
+        a UsageError naming the file.
+        """
+        path = os.path.join(self.study.workdir, record["weights"])
+        if not os.path.exists(path):
+            problem = "is missing"
+        elif os.path.getsize(path) != record["weights_bytes"]:
+            problem = (f"is truncated or damaged ({os.path.getsize(path)} bytes, its record in "
+                       f"results.jsonl says {record['weights_bytes']})")
+        elif file_digest(path) != record["weights_sha256"]:
+            problem = "is corrupt (its sha256 differs from the one in results.jsonl)"
+        else:
+            return True
+        if self.study.experiment.grid.on_corrupt_weights == "error":
+            raise UsageError(f"weights file {path} of finished run {record['run']} {problem}; "
+                             "restore it, or pass --on_corrupt_weights=redo to train the run "
+                             "again")
+        self.log(f"weights file {path} of {record['run']} {problem}: training it again")
+        return False
+
+    def run_one(self, spec, done, position="", progress=None):
+        """Trains `spec` (or records it skipped when its base did not finish ok), appends
+        the record, logs it and puts it into `done`; returns it.
+
+        `position` prefixes the log lines (e.g. "[3/37] "); `progress()` adds text to the
+        line of a finished run (e.g. elapsed time and ETA).
+        """
+        base = done.get(spec.base_run) if spec.base_run else None
+        if spec.base_run and (base is None or base["status"] != "ok"):
+            why = base["status"] if base else "did not finish"
+            record = {**dataclasses.asdict(spec), "status": "skipped",
+                      "reason": f"base {spec.base_run} {why}"}
+            self.store.append(record)
+            self.log(f"{position}SKIPPED {spec.run}: {record['reason']}")
+        else:
+            self.log(f"{position}start {spec.run} ({spec.label})")
+            record = self.study.train_run(spec, base)
+            self.store.append(record)  # before "done": a line on screen means a record
+            if record["status"] == "ok":
+                extra = f"; {progress(record)}" if progress else ""
+                self.log(f"{position}done  {spec.run} ({spec.label}): best-{record['k']} "
+                         f"val {record['best_k']:.4f}, test {record['test_accuracy']:.4f}, "
+                         f"{record['train_seconds']:.1f}s, "
+                         f"{record['images_per_second']:.0f} img/s{extra}")
+            else:
+                self.log(f"{position}FAILED {spec.run}: {record['reason']}")
+        done[spec.run] = record
+        if record["status"] == "failed" and self.study.experiment.grid.on_failure == "stop":
+            self.stopped_by = record
+        return record
+
+    def run_all(self):
+        """Trains every planned run that is not finished, in plan order; returns the final
+        records."""
+        runs = self.study.runs
+        done = self.finished()
+        todo = [spec for spec in runs if spec.run not in done]
+        total = len(runs)
+        if not todo:
+            self.log(f"all {total} runs already done in {self.study.workdir}")
+            return done
+        self.log(f"{len(todo)} of {total} runs to train ({total - len(todo)} already done)")
+        started, durations = time.perf_counter(), []
+
+        for index, spec in enumerate(todo, start=1):
+            def progress(record, left=len(todo) - index):
+                durations.append(record.get("train_seconds", 0.0))
+                eta = np.mean(durations) * left
+                return (f"elapsed {_clock(time.perf_counter() - started)}, "
+                        f"ETA {_clock(eta)}")
+
+            self.run_one(spec, done, f"[{total - len(todo) + index}/{total}] ", progress)
+            if self.stopped_by:
+                break
+        return done
+
+
+def _clock(seconds):
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s"

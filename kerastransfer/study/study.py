@@ -1,0 +1,211 @@
+"""A study's data and the training of one of its runs.
+
+`Study.load` reads the dataset and builds the splits once; `train_run` builds, trains and
+evaluates one network of the plan and returns its record. Which runs to train, in what
+order, and what a failure does is the runner's business (study/runner.py).
+"""
+
+import dataclasses
+import os
+import shutil
+import zlib
+
+import keras
+import tensorflow as tf
+
+from kerastransfer import data, models, surgery, training, treatments
+from kerastransfer.errors import UsageError
+from kerastransfer.study.plan import check_layers, plan
+from kerastransfer.training.caching import PrefixCache, cache_layer
+from kerastransfer.workdir import files
+from kerastransfer.workdir.provenance import file_digest
+from kerastransfer.workdir.results import best_k_mean
+
+
+class Study:
+    """A workdir's study: data, splits, plan and the training of each run.
+
+    Args:
+        experiment: the config.Experiment.
+        source: the data.DatasetSource.
+        splits: {split name: data.ClassSplit}.
+        preprocessing: the data.Preprocessing of the model's input.
+        runs: the plan, a list of RunSpec.
+        log: where progress lines go.
+        strategy: the tf.distribute strategy runs train under (default: the current one).
+        outdir: where this process writes run files: the workdir, except on a multi-worker
+            follower, which writes to a throwaway folder (study/following.py).
+    """
+
+    def __init__(self, experiment, *, source, splits, preprocessing, runs, log=print,
+                 strategy=None, outdir=None):
+        self.experiment = experiment
+        self.workdir = experiment.workdir
+        self.source, self.splits, self.runs = source, splits, runs
+        self.preprocessing = preprocessing
+        self.halves = data.make_halves(source, splits, preprocessing, experiment.data)
+        self.log = log
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.outdir = outdir or self.workdir
+        self._prefix_cache = PrefixCache(experiment.grid.cache_budget_mb,
+                                         os.path.join(self.outdir, "cache"), log)
+        self.compiled = training.CompiledModels()  # traced models reused between runs
+        self.evaluator = training.Evaluator()  # traced forward passes reused between runs
+
+    @classmethod
+    def load(cls, experiment, log=print, strategy=None, outdir=None):
+        """Loads the dataset, builds the splits and checks the layers against the model.
+
+        Writes nothing; call `save_splits` once the workdir is accepted.
+        """
+        d = experiment.data
+        source = data.load_source(d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir,
+                                  image_dir=d.image_dir)
+        splits = {}
+        for spec in d.splits:
+            split = data.make_split(spec, source.class_names, d.dataset)
+            if split.name in splits:
+                raise UsageError(f"--splits lists {spec!r} twice")
+            splits[split.name] = split
+        m = experiment.model
+        preprocessing = data.Preprocessing(
+            **models.input_spec_for(m.arch, m.image_size, source.image_shape))
+        if not source.in_memory and not experiment.solver.train_steps:
+            raise UsageError(f"--dataset={d.dataset} is streamed (too large for memory), so "
+                             "its epochs are not counted: give the training length with "
+                             "--train_steps (the paper: 450000)")
+        study = cls(experiment, source=source, splits=splits, preprocessing=preprocessing,
+                    runs=plan(experiment, list(splits)), log=log, strategy=strategy,
+                    outdir=outdir)
+        blocks = surgery.num_blocks(study.build_model(num_classes=2))
+        check_layers(experiment.grid.layers, blocks, m.arch, f"block {blocks + 1} is the head")
+        return study
+
+    def save_splits(self):
+        for name, split in self.splits.items():
+            split.save(os.path.join(self.workdir, "splits", name, "split.json"))
+
+    def build_model(self, num_classes, weight_decay=None):
+        """A fresh network of the study; `weight_decay` overrides --weight_decay (tuning)."""
+        m = self.experiment.model
+        shape = (*self.preprocessing.image_size, self.preprocessing.channels)
+        decay = self.experiment.solver.weight_decay if weight_decay is None else weight_decay
+        return models.build(m.arch, num_classes=num_classes, input_shape=shape,
+                            widths=m.widths or None, weight_decay=decay, dropout=m.dropout)
+
+    def base_network(self, base_record):
+        """The trained base network a record describes, with its weights loaded."""
+        base = self.build_model(base_record["num_classes"])
+        base.load_weights(os.path.join(self.workdir, base_record["weights"]))
+        return base
+
+    def network(self, spec, base_record, num_classes):
+        """The untrained network of a run: fresh base, or surgery on a trained/fresh base."""
+        if spec.treatment == treatments.BASE:
+            return self.build_model(num_classes)
+        mode = treatments.get(spec.treatment).surgery_mode
+        if spec.treatment == "random":
+            return surgery.transfer(self.build_model(num_classes), spec.n, mode)
+        return surgery.transfer(self.base_network(base_record), spec.n, mode,
+                                num_classes=num_classes)
+
+    def given_records(self):
+        """Records of runs the study does not train but is given (none for the grid)."""
+        return {}
+
+    def weights_key(self, spec, base_record):
+        """What a frozen run's cached prefix features depend on: the base's weights and the
+        data they see (None when there is no trained base)."""
+        if not base_record:
+            return None
+        return (base_record["weights_sha256"], spec.split, spec.target)
+
+    # ----- one run ---------------------------------------------------------------------
+    def train_run(self, spec, base_record):
+        """Builds, trains and evaluates one network; returns its record."""
+        e = self.experiment
+        treatment = None if spec.treatment == treatments.BASE else treatments.get(spec.treatment)
+        half = self.halves.half(spec.split, spec.target)
+        run_dir = self._run_dir(spec)
+        keras.utils.set_random_seed((zlib.crc32(spec.run.encode()) + e.grid.seed_offset) % 2**31)
+        with self.strategy.scope():
+            model = self.network(spec, base_record, half.num_classes)
+        solver = training.Solver.from_config(
+            e.solver, self.halves.train_size(half),
+            fine_tuned=treatment is not None and treatment.fine_tuned)
+        layer = (cache_layer(model, spec.n)
+                 if e.grid.cache_frozen and treatment is not None and treatment.frozen
+                 and self._prefix_cache.allowed(self.preprocessing, self.halves.in_memory,
+                                                self.strategy) else None)
+        seed = spec.seed + e.grid.seed_offset
+        with self.strategy.scope():
+            if layer is None:
+                trainee, val_data, cache = model, self.halves.eval_batches(half, "val"), {}
+
+                def train_data(skip):
+                    return self.halves.train_batches(half, seed, skip, e.solver.batch_size)
+            else:
+                trainee, train_data, val_data, cache = self._prefix_cache.inputs(
+                    model, layer, half, self.preprocessing, run=spec.run, seed=seed,
+                    batch_size=e.solver.batch_size, key=self.weights_key(spec, base_record))
+            training.compile_model(trainee, solver)
+            twin = self.compiled.twin(trainee)
+        try:
+            result = training.train(
+                twin, train_data, val_data, solver=solver, batch_size=e.solver.batch_size,
+                run_dir=run_dir, verbose=e.verbose, evaluator=self.evaluator,
+                tensorboard_dir=os.path.join(self.outdir, "tensorboard", spec.run))
+            self.compiled.copy_back(trainee, twin)
+        except training.DivergedError as error:
+            shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)  # NaN weights
+            self._prefix_cache.release(spec.run)
+            return {**dataclasses.asdict(spec), "status": "failed",
+                    "reason": f"{error} (learning rate {solver.learning_rate:g})"}
+        weights = os.path.join("runs", spec.run, "final.weights.h5")
+        with files.atomic_path(os.path.join(self.outdir, weights)) as tmp:
+            model.save_weights(tmp)
+        path = os.path.join(self.outdir, weights)
+        best_k = e.solver.best_k
+        record = {
+            **dataclasses.asdict(spec),
+            "status": "ok", "reason": None,
+            "best_k": best_k_mean(result.val_history, best_k), "k": best_k,
+            "final_val": result.val_history[-1][1], "val_history": result.val_history,
+            "test_accuracy": self.evaluator(model, self.halves.eval_batches(half, "test"))[0],
+            "train_seconds": result.train_seconds,
+            "images_per_second": result.images_per_second,
+            "steps": solver.total_steps, "resumed_from_step": result.resumed_from_step,
+            "cached_prefix": layer.name if layer is not None else None, **cache,
+            "strategy": type(self.strategy).__name__,
+            "replicas": self.strategy.num_replicas_in_sync,
+            "dtype_policy": keras.config.dtype_policy().name,
+            "num_classes": half.num_classes, "class_names": half.class_names,
+            "weights": weights, "weights_bytes": os.path.getsize(path),
+            "weights_sha256": file_digest(path),
+        }
+        shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)
+        self._prefix_cache.release(spec.run)
+        self._log_hparams(spec, record)
+        return record
+
+    def _log_hparams(self, spec, record):
+        """One HParams session per run, so TensorBoard's HParams dashboard shows the grid."""
+        from tensorboard.plugins.hparams import api as hparams  # noqa: PLC0415
+
+        writer = tf.summary.create_file_writer(
+            os.path.join(self.outdir, "tensorboard", spec.run, "hparams"))
+        with writer.as_default():
+            hparams.hparams({"treatment": spec.treatment, "n": spec.n, "split": spec.split,
+                             "seed": spec.seed, "target": spec.target}, trial_id=spec.run)
+            for metric in ("best_k", "final_val", "test_accuracy"):
+                tf.summary.scalar(f"hparams/{metric}", record[metric], step=record["steps"])
+        writer.close()
+
+    def _run_dir(self, spec):
+        """A run's checkpoint folder; a multi-worker follower starts from the chief's, so
+        both resume a killed run at the same segment."""
+        run_dir = os.path.join(self.outdir, "runs", spec.run)
+        chief_dir = os.path.join(self.workdir, "runs", spec.run)
+        if self.outdir != self.workdir and os.path.isdir(chief_dir):
+            shutil.copytree(chief_dir, run_dir, dirs_exist_ok=True)
+        return run_dir

@@ -1,0 +1,15 @@
+"""Training one network: the solver, the loop, traced-function caches, prefix caching, strategies.
+
+solver (the paper's SGD and schedule), loop (`train`: segments, checkpoints, divergence),
+compiled (traced models and forward passes kept between runs), caching (frozen-prefix
+features), strategies (tf.distribute, mixed precision).
+May import: data, models, surgery, flops, workdir, errors; never study/, tuning/, serving/.
+"""
+
+from kerastransfer.training.compiled import CompiledModels, Evaluator
+from kerastransfer.training.loop import DivergedError, TrainResult, train
+from kerastransfer.training.solver import Solver, compile_model, plan_steps
+from kerastransfer.training.strategies import make_strategy
+
+__all__ = ["CompiledModels", "DivergedError", "Evaluator", "Solver", "TrainResult",
+           "compile_model", "make_strategy", "plan_steps", "train"]

@@ -1,0 +1,169 @@
+"""One training run: the solver's schedule over segments, with resumable checkpoints.
+
+Training is `model.fit` over an endless dataset in "segments" of `eval_every` steps: each
+Keras epoch is one segment, so validation accuracy is measured every `eval_every` steps
+(the paper's evaluation schedule), SegmentCheckpoint saves the weights and the validation
+history at segment ends (at most every CHECKPOINT_SECONDS), and a killed run resumes from
+its last checkpoint instead of starting over.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+import keras
+
+from kerastransfer.training.compiled import Evaluator
+from kerastransfer.workdir import files
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite: the run failed (its record says so)."""
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Validates at each segment end and keeps (step, validation accuracy) in `history`.
+
+    It puts val_accuracy, val_loss and the learning rate into the logs (so TensorBoard and
+    keras-tuner see them), and stops the run when the loss is not finite.
+    """
+
+    def __init__(self, eval_every, history, val_data, evaluator):
+        super().__init__()
+        self.eval_every, self.history = eval_every, history
+        self.val_data, self.evaluator = val_data, evaluator
+        self.diverged = None
+        self.segment = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.segment = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            step = self.segment * self.eval_every + batch + 1
+            self.diverged = f"loss became {float(loss)} by step {step}"
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+            self.model.optimizer.learning_rate))
+        if self.diverged or not math.isfinite(float(logs.get("loss", 0.0))):
+            self.diverged = self.diverged or f"loss became {logs.get('loss')}"
+            self.model.stop_training = True
+            return
+        logs["val_accuracy"], logs["val_loss"] = self.evaluator(self.model, self.val_data)
+        step = (epoch + 1) * self.eval_every
+        self.history[:] = [h for h in self.history if h[0] < step]
+        self.history.append([step, logs["val_accuracy"]])
+
+
+CHECKPOINT_METADATA = "training_metadata.json"
+# Seconds of training between two checkpoints of a run (the first segment always saves).
+CHECKPOINT_SECONDS = 30.0
+
+
+class SegmentCheckpoint(keras.callbacks.Callback):
+    """Saves weights, optimizer state and the validation history at segment ends; restores
+    the weights when fit starts.
+
+    Unlike keras.callbacks.BackupAndRestore, whose files a kill during a save leaves torn,
+    every segment's weights go to a new file written atomically, then the metadata file
+    (also atomic) names it, then older weights files go: the checkpoint on disk is always
+    whole and consistent.
+
+    It saves after the first segment of a fit, then after any segment that ends at least
+    `min_seconds` after the last save: a killed run loses at most that much training,
+    and runs of many short segments do not spend their time in save and fsync.
+    """
+
+    def __init__(self, backup_dir, history, min_seconds=0.0):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.history = history
+        self.min_seconds = min_seconds
+        self._saved_at = None
+
+    def on_train_begin(self, logs=None):
+        state = _checkpoint_state(self.backup_dir)
+        if state:
+            if self.model.optimizer is not None and not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        if self._saved_at is not None and now - self._saved_at < self.min_seconds:
+            return
+        self._saved_at = now
+        name = f"segment{epoch + 1}.weights.h5"
+        with files.atomic_path(os.path.join(self.backup_dir, name)) as tmp:
+            self.model.save_weights(tmp)
+        files.write_json(os.path.join(self.backup_dir, CHECKPOINT_METADATA),
+                          {"epoch": epoch + 1, "weights": name, "val_history": self.history})
+        for other in os.listdir(self.backup_dir):  # older segments, torn temporary files
+            if other.endswith(".h5") and other != name:
+                os.remove(os.path.join(self.backup_dir, other))
+
+
+@dataclasses.dataclass
+class TrainResult:
+    val_history: list
+    train_seconds: float
+    images_per_second: float
+    resumed_from_step: int
+
+
+def train(model, train_data, val_data, *, solver, batch_size, run_dir, tensorboard_dir,
+          verbose=False, extra_callbacks=(), evaluator=None):
+    """Trains a compiled model for `solver.total_steps`, resuming from run_dir if killed.
+
+    Args:
+        model: compiled Keras model (compile inside the strategy scope).
+        train_data: function(skip_batches) -> endless batched tf.data.Dataset for training.
+        val_data: re-iterable batches of (inputs, labels) for validation (a tf.data.Dataset
+            or data.ArrayBatches).
+        run_dir: where the checkpoint and the validation history live until the run ends.
+        tensorboard_dir: TensorBoard log dir of this run.
+        evaluator: an Evaluator to reuse (its traced forward functions) across runs.
+    Returns:
+        TrainResult. Raises DivergedError when the loss is not finite.
+    """
+    backup_dir = os.path.join(run_dir, "backup")
+    state = _checkpoint_state(backup_dir)
+    done_segments = state.get("epoch", 0)
+    history = state.get("val_history", [])
+    recorder = _Recorder(solver.eval_every, history, val_data, evaluator or Evaluator())
+    callbacks = [
+        recorder,
+        SegmentCheckpoint(backup_dir, history, CHECKPOINT_SECONDS),
+        keras.callbacks.TensorBoard(tensorboard_dir, update_freq="epoch", write_graph=False,
+                                    profile_batch=0),
+        *extra_callbacks,
+    ]
+    segments = solver.total_steps // solver.eval_every
+    start = time.perf_counter()
+    model.fit(train_data(done_segments * solver.eval_every), epochs=segments,
+              initial_epoch=done_segments, steps_per_epoch=solver.eval_every,
+              callbacks=callbacks, shuffle=False,
+              verbose=1 if verbose and sys.stdout.isatty() else 0)
+    seconds = time.perf_counter() - start
+    if recorder.diverged:
+        raise DivergedError(recorder.diverged)
+    trained_steps = solver.total_steps - done_segments * solver.eval_every
+    return TrainResult(val_history=history, train_seconds=seconds,
+                       images_per_second=trained_steps * batch_size / max(seconds, 1e-9),
+                       resumed_from_step=done_segments * solver.eval_every)
+
+
+def _checkpoint_state(backup_dir):
+    """{"epoch": segments a killed run finished, "weights": their file}, or {} when fresh."""
+    path = os.path.join(backup_dir, CHECKPOINT_METADATA)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,104 @@
+"""Where a run computes: tf.distribute strategies, mixed precision, multi-worker repairs.
+
+Every worker of a multi-worker run executes the same grid in lockstep (TensorFlow's
+collectives all-reduce the gradients, so their weights stay identical); only the chief writes
+the workdir (study/following.py says what the others do).
+
+Example (two machines; see docs/scale_out.md):
+    TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
+                "task": {"type": "worker", "index": 0}}' \\
+    python -m kerastransfer.run --flagfile=configs/imagenet_paper.flags --strategy=multi_worker
+"""
+
+import keras
+import tensorflow as tf
+
+
+def set_precision(policy):
+    """--mixed_precision: Keras's global dtype policy for every model built afterwards.
+
+    Variables stay float32 and every model's softmax head is built with dtype float32;
+    mixed_float16 also wraps the optimizer in loss scaling (Keras does it in compile).
+    """
+    keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
+
+
+def make_strategy(name):
+    """The tf.distribute strategy for --strategy (auto: mirrored when several GPUs exist)."""
+    if name == "multi_worker":  # first: it must exist before TensorFlow lists devices
+        return multi_worker_strategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "default"
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    return tf.distribute.get_strategy()
+
+
+def multi_worker_strategy():
+    """MultiWorkerMirroredStrategy from TF_CONFIG, with Keras's multi-worker fit repaired.
+
+    Create it before any other TensorFlow op: the collectives are configured at start-up.
+    """
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    _repair_keras_multi_worker_fit()
+    return strategy
+
+
+def is_chief(strategy):
+    """True for the process that writes the workdir: the only one, unless multi-worker."""
+    return strategy.extended.should_checkpoint
+
+
+def worker_name(strategy):
+    resolver = strategy.cluster_resolver
+    return f"{resolver.task_type} {resolver.task_id}"
+
+
+def _repair_keras_multi_worker_fit():
+    """Keras 3.15's `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585):
+
+    1. before training it reduces a whole data batch across workers only to learn its
+       shapes, with a call that cannot take a tuple of per-replica values;
+    2. it averages each step's scalar metrics across replicas with `axis=0`, which scalars
+       do not have.
+    This builds from the local replica's batch instead, and averages scalars across all
+    workers' replicas (what Keras does on one machine). Both changes apply only in
+    multi-worker mode, which is Keras's own test for taking the broken branches.
+    """
+    from keras.src import tree  # noqa: PLC0415
+    from keras.src.backend.tensorflow import trainer  # noqa: PLC0415
+
+    if getattr(trainer, "_kerastransfer_repaired", False):
+        return
+    keras_build = trainer.TensorFlowTrainer._maybe_symbolic_build
+    keras_reduce = trainer.reduce_per_replica
+
+    def local_value(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return value.values[0]
+        return value
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if strategy is None or not trainer._collective_all_reduce_multi_worker(strategy):
+            return keras_build(self, iterator=iterator, data_batch=data_batch)
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tree.map_structure(local_value, next(batches))
+                break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if (reduction in ("auto", "mean")
+                and trainer._collective_all_reduce_multi_worker(strategy)):
+            return tree.map_structure(
+                lambda value: strategy.reduce("MEAN", value, axis=None), values)
+        return keras_reduce(values, strategy, reduction)
+
+    trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
+    trainer.reduce_per_replica = reduce_per_replica
+    trainer._kerastransfer_repaired = True

@@ -1,0 +1,77 @@
+"""The one table of the study's treatments: what each network of the grid is.
+
+Every other module asks this table (by name) what a treatment's paper name is, which half its
+layers come from, how they are transferred (`surgery.transfer` modes), whether it is
+fine-tuned and whether its copied layers are frozen. Adding a treatment means adding a row.
+
+The paper's names are seen from the target half, B for every network of the grid today:
+BnB (selffer), BnB+ (selffer fine-tuned), AnB (transfer), AnB+ (transfer fine-tuned) and
+random features (Yosinski et al. 2014, Section 2 and Figure 1; docs/paper.md).
+"""
+
+import dataclasses
+
+# The base networks' treatment: trained from scratch on a half, the source of every transfer.
+BASE = "base"
+
+
+@dataclasses.dataclass(frozen=True)
+class Treatment:
+    """One kind of network in the grid.
+
+    Attributes:
+        name: the id used in flags, run ids and results.jsonl (e.g. "transfer_ft").
+        paper_name: the paper's name seen from target half B (e.g. "AnB+").
+        source: where the first n layers come from: "same" (the target half's own base),
+            "other" (the other half's base) or None (random, untrained layers).
+        surgery_mode: the `surgery.transfer` mode: frozen, fine_tuned or random_frozen.
+        fine_tuned: True when the copied layers keep training (--fine_tune_lr_scale applies).
+    """
+
+    name: str
+    paper_name: str
+    source: str | None
+    surgery_mode: str
+    fine_tuned: bool
+
+    @property
+    def frozen(self):
+        """True when the first n layers never change: their outputs can be cached."""
+        return not self.fine_tuned
+
+    def source_half(self, target):
+        """The half ("A" or "B") whose base gives the layers, or "" for random features."""
+        if self.source is None:
+            return ""
+        return target if self.source == "same" else other_half(target)
+
+
+TABLE = (
+    Treatment("selffer", "BnB", "same", "frozen", fine_tuned=False),
+    Treatment("selffer_ft", "BnB+", "same", "fine_tuned", fine_tuned=True),
+    Treatment("transfer", "AnB", "other", "frozen", fine_tuned=False),
+    Treatment("transfer_ft", "AnB+", "other", "fine_tuned", fine_tuned=True),
+    Treatment("random", "random", None, "random_frozen", fine_tuned=False),
+)
+BY_NAME = {treatment.name: treatment for treatment in TABLE}
+# The grid's treatments in the paper's order (Figure 2's legend), and with the base first.
+NAMES = tuple(BY_NAME)
+ALL_NAMES = (BASE, *NAMES)
+# Treatments whose layers come from a trained base (the ones CKA compares with their base).
+COPIED = tuple(t.name for t in TABLE if t.source is not None)
+# What a transferred model is exported from by default, and the own-model study's modes.
+FROM_OTHER_HALF = tuple(t.name for t in TABLE if t.source == "other")
+
+
+def get(name):
+    """The Treatment called `name`; KeyError for the base or an unknown name."""
+    return BY_NAME[name]
+
+
+def other_half(half):
+    return "A" if half == "B" else "B"
+
+
+def display_name(treatment, target="B"):
+    """The paper's name of a treatment: baseB, BnB, BnB+, AnB, AnB+, random."""
+    return f"base{target}" if treatment == BASE else BY_NAME[treatment].paper_name

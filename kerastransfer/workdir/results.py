@@ -1,0 +1,170 @@
+"""Run records: `workdir/results.jsonl`, one JSON line per finished run, and the paper's metric.
+
+This module is the one reader and writer of results.jsonl. Appends are whole lines written
+under an exclusive lock and fsynced, so concurrent writers never interleave; a crash leaves at
+most an unterminated last line, which readers ignore unless it parses and the next append cuts
+off. Any other bad line is a UsageError naming the file, the line and the fix.
+"""
+
+import fcntl
+import json
+import math
+import os
+
+import numpy as np
+
+from kerastransfer.errors import UsageError
+from kerastransfer.treatments import ALL_NAMES
+
+STATUSES = ("ok", "failed", "skipped")
+RESULTS_FILE = "results.jsonl"
+
+
+def best_k_mean(history, k):
+    """The paper's metric: the mean of the k best evaluations (all of them if fewer)."""
+    accuracies = sorted((acc for _, acc in history), reverse=True)
+    return float(np.mean(accuracies[:k])) if accuracies else float("nan")
+
+
+def _parse(path):
+    """[(line number, raw record)] of a results file, in file order.
+
+    An unterminated last line that does not parse is a write torn by a crash and is ignored;
+    any other line that is not JSON raises UsageError naming file and line.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    parsed = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            parsed.append((number, json.loads(line)))
+        except ValueError as error:
+            if number == len(lines):  # no newline after it: a torn append
+                break
+            raise UsageError(f"{path}:{number}: not valid JSON ({error}); fix or remove that "
+                             "line") from None
+    return parsed
+
+
+def read_results(path):
+    """The checked records of a results file, the last one of each run id (a redone run's
+    newer record wins), each moved to its newest position; UsageError on any bad line."""
+    if not os.path.isfile(path):
+        raise UsageError(f"results file {path} does not exist; run the study first or pass the "
+                         "workdir that holds results.jsonl")
+    latest = {}
+    for number, raw in _parse(path):
+        record = normalize_record(raw, f"{path}:{number}")
+        latest.pop(record["run"], None)
+        latest[record["run"]] = record
+    return list(latest.values())
+
+
+class ResultStore:
+    """Reads and appends `results.jsonl` in a workdir."""
+
+    def __init__(self, workdir):
+        self.path = os.path.join(workdir, RESULTS_FILE)
+
+    def records(self):
+        """All complete records as written, in file order."""
+        if not os.path.exists(self.path):
+            return []
+        return [raw for _, raw in _parse(self.path)]
+
+    def latest(self):
+        """The last record of each run id (a redone run's newer record wins)."""
+        return {record["run"]: record for record in self.records()}
+
+    def append(self, record):
+        """Appends one record as one line, atomically with respect to crashes and writers."""
+        line = (json.dumps(record, sort_keys=True, default=_plain) + "\n").encode()
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size:
+                os.lseek(fd, size - 1, os.SEEK_SET)
+                if os.read(fd, 1) != b"\n":
+                    with open(self.path, "rb") as f:
+                        data = f.read()
+                    keep = data.rfind(b"\n") + 1
+                    if _parses(data[keep:]):  # a whole record without its newline: keep it
+                        line = b"\n" + line
+                    else:  # a torn line from a crash: cut it off
+                        os.ftruncate(fd, keep)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _parses(line):
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def _plain(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def normalize_record(raw, where):
+    """Checks one run record and returns it in canonical form; raises UsageError naming `where`.
+
+    Canonical: source "" becomes None, n an int, status defaults to "ok", and an "ok" record
+    has a finite `best_k`. Unknown keys (val_history, ...) are kept as they are.
+    """
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: expected a JSON object per run, got {type(raw).__name__}; "
+                         "fix or remove that record")
+
+    def bad(field, why):
+        return UsageError(f"{where}: {field}={raw.get(field)!r} {why}; fix or remove that record")
+
+    record = dict(raw)
+    if record.get("treatment") not in ALL_NAMES:
+        raise bad("treatment", f"is not one of {', '.join(ALL_NAMES)}")
+    record["status"] = record.get("status") or "ok"
+    if record["status"] not in STATUSES:
+        raise bad("status", f"is not one of {', '.join(STATUSES)}")
+    for field in ("split", "target"):
+        if not isinstance(record.get(field), str) or not record[field]:
+            raise bad(field, "must be a non-empty string")
+    record["source"] = record.get("source") or None
+    n = record.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise bad("n", "must be a whole number >= 0 (0 for base networks)")
+    seed = record.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise bad("seed", "must be a whole number or null")
+    record["seed"] = seed
+    for field in ("best_k", "test_accuracy", "final_val", "train_seconds", "images_per_second"):
+        value = record.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            raise bad(field, "must be a finite number or null")
+        record[field] = None if value is None else float(value)
+    if record["status"] == "ok" and record["best_k"] is None:
+        raise bad("best_k", "is missing for a run with status ok")
+    if not record.get("run"):
+        seed_part = "" if seed is None else f"/seed{seed}"
+        record["run"] = (f"{record['split']}/{record['treatment']}/{record['target']}"
+                         f"/n{n}{seed_part}")
+    return record
+
+
+def normalize_records(records, what="record"):
+    """normalize_record() for every record of a list, each named by its position and run."""
+    return [normalize_record(r, f"{what} {i} ({r.get('run') if isinstance(r, dict) else r!r})")
+            for i, r in enumerate(records)]
+

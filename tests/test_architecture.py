@@ -1,0 +1,160 @@
+"""The package's shape: no import cycles, the layering rules of docs/architecture.md, and
+every package's docstring says what lives there and what it may import."""
+
+import ast
+import importlib
+import os
+import pkgutil
+
+import pytest
+
+import kerastransfer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(REPO, "kerastransfer")
+TOOLS = os.path.join(REPO, "tools")
+
+
+def module_files():
+    """{module name: path} of every module of kerastransfer/ and tools/."""
+    found = {}
+    for root, _, names in os.walk(PACKAGE):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                parts = os.path.relpath(path, REPO)[:-3].split(os.sep)
+                if parts[-1] == "__init__":
+                    parts = parts[:-1]
+                found[".".join(parts)] = path
+    for name in os.listdir(TOOLS):
+        if name.endswith(".py"):
+            found[f"tools.{name[:-3]}"] = os.path.join(TOOLS, name)
+    return found
+
+
+def imports_of(name, path, known):
+    """The known modules a module imports anywhere in its body (functions included)."""
+    package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    targets = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+            elif name.startswith("tools.") and node.module and node.module in {
+                    m.split(".", 1)[1] for m in known if m.startswith("tools.")}:
+                module = f"tools.{node.module}"
+            else:
+                module = node.module
+            submodules = {f"{module}.{alias.name}" for alias in node.names} & set(known)
+            # `from package import submodule` needs the submodule; any other name comes
+            # from the package's __init__.
+            targets.update(submodules)
+            if len(submodules) < len(node.names):
+                targets.add(module)
+    if name.startswith("tools."):  # tools import each other by bare name (sys.path)
+        tools = {m.split(".", 1)[1]: m for m in known if m.startswith("tools.")}
+        targets.update(tools[t] for t in list(targets) if t in tools)
+    return {t for t in targets if t in known and t != name}
+
+
+@pytest.fixture(scope="module")
+def graph():
+    known = module_files()
+    return {name: imports_of(name, path, known) for name, path in known.items()}
+
+
+def test_no_import_cycles(graph):
+    """Depth-first search for a back edge; names the cycle it finds."""
+    state, stack = {}, []
+
+    def visit(module):
+        state[module] = "open"
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                cycle = stack[stack.index(target):] + [target]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target)
+        stack.pop()
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+
+
+def reaches(graph, start):
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph[todo.pop()]:
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def in_package(module, package):
+    return module == f"kerastransfer.{package}" or module.startswith(f"kerastransfer.{package}.")
+
+
+@pytest.mark.parametrize("lower", ["data", "models", "surgery", "training", "workdir", "config",
+                                   "treatments", "analysis", "reporting", "serving"])
+def test_nothing_below_study_imports_study(graph, lower):
+    for module in graph:
+        if in_package(module, lower):
+            assert not any(in_package(t, "study") for t in graph[module]), module
+
+
+def test_data_never_imports_models_and_analysis_never_imports_reporting(graph):
+    for module in graph:
+        if in_package(module, "data"):
+            assert not any(in_package(t, "models") for t in graph[module]), module
+        if in_package(module, "analysis") and module != "kerastransfer.analysis.__main__":
+            assert not any(in_package(t, "reporting") for t in graph[module]), module
+
+
+def top_level_imports(path):
+    """Module names a file imports when it is imported (not inside functions)."""
+    names = set()
+    for node in ast.parse(open(path).read()).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def loads_on_import(module, files, seen=None):
+    """Every module that importing `module` loads, following kerastransfer's own modules
+    (their packages' __init__ included)."""
+    seen = set() if seen is None else seen
+    parts = module.split(".")
+    for end in range(1, len(parts) + 1):
+        name = ".".join(parts[:end])
+        if name in files and name not in seen:
+            seen.add(name)
+            for target in top_level_imports(files[name]):
+                seen.add(target)
+                loads_on_import(target, files, seen)
+    return seen
+
+
+@pytest.mark.parametrize("module", ["models", "surgery", "flops", "analysis", "config",
+                                    "treatments", "workdir.results"])
+def test_no_tensorflow_below_the_training_layer(module):
+    """models/, surgery, analysis/, the config and the results store are plain Keras or
+    numpy: importing them loads no TensorFlow (they run on any Keras backend)."""
+    loaded = loads_on_import(f"kerastransfer.{module}", module_files())
+    assert not any(name == "tensorflow" or name.startswith("tensorflow.") for name in loaded)
+
+
+def test_every_package_says_what_lives_there_and_what_it_may_import():
+    for info in pkgutil.walk_packages(kerastransfer.__path__, "kerastransfer."):
+        if info.ispkg:
+            doc = importlib.import_module(info.name).__doc__ or ""
+            assert "May import" in doc, f"{info.name}/__init__.py docstring"
