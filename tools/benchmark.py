@@ -408,7 +408,6 @@ def input_levers(setup, repeats, log):
 def suffix_lever(setup, every, repeats, log):
     """Milliseconds per step of the n=5 suffix (fc6-fc8 on 512 cached features per image)
     trained for 9 segments, with one segment per graph call and with Keras's one step."""
-    import keras  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
     from kerastransfer import data, surgery, training  # noqa: PLC0415
@@ -684,7 +683,6 @@ def table_rows(results):
     peak, flops = results["peak_gflops"], results["flops_per_image"]["training"]
     plain = _rate(results, PlainKeras.name)
     peer = _rate(results, TorchPeer.name)
-    ours = _rate(results, KerasTransfer.name)
 
     def of_peak(rate):
         return f"{rate * flops / 1e9 / peak:.0%} of peak"

@@ -149,9 +149,12 @@ def predict_rest(server, model_name, encoded_images, timeout):
 def predict_grpc(server, model_name, encoded_images, timeout):
     """Predicts through TF-Serving's gRPC API; returns the same list as `predict_rest`."""
     try:
-        import grpc
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+        import grpc  # noqa: PLC0415  (gRPC needs the serving extra; REST needs nothing)
+        import tensorflow as tf  # noqa: PLC0415
+        from tensorflow_serving.apis import (  # noqa: PLC0415
+            predict_pb2,
+            prediction_service_pb2_grpc,
+        )
     except ImportError as error:
         raise ClientError(
             f"--protocol grpc needs tensorflow-serving-api ({error}): pip install "
@@ -223,7 +226,7 @@ def _model_not_loaded(model_name, server, message):
 
 def _grpc_error(error, server, model_name, timeout):
     """A ClientError for a failed gRPC call, by status code."""
-    import grpc
+    import grpc  # noqa: PLC0415  (only a gRPC call gets here)
 
     code, details = error.code(), error.details()
     if code == grpc.StatusCode.UNAVAILABLE:

@@ -58,6 +58,11 @@ class InMemoryHalves(_Halves):
         """Training images of a half: what --epochs counts."""
         return len(half.train_y)
 
+    @staticmethod
+    def eval_size(half, part):
+        """Images of a half's "val" or "test" evaluations."""
+        return len(half.val_y if part == "val" else half.test_y)
+
     def train_batches(self, half, seed, skip, batch_size):
         """Endless training batches, from batch `skip` on when a killed run resumes."""
         prep = self.preprocessing
@@ -102,6 +107,11 @@ class StreamedHalves(_Halves):
     @staticmethod
     def train_size(half):
         return 0
+
+    @staticmethod
+    def eval_size(half, part):
+        """Unknown without a pass over the stream: None."""
+        return None
 
     def train_batches(self, half, seed, skip, batch_size):
         """Endless training batches. A resumed run does not replay the `skip` batches (that

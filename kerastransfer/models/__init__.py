@@ -58,7 +58,8 @@ def load_user_model(path):
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a bad archive
         raise UsageError(f"--source_model={path!r} could not be loaded as a Keras model "
-                         f"({type(error).__name__}); save it with model.save('x.keras')")
+                         f"({type(error).__name__}); save it with model.save('x.keras')"
+                         ) from None
     if not isinstance(model, keras.Model) or not hasattr(model, "inputs"):
         raise UsageError(f"--source_model={path!r} is not a functional Keras model")
     return model

@@ -30,7 +30,9 @@ def caffenet(num_classes=1000, input_shape=(227, 227, 3), weight_decay=5e-4, dro
         >>> model.count_params()
         58916724
     """
-    gauss = lambda std: keras.initializers.RandomNormal(stddev=std)
+    def gauss(std):
+        return keras.initializers.RandomNormal(stddev=std)
+
     const = keras.initializers.Constant
     reg = _l2(weight_decay)
 

@@ -282,7 +282,10 @@ def _write_warmup(saved_model_dir, model_name, images):
     pay for graph initialization.
     """
     try:
-        from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+        from tensorflow_serving.apis import (  # noqa: PLC0415  (the optional serving extra)
+            predict_pb2,
+            prediction_log_pb2,
+        )
     except ImportError:
         log.warning(
             "tensorflow-serving-api is not installed (pip install 'kerastransfer[serving]'): "

@@ -115,13 +115,12 @@ class Runner:
         self.log(f"{len(todo)} of {total} runs to train ({total - len(todo)} already done)")
         started, durations = time.perf_counter(), []
 
-        for index, spec in enumerate(todo, start=1):
-            def progress(record, left=len(todo) - index):
-                durations.append(record.get("train_seconds", 0.0))
-                eta = np.mean(durations) * left
-                return (f"elapsed {_clock(time.perf_counter() - started)}, "
-                        f"ETA {_clock(eta)}")
+        def progress(record):
+            durations.append(record.get("train_seconds", 0.0))
+            eta = np.mean(durations) * (len(todo) - len(durations))
+            return f"elapsed {_clock(time.perf_counter() - started)}, ETA {_clock(eta)}"
 
+        for index, spec in enumerate(todo, start=1):
             self.run_one(spec, done, f"[{total - len(todo) + index}/{total}] ", progress)
             if self.stopped_by:
                 break

@@ -180,6 +180,8 @@ class Study:
             "replicas": self.strategy.num_replicas_in_sync,
             "dtype_policy": keras.config.dtype_policy().name,
             "num_classes": half.num_classes, "class_names": half.class_names,
+            "val_examples": self.halves.eval_size(half, "val"),
+            "test_examples": self.halves.eval_size(half, "test"),
             "weights": weights, "weights_bytes": os.path.getsize(path),
             "weights_sha256": file_digest(path),
         }
