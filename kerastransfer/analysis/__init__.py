@@ -2,9 +2,10 @@
 relative drop of Figure 3 and a check of the paper's five findings.
 
 Pure Python and numpy, so the analysis runs anywhere the results file is. Modules:
-    stats           the t distribution, summaries, Welch differences
+    stats           the t distribution, summaries, Welch and pooled differences
     records         the paper's CSV as run records, split groups, labels
     baselines       each run against the base of its own split and target half
+    inference       intervals over base networks (the unit of replication), paired or not
     tables          per-cell statistics, Table 1, the matched table, the relative drop
     findings        the paper's five findings and the rule that decides them
     summary         `analyze`: all of the above as the dict analysis.json holds
@@ -15,7 +16,8 @@ this package computes). `python -m kerastransfer.analysis` (__main__.py) is the 
 
 Units: accuracies are fractions (.6251); differences between accuracies (boosts, drops, effects)
 are percentage points (+1.6), as the paper reports them. Every interval is a two-sided 95%
-t-interval; statistics that need two or more networks are None (null in JSON) with fewer.
+t-interval, None (null in JSON) with fewer than two values or with values that all agree;
+matched effects and findings take theirs over base networks (docs/statistics.md).
 """
 
 from kerastransfer.analysis.records import (PAPER_CSV, load_paper_csv, metric_description,
@@ -23,11 +25,11 @@ from kerastransfer.analysis.records import (PAPER_CSV, load_paper_csv, metric_de
 from kerastransfer.analysis.recommendation import recommend
 from kerastransfer.analysis.stats import difference, summarize
 from kerastransfer.analysis.summary import analyze, json_safe
-from kerastransfer.analysis.tables import cell_table, find_cell, relative_drop
+from kerastransfer.analysis.tables import cell_table, find_cell, pooled_bases, relative_drop
 from kerastransfer.workdir.results import normalize_records
 
 __all__ = [
     "PAPER_CSV", "analyze", "cell_table", "difference", "find_cell", "json_safe",
     "load_paper_csv", "metric_description", "normalize_records", "ok_records", "paper_label",
-    "recommend", "relative_drop", "split_group", "summarize",
+    "pooled_bases", "recommend", "relative_drop", "split_group", "summarize",
 ]

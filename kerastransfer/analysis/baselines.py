@@ -2,54 +2,83 @@
 
 Comparing a run with its own base removes the half-to-half variance that the paper's pooled
 comparisons carry; the matched tables, the relative drop (Figure 3) and the findings use it.
+The base a run is compared with is also its unit of replication (kerastransfer.analysis.inference):
+every run matched to one base shares that base's seed-to-seed error.
 """
+
+import collections
 
 import numpy as np
 
 from kerastransfer.analysis.records import PAPER_FULL_BASE_TOP1, PAPER_FULL_SPLIT, ok_records
 
+# A run and its accuracy minus its baseline, in points; `unit` names the baseline (unit_of).
+Matched = collections.namedtuple("Matched", "record points unit")
+
+# The seed part of a unit whose baseline is not one seed's base.
+MEAN_OF_SEEDS, PAPER_CONSTANT = "mean of its bases", "the paper's 1000-class network"
+
+
+def unit_of(record):
+    """The base network a run belongs to: (split, target half, seed); seed None in the paper."""
+    return (record["split"], record["target"], record["seed"])
+
+
+def unit_label(unit):
+    """"random0 B seed 0", "random0 A" (no seed recorded), "full" (a split of one half) or
+    "random0 B, mean of its bases"."""
+    split, target, seed = unit
+    half = split if target == split else f"{split} {target}"
+    if seed is None:
+        return half
+    return f"{half} seed {seed}" if isinstance(seed, int) else f"{half}, {seed}"
+
 
 class Baselines:
     """Finds the base accuracy each run is compared with: its own split and target half.
 
-    Same seed when that base exists, else the mean over the half's base seeds; for the paper's
-    1000-class split without its base row, PAPER_FULL_BASE_TOP1.
+    The base of the same seed (runs without a seed, as in the paper, take the half's base
+    without one), else the mean over the half's bases; for the paper's 1000-class split
+    without its base row, PAPER_FULL_BASE_TOP1.
     """
 
     def __init__(self, records):
-        self._by_seed, self._by_half = {}, {}
+        by_seed, by_half = {}, {}
         for r in ok_records(records):
             if r["treatment"] == "base":
-                half = (r["split"], r["target"])
-                self._by_half.setdefault(half, []).append(r["best_k"])
-                self._by_seed.setdefault(half + (r["seed"],), []).append(r["best_k"])
+                by_half.setdefault(unit_of(r)[:2], []).append(r["best_k"])
+                by_seed.setdefault(unit_of(r), []).append(r["best_k"])
+        self._by_seed = {unit: float(np.mean(v)) for unit, v in by_seed.items()}
+        self._by_half = {half: float(np.mean(v)) for half, v in by_half.items()}
 
     def lookup(self, record):
-        """(baseline accuracy, how it was found) for `record`, or (None, None) if it has none."""
-        half = (record["split"], record["target"])
-        if record["seed"] is not None and half + (record["seed"],) in self._by_seed:
-            return float(np.mean(self._by_seed[half + (record["seed"],)])), "same seed"
+        """(baseline accuracy, how it was found, unit) for `record`, or (None, None, None)."""
+        unit = unit_of(record)
+        half = unit[:2]
+        if unit in self._by_seed:
+            how = "same seed" if record["seed"] is not None else "the half's base (no seeds)"
+            return self._by_seed[unit], how, unit
         if half in self._by_half:
-            return float(np.mean(self._by_half[half])), "mean over the half's bases"
+            return self._by_half[half], "mean over the half's bases", half + (MEAN_OF_SEEDS,)
         if record["split"] == PAPER_FULL_SPLIT:
-            return PAPER_FULL_BASE_TOP1, "paper constant (docs/paper.md)"
-        return None, None
+            return PAPER_FULL_BASE_TOP1, "paper constant (docs/paper.md)", half + (PAPER_CONSTANT,)
+        return None, None, None
 
 
 def matched_points(records, sources=None):
-    """(record, accuracy - its own baseline in points) for every ok non-base run with a baseline,
-    and the names of the runs that have none. `sources`, a dict if given, counts how the
-    baselines were found (Baselines.lookup)."""
+    """A Matched (record, accuracy - its own baseline in points, unit) for every ok non-base
+    run with a baseline, and the names of the runs that have none. `sources`, a dict if given,
+    counts how the baselines were found (Baselines.lookup)."""
     baselines = Baselines(records)
     matched, unmatched = [], []
     for r in ok_records(records):
         if r["treatment"] == "base":
             continue
-        base, source = baselines.lookup(r)
+        base, source, unit = baselines.lookup(r)
         if base is None:
             unmatched.append(r["run"])
             continue
-        matched.append((r, 100.0 * (r["best_k"] - base)))
+        matched.append(Matched(r, 100.0 * (r["best_k"] - base), unit))
         if sources is not None:
             sources[source] = sources.get(source, 0) + 1
     return matched, unmatched

@@ -1,15 +1,18 @@
 """The paper's five findings checked on a set of runs, each reproduced, not reproduced or
-inconclusive by one stated rule (RULE) applied to a matched effect and its 95% CI.
+inconclusive by one stated rule (RULE) applied to a matched effect and its 95% CI over base
+networks (kerastransfer.analysis.inference).
 
-The findings are those of docs/paper.md, "Results to reproduce": fragile co-adaptation,
+The findings are those of docs/paper.md, "The five findings": fragile co-adaptation,
 specificity, the generalization boost, worse transfer between dissimilar tasks, and random frozen
-features being far worse. Effects are in percentage points.
+features being far worse. Effects are in percentage points. docs/statistics.md explains the unit,
+the tests and the rule.
 """
 
 from kerastransfer.analysis.baselines import matched_points
-from kerastransfer.analysis.records import split_group
-from kerastransfer.analysis.stats import difference, one_sample
-from kerastransfer.analysis.tables import LAYER_RANGES, relative_drop
+from kerastransfer.analysis.inference import compare, over_units, select, unpaired
+from kerastransfer.analysis.records import group_order, split_group
+from kerastransfer.analysis.stats import CONFIDENCE
+from kerastransfer.analysis.tables import LAYER_RANGES
 
 # Layers the findings look at: where BnB dips (finding 1) and where AnB leaves BnB (finding 2).
 MIDDLE_LAYERS = range(3, 6)
@@ -19,18 +22,20 @@ HIGH_LAYERS = range(6, 8)
 # smallest effect the paper reports (Table 1) is 1.4 points, and split-to-split sd is 0.5.
 NEGLIGIBLE_POINTS = 0.5
 
-RULE = (f"reproduced if the 95% CI of the effect excludes 0 in the paper's direction; not "
-        f"reproduced if it excludes 0 the other way, or lies entirely within "
-        f"+-{NEGLIGIBLE_POINTS} points (negligible, checked first); inconclusive otherwise, and "
-        f"whenever a side has a single network (no CI: the effect alone decides nothing)")
+RULE = (f"each effect averages a base network's runs first and takes its 95% CI over base "
+        f"networks; reproduced if the CI excludes 0 in the paper's direction; not reproduced if "
+        f"it excludes 0 the other way, or lies entirely within +-{NEGLIGIBLE_POINTS} points "
+        f"(negligible, checked first); inconclusive otherwise, and whenever there is no CI (one "
+        f"base network on a side, or base networks that all give the same value)")
 
 
-def decide(effect, ci, direction):
-    """Status of an effect (points) whose paper direction is `direction` (+1 or -1); see RULE."""
+def decide(effect, ci, direction, why=None):
+    """Status of an effect (points) whose paper direction is `direction` (+1 or -1), and why;
+    `why` says why there is no CI when there is none. See RULE."""
     if effect is None:
-        return "inconclusive", "no runs to measure it"
+        return "inconclusive", "no runs to measure it" + (f" ({why})" if why else "")
     if ci is None:
-        return "inconclusive", "a single network on one side: no confidence interval"
+        return "inconclusive", f"no confidence interval: {why or 'fewer than two base networks'}"
     low, high = ci
     if -NEGLIGIBLE_POINTS < low and high < NEGLIGIBLE_POINTS:
         return "not reproduced", f"negligible: the CI lies within +-{NEGLIGIBLE_POINTS} points"
@@ -50,14 +55,21 @@ def _layers_text(layers):
     return "n=" + ",".join(map(str, layers))
 
 
+def _measured(measure, effect, direction):
+    """An effect (an inference dict) with its measure, status and why."""
+    status, why = decide(effect["effect"], effect["ci"], direction, effect["why"])
+    return {"measure": measure, "effect": effect["effect"], "ci": effect["ci"],
+            "units": effect["units"], "reference_units": effect["reference_units"],
+            "networks": effect["networks"], "test": effect["test"], "status": status,
+            "why": why}
+
+
 def _finding(number, name, claim, measure, direction, effect, parts=None):
-    """One findings entry; `effect` is a difference()/one-sample dict in points."""
-    status, why = decide(effect["effect"], effect["ci"], direction)
-    entry = {"finding": number, "name": name, "claim": claim, "measure": measure,
+    """One findings entry; `effect` is an inference dict in points. With `parts` (entries of
+    _measured), the headline effect is the first part and the status is that of all parts."""
+    entry = {"finding": number, "name": name, "claim": claim,
              "direction": "positive" if direction > 0 else "negative",
-             "effect": effect["effect"], "ci": effect["ci"], "count": effect["count"],
-             "reference_count": effect.get("reference_count"), "unit": "points",
-             "status": status, "why": why, "rule": RULE}
+             **_measured(measure, effect, direction), "unit": "points", "rule": RULE}
     if parts:
         entry["parts"] = parts
         statuses = [p["status"] for p in parts]
@@ -66,71 +78,106 @@ def _finding(number, name, claim, measure, direction, effect, parts=None):
         elif all(s == "reproduced" for s in statuses):
             entry["status"], entry["why"] = "reproduced", "every part is reproduced"
         else:
-            entry["status"], entry["why"] = "inconclusive", "a part is inconclusive"
+            whys = dict.fromkeys(p["why"] for p in parts if p["status"] == "inconclusive")
+            entry["status"], entry["why"] = "inconclusive", "a part is inconclusive: " + (
+                "; ".join(whys))
         entry["rule"] = RULE + "; a finding with parts is reproduced only if every part is"
     return entry
 
 
+def multiple_testing(results):
+    """The multiple-testing position in words, for the intervals that `results` tested."""
+    tests = sum(len(f.get("parts", [])) or 1 for f in results)
+    level = round(100 * CONFIDENCE)
+    chance = 100 * (1 - CONFIDENCE ** tests)
+    return (f"Each of the {tests} intervals (the five findings, finding 1 in two parts) is a "
+            f"{level}% interval on its own, with no adjustment for the others: were every true "
+            f"effect 0 and the intervals independent, the chance that at least one still came "
+            f"out reproduced or not reproduced would be about {chance:.0f}%. A finding with parts "
+            f"needs every part, which takes no adjustment.")
+
+
+def _distant_first(group):
+    """Sort key of split groups, most distant tasks first: dissimilar, random, then the rest."""
+    return group != "dissimilar", group_order(group)
+
+
+def _random_features_comparison(matched):
+    """(measure, effect) of finding 5: random features against AnB of the same split group,
+    the most distant group that has both (paired). When no group has both (the paper: random
+    features only on all 1000 classes), against AnB of the most distant group, unpaired."""
+    values = {"random": {}, "transfer": {}}
+    for treatment, by_group in values.items():
+        for value in select(matched, treatment, None, None):
+            by_group.setdefault(split_group(value.unit[0]), []).append(value)
+    both = sorted(values["random"].keys() & values["transfer"].keys(), key=_distant_first)
+    if both:
+        group = both[0]
+        mine, theirs = values["random"][group], values["transfer"][group]
+        where = f"{group} split{'s' if group == 'random' else ''}"
+    else:
+        mine = [v for group_values in values["random"].values() for v in group_values]
+        distant = sorted(values["transfer"], key=_distant_first)
+        theirs = values["transfer"][distant[0]] if distant else []
+        where = (f"AnB of the {distant[0] if distant else 'no'} split group; random features "
+                 f"on other splits (as in the paper's Figure 3)")
+    shared = sorted({v.key[-1] for v in mine} & {v.key[-1] for v in theirs})
+    effect = compare([v for v in mine if v.key[-1] in shared],
+                     [v for v in theirs if v.key[-1] in shared],
+                     names=("random features", "AnB"))
+    return (f"(random - own base) - (AnB - own base), {where}, at {_layers_text(shared)}",
+            effect)
+
+
 def check(records):
-    """Checks the paper's five findings on `records`; every effect is in matched points.
-
-    Matched points (each run minus its own split and target base) remove the half-to-half
-    variance that the paper's pooled comparisons carry, so findings hold or fail on their own.
-    """
+    """Checks the paper's five findings on `records`; every effect is in matched points over
+    base networks, paired where two treatments share split, target half, seed and n."""
     matched, _ = matched_points(records)
-
-    def points(treatment, layers=None, group="random"):
-        return [p for r, p in matched if r["treatment"] == treatment
-                and (group is None or split_group(r["split"]) == group)
-                and (layers is None or r["n"] in layers)]
-
     middle, high = _layers_text(list(MIDDLE_LAYERS)), _layers_text(list(HIGH_LAYERS))
 
-    dip = one_sample(points("selffer", MIDDLE_LAYERS))
-    repair = difference(points("selffer_ft", MIDDLE_LAYERS), points("selffer", MIDDLE_LAYERS))
-    parts = []
-    for effect, direction, measure in (
-            (dip, -1, f"BnB - own base at {middle} (the dip)"),
-            (repair, +1, f"BnB+ - BnB at {middle} (fine-tuning removes the dip)")):
-        status, why = decide(effect["effect"], effect["ci"], direction)
-        parts.append({"measure": measure, "effect": effect["effect"], "ci": effect["ci"],
-                      "status": status, "why": why})
+    dip = over_units(select(matched, "selffer", MIDDLE_LAYERS))
+    repair = compare(select(matched, "selffer_ft", MIDDLE_LAYERS),
+                     select(matched, "selffer", MIDDLE_LAYERS), names=("BnB+", "BnB"))
+    dip_measure = f"BnB - own base at {middle}, random splits (the dip)"
+    parts = [_measured(dip_measure, dip, -1),
+             _measured(f"BnB+ - BnB at {middle}, random splits (fine-tuning removes the dip)",
+                       repair, +1)]
     result = [_finding(
         1, "fragile co-adaptation",
         "BnB dips below base at middle layers (worst -3.2 points at n=5); BnB+ removes the dip",
-        f"BnB - own base at {middle}, random splits", -1, dip, parts)]
+        dip_measure, -1, dip, parts)]
 
     result.append(_finding(
         2, "specificity", "AnB follows BnB up to n=5, then falls below it (-8.3 points at n=7)",
-        f"(AnB - own base) - (BnB - own base) at {high}, random splits", -1,
-        difference(points("transfer", HIGH_LAYERS), points("selffer", HIGH_LAYERS))))
+        f"AnB - BnB at {high}, random splits", -1,
+        compare(select(matched, "transfer", HIGH_LAYERS), select(matched, "selffer", HIGH_LAYERS),
+                names=("AnB", "BnB"))))
 
+    boost_layers = LAYER_RANGES["1-7"]
     result.append(_finding(
         3, "generalization boost",
         "AnB+ beats the base at every n (Table 1: +1.6 / +1.8 / +2.1 points over baseB)",
-        f"AnB+ - own base at {_layers_text(list(LAYER_RANGES['1-7']))}, random splits", +1,
-        one_sample(points("transfer_ft", LAYER_RANGES["1-7"]))))
+        f"AnB+ - own base at {_layers_text(list(boost_layers))}, random splits", +1,
+        over_units(select(matched, "transfer_ft", boost_layers))))
 
-    drop = relative_drop(records)
-    layers = [drop["at_top"]["n"]] if drop["at_top"] else []
+    common = ({v.key[-1] for v in select(matched, "transfer", None, "dissimilar")}
+              & {v.key[-1] for v in select(matched, "transfer")})
+    layers = [max(common)] if common else []
+    distance = unpaired(select(matched, "transfer", layers, "dissimilar"),
+                        select(matched, "transfer", layers),
+                        names=("dissimilar split", "random splits"))
+    if not layers:
+        distance["why"] = "no n at which both the dissimilar and the random splits have AnB runs"
     result.append(_finding(
         4, "dissimilar tasks transfer worse",
         "relative drop at n=7: about -25 points across natural/man-made vs -8 across random splits",
         f"(AnB - own base) dissimilar split - random splits, at the deepest n both have "
-        f"({_layers_text(layers)})", -1,
-        difference(points("transfer", layers, "dissimilar"), points("transfer", layers))))
+        f"({_layers_text(layers)})", -1, distance))
 
-    # Random features against the most distant transfer there is, at the n values both have.
-    distant_group = "dissimilar" if points("transfer", None, "dissimilar") else "random"
-    shared = sorted({r["n"] for r, _ in matched if r["treatment"] == "random"}
-                    & {r["n"] for r, _ in matched if r["treatment"] == "transfer"
-                       and split_group(r["split"]) == distant_group})
+    measure, effect = _random_features_comparison(matched)
     result.append(_finding(
         5, "random frozen features are far worse",
         "frozen random layers lose more than even distant transferred ones (.4917 at n=1, "
         ".4026 at n=2, chance for n>=3, against .5763 for the trained network)",
-        f"(random - own base) - (AnB - own base, {distant_group} split"
-        f"{'s' if distant_group == 'random' else ''}) at the n both have "
-        f"({_layers_text(shared)})", -1,
-        difference(points("random", shared, None), points("transfer", shared, distant_group))))
+        measure, -1, effect))
     return result

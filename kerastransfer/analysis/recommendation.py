@@ -3,51 +3,92 @@
 The own-model study (kerastransfer.study.own_model) trains, on one target split, the user's
 model transferred frozen (AnB) and fine-tuned (AnB+) at each n, and the same architecture from
 scratch as the baseline; `recommend` picks the n and mode from those runs' records.
+
+It selects on the networks it delivers: a run's final weights are the ones saved and exported,
+so cells are ranked by the validation accuracy of those weights (`final_val`), not by the
+paper's best-k mean of the best evaluations, which no saved network has. The chosen cell's gain
+is reported on validation, which is optimistic (the choice was made on it), and on test (the
+same weights; test never chooses). A cell's seeds are separate networks; the seed-to-seed sd is
+pooled over every cell and the baseline (one spread assumed for all), so that two seeds per cell
+give intervals on many degrees of freedom. One seed per cell gives none.
 """
 
 from kerastransfer import treatments
-from kerastransfer.analysis.stats import difference, summarize
+from kerastransfer.analysis.stats import pooled_difference, pooled_sd, summarize
 
 # The own-model study's one split: the whole target dataset.
 TARGET = "target"
 # Its transfer modes: the user's model plays half A, the target dataset half B.
 MODES = treatments.FROM_OTHER_HALF
+# What is compared: the delivered (final) weights on validation, which chooses, and on test.
+METRICS = {"validation": "final_val", "test": "test_accuracy"}
+ACCURACY_BOUNDS = (0.0, 1.0)
+
+
+def _values(runs, metric):
+    return [r[metric] for r in runs if r.get(metric) is not None]
+
+
+def _examples(ok, field):
+    """The sorted distinct image counts of `field` (val_examples, test_examples) the records
+    carry; [] when none does (older records)."""
+    return sorted({r[field] for r in ok if r.get(field) is not None})
 
 
 def recommend(records):
-    """Which n and mode to use, from validation accuracy (best-k), never from test.
+    """Which n and mode to use, from the validation accuracy of the delivered weights.
 
-    Returns a dict with one entry per (mode, n): mean validation and test accuracy and the
-    gain over the from-scratch baseline with its 95% CI (Welch; needs 2+ seeds per cell),
-    and `choice`: the best cell, its gain over the baseline and its margin over the
-    runner-up (the best cell of the other mode), each with CI.
+    Returns a dict: `baseline` (from scratch) and one entry per (mode, n) in `cells`, each with
+    its seeds' validation, test and best-k summaries and its gain over scratch on validation
+    and test (differences of accuracies, 95% CI from the pooled seed sd); `spread`, the pooled
+    sd per metric and its degrees of freedom; `examples`, the validation and test set sizes
+    the records carry; and `choice`: the best cell, its gains and its margin over the best cell
+    of the other mode (`runner_up`), each on validation and test.
     """
     ok = [r for r in records if r["status"] == "ok" and r["split"] == TARGET]
-    baseline = [r["best_k"] for r in ok if r["treatment"] == "base"]
+    baseline = [r for r in ok if r["treatment"] == treatments.BASE]
+    groups = [(mode, n, [r for r in ok if r["treatment"] == mode and r["n"] == n])
+              for mode in MODES for n in sorted({r["n"] for r in ok if r["treatment"] == mode})]
+    spread = {}
+    for name, metric in METRICS.items():
+        sd, df = pooled_sd([_values(runs, metric) for runs in [baseline] + [g[2] for g in groups]])
+        spread[name] = {"sd": sd, "df": df}
+
+    def gain(runs, reference, name):
+        return pooled_difference(_values(runs, METRICS[name]), _values(reference, METRICS[name]),
+                                 spread[name]["sd"], spread[name]["df"])
+
     cells = []
-    for mode in MODES:
-        for n in sorted({r["n"] for r in ok if r["treatment"] == mode}):
-            runs = [r for r in ok if r["treatment"] == mode and r["n"] == n]
-            val = [r["best_k"] for r in runs]
-            cells.append({
-                "treatment": mode,
-                "mode": "fine-tuned" if treatments.get(mode).fine_tuned else "frozen",
-                "n": n, "val": summarize(val),
-                "test": summarize([r["test_accuracy"] for r in runs]),
-                "gain_over_scratch": difference(val, baseline), "_val": val})
-    if not cells or not baseline:
-        return {"baseline": summarize(baseline), "cells": cells, "choice": None}
-    best = max(cells, key=lambda c: c["val"]["mean"])
-    others = [c for c in cells if c["treatment"] != best["treatment"]]
-    runner_up = max(others, key=lambda c: c["val"]["mean"]) if others else None
-    choice = {
-        "treatment": best["treatment"], "mode": best["mode"], "n": best["n"],
-        "val": best["val"]["mean"], "test": best["test"]["mean"],
-        "gain_over_scratch": best["gain_over_scratch"],
-        "runner_up": ({"mode": runner_up["mode"], "n": runner_up["n"],
-                       "margin": difference(best["_val"], runner_up["_val"])}
-                      if runner_up else None),
-    }
+    for mode, n, runs in groups:
+        cells.append({
+            "treatment": mode, "mode": "fine-tuned" if treatments.get(mode).fine_tuned
+            else "frozen", "n": n, "seeds": len(runs),
+            **{name: summarize(_values(runs, metric), bounds=ACCURACY_BOUNDS)
+               for name, metric in METRICS.items()},
+            "best_k": summarize(_values(runs, "best_k"), bounds=ACCURACY_BOUNDS),
+            "gain_over_scratch": gain(runs, baseline, "validation"),
+            "test_gain_over_scratch": gain(runs, baseline, "test"), "_runs": runs})
+    result = {"baseline": {name: summarize(_values(baseline, metric), bounds=ACCURACY_BOUNDS)
+                           for name, metric in METRICS.items()},
+              "cells": cells, "spread": spread,
+              "examples": {"validation": _examples(ok, "val_examples"),
+                           "test": _examples(ok, "test_examples")},
+              "choice": None}
+    ranked = [c for c in cells if c["validation"]["mean"] is not None]
+    if ranked and baseline:
+        best = max(ranked, key=lambda c: c["validation"]["mean"])
+        others = [c for c in ranked if c["treatment"] != best["treatment"]]
+        runner_up = max(others, key=lambda c: c["validation"]["mean"]) if others else None
+        result["choice"] = {
+            "treatment": best["treatment"], "mode": best["mode"], "n": best["n"],
+            "validation": best["validation"]["mean"], "test": best["test"]["mean"],
+            "gain_over_scratch": best["gain_over_scratch"],
+            "test_gain_over_scratch": best["test_gain_over_scratch"],
+            "runner_up": None if runner_up is None else {
+                "mode": runner_up["mode"], "n": runner_up["n"],
+                "margin": gain(best["_runs"], runner_up["_runs"], "validation"),
+                "test_margin": gain(best["_runs"], runner_up["_runs"], "test")},
+        }
     for cell in cells:
-        del cell["_val"]
-    return {"baseline": summarize(baseline), "cells": cells, "choice": choice}
+        del cell["_runs"]
+    return result

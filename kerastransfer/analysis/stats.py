@@ -1,10 +1,13 @@
-"""Statistics over networks: Student's t distribution, summaries and Welch differences.
+"""Statistics of values: Student's t distribution, summaries, Welch and pooled differences.
 
-Every interval of the analysis is a two-sided 95% t-interval over networks; the t distribution
-is computed here (a continued fraction and bisection) so that the analysis needs no scipy.
-Statistics that need two or more networks are None with fewer.
+Every interval of the analysis is a two-sided 95% t-interval; the t distribution is computed
+here (a continued fraction and Newton's method) so that the analysis needs no scipy. There is no
+interval from fewer than two values or from values that are all equal (sd 0); a `why` says so.
+What the values are (networks, or base networks: kerastransfer.analysis.inference) is the
+caller's choice.
 """
 
+import functools
 import math
 
 CONFIDENCE = 0.95
@@ -47,72 +50,115 @@ def t_cdf(t, df):
     return 1.0 - tail if t > 0 else tail
 
 
-def t_quantile(p, df):
-    """The p-quantile of Student's t with `df` degrees of freedom (bisection on `t_cdf`).
+def _t_pdf(t, df):
+    return math.exp(math.lgamma((df + 1.0) / 2.0) - math.lgamma(df / 2.0)
+                    - 0.5 * math.log(df * math.pi) - (df + 1.0) / 2.0 * math.log1p(t * t / df))
 
-    Exact to about 1e-9, so no scipy is needed; `df` may be fractional (Welch's test).
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(p, df):
+    """The p-quantile of Student's t with `df` degrees of freedom: Newton's method on `t_cdf`,
+    kept inside a bracket that bisection narrows.
+
+    Exact to about 1e-12, so no scipy is needed; `df` may be fractional (Welch's test). Cached:
+    the analysis asks for the same few quantiles many times.
     """
     if not 0.0 < p < 1.0 or not df > 0:
         raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
     if p < 0.5:
         return -t_quantile(1.0 - p, df)
-    high = 1.0
+    low, high = 0.0, 1.0
     while t_cdf(high, df) < p:
-        high *= 2.0
-    low = 0.0
+        low, high = high, 2.0 * high
+    t = 0.5 * (low + high)
     for _ in range(200):
-        middle = 0.5 * (low + high)
-        if t_cdf(middle, df) < p:
-            low = middle
+        error = t_cdf(t, df) - p
+        if error < 0:
+            low = t
         else:
-            high = middle
-        if high - low < 1e-10:
-            break
-    return 0.5 * (low + high)
+            high = t
+        step = t - error / _t_pdf(t, df)
+        step = step if low < step < high else 0.5 * (low + high)
+        if abs(step - t) < 1e-12:
+            return step
+        t = step
+    return t
 
 
-def summarize(values):
-    """Count, mean, sample sd and 95% t-interval of the mean of `values`.
+def summarize(values, *, noun="network", bounds=None):
+    """Count, mean, sample sd and 95% t-interval of the mean of `values`, and `why` there is no
+    interval when there is none (`noun` names what was counted: "one base network").
 
-    With one value sd and ci are None; with none, mean is None too.
+    No interval from fewer than two values or from sd 0 (equal values tell nothing of the
+    spread). `bounds` (low, high) clips the interval, e.g. (0, 1) for accuracies.
     """
     values = [float(v) for v in values]
     count = len(values)
+    result = {"count": count, "mean": None, "sd": None, "ci": None, "why": None}
     if count == 0:
-        return {"count": 0, "mean": None, "sd": None, "ci": None}
-    mean = math.fsum(values) / count
+        result["why"] = f"no {noun}s"
+        return result
+    result["mean"] = mean = math.fsum(values) / count
     if count == 1:
-        return {"count": 1, "mean": mean, "sd": None, "ci": None}
-    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (count - 1))
+        result["why"] = f"one {noun}"
+        return result
+    if len(set(values)) == 1:  # sd 0, which rounding in the mean could hide
+        result["sd"], result["why"] = 0.0, f"all {count} {noun}s give the same value (sd 0)"
+        return result
+    result["sd"] = sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (count - 1))
     half = t_quantile(0.5 + CONFIDENCE / 2.0, count - 1) * sd / math.sqrt(count)
-    return {"count": count, "mean": mean, "sd": sd, "ci": [mean - half, mean + half]}
+    result["ci"] = _clip([mean - half, mean + half], bounds)
+    return result
+
+
+def _clip(ci, bounds):
+    return ci if bounds is None else [max(ci[0], bounds[0]), min(ci[1], bounds[1])]
 
 
 def difference(values, reference_values):
-    """mean(values) - mean(reference_values) with Welch's 95% t-interval.
-
-    The two groups are separate networks (unpaired); the interval needs two or more in each.
-    """
+    """mean(values) - mean(reference_values) with Welch's 95% t-interval, for two separate
+    groups (unpaired); no interval when either side has none (summarize)."""
     a, b = summarize(values), summarize(reference_values)
     result = {"effect": None, "ci": None, "count": a["count"], "reference_count": b["count"]}
-    if a["mean"] is None or b["mean"] is None:
-        return result
-    result["effect"] = a["mean"] - b["mean"]
-    if a["sd"] is None or b["sd"] is None:
+    if a["mean"] is not None and b["mean"] is not None:
+        result["effect"] = a["mean"] - b["mean"]
+    if a["ci"] is None or b["ci"] is None:
         return result
     var_a, var_b = a["sd"] ** 2 / a["count"], b["sd"] ** 2 / b["count"]
-    se = math.sqrt(var_a + var_b)
-    if se == 0.0:
-        result["ci"] = [result["effect"], result["effect"]]
-        return result
     df = (var_a + var_b) ** 2 / (var_a ** 2 / (a["count"] - 1) + var_b ** 2 / (b["count"] - 1))
-    half = t_quantile(0.5 + CONFIDENCE / 2.0, df) * se
+    half = t_quantile(0.5 + CONFIDENCE / 2.0, df) * math.sqrt(var_a + var_b)
     result["ci"] = [result["effect"] - half, result["effect"] + half]
     return result
 
 
-def one_sample(values):
-    """summarize() in the effect/ci shape of difference(), for effects measured per network."""
-    stats = summarize(values)
-    return {"effect": stats["mean"], "ci": stats["ci"], "count": stats["count"],
-            "sd": stats["sd"]}
+def pooled_sd(groups):
+    """(sd, degrees of freedom) of the spread within groups, pooled over `groups` (lists of
+    values) on the assumption that every group has the same spread; (None, 0) without any
+    group of two or more."""
+    squares, df = [], 0
+    for values in groups:
+        if len(values) > 1:
+            mean = math.fsum(values) / len(values)
+            squares += [(v - mean) ** 2 for v in values]
+            df += len(values) - 1
+    return (math.sqrt(math.fsum(squares) / df), df) if df else (None, 0)
+
+
+def pooled_difference(values, reference_values, sd, df):
+    """mean(values) - mean(reference_values) with a 95% t-interval from a pooled sd on `df`
+    degrees of freedom (pooled_sd); no interval (`why`) without a positive sd."""
+    result = {"effect": None, "ci": None, "count": len(values),
+              "reference_count": len(reference_values), "why": None}
+    if not values or not reference_values:
+        result["why"] = "no networks on a side"
+        return result
+    result["effect"] = math.fsum(values) / len(values) - (
+        math.fsum(reference_values) / len(reference_values))
+    if not sd:
+        result["why"] = ("one seed per cell: no seed-to-seed spread to measure" if sd is None
+                         else "every seed gives the same value (sd 0)")
+        return result
+    half = (t_quantile(0.5 + CONFIDENCE / 2.0, df) * sd
+            * math.sqrt(1.0 / len(values) + 1.0 / len(reference_values)))
+    result["ci"] = [result["effect"] - half, result["effect"] + half]
+    return result

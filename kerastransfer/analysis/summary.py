@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from kerastransfer.analysis import findings
+from kerastransfer.analysis.baselines import matched_points, unit_label
 from kerastransfer.analysis.records import (group_order, metric_description, ok_records,
                                             paper_label, split_group)
 from kerastransfer.analysis.stats import CONFIDENCE
@@ -48,6 +49,7 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
     splits = {}
     for r in ok:
         splits[r["split"]] = splits.get(r["split"], 0) + 1
+    checked = findings.check(records)
     analysis = {
         "source": source_label,
         "config": config,
@@ -63,7 +65,9 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
         "table1": table1(records),
         "matched": matched_table(records),
         "relative_drop": relative_drop(records),
-        "findings": findings.check(records),
+        "base_networks": sorted({unit_label(m.unit) for m in matched_points(records)[0]}),
+        "findings": checked,
+        "multiple_testing": findings.multiple_testing(checked),
         "timing": timing(records),
         "not_ok": [{"run": r["run"], "status": r["status"], "reason": r.get("reason"),
                     "treatment": r["treatment"], "split": r["split"], "n": r["n"]}

@@ -1,44 +1,78 @@
-"""The study's tables: per-cell statistics (Figure 2), the paper's Table 1, the matched-baseline
-table and the relative drop (Figure 3).
+"""The study's tables: per-cell statistics (Figure 2), the paper's Table 1 the paper's way, the
+matched table per base network and the relative drop (Figure 3).
 
-Units: accuracies are fractions (.6251); differences between accuracies (boosts, drops) are
-percentage points (+1.6), as the paper reports them.
+Units: accuracies are fractions (.6251), their intervals clipped to [0, 1]; differences between
+accuracies (boosts, drops) are percentage points (+1.6), as the paper reports them. Matched
+statistics average each base network's runs first (kerastransfer.analysis.inference).
 """
 
 from kerastransfer import treatments
 from kerastransfer.analysis.baselines import matched_points
-from kerastransfer.analysis.records import group_order, ok_records, paper_label, split_group
-from kerastransfer.analysis.stats import difference, summarize
+from kerastransfer.analysis.inference import compare, over_units, select
+from kerastransfer.analysis.records import group_order, ok_records, split_group
+from kerastransfer.analysis.stats import summarize
 
 # The layer ranges of the paper's Table 1.
 LAYER_RANGES = {"1-7": range(1, 8), "3-7": range(3, 8), "5-7": range(5, 8)}
+ACCURACY_BOUNDS = (0.0, 1.0)
+
+
+def targeted_halves(records):
+    """(split, target) of every half that an ok run other than a base targets."""
+    return {(r["split"], r["target"]) for r in ok_records(records)
+            if r["treatment"] != treatments.BASE}
+
+
+def view(records, group):
+    """The half whose point of view names split group `group`'s pooled cells: the one half its
+    runs target, or "B" when they target both (the paper's convention: each half plays B)."""
+    halves = {target for split, target in targeted_halves(records)
+              if split_group(split) == group}
+    return next(iter(halves)) if len(halves) == 1 else "B"
+
+
+def pooled_bases(records, group):
+    """The ok base runs of split group `group` that its pooled base cell ("baseB") holds: the
+    bases of the halves that the group's other runs target, or all of them if none is targeted."""
+    ok = [r for r in ok_records(records) if split_group(r["split"]) == group]
+    targeted = targeted_halves(ok)
+    bases = [r for r in ok if r["treatment"] == treatments.BASE]
+    return [r for r in bases if (r["split"], r["target"]) in targeted] if targeted else bases
 
 
 def _metric_stats(members, metric):
     """summarize() of `metric` over the records that have it, or None if none has it."""
     values = [r[metric] for r in members if r.get(metric) is not None]
-    return summarize(values) if values else None
+    return summarize(values, bounds=ACCURACY_BOUNDS) if values else None
 
 
 def cell_table(records, *, by_target=False):
-    """Per (split group, treatment, n) statistics of best_k and test_accuracy over ok runs.
+    """Per (split group, treatment, target, n) statistics of best_k and test_accuracy over ok runs.
 
-    Pooled over target halves, as the paper's Figure 2 and per-layer table are, unless
-    `by_target`, which keeps one cell per target half.
+    Pooled over target halves (target "all"), as the paper's Figure 2 is, unless `by_target`.
+    Pooled, the base cell holds the bases of the halves that the group's runs target (the
+    paper's "baseB": each targeted half plays B); a base whose half no run targets (a source
+    only, e.g. base A when every run targets B) keeps a cell of its own half. Labels are the
+    paper's names seen from the target half (view()).
     """
+    ok = ok_records(records)
+    pooled = {r["run"] for group in {split_group(r["split"]) for r in ok}
+              for r in pooled_bases(ok, group)}
     cells = {}
-    for r in ok_records(records):
-        key = (split_group(r["split"]), r["treatment"], r["target"] if by_target else None, r["n"])
-        cells.setdefault(key, []).append(r)
+    for r in ok:
+        target = "all"
+        if by_target or (r["treatment"] == treatments.BASE and r["run"] not in pooled):
+            target = r["target"]
+        cells.setdefault((split_group(r["split"]), r["treatment"], target, r["n"]), []).append(r)
     table = []
     for (group, treatment, target, n), members in sorted(
             cells.items(), key=lambda item: (group_order(item[0][0]),
                                              treatments.ALL_NAMES.index(item[0][1]),
-                                             item[0][2] or "", item[0][3])):
-        targets = {m["target"] for m in members}
+                                             item[0][2] != "all", item[0][2], item[0][3])):
         table.append({
-            "group": group, "treatment": treatment, "target": target if by_target else "all",
-            "n": n, "label": paper_label(treatment, targets),
+            "group": group, "treatment": treatment, "target": target, "n": n,
+            "label": treatments.display_name(
+                treatment, view(ok, group) if target == "all" else target),
             "best_k": _metric_stats(members, "best_k"),
             "test_accuracy": _metric_stats(members, "test_accuracy"),
         })
@@ -54,30 +88,35 @@ def find_cell(cells, treatment, n, *, group="random", target="all"):
     return None
 
 
-def _random_split_values(records, treatment, layers=None):
-    """best_k of the ok runs of `treatment` on random splits, optionally with n in `layers`."""
-    return [r["best_k"] for r in ok_records(records)
-            if split_group(r["split"]) == "random" and r["treatment"] == treatment
-            and (layers is None or r["n"] in layers)]
+def _pooled_points(values):
+    """The mean of accuracies in points, or None for no values."""
+    return 100.0 * sum(values) / len(values) if values else None
+
+
+def _minus(a, b):
+    return None if a is None or b is None else a - b
 
 
 def table1(records):
-    """The paper's Table 1: mean boost of AnB+ in points over base and over BnB+, per layer range.
+    """The paper's Table 1, the paper's way: mean boost of AnB+ in points over base and over
+    BnB+, per layer range.
 
-    The paper's way: pool the AnB+ networks of the range (random splits only) and subtract the
-    pooled mean of all base networks of the random splits, or of the BnB+ networks in the same
-    range. CIs are Welch's, treating the pooled groups as independent networks.
+    Pools the AnB+ networks of the range (random splits) and subtracts the pooled mean of the
+    bases of the halves that the random splits' runs target (the paper's 8 "baseB"), or of the
+    BnB+ networks of the range. No interval: pooled networks are not independent replicates
+    (matched_table has the per-base-network version).
     """
-    bases = [100.0 * v for v in _random_split_values(records, "base")]
+    ok = [r for r in ok_records(records) if split_group(r["split"]) == "random"]
+    bases = [r["best_k"] for r in pooled_bases(ok, "random")]
+    base = _pooled_points(bases)
     table = {}
     for name, layers in LAYER_RANGES.items():
-        boosted = [100.0 * v for v in _random_split_values(records, "transfer_ft", layers)]
-        selffers = [100.0 * v for v in _random_split_values(records, "selffer_ft", layers)]
-        over_base, over_selffer = difference(boosted, bases), difference(boosted, selffers)
+        boosted, selffers = ([r["best_k"] for r in ok if r["treatment"] == t and r["n"] in layers]
+                             for t in ("transfer_ft", "selffer_ft"))
         table[name] = {
             "layers": list(layers),
-            "over_base": over_base["effect"], "over_base_ci": over_base["ci"],
-            "over_selffer_ft": over_selffer["effect"], "over_selffer_ft_ci": over_selffer["ci"],
+            "over_base": _minus(_pooled_points(boosted), base),
+            "over_selffer_ft": _minus(_pooled_points(boosted), _pooled_points(selffers)),
             "counts": {"transfer_ft": len(boosted), "base": len(bases),
                        "selffer_ft": len(selffers)},
         }
@@ -85,50 +124,40 @@ def table1(records):
 
 
 def matched_table(records):
-    """Each run minus the base of its own split and target half, in points.
+    """Each run minus the base of its own split and target half, in points, per base network.
 
     `by_cell`: per (split group, treatment, n); `by_range`: per treatment and Table 1 range over
     the random splits; `anb_plus_vs_bnb_plus`: AnB+ against BnB+ both ways, the paper's pooled
-    difference (Table 1) and the difference of their matched boosts, which removes the
-    half-to-half variance the pooled one carries (every AnB+ of the paper targets a B half and
-    every BnB+ an A half).
+    difference (Table 1) and the matched comparison (paired where they share split, target half,
+    seed and n, else over the two sides' base networks), which removes the half-to-half variance
+    the pooled one carries (every AnB+ of the paper targets a B half and every BnB+ an A half).
     """
     sources = {}
     matched, unmatched = matched_points(records, sources)
-    cells = {}
-    for r, points in matched:
-        cells.setdefault((split_group(r["split"]), r["treatment"], r["n"]), []).append(
-            (r["target"], points))
-    by_cell = []
-    for (group, treatment, n), members in sorted(
-            cells.items(), key=lambda item: (group_order(item[0][0]),
-                                             treatments.ALL_NAMES.index(item[0][1]), item[0][2])):
-        by_cell.append({"group": group, "treatment": treatment, "n": n,
-                        "label": paper_label(treatment, {t for t, _ in members}),
-                        **summarize([p for _, p in members])})
-
-    def range_points(treatment, layers):
-        return [p for r, p in matched if split_group(r["split"]) == "random"
-                and r["treatment"] == treatment and r["n"] in layers]
-
+    keys = sorted({(split_group(m.record["split"]), m.record["treatment"], m.record["n"])
+                   for m in matched},
+                  key=lambda k: (group_order(k[0]), treatments.ALL_NAMES.index(k[1]), k[2]))
+    by_cell = [{"group": group, "treatment": treatment, "n": n,
+                "label": treatments.display_name(treatment, view(records, group)),
+                **over_units(select(matched, treatment, [n], group))}
+               for group, treatment, n in keys]
     pooled = table1(records)
     by_range, versus = {}, {}
     for name, layers in LAYER_RANGES.items():
-        by_range[name] = {treatments.get(t).paper_name: summarize(range_points(t, layers))
+        by_range[name] = {treatments.get(t).paper_name: over_units(select(matched, t, layers))
                           for t in treatments.COPIED}
-        matched_difference = difference(range_points("transfer_ft", layers),
-                                         range_points("selffer_ft", layers))
         versus[name] = {
             "pooled": pooled[name]["over_selffer_ft"],
-            "pooled_ci": pooled[name]["over_selffer_ft_ci"],
-            "matched": matched_difference["effect"], "matched_ci": matched_difference["ci"],
+            "matched": compare(select(matched, "transfer_ft", layers),
+                               select(matched, "selffer_ft", layers), names=("AnB+", "BnB+")),
         }
     return {"by_cell": by_cell, "by_range": by_range, "anb_plus_vs_bnb_plus": versus,
             "baseline_sources": sources, "unmatched_runs": unmatched}
 
 
 def relative_drop(records):
-    """Figure 3's relative top-1 accuracy, per n, in points against each run's own base.
+    """Figure 3's relative top-1 accuracy, per n, in points against each run's own base, over
+    base networks.
 
     Three series: transfer (AnB) across the random splits, across the dissimilar split, and
     random frozen features (any split). `at_top` compares the first two at the deepest n both
@@ -136,27 +165,20 @@ def relative_drop(records):
     """
     matched, _ = matched_points(records)
 
-    def series(select):
-        per_n = {}
-        for r, points in matched:
-            if select(r):
-                per_n.setdefault(r["n"], []).append(points)
-        return [{"n": n, **summarize(values)} for n, values in sorted(per_n.items())]
+    def series(treatment, group):
+        ns = sorted({v.key[-1] for v in select(matched, treatment, None, group)})
+        return [{"n": n, **over_units(select(matched, treatment, [n], group))} for n in ns]
 
-    result = {
-        "random_splits": series(lambda r: r["treatment"] == "transfer"
-                                and split_group(r["split"]) == "random"),
-        "dissimilar": series(lambda r: r["treatment"] == "transfer"
-                             and split_group(r["split"]) == "dissimilar"),
-        "random_features": series(lambda r: r["treatment"] == "random"),
-    }
+    result = {"random_splits": series("transfer", "random"),
+              "dissimilar": series("transfer", "dissimilar"),
+              "random_features": series("random", None)}
     common = ({c["n"] for c in result["random_splits"]} & {c["n"] for c in result["dissimilar"]})
     if common:
         top = max(common)
         pick = {name: next(c for c in result[name] if c["n"] == top)
                 for name in ("random_splits", "dissimilar")}
-        result["at_top"] = {"n": top, "random_splits": pick["random_splits"]["mean"],
-                            "dissimilar": pick["dissimilar"]["mean"]}
+        result["at_top"] = {"n": top, "random_splits": pick["random_splits"]["effect"],
+                            "dissimilar": pick["dissimilar"]["effect"]}
     else:
         result["at_top"] = None
     return result

@@ -38,6 +38,8 @@ FIGURE3 = (
     ("random_features", "random frozen features", "#505050"),
 )
 REFERENCE_NOTE = "Yosinski et al. 2014 (faint, dotted)"
+# Confidence bands are drawn from this many base networks on: a t(1) band of two is 12.7 sd wide.
+BAND_UNITS = 3
 
 
 def plot_figures(figures_dir, records, *, reference_records=None):
@@ -63,15 +65,19 @@ def _jitter(count, seed):
     return np.random.default_rng(seed).uniform(-0.06, 0.06, count)
 
 
+def _band(count, ci):
+    """(low, high) of a CI drawn as a band: only over BAND_UNITS or more base networks (a
+    cell's networks are one per base network), else (nan, nan), no band."""
+    return tuple(ci) if ci is not None and count >= BAND_UNITS else (np.nan, np.nan)
+
+
 def _means(cells, treatment, group="random"):
-    """(n values, means, CI lows, CI highs) of a treatment's cells; CI None -> mean (no band)."""
+    """(n values, means, CI lows, CI highs) of a treatment's pooled cells; nan: no band."""
     rows = [c for c in cells if c["treatment"] == treatment and c["group"] == group
-            and c["n"] in LAYERS]
-    ns = [c["n"] for c in rows]
-    means = [c["best_k"]["mean"] for c in rows]
-    lows = [(c["best_k"]["ci"] or [c["best_k"]["mean"]] * 2)[0] for c in rows]
-    highs = [(c["best_k"]["ci"] or [c["best_k"]["mean"]] * 2)[1] for c in rows]
-    return ns, means, lows, highs
+            and c["target"] == "all" and c["n"] in LAYERS]
+    bands = [_band(c["best_k"]["count"], c["best_k"]["ci"]) for c in rows]
+    return ([c["n"] for c in rows], [c["best_k"]["mean"] for c in rows],
+            [low for low, _ in bands], [high for _, high in bands])
 
 
 def _random_split_runs(records, treatment):
@@ -83,19 +89,19 @@ def _random_split_runs(records, treatment):
 def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfer"):
     """The paper's Figure 2: top-1 accuracy against n for baseB, BnB, BnB+, AnB and AnB+.
 
-    Top: one dot per network (base at n = 0, white), lines through the means. Bottom: the mean
-    lines alone with shaded 95% CIs and the base mean as a dashed band. `reference_records`
-    adds the paper's mean lines, faint and dotted, on a right-hand axis of their own (another
+    Top: one dot per network (at n = 0, white, the bases of the halves the runs target), lines
+    through the means. Bottom: the mean lines alone with shaded 95% CIs where a cell has
+    BAND_UNITS or more networks, and the base mean as a dashed line. `reference_records` adds
+    the paper's mean lines, faint and dotted, on a right-hand axis of their own (another
     dataset's accuracies live on another scale). Returns the PNG and PDF paths.
     """
     cells = analysis.cell_table(records)
     metric = f"Top-1 accuracy ({analysis.metric_description(records)})"
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.5, 9.5), sharex=True)
 
-    bases = [r["best_k"] for r in _random_split_runs(records, "base")]
-    base_stats = analysis.summarize(bases)
-    base_label = analysis.paper_label("base", {r["target"] for r in
-                                               _random_split_runs(records, "base")})
+    bases = [r["best_k"] for r in analysis.pooled_bases(records, "random")]
+    base_cell = analysis.find_cell(cells, "base", 0)
+    base_label = base_cell["label"] if base_cell else "baseB"
     if bases:
         top.scatter(np.zeros(len(bases)) + _jitter(len(bases), 0), bases, s=36,
                     facecolor=BASE_FACE, edgecolor=BASE_EDGE, linewidth=1.2, zorder=3,
@@ -113,21 +119,23 @@ def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfe
                       label=name if axis is bottom else None)
         bottom.fill_between(ns, lows, highs, color=edge, alpha=0.18, linewidth=0)
 
-    if base_stats["mean"] is not None:
-        low, high = base_stats["ci"] or [base_stats["mean"]] * 2
-        bottom.axhspan(low, high, color=BASE_EDGE, alpha=0.15, linewidth=0)
+    if base_cell:
+        stats = base_cell["best_k"]
+        low, high = _band(stats["count"], stats["ci"])
+        if not np.isnan(low):
+            bottom.axhspan(low, high, color=BASE_EDGE, alpha=0.15, linewidth=0)
         for axis in (top, bottom):
-            axis.axhline(base_stats["mean"], color=BASE_EDGE, linestyle="--", linewidth=1,
+            axis.axhline(stats["mean"], color=BASE_EDGE, linestyle="--", linewidth=1,
                          zorder=1, label=f"{base_label} mean" if axis is bottom else None)
 
-    # Same scale as the dots: a cell of two networks has a CI 12.7 sd wide (t, 1 df), which
-    # would otherwise flatten every line; such bands run off the panel instead.
-    bottom.set_ylim(top.get_ylim())
+    bottom.set_ylim(top.get_ylim())  # the same scale as the dots
     if reference_records is not None:
         _overlay_reference_means(bottom, reference_records)
 
-    top.set_title(f"Transfer across random splits, one dot per network ({len(bases)} base)")
-    bottom.set_title("Means with 95% confidence intervals (none for a single network)")
+    top.set_title(f"Transfer across random splits, one dot per network ({len(bases)} "
+                  f"{base_label} network{'s' if len(bases) != 1 else ''})")
+    bottom.set_title(f"Means with 95% confidence intervals (bands from {BAND_UNITS} networks, "
+                     f"one per base network)")
     for axis in (top, bottom):
         axis.set_ylabel(metric if axis is top else "Top-1 accuracy (mean over networks)")
         axis.set_xlim(-0.5, 7.5)
@@ -149,10 +157,10 @@ def _overlay_reference_means(axis, reference_records):
     for treatment, _, _, edge in FIGURE2:
         ns, means, _, _ = _means(cells, treatment)
         twin.plot(ns, means, color=edge, linestyle=":", linewidth=1.5, alpha=0.45)
-    base = analysis.summarize(
-        [r["best_k"] for r in _random_split_runs(reference_records, "base")])["mean"]
-    if base is not None:
-        twin.axhline(base, color=BASE_EDGE, linestyle=":", linewidth=1, alpha=0.45)
+    base = analysis.find_cell(cells, "base", 0)
+    if base:
+        twin.axhline(base["best_k"]["mean"], color=BASE_EDGE, linestyle=":", linewidth=1,
+                     alpha=0.45)
     twin.set_ylabel(f"Top-1 accuracy, {REFERENCE_NOTE}", color="#808080", fontsize=8)
     twin.tick_params(axis="y", colors="#808080", labelsize=8)
     # Keep `axis` (its lines and legend) above the faint twin.
@@ -162,13 +170,24 @@ def _overlay_reference_means(axis, reference_records):
               label=f"{REFERENCE_NOTE}, right axis")
 
 
+def _series_runs(ok, treatment, group):
+    """ok runs of `treatment` on split group `group` (None: any), and the bases of the halves
+    they target."""
+    runs = [r for r in ok if r["treatment"] == treatment
+            and (group is None or analysis.split_group(r["split"]) == group)]
+    halves = {(r["split"], r["target"]) for r in runs}
+    return [r for r in ok if r["treatment"] == "base"
+            and (r["split"], r["target"]) in halves] + runs
+
+
 def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissimilar"):
     """The paper's Figure 3: how much transfer loses, by task distance, and random features.
 
     Top left: AnB accuracy per network across the random splits and across the dissimilar
-    split, each with its own base at n = 0. Top right: random frozen features with their base.
-    Bottom: relative top-1 accuracy (each run minus its own split and target base, in points),
-    means with 95% CIs; `reference_records` adds the paper's lines, faint and dotted.
+    split, each starting at n = 0 from the bases of the halves it targets. Top right: random
+    frozen features with their bases. Bottom: relative top-1 accuracy (each run minus its own
+    split and target base, in points), means over base networks with 95% CIs where there are
+    BAND_UNITS or more; `reference_records` adds the paper's lines, faint and dotted.
     """
     ok = analysis.ok_records(records)
     drop = analysis.relative_drop(records)
@@ -177,17 +196,10 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
     absolute, random_panel = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     relative = fig.add_subplot(grid[1, :])
 
-    selections = {
-        "random_splits": lambda r: analysis.split_group(r["split"]) == "random"
-        and r["treatment"] in ("base", "transfer"),
-        "dissimilar": lambda r: analysis.split_group(r["split"]) == "dissimilar"
-        and r["treatment"] in ("base", "transfer"),
-        "random_features": lambda r: r["treatment"] == "random" or (
-            r["treatment"] == "base" and (r["split"], r["target"]) in
-            {(q["split"], q["target"]) for q in ok if q["treatment"] == "random"}),
-    }
+    selections = {"random_splits": ("transfer", "random"), "dissimilar": ("transfer", "dissimilar"),
+                  "random_features": ("random", None)}
     for seed, (key, name, colour) in enumerate(FIGURE3):
-        runs = [r for r in ok if selections[key](r)]
+        runs = _series_runs(ok, *selections[key])
         if not any(r["treatment"] != "base" for r in runs):
             continue
         axis = random_panel if key == "random_features" else absolute
@@ -207,26 +219,25 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
         axis.plot(xs, [np.mean(per_n[n]) for n in xs], color=colour, linewidth=2, zorder=2)
 
         series = drop[key]
-        xs = [0] + [c["n"] for c in series]
-        means = [0.0] + [c["mean"] for c in series]
-        lows = [0.0] + [(c["ci"] or [c["mean"]] * 2)[0] for c in series]
-        highs = [0.0] + [(c["ci"] or [c["mean"]] * 2)[1] for c in series]
-        relative.plot(xs, means, color=colour, linewidth=2, marker="o", markersize=4,
-                      label=name)
-        relative.fill_between(xs, lows, highs, color=colour, alpha=0.18, linewidth=0)
+        bands = [(0.0, 0.0)] + [_band(c["units"], c["ci"]) for c in series]
+        relative.plot([0] + [c["n"] for c in series], [0.0] + [c["effect"] for c in series],
+                      color=colour, linewidth=2, marker="o", markersize=4, label=name)
+        relative.fill_between([0] + [c["n"] for c in series], [low for low, _ in bands],
+                              [high for _, high in bands], color=colour, alpha=0.18, linewidth=0)
 
     if reference_records is not None:
         reference = analysis.relative_drop(reference_records)
         for key, _, colour in FIGURE3:
             if reference[key]:
                 relative.plot([0] + [c["n"] for c in reference[key]],
-                              [0.0] + [c["mean"] for c in reference[key]], color=colour,
+                              [0.0] + [c["effect"] for c in reference[key]], color=colour,
                               linestyle=":", linewidth=1.5, alpha=0.45)
         relative.plot([], [], color="#808080", linestyle=":", alpha=0.6, label=REFERENCE_NOTE)
 
-    absolute.set_title("Transfer by task distance (white: base of each)")
-    random_panel.set_title("Random frozen features (white: their base)")
-    relative.set_title("Relative to each run's own base, means with 95% CIs")
+    absolute.set_title("Transfer by task distance (white: the bases of the targeted halves)")
+    random_panel.set_title("Random frozen features (white: their bases)")
+    relative.set_title(f"Relative to each run's own base, means over base networks (95% CI "
+                       f"bands from {BAND_UNITS} base networks)")
     for axis in (absolute, random_panel):
         axis.set_ylabel("Top-1 accuracy")
         axis.set_xticks(range(0, 8))
@@ -243,7 +254,7 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
     relative.set_ylabel("Relative top-1 accuracy (points vs. own base)")
     relative.set_xlabel(X_LABEL)
     relative.grid(alpha=0.3)
-    if relative.has_data():
+    if relative.get_legend_handles_labels()[0]:
         relative.legend(loc="best", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     return save_figure(fig, figures_dir, stem)

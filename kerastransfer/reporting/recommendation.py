@@ -27,14 +27,58 @@ def write_recommendation(workdir, records, command=None):
 
 
 def _points(diff):
-    """'+1.23 points [95% CI +0.40, +2.06]' or '+1.23 points (no CI: run 2+ --seeds)'."""
+    """'+1.23 points [95% CI +0.40, +2.06]', or with the reason there is no interval."""
     if diff is None or diff.get("effect") is None:
         return "n/a"
     text = f"{100 * diff['effect']:+.2f} points"
     if diff.get("ci"):
         low, high = (100 * v for v in diff["ci"])
         return f"{text} [95% CI {low:+.2f}, {high:+.2f}]"
-    return f"{text} (no CI: run 2+ --seeds)"
+    return f"{text} (no CI: {diff['why']})"
+
+
+def _separable(validation, test):
+    """Whether a difference's interval lies above 0: on test, which the choice never saw, or
+    on validation when the records have no test accuracy."""
+    judged = test if test and test["effect"] is not None else validation
+    return bool(judged["ci"]) and judged["ci"][0] > 0
+
+
+def _why_not(validation, test):
+    """Why _separable() is False, in words."""
+    judged = test if test and test["effect"] is not None else validation
+    return (f"the {'test' if judged is test else 'validation'} interval "
+            + ("does not lie above 0" if judged["ci"] else f"is missing ({judged['why']})"))
+
+
+def _acc(value):
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _sizes(result):
+    """The validation and test set sizes, or that the records do not carry them."""
+    parts = []
+    for name, counts in result["examples"].items():
+        if not counts:
+            parts.append(f"{name} size not recorded")
+        elif len(counts) == 1:
+            parts.append(f"{name}: {counts[0]} images (one image = {100 / counts[0]:.2f} points)")
+        else:
+            parts.append(f"{name}: {counts[0]} to {counts[-1]} images")
+    return "; ".join(parts)
+
+
+def _spread(result):
+    """How the intervals get their seed-to-seed sd, in words."""
+    texts = []
+    for name, spread in result["spread"].items():
+        if spread["sd"] is None:
+            texts.append(f"{name}: one seed per cell, no spread to measure")
+        else:
+            texts.append(f"{name} sd {100 * spread['sd']:.2f} points on {spread['df']} degrees "
+                         "of freedom")
+    return ("Intervals use the seed-to-seed sd pooled over every cell and the baseline, on the "
+            "assumption that all have the same spread (" + "; ".join(texts) + ").")
 
 
 def render(result, command=None):
@@ -44,27 +88,45 @@ def render(result, command=None):
     if choice is None:
         lines.append("No recommendation: the baseline or the transferred runs are missing.")
     else:
+        name = f"n = {choice['n']} {choice['mode']}"
         lines += [f"**Use n = {choice['n']}, {choice['mode']}** (validation accuracy "
-                  f"{choice['val']:.4f}, test {choice['test']:.4f}).", "",
-                  f"- gain over training from scratch: {_points(choice['gain_over_scratch'])}"]
-        if choice["runner_up"]:
-            ru = choice["runner_up"]
-            lines.append(f"- margin over the best {ru['mode']} choice (n = {ru['n']}): "
-                         f"{_points(ru['margin'])}")
-        if choice["gain_over_scratch"]["effect"] < 0:
-            lines.append("- **training from scratch beat every transferred network here**: "
-                         "prefer it, or try a source model closer to these images")
-        lines += ["", "Chosen by mean validation accuracy (the paper's best-k metric); test "
-                  "accuracy is reported, never used to choose."]
+                  f"{_acc(choice['validation'])}, test {_acc(choice['test'])}).", ""]
+        runner_up = choice["runner_up"]
+        margins = (runner_up["margin"], runner_up["test_margin"]) if runner_up else ()
+        if runner_up and not _separable(*margins):
+            lines += [f"{name}, not separable from n = {runner_up['n']} {runner_up['mode']} at "
+                      f"this size: {_why_not(*margins)}.", ""]
+        gains = (choice["gain_over_scratch"], choice["test_gain_over_scratch"])
+        lines += [f"- gain over training from scratch, test: {_points(gains[1])}",
+                  f"- gain over training from scratch, validation: {_points(gains[0])} "
+                  "(optimistic: the choice was made on validation)"]
+        if runner_up:
+            lines += [f"- margin over the best {runner_up['mode']} choice (n = {runner_up['n']}): "
+                      f"test {_points(runner_up['test_margin'])}, validation "
+                      f"{_points(runner_up['margin'])}"]
+        if gains[0]["effect"] < 0:
+            lines.append("- **training from scratch beat every transferred network on "
+                         "validation**: prefer it, or try a source model closer to these images")
+        elif not _separable(*gains):
+            lines.append(f"- {name} is not separable from training from scratch at this size: "
+                         f"{_why_not(*gains)}")
+        lines += ["", "Chosen by the mean validation accuracy of the delivered networks (the "
+                  "final weights, which are saved and exported); test accuracy of the same "
+                  "weights is reported, never used to choose, so the test gain is the unbiased "
+                  "one and separability is judged on it. " + _spread(result)
+                  + f" Set sizes: {_sizes(result)}."]
     base = result["baseline"]
-    lines += ["", "| mode | n | networks | validation | test | gain over scratch |",
-              "|---|---|---|---|---|---|"]
-    if base["mean"] is not None:
-        lines.append(f"| from scratch | - | {base['count']} | {base['mean']:.4f} | | |")
+    lines += ["", "| mode | n | seeds | validation | test | best-k (the paper's metric) | "
+              "gain over scratch, validation | gain over scratch, test |",
+              "|---|---|---|---|---|---|---|---|"]
+    if base["validation"]["count"]:
+        lines.append(f"| from scratch | - | {base['validation']['count']} | "
+                     f"{_acc(base['validation']['mean'])} | {_acc(base['test']['mean'])} | | | |")
     for cell in result["cells"]:
-        lines.append(f"| {cell['mode']} | {cell['n']} | {cell['val']['count']} | "
-                     f"{cell['val']['mean']:.4f} | {cell['test']['mean']:.4f} | "
-                     f"{_points(cell['gain_over_scratch'])} |")
+        lines.append(f"| {cell['mode']} | {cell['n']} | {cell['seeds']} | "
+                     f"{_acc(cell['validation']['mean'])} | {_acc(cell['test']['mean'])} | "
+                     f"{_acc(cell['best_k']['mean'])} | {_points(cell['gain_over_scratch'])} | "
+                     f"{_points(cell['test_gain_over_scratch'])} |")
     lines += ["", "![accuracy vs n](figures/own_transfer.png)", ""]
     if command:
         lines += ["Reproduce with:", "", "```", command, "```", ""]
@@ -72,19 +134,20 @@ def render(result, command=None):
 
 
 def plot(result, path):
-    """Validation accuracy vs n for frozen and fine-tuned transfer, scratch as a line."""
+    """Validation accuracy of the delivered networks vs n, frozen and fine-tuned; scratch as a
+    line."""
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     colours = {"transfer": "#8b1a1a", "transfer_ft": "#e8687a"}
     for mode, label in (("transfer", "frozen (AnB)"), ("transfer_ft", "fine-tuned (AnB+)")):
         cells = [c for c in result["cells"] if c["treatment"] == mode]
         if cells:
-            axes.plot([c["n"] for c in cells], [c["val"]["mean"] for c in cells], "o-",
+            axes.plot([c["n"] for c in cells], [c["validation"]["mean"] for c in cells], "o-",
                       color=colours[mode], label=label)
-    if result["baseline"]["mean"] is not None:
-        axes.axhline(result["baseline"]["mean"], color="grey", linestyle="--",
+    if result["baseline"]["validation"]["mean"] is not None:
+        axes.axhline(result["baseline"]["validation"]["mean"], color="grey", linestyle="--",
                      label="from scratch")
     axes.set_xlabel("Layer n up to which the source model is transferred")
-    axes.set_ylabel("Validation accuracy (best-k mean)")
+    axes.set_ylabel("Validation accuracy (final weights)")
     axes.legend(loc="best")
     axes.grid(alpha=0.3)
     figure.tight_layout()

@@ -2,12 +2,14 @@
 
 Renders the dict of kerastransfer.analysis.analyze() (plus the "figures" and "command" that
 write_analysis adds); every number in the report is read from that dict, none is typed in.
-Accuracies print as fractions (0.6251), differences as percentage points (+1.60), intervals as
-95% t-intervals; a missing value prints as "–".
+Accuracies print as fractions (0.6251) with intervals clipped to [0, 1], differences as
+percentage points (+1.60) with intervals over base networks; intervals are 95% t-intervals, and
+a missing value prints as "–".
 """
 
 import json
 
+from kerastransfer.analysis.inference import NOUN
 from kerastransfer.workdir import files
 
 MISSING = "–"
@@ -23,8 +25,8 @@ def render_report(analysis):
     """The whole report as Markdown text."""
     sections = [
         _title(analysis), _configuration(analysis), _results(analysis), _table1(analysis),
-        _relative_drop(analysis), _findings(analysis), _figures(analysis), _timing(analysis),
-        _not_ok(analysis), _reproduce(analysis),
+        _relative_drop(analysis), _findings(analysis), _statistics(analysis), _figures(analysis),
+        _timing(analysis), _not_ok(analysis), _reproduce(analysis),
     ]
     return "\n\n".join(s.rstrip() for s in sections if s) + "\n"
 
@@ -46,14 +48,31 @@ def _interval(ci, fmt):
     return MISSING if ci is None else f"[{fmt(ci[0])}, {fmt(ci[1])}]"
 
 
-def _mean_pm(stats, fmt):
-    """'mean ± half-width (count)' of a summarize() dict; without a CI just 'mean (count)'."""
+def _acc_ci(stats):
+    """'mean [low, high] (count)' of a summarize() dict of accuracies (its interval clipped to
+    [0, 1]); without an interval just 'mean (count)'."""
     if not stats or stats["mean"] is None:
         return MISSING
-    if stats["ci"] is None:
-        return f"{fmt(stats['mean'])} ({stats['count']})"
-    half = (stats["ci"][1] - stats["ci"][0]) / 2.0
-    return f"{fmt(stats['mean'])} ± {fmt(half).lstrip('+')} ({stats['count']})"
+    interval = "" if stats["ci"] is None else f" {_interval(stats['ci'], _acc)}"
+    return f"{_acc(stats['mean'])}{interval} ({stats['count']})"
+
+
+def _pts_pm(effect):
+    """'effect ± half-width (units)' of an inference dict in points; without an interval just
+    'effect (units)'."""
+    if not effect or effect["effect"] is None:
+        return MISSING
+    if effect["ci"] is None:
+        return f"{_pts(effect['effect'])} ({effect['units']})"
+    half = (effect["ci"][1] - effect["ci"][0]) / 2.0
+    return f"{_pts(effect['effect'])} ± {_pts(half).lstrip('+')} ({effect['units']})"
+
+
+def _units(effect):
+    """Base networks behind an effect: '4', or '2 vs 8' for two separate sides."""
+    if effect["reference_units"] is None:
+        return str(effect["units"])
+    return f"{effect['units']} vs {effect['reference_units']}"
 
 
 def _table(header, rows):
@@ -78,11 +97,16 @@ def _flatten(config, prefix=""):
 
 def _title(analysis):
     counts = analysis["counts"]
+    units = analysis["base_networks"]
+    listed = f" ({', '.join(units)})" if 0 < len(units) <= 12 else ""
     return (f"# Transfer study report\n\n"
             f"Source: {analysis['source']}. Runs: {counts['ok']} ok, {counts['failed']} failed, "
             f"{counts['skipped']} skipped. Metric: {analysis['metric']['name']}, "
-            f"{analysis['metric']['description']}. Intervals are "
-            f"{round(100 * analysis['confidence'])}% t-intervals over networks.")
+            f"{analysis['metric']['description']}. Base networks that runs are compared with, "
+            f"the unit of replication (split x target half x seed): {len(units)}{listed}. "
+            f"Intervals are "
+            f"{round(100 * analysis['confidence'])}% t-intervals: of accuracies over networks, "
+            f"of effects over base networks (see \"Statistics\" below).")
 
 
 def _configuration(analysis):
@@ -103,14 +127,16 @@ def _configuration(analysis):
 
 def _table_cells(source):
     """The cells the results table shows, from an analysis (or its "reference"): random splits
-    pooled over target halves (the paper's convention: every half plays B), every other split
-    group per target half, since there the halves are different tasks (natural vs man-made)."""
-    return ([c for c in source["cells"] if c["group"] == "random"]
+    pooled over target halves (the paper's convention: every half plays B; a base whose half
+    no run targets is marked "source only"), every other split group per target half, since
+    there the halves are different tasks (natural vs man-made)."""
+    return ([c | {"label": f"{c['label']} (source only)"} if c["target"] != "all" else c
+             for c in source["cells"] if c["group"] == "random"]
             + [c for c in source["cells_by_target"] if c["group"] != "random"])
 
 
 def _cell_rows(cells, reference_cells, metric):
-    """One row per (group, target, treatment): mean ± CI (count) of `metric` per n; below it,
+    """One row per (group, target, treatment): mean [CI] (count) of `metric` per n; below it,
     in italics, the reference's means for the same row where it has one."""
     ns = sorted({c["n"] for c in cells})
     rows = []
@@ -119,8 +145,8 @@ def _cell_rows(cells, reference_cells, metric):
         mine = {c["n"]: c for c in cells
                 if (c["group"], c["target"], c["treatment"], c["label"])
                 == (group, target, treatment, label)}
-        rows.append([group, target, label] + [_mean_pm(mine[n][metric], _acc) if n in mine
-                                              else "" for n in ns])
+        rows.append([group, target, label] + [_acc_ci(mine[n][metric]) if n in mine else ""
+                                              for n in ns])
         paper = {c["n"]: c for c in reference_cells
                  if (c["group"], c["target"], c["treatment"]) == (group, target, treatment)}
         if paper:
@@ -136,65 +162,68 @@ def _results(analysis):
     reference = _table_cells(analysis["reference"]) if analysis.get("reference") else []
     header, rows = _cell_rows(cells, reference, "best_k")
     text = ["## Results per treatment and layer",
-            f"{analysis['metric']['name']} ({analysis['metric']['description']}), mean ± 95% CI "
-            "half-width (number of networks); random splits pooled over target halves, other "
-            "splits per target half" + (", the paper's means in italics." if reference else "."),
+            f"{analysis['metric']['name']} ({analysis['metric']['description']}), mean [95% CI, "
+            "clipped to 0..1] (number of networks); random splits pooled over target halves, "
+            "other splits per target half" + (", the paper's means in italics" if reference
+                                              else "") + ". The random splits' baseB row holds "
+            "the bases of the halves their runs target (in the paper all 8: each half plays B); "
+            "a base that only gave layers is \"source only\".",
             _table(header, rows)]
     tested = [c for c in cells if c["test_accuracy"]]
     if tested:
         header, rows = _cell_rows(tested, [], "test_accuracy")
-        text += ["Test accuracy, mean ± 95% CI half-width (number of networks):",
+        text += ["Test accuracy, mean [95% CI, clipped to 0..1] (number of networks):",
                  _table(header, rows)]
     return "\n\n".join(text)
 
 
 def _table1(analysis):
-    table1 = analysis["table1"]
+    table1, matched = analysis["table1"], analysis["matched"]
     reference = analysis.get("reference")
-    header = ["layers", "AnB+ over base", "95% CI", "AnB+ over BnB+", "95% CI",
-              "networks (AnB+ / base / BnB+)"]
+    header = ["layers", "paper's way: AnB+ − baseB", "paper's way: AnB+ − BnB+",
+              "networks (AnB+ / baseB / BnB+)", "matched: AnB+ − own base", "95% CI",
+              "base networks", "matched: AnB+ − BnB+", "95% CI", "base networks"]
     if reference:
-        header += ["paper: over base", "paper: over BnB+"]
+        header += ["paper: AnB+ − baseB", "paper: AnB+ − BnB+"]
     rows = []
     for name, row in table1.items():
         counts = row["counts"]
-        line = [name, _pts(row["over_base"]), _interval(row["over_base_ci"], _pts),
-                _pts(row["over_selffer_ft"]), _interval(row["over_selffer_ft_ci"], _pts),
-                f"{counts['transfer_ft']} / {counts['base']} / {counts['selffer_ft']}"]
+        boost = matched["by_range"][name]["AnB+"]
+        versus = matched["anb_plus_vs_bnb_plus"][name]["matched"]
+        line = [name, _pts(row["over_base"]), _pts(row["over_selffer_ft"]),
+                f"{counts['transfer_ft']} / {counts['base']} / {counts['selffer_ft']}",
+                _pts(boost["effect"]), _interval(boost["ci"], _pts), _units(boost),
+                _pts(versus["effect"]), _interval(versus["ci"], _pts), _units(versus)]
         if reference:
             paper = reference["table1"][name]
             line += [_pts(paper["over_base"]), _pts(paper["over_selffer_ft"])]
         rows.append(line)
-
-    matched = analysis["matched"]
     labels = list(next(iter(matched["by_range"].values()), {}))
-    matched_rows = []
-    for name, by_label in matched["by_range"].items():
-        versus = matched["anb_plus_vs_bnb_plus"][name]
-        matched_rows.append([name] + [_mean_pm(by_label[label], _pts) for label in labels]
-                            + [_pts(versus["matched"]), _interval(versus["matched_ci"], _pts),
-                               _pts(versus["pooled"])])
+    matched_rows = [[name] + [_pts_pm(by_label[label]) for label in labels]
+                    for name, by_label in matched["by_range"].items()]
     unmatched = matched["unmatched_runs"]
     sources = "; ".join(f"{how}: {count} runs" for how, count in
                         matched["baseline_sources"].items())
-    return "\n\n".join([
+    return "\n\n".join(part for part in [
         "## Table 1: the generalization boost of AnB+",
-        "The paper's way: the AnB+ networks of the layer range, pooled, minus the pooled mean of "
-        "every base network of the random splits, or of the BnB+ networks of the range "
-        "(percentage points, Welch 95% CI).",
+        "Percentage points, two ways side by side. **The paper's way** (Section 4.1): the AnB+ "
+        "networks of the layer range, pooled, minus the pooled mean of the baseB networks (the "
+        "bases of the halves the random splits' runs target: all 8 in the paper), or minus the "
+        "pooled BnB+ networks of the range; no interval, since pooled networks are not "
+        "independent replicates. **Matched, per base network**: each AnB+ minus the base of its "
+        "own split and target half, averaged per base network, with a 95% CI over base "
+        "networks; AnB+ − BnB+ paired where the two share split, target half, seed and n, else "
+        "compared over the two sides' base networks (Welch). The paper's AnB+ all target B "
+        "halves and its BnB+ A halves, so its pooled AnB+ − BnB+ carries half-to-half variance "
+        "that the matched one removes.",
         _table(header, rows),
-        "Matched baselines: each run minus the base of its own split and target half (same seed "
-        "where there is one, else the mean over seeds), in points, mean ± 95% CI half-width "
-        "(networks). The last columns compare AnB+ with BnB+ both ways: the difference of their "
-        "matched boosts, and the paper's pooled difference. Every AnB+ and BnB+ network may "
-        "target a different half (in the paper all AnB+ target B halves and all BnB+ A halves), "
-        "so the pooled difference carries half-to-half variance that the matched one removes.",
-        _table(["layers"] + labels + ["AnB+ − BnB+ matched", "95% CI", "AnB+ − BnB+ pooled"],
-               matched_rows),
+        "Matched, every copied treatment: each run minus its own base, averaged per base "
+        "network; mean ± 95% CI half-width over base networks (base networks).",
+        _table(["layers"] + labels, matched_rows),
         f"How the baselines were found: {sources}." if sources else "",
         (f"Runs without a base of their split and target half, left out of matched statistics: "
          f"{', '.join(unmatched)}." if unmatched else ""),
-    ])
+    ] if part)
 
 
 def _relative_drop(analysis):
@@ -204,10 +233,10 @@ def _relative_drop(analysis):
     ns = sorted(set().union(*by_n.values()))
     if not ns:
         return ""
-    rows = [[n] + [_mean_pm(by_n[name].get(n), _pts) for name in series] for n in ns]
+    rows = [[n] + [_pts_pm(by_n[name].get(n)) for name in series] for n in ns]
     text = ["## Relative drop (Figure 3)",
             "Each run minus the base of its own split and target half, in points, mean ± 95% CI "
-            "half-width (networks).",
+            "half-width over base networks (base networks).",
             _table(["n", "AnB, random splits", "AnB, dissimilar split", "random frozen features"],
                    rows)]
     if drop["at_top"]:
@@ -226,29 +255,46 @@ def _relative_drop(analysis):
 def _findings(analysis):
     reference = analysis.get("reference")
     paper = {f["finding"]: f for f in reference["findings"]} if reference else {}
-    header = ["#", "finding", "status", "effect (points)", "95% CI", "networks", "measure", "why"]
+    header = ["#", "finding", "status", "effect (points)", "95% CI", "base networks", "test",
+              "measure", "why"]
     if paper:
         header.append("paper: status, effect")
     rows = []
     for f in analysis["findings"]:
-        count = str(f["count"]) + (f" vs {f['reference_count']}"
-                                   if f["reference_count"] is not None else "")
         row = [f["finding"], f"{f['name']}: {f['claim']}", f"**{f['status']}**",
-               _pts(f["effect"]), _interval(f["ci"], _pts), count, f["measure"], f["why"]]
+               _pts(f["effect"]), _interval(f["ci"], _pts), _units(f), f["test"],
+               f["measure"], f["why"]]
         if paper:
             row.append(f"{paper[f['finding']]['status']}, {_pts(paper[f['finding']]['effect'])}")
         rows.append(row)
         for part in f.get("parts", []):
             rows.append(["", f"part: {part['measure']}", part["status"], _pts(part["effect"]),
-                         _interval(part["ci"], _pts), "", "", part["why"]]
-                        + ([""] if paper else []))
-    rule = analysis["findings"][0]["rule"] if analysis["findings"] else MISSING
+                         _interval(part["ci"], _pts), _units(part), part["test"], "",
+                         part["why"]] + ([""] if paper else []))
     return "\n\n".join([
         "## Findings check",
         "Effects are differences of matched points (each run minus the base of its own split "
-        "and target half).",
-        _table(header, rows),
-        f"Rule: {rule}."])
+        "and target half), averaged per base network; intervals are over base networks.",
+        _table(header, rows)])
+
+
+def _statistics(analysis):
+    rule = analysis["findings"][0]["rule"] if analysis["findings"] else MISSING
+    short = any(f"one {NOUN}" in (f["why"] or "") for f in analysis["findings"])
+    return "\n\n".join(part for part in [
+        "## Statistics",
+        "The unit of replication is the base network (split x target half x seed): every run "
+        "compared with one base shares that base's error, so a base network's runs are averaged "
+        "first and intervals are taken over base networks. One base network on a side gives "
+        "no interval, and so do base networks that all give the same value (sd 0); the effect "
+        "alone then decides nothing. Two treatments that share split, target half, seed and n "
+        "are compared in pairs. Accuracy intervals are clipped to [0, 1]. docs/statistics.md "
+        "has the details.",
+        f"Rule: {rule}.",
+        f"**Multiple testing.** {analysis['multiple_testing']}",
+        ("Findings with one base network on a side get intervals from more seeds "
+         "(`--seeds=0,1,2`) or splits: each seed adds one base network per target half."
+         if short else "")] if part)
 
 
 def _figures(analysis):

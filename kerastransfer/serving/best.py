@@ -1,7 +1,9 @@
 """Pick the best transferred network of a workdir and export it for TF-Serving.
 
-The choice uses the validation metric (the paper's best-k), never test accuracy, among the
-treatments in --export_treatments; --export_run names one run instead.
+The choice uses the validation accuracy of the weights that are exported (each run's final
+weights: `final_val`, the best-k metric breaking ties), never test accuracy, among the
+treatments in --export_treatments; --export_run names one run instead. Ranking on best-k
+would select on evaluations of weights that are not the ones delivered.
 """
 
 import hashlib
@@ -28,7 +30,7 @@ def choose_run(records, treatments, run_id=None):
     if not candidates:
         raise UsageError(f"no finished run of --export_treatments={','.join(treatments)} in "
                          "this workdir; train them first or pass --export_run=RUN_ID")
-    return max(candidates, key=lambda r: (r["best_k"], r["final_val"]))
+    return max(candidates, key=lambda r: (r["final_val"], r["best_k"]))
 
 
 def export_run(study, record, stored):
