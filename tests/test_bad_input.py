@@ -10,13 +10,18 @@ import os
 import shutil
 
 import pytest
+from helpers.cli import SMOKE, run_cli
+from helpers.data_fixtures import write_fashion_mnist_files
+from helpers.reliability import own_lines, snapshot
 
-from data_fixtures import write_fashion_mnist_files
-from reliability_helpers import TINY, own_lines, snapshot
-from runner_helpers import run_cli
 from kerastransfer.data import fashion_mnist
 
+pytestmark = pytest.mark.e2e
+
 MISSING_RUN = "random0/transfer/n9/seed0"
+# The command that made the session's finished smoke workdir (training only): every case
+# adds its bad value to it, so the bad value is the only thing that differs.
+SMOKE_TRAIN = (f"--flagfile={SMOKE}", "--mode=train")
 
 
 def truncated_manual_dir(tmp):
@@ -38,7 +43,8 @@ def split_file(tmp, text):
     return path
 
 
-# name: (arguments after TINY given the workdir and a scratch dir, what the message must say)
+# name: (arguments after SMOKE_TRAIN given the workdir and a scratch dir, what the message
+# must say)
 CASES = {
     "unknown_arch": (lambda w, t: ["--arch=vgg16"], ["--arch='vgg16'", "known architectures"]),
     "unknown_dataset": (lambda w, t: ["--dataset=fashion_mnistt"],
@@ -85,12 +91,10 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory):
-    """Every case run against its own copy of a finished workdir, three at a time (each
+def outcomes(smoke_workdir, tmp_path_factory):
+    """Every case run against its own copy of the finished smoke workdir, three at a time (each
     subprocess spends most of its life loading TensorFlow): {case: (future, workdir, before)}."""
-    finished = str(tmp_path_factory.mktemp("bad_input") / "study")
-    done = run_cli(*TINY, f"--workdir={finished}")
-    assert done.returncode == 0, done.stderr[-3000:]
+    finished = smoke_workdir.workdir
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         started = {}
         for case, (make_args, _) in sorted(CASES.items()):
@@ -98,7 +102,7 @@ def outcomes(tmp_path_factory):
             workdir = os.path.join(tmp, "study")
             shutil.copytree(finished, workdir)
             args = make_args(workdir, tmp)
-            started[case] = (pool.submit(run_cli, *TINY, f"--workdir={workdir}", *args),
+            started[case] = (pool.submit(run_cli, *SMOKE_TRAIN, f"--workdir={workdir}", *args),
                              workdir, snapshot(workdir))
         yield started
 

@@ -13,9 +13,16 @@ import hashlib
 import os
 
 import pytest
+from helpers.records import records
+from helpers.reliability import REDUCED, Runner
 
-from reliability_helpers import REDUCED, Runner, records
-from kerastransfer import config, data, export_best, grid, training
+from kerastransfer import config, data, training
+from kerastransfer.study.plan import plan
+from kerastransfer.study.study import Study
+from kerastransfer.training.loop import CHECKPOINT_METADATA
+from kerastransfer.workdir.provenance import stored_experiment
+
+pytestmark = pytest.mark.e2e
 
 RUNS = "runs/random0"
 BASE_A, BASE_B = "random0/base/A/seed0", "random0/base/B/seed0"
@@ -23,7 +30,7 @@ ANB, ANB_FT = "random0/transfer/n5/seed0", "random0/transfer_ft/n5/seed0"
 
 
 def checkpoint_of(workdir, run_id):
-    return os.path.join(workdir, "runs", run_id, "backup", training.CHECKPOINT_METADATA)
+    return os.path.join(workdir, "runs", run_id, "backup", CHECKPOINT_METADATA)
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +70,10 @@ def test_crash_every_line_parses_and_every_planned_run_has_one_ok_record(crashed
     with open(os.path.join(workdir, "results.jsonl")) as f:
         text = f.read()
     assert text.endswith("\n")
-    lines = records(workdir)  # json.loads of every line
-    experiment, _ = export_best.stored_experiment(config.Experiment(workdir=workdir))
-    planned = [spec.run for spec in grid.plan(experiment, ["random0"])]
+    lines = records(workdir)  # the package's reader: a line that is not JSON fails
+    assert len(lines) == text.count("\n")  # ... and none was skipped
+    experiment, _ = stored_experiment(config.Experiment(workdir=workdir))
+    planned = [spec.run for spec in plan(experiment, ["random0"])]
     assert planned == [BASE_A, BASE_B, ANB, ANB_FT]
     assert collections.Counter(r["run"] for r in lines) == collections.Counter(planned)
     assert all(r["status"] == "ok" for r in lines)
@@ -88,8 +96,8 @@ def test_crash_interrupted_runs_resumed_from_their_checkpoints(crashed_study):
 
 def test_crash_every_weights_file_loads_and_reproduces_its_test_accuracy(crashed_study):
     workdir, _ = crashed_study
-    experiment, _ = export_best.stored_experiment(config.Experiment(workdir=workdir))
-    study = grid.Study(experiment, log=lambda _: None).prepare()
+    experiment, _ = stored_experiment(config.Experiment(workdir=workdir))
+    study = Study.load(experiment, log=lambda _: None)
     for record in records(workdir):
         path = os.path.join(workdir, record["weights"])
         with open(path, "rb") as f:
@@ -98,8 +106,8 @@ def test_crash_every_weights_file_loads_and_reproduces_its_test_accuracy(crashed
         assert hashlib.sha256(content).hexdigest() == record["weights_sha256"]
         model = study.build_model(record["num_classes"])
         model.load_weights(path)
-        half = study.half(record["split"], record["target"])
+        half = study.halves.half(record["split"], record["target"])
         test = data.make_dataset(half.test_x, half.test_y, study.preprocessing,
-                                 batch_size=grid.EVAL_BATCH, training=False, cache=False)
+                                 batch_size=data.EVAL_BATCH, training=False, cache=False)
         assert training.Evaluator()(model, test)[0] == pytest.approx(
             record["test_accuracy"], abs=1e-9), record["run"]

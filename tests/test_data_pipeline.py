@@ -4,13 +4,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from helpers.data_fixtures import image_tags, tagged_source
 
-from data_fixtures import image_tags, tagged_source
 from kerastransfer.data import (
-    Preprocessing, load_source, make_dataset, make_half_data, make_split, make_streaming_half,
+    Preprocessing,
+    load_source,
+    make_dataset,
+    make_half_data,
+    make_split,
+    make_streaming_half,
 )
-from kerastransfer.data.preprocessing import IMAGENET_MEAN_RGB
 from kerastransfer.errors import UsageError
+from kerastransfer.models.preprocessing import IMAGENET_MEAN_RGB
 
 SMALL = Preprocessing(image_size=(8, 8), channels=1)
 CAFFENET = Preprocessing(image_size=(227, 227), channels=3, mean=IMAGENET_MEAN_RGB,

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from helpers.data_fixtures import write_fashion_mnist_files, write_png
 
-from data_fixtures import write_fashion_mnist_files, write_png
 from kerastransfer.data import fashion_mnist, idx
 from kerastransfer.data.sources import load_source
 from kerastransfer.errors import UsageError

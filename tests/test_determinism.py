@@ -4,8 +4,14 @@ import concurrent.futures
 import json
 import os
 
-from reliability_helpers import REDUCED, records
-from runner_helpers import run_cli
+import pytest
+from helpers.cli import run_cli
+from helpers.records import records
+from helpers.reliability import REDUCED
+
+from kerastransfer import config
+
+pytestmark = pytest.mark.e2e
 
 DETERMINISTIC = (*REDUCED, "--treatments=transfer_ft", "--deterministic")
 METRICS = ("val_history", "best_k", "final_val", "test_accuracy", "weights_sha256")
@@ -24,4 +30,4 @@ def test_deterministic_study_twice_gives_identical_metrics(tmp_path):
         assert a["status"] == b["status"] == "ok"
         assert {m: a[m] for m in METRICS} == {m: b[m] for m in METRICS}, a["run"]
     with open(os.path.join(workdirs[0], "config.json")) as f:
-        assert json.load(f)["experiment"]["deterministic"] is True
+        assert config.Experiment.from_json(json.load(f)["experiment"]).grid.deterministic is True

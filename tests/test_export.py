@@ -17,14 +17,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
+from helpers.cli import python_tool
 
-from kerastransfer import export
-from kerastransfer.data.preprocessing import IMAGENET_MEAN_RGB, Preprocessing
+from kerastransfer.data.preprocessing import Preprocessing
 from kerastransfer.errors import UsageError
+from kerastransfer.models.preprocessing import IMAGENET_MEAN_RGB
+from kerastransfer.serving import export
 
 CLASS_NAMES = ["circle", "square", "triangle"]
 METADATA = {"run_id": "run-7", "split": "A->B", "treatment": "AnB", "n": 3, "metrics": {"acc": 0.5}}
 SUBPROCESS_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+# TensorFlow's saved_model_cli of the Python running the tests (not whatever PATH has)
+SAVED_MODEL_CLI = python_tool("saved_model_cli", "tensorflow.python.tools.saved_model_cli")
 
 
 def tiny_model(input_shape, num_classes=3):
@@ -142,7 +146,8 @@ def test_fresh_process_signatures_match_keras_model(exported, tmp_path):
             encoded = tf.constant([open(f, "rb").read() for f in files])
             results[fmt] = loaded.signatures["predict_image_bytes"](image_bytes=encoded)
         np.savez(f"{work}/outputs.npz", **{
-            f"{path}.{key}": value.numpy().astype(str) if value.dtype == tf.string else value.numpy()
+            f"{path}.{key}":
+                value.numpy().astype(str) if value.dtype == tf.string else value.numpy()
             for path, outputs in results.items() for key, value in outputs.items()})
         json.dump(described, open(f"{work}/signatures.json", "w"))
         """)
@@ -191,7 +196,7 @@ def test_fresh_process_signatures_match_keras_model(exported, tmp_path):
 
 def test_saved_model_cli_show_lists_both_signatures(exported):
     shown = subprocess.run(
-        ["saved_model_cli", "show", "--dir", exported["versions"][0], "--all"],
+        [*SAVED_MODEL_CLI, "show", "--dir", exported["versions"][0], "--all"],
         check=True,
         capture_output=True,
         text=True,
@@ -215,7 +220,7 @@ def test_saved_model_cli_run_on_npy_batch(exported, tmp_path):
     np.save(tmp_path / "batch.npy", images.astype(np.float32))
     subprocess.run(
         [
-            "saved_model_cli",
+            *SAVED_MODEL_CLI,
             "run",
             "--dir",
             exported["versions"][0],
@@ -241,7 +246,7 @@ def test_saved_model_cli_run_on_npy_batch(exported, tmp_path):
 
 
 def test_versions_are_kept_and_listed_in_models_config(exported, rgb_exported):
-    from tensorflow_serving.config import model_server_config_pb2
+    from tensorflow_serving.config import model_server_config_pb2  # noqa: PLC0415  (optional extra)
 
     base_dir = exported["base_dir"]
     model_dir = os.path.join(base_dir, "digits")
@@ -323,7 +328,7 @@ def test_bytes_signature_resizes_and_crops_each_image(rgb_exported):
 
 
 def read_warmup(version_dir):
-    from tensorflow_serving.apis import prediction_log_pb2
+    from tensorflow_serving.apis import prediction_log_pb2  # noqa: PLC0415  (optional extra)
 
     path = os.path.join(version_dir, export.WARMUP_FILE)
     return [
@@ -370,7 +375,7 @@ def test_default_warmup_uses_black_images(rgb_exported):
 
 def test_export_without_serving_api_skips_warmup(exported, tmp_path, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "tensorflow_serving.apis", None)
-    with caplog.at_level(logging.WARNING, logger="kerastransfer.export"):
+    with caplog.at_level(logging.WARNING, logger="kerastransfer.serving.export"):
         version_dir = export.export_model(
             exported["model"],
             base_dir=str(tmp_path),

@@ -2,15 +2,18 @@
 damaged weights file of a finished run is either trained again or named in an error."""
 
 import os
-import shutil
 
 import pytest
+from helpers.cli import SMOKE, run_cli
+from helpers.records import by_run, records
+from helpers.reliability import REDUCED, own_lines, snapshot
 
-from reliability_helpers import REDUCED, TINY, own_lines, records, snapshot
-from runner_helpers import run_cli
+pytestmark = pytest.mark.e2e
 
 # Base A, base B, AnB n=5 (copies base A) and random n=5 (depends on no base).
 DIVERGING = (*REDUCED, "--treatments=transfer,random", "--learning_rate=10000")
+# The smoke study's grid (17 runs), training only: what `damaged` holds, trained again.
+SMOKE_TRAIN = (f"--flagfile={SMOKE}", "--mode=train")
 BASE_A, BASE_B = "random0/base/A/seed0", "random0/base/B/seed0"
 ANB, RANDOM = "random0/transfer/n5/seed0", "random0/random/n5/seed0"
 
@@ -25,15 +28,15 @@ def diverged(tmp_path_factory):
 def test_fault_diverging_runs_fail_dependents_skip_and_the_grid_goes_on(diverged):
     workdir, done = diverged
     assert done.returncode == 0, done.stderr[-3000:]
-    by_run = {r["run"]: r for r in records(workdir)}
-    assert list(by_run) == [BASE_A, BASE_B, ANB, RANDOM]
+    runs = by_run(workdir)
+    assert [r["run"] for r in records(workdir)] == [BASE_A, BASE_B, ANB, RANDOM]
     for run in (BASE_A, BASE_B, RANDOM):  # random n=5 was still trained: it needs no base
-        assert by_run[run]["status"] == "failed"
-        assert "loss became" in by_run[run]["reason"] and "learning rate 10000" in \
-            by_run[run]["reason"]
+        assert runs[run]["status"] == "failed"
+        assert "loss became" in runs[run]["reason"] and "learning rate 10000" in \
+            runs[run]["reason"]
         assert f"start {run}" in done.stdout
-    assert by_run[ANB]["status"] == "skipped"
-    assert by_run[ANB]["reason"] == f"base {BASE_A} failed"
+    assert runs[ANB]["status"] == "skipped"
+    assert runs[ANB]["reason"] == f"base {BASE_A} failed"
     assert f"start {ANB}" not in done.stdout
     assert not os.path.exists(os.path.join(workdir, "runs", BASE_A, "backup"))
 
@@ -72,27 +75,18 @@ def test_fault_on_failure_stop_ends_the_study_at_the_first_failure(tmp_path):
     assert "FAILED" in done.stdout  # the table still prints
 
 
-@pytest.fixture(scope="module")
-def tiny_study(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("tiny") / "study")
-    done = run_cli(*TINY, f"--workdir={workdir}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    return workdir
-
-
 @pytest.fixture
-def damaged(tiny_study, tmp_path):
-    """A copy of the finished tiny study whose base A weights are cut short and base B's
+def damaged(smoke_copy):
+    """A copy of the finished smoke study whose base A weights are cut short and base B's
     have one byte flipped (same size, other sha256)."""
-    workdir = str(tmp_path / "study")
-    shutil.copytree(tiny_study, workdir)
-    by_run = {r["run"]: r for r in records(workdir)}
-    path_a = os.path.join(workdir, by_run[BASE_A]["weights"])
-    path_b = os.path.join(workdir, by_run[BASE_B]["weights"])
+    workdir = smoke_copy
+    runs = by_run(workdir)
+    path_a = os.path.join(workdir, runs[BASE_A]["weights"])
+    path_b = os.path.join(workdir, runs[BASE_B]["weights"])
     with open(path_a, "r+b") as f:
-        f.truncate(by_run[BASE_A]["weights_bytes"] // 2)
+        f.truncate(runs[BASE_A]["weights_bytes"] // 2)
     with open(path_b, "r+b") as f:
-        f.seek(by_run[BASE_B]["weights_bytes"] - 100)
+        f.seek(runs[BASE_B]["weights_bytes"] - 100)
         byte = f.read(1)
         f.seek(-1, os.SEEK_CUR)
         f.write(bytes([byte[0] ^ 0xFF]))
@@ -103,7 +97,7 @@ def test_fault_corrupt_weights_error_names_the_file(damaged):
     workdir, path_a, path_b = damaged
     kept = {name: content for name, content in snapshot(workdir).items()
             if name == "results.jsonl" or name.endswith(".weights.h5")}
-    done = run_cli(*TINY, f"--workdir={workdir}", "--on_corrupt_weights=error")
+    done = run_cli(*SMOKE_TRAIN, f"--workdir={workdir}", "--on_corrupt_weights=error")
     assert done.returncode == 2, done.stderr[-3000:]
     lines = own_lines(done.stderr)
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
@@ -115,13 +109,13 @@ def test_fault_corrupt_weights_error_names_the_file(damaged):
 
 def test_fault_corrupt_weights_are_trained_again_by_default(damaged):
     workdir, path_a, path_b = damaged
-    done = run_cli(*TINY, f"--workdir={workdir}")
+    done = run_cli(*SMOKE_TRAIN, f"--workdir={workdir}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"weights file {path_a} of {BASE_A} is truncated" in done.stdout
     assert f"weights file {path_b} of {BASE_B} is corrupt (its sha256 differs" in done.stdout
-    assert "2 of 3 runs to train" in done.stdout
+    assert "2 of 17 runs to train" in done.stdout
     lines = records(workdir)
-    assert [r["run"] for r in lines[3:]] == [BASE_A, BASE_B]  # appended; the newest wins
-    for record in lines[3:]:
+    assert [r["run"] for r in lines[17:]] == [BASE_A, BASE_B]  # appended; the newest wins
+    for record in lines[17:]:
         path = os.path.join(workdir, record["weights"])
         assert record["status"] == "ok" and os.path.getsize(path) == record["weights_bytes"]

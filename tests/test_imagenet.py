@@ -13,11 +13,14 @@ import sys
 import keras
 import numpy as np
 import pytest
+from helpers.cli import REPO
+from helpers.data_fixtures import image_tags, tagged_source
+from helpers.records import records as read_records
 
-from data_fixtures import image_tags, tagged_source
-from kerastransfer import config, flags as kt_flags, grid, models
+from kerastransfer import config, models
+from kerastransfer import flags as kt_flags
 from kerastransfer.data import Preprocessing, make_split, make_streaming_half
-from runner_helpers import REPO
+from kerastransfer.study.plan import plan
 
 CONFIGS = os.path.join(REPO, "configs")
 # flagfile -> (networks in its plan, networks its header counts: reduced has 11 values of k)
@@ -34,13 +37,14 @@ def experiment_of(flagfile, *overrides):
 @pytest.mark.parametrize("flagfile", sorted(NETWORKS))
 def test_imagenet_configs_validate_and_plan_the_networks_their_headers_count(flagfile):
     experiment = experiment_of(flagfile)
-    assert (experiment.dataset, experiment.arch, experiment.train_steps) == (
+    assert (experiment.data.dataset, experiment.model.arch, experiment.solver.train_steps) == (
         "imagenet2012", "caffenet", 450_000)
-    assert (experiment.batch_size, experiment.best_k, experiment.eval_split) == (256, 10, "test")
+    assert (experiment.solver.batch_size, experiment.solver.best_k,
+            experiment.data.eval_split) == (256, 10, "test")
     names = [f"n{c}" for c in range(1000)]
-    splits = [make_split(spec, names, "imagenet2012").name for spec in experiment.splits]
+    splits = [make_split(spec, names, "imagenet2012").name for spec in experiment.data.splits]
     planned, counted = NETWORKS[flagfile]
-    assert len(grid.plan(experiment, splits)) == planned
+    assert len(plan(experiment, splits)) == planned
     header = " ".join(open(os.path.join(CONFIGS, flagfile)).read().replace("#", " ").split())
     assert re.search(rf"\b{counted} caffenet networks", header), flagfile
 
@@ -64,7 +68,7 @@ def test_random_features_split_all_trains_one_base_on_every_class():
     experiment = experiment_of("imagenet_random_features.flags")
     split = make_split("all", [f"n{c}" for c in range(1000)], "imagenet2012")
     assert split.classes("A") == split.classes("B") == tuple(range(1000))
-    runs = grid.plan(experiment, [split.name])
+    runs = plan(experiment, [split.name])
     assert [r.run for r in runs if r.treatment == "base"] == ["all/base/B/seed0"]
     assert {r.target for r in runs} == {"B"} and all(r.base_run is None for r in runs)
 
@@ -107,6 +111,7 @@ def test_streamed_first_k_per_class_comes_after_the_holdout(streamed):
         assert list(kept[1][kept[0] == c]) == sorted(rest[1][rest[0] == c])[:3]
 
 
+@pytest.mark.e2e
 def test_imagenet_paper_flags_run_end_to_end_on_mock_data(tmp_path):
     """Base A and AnB n=7 of imagenet_paper.flags, 2 steps each, on TFDS mock ImageNet."""
     manual = tmp_path / "manual"
@@ -115,7 +120,7 @@ def test_imagenet_paper_flags_run_end_to_end_on_mock_data(tmp_path):
         (manual / tar).touch()  # the source checks they exist; mock data replaces them
     workdir = tmp_path / "work"
     done = subprocess.run(
-        [sys.executable, os.path.join(REPO, "tests", "mock_tfds_run.py"), "32",
+        [sys.executable, os.path.join(REPO, "tests", "helpers", "mock_tfds_run.py"), "32",
          f"--flagfile={os.path.join(CONFIGS, 'imagenet_paper.flags')}",
          f"--workdir={workdir}", f"--manual_dir={manual}", f"--data_dir={tmp_path / 'tfds'}",
          "--mode=train", "--splits=random:0", "--layers=7", "--treatments=transfer",
@@ -123,7 +128,7 @@ def test_imagenet_paper_flags_run_end_to_end_on_mock_data(tmp_path):
          "--eval_every=2", "--batch_size=4", "--best_k=1"],
         capture_output=True, text=True, cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    records = [json.loads(line) for line in open(workdir / "results.jsonl")]
+    records = read_records(workdir)
     assert [r["run"] for r in records] == ["random0/base/A/seed0", "random0/transfer/n7/seed0"]
     for record in records:
         assert record["status"] == "ok" and record["steps"] == 2
@@ -137,6 +142,6 @@ def test_imagenet_paper_flags_run_end_to_end_on_mock_data(tmp_path):
     first, last = split["A"]["classes"][0], split["A"]["classes"][-1]
     assert len(split["A"]["classes"]) == 500
     assert (split["A"]["label_map"][str(first)], split["A"]["label_map"][str(last)]) == (0, 499)
-    stored = json.load(open(workdir / "config.json"))["experiment"]
-    assert (stored["arch"], stored["eval_split"], stored["lr_decay_steps"]) == (
+    stored = config.Experiment.from_json(json.load(open(workdir / "config.json"))["experiment"])
+    assert (stored.model.arch, stored.data.eval_split, stored.solver.lr_decay_steps) == (
         "caffenet", "test", 100_000)

@@ -5,9 +5,13 @@ real runner after SIGKILL three times, too)."""
 import os
 import socket
 
-from reliability_helpers import REDUCED, Runner, own_lines
-from runner_helpers import run_cli
-from kerastransfer import stages
+import pytest
+from helpers.cli import run_cli
+from helpers.reliability import REDUCED, Runner, own_lines
+
+from kerastransfer.workdir.lock import workdir_lock
+
+pytestmark = pytest.mark.e2e
 
 LONG = (*REDUCED, "--epochs=30")  # both runners ask for the same study; the first keeps busy
 
@@ -31,6 +35,6 @@ def test_lock_second_runner_refuses_at_once_and_a_dead_runners_lock_does_not_blo
     lock = os.path.join(workdir, ".lock")
     with open(lock) as f:
         assert f"pid {first.pid}" in f.read()  # the dead runner's name is still in the file
-    with stages.workdir_lock(workdir):  # ... but its lock went with it
+    with workdir_lock(workdir):  # ... but its lock went with it
         with open(lock) as f:
             assert f.read() == f"host {socket.gethostname()} pid {os.getpid()}\n"

@@ -55,11 +55,11 @@ def test_lrn_matches_tensorflow_with_caffe_parameters():
 
 def test_caffenet_small_keeps_the_roles():
     model = models.build("caffenet_small", num_classes=5, input_shape=(32, 32, 3))
-    weighted = [l.name for l in model.layers if l.weights]
+    weighted = [layer.name for layer in model.layers if layer.weights]
     assert weighted == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
-    pools = [l.name for l in model.layers if isinstance(l, keras.layers.MaxPooling2D)]
+    pools = [layer.name for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
     assert pools == ["pool1", "pool2", "pool5"]
-    drops = [l.name for l in model.layers if isinstance(l, keras.layers.Dropout)]
+    drops = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     assert drops == ["drop6", "drop7"]
     assert model.output_shape == (None, 5)
 

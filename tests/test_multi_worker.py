@@ -4,27 +4,20 @@
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
 
-from kerastransfer.distributed import weights_digest
-from runner_helpers import REPO, SMOKE
+import pytest
+from helpers.cli import REPO, SMOKE, cli_command
+from helpers.records import records as read_records
+
+from kerastransfer.study.following import weights_digest
+
+pytestmark = pytest.mark.e2e
 
 RUNS = ["random0/base/A/seed0", "random0/base/B/seed0", "random0/transfer_ft/n5/seed0"]
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
+def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path, free_ports):
     workdir = tmp_path / "work"
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
@@ -32,16 +25,16 @@ def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "kerastransfer.run", f"--flagfile={SMOKE}",
-             f"--workdir={workdir}", "--mode=train", "--strategy=multi_worker", "--epochs=1",
-             "--layers=5", "--treatments=transfer_ft"],
+            cli_command(f"--flagfile={SMOKE}", f"--workdir={workdir}", "--mode=train",
+                        "--strategy=multi_worker", "--epochs=1", "--layers=5",
+                        "--treatments=transfer_ft"),
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [worker.communicate(timeout=600) for worker in workers]
     for worker, (_, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]
     chief_log, follower_log = outputs[0][0], outputs[1][0]
 
-    records = [json.loads(line) for line in open(workdir / "results.jsonl")]
+    records = read_records(workdir)
     assert [r["run"] for r in records] == RUNS  # one record per run: the chief's
     for record in records:
         assert record["status"] == "ok"

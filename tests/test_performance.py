@@ -8,21 +8,22 @@ import sys
 import keras
 import numpy as np
 
-from kerastransfer import config, data, flops, grid, models, surgery, training
+from kerastransfer import config, data, flops, models, surgery, training
+from kerastransfer.study.study import Study
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
-import benchmark  # noqa: E402
+import benchmark  # noqa: E402, F401  (tools/benchmark.py imports with the package)
 
 WIDTHS = (8, 8, 8, 8, 8, 16, 16)
 
 
 def study(workdir):
     """Smoke-sized bases with dropout on, trained for one epoch."""
-    experiment = config.Experiment(
-        workdir=str(workdir), splits=("random:0",), widths=WIDTHS, layers=(1,),
-        treatments=("transfer",), max_examples_per_class=60, epochs=1.0, batch_size=32,
-        learning_rate=0.05, dropout=0.5, eval_every=3, best_k=1)
-    return grid.Study(experiment, log=lambda message: None).prepare()
+    experiment = config.Experiment(workdir=str(workdir)).replace(
+        splits=("random:0",), widths=WIDTHS, layers=(1,), treatments=("transfer",),
+        max_examples_per_class=60, epochs=1.0, batch_size=32, learning_rate=0.05, dropout=0.5,
+        eval_every=3, best_k=1)
+    return Study.load(experiment, log=lambda message: None)
 
 
 def trained_weights(study, record):
@@ -38,9 +39,10 @@ def test_a_run_on_a_reused_compiled_model_ends_as_on_its_own(tmp_path):
     own = alone.train_run(base_b, None)
     after = study(tmp_path / "after")
     first = after.train_run(after.runs[0], None)  # base A: same structure and solver
-    twins = list(after._compiled._kept._kept.values())
+    traced = after.compiled.traced
+    assert traced == 1
     second = after.train_run(base_b, None)
-    assert list(after._compiled._kept._kept.values()) == twins  # B trained on A's compiled model
+    assert after.compiled.traced == traced  # B trained on A's compiled model: no new trace
     assert own["val_history"] == second["val_history"]
     for ours, theirs in zip(trained_weights(after, second), trained_weights(alone, own)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
@@ -62,12 +64,13 @@ def test_twin_gets_the_new_state_and_a_fresh_optimizer():
     training.compile_model(second, solver)
     twin = pool.twin(second)
     assert twin is first and int(twin.optimizer.iterations) == 0
+    assert pool.traced == 1
     assert all(not np.any(v.numpy()) for v in twin.optimizer.variables)
     for mine, theirs in zip(twin.variables, second.variables):  # weights and dropout seeds
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
     frozen = surgery.transfer(second, 3, "frozen")  # other trainable flags: another model
     training.compile_model(frozen, solver)
-    assert pool.twin(frozen) is frozen
+    assert pool.twin(frozen) is frozen and pool.traced == 2
 
 
 def test_evaluator_equals_keras_evaluate_also_for_a_model_it_reuses():
@@ -86,7 +89,7 @@ def test_evaluator_equals_keras_evaluate_also_for_a_model_it_reuses():
         # Keras adds the weight-decay penalty to its loss; the evaluator reports data loss
         penalty = float(sum(model.losses))
         assert abs(ours[1] + penalty - loss) < 1e-5, (ours, loss, penalty)
-    assert len(evaluator._kept._kept) == 1
+    assert evaluator.traced == 1
 
 
 def test_gathered_batches_come_in_make_datasets_order():

@@ -10,29 +10,18 @@ import time
 
 import pytest
 import tensorflow as tf
+from helpers.cli import REPO, SMOKE, run_cli
+from helpers.records import records as records_of
+from helpers.reliability import snapshot
 
-from runner_helpers import REPO, SMOKE, run_cli
+pytestmark = pytest.mark.e2e
 
 SMOKE_LAYERS = (1, 5, 7)
 TREATMENTS = ("selffer", "selffer_ft", "transfer", "transfer_ft", "random")
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """The smoke study run once, end to end (train, analyze, export)."""
-    workdir = str(tmp_path_factory.mktemp("smoke"))
-    done = run_cli(f"--flagfile={SMOKE}", f"--workdir={workdir}")
-    assert done.returncode == 0, done.stderr[-4000:]
-    return workdir, done
-
-
-def records_of(workdir):
-    with open(os.path.join(workdir, "results.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
-
-def test_smoke_covers_the_plan_once_with_status_ok(smoke):
-    workdir, done = smoke
+def test_smoke_covers_the_plan_once_with_status_ok(smoke_workdir):
+    workdir, done = smoke_workdir.workdir, smoke_workdir.done
     records = records_of(workdir)
     expected = {("base", 0, "A"), ("base", 0, "B")} | {
         (t, n, "B") for t in TREATMENTS for n in SMOKE_LAYERS}
@@ -50,11 +39,11 @@ def test_smoke_covers_the_plan_once_with_status_ok(smoke):
     assert "[17/17] done" in done.stdout and "AnB+" in done.stdout
 
 
-def test_smoke_writes_config_split_analysis_report_and_export(smoke):
-    workdir, _ = smoke
+def test_smoke_writes_config_split_analysis_report_and_export(smoke_workdir):
+    workdir = smoke_workdir.workdir
     with open(os.path.join(workdir, "config.json")) as f:
         config = json.load(f)
-    assert config["experiment"]["splits"] == ["random:0"]
+    assert config["experiment"]["data"]["splits"] == ["random:0"]
     with open(os.path.join(workdir, "splits", "random0", "split.json")) as f:
         split = json.load(f)
     assert split["A"]["classes"] == [1, 2, 4, 8, 9]
@@ -68,8 +57,8 @@ def test_smoke_writes_config_split_analysis_report_and_export(smoke):
     assert glob.glob(os.path.join(workdir, "export", "kerastransfer", "1", "saved_model.pb"))
 
 
-def test_tensorboard_has_scalars_and_an_hparams_session(smoke):
-    workdir, _ = smoke
+def test_tensorboard_has_scalars_and_an_hparams_session(smoke_workdir):
+    workdir = smoke_workdir.workdir
     run_dir = os.path.join(workdir, "tensorboard", "random0", "transfer_ft", "n5", "seed0")
     tags = set()
     for path in glob.glob(os.path.join(run_dir, "**", "events.out.tfevents.*"), recursive=True):
@@ -79,8 +68,8 @@ def test_tensorboard_has_scalars_and_an_hparams_session(smoke):
     assert "_hparams_/session_start_info" in tags and "hparams/test_accuracy" in tags
 
 
-def test_rerun_finds_everything_done_within_seconds(smoke):
-    workdir, _ = smoke
+def test_rerun_finds_everything_done_within_seconds(smoke_copy):
+    workdir = smoke_copy
     start = time.perf_counter()
     again = run_cli(f"--flagfile={SMOKE}", f"--workdir={workdir}")
     seconds = time.perf_counter() - start
@@ -91,14 +80,14 @@ def test_rerun_finds_everything_done_within_seconds(smoke):
     assert seconds < 60, seconds
 
 
-def test_changed_config_is_refused_naming_the_flag(smoke):
-    workdir, _ = smoke
-    before = open(os.path.join(workdir, "results.jsonl"), "rb").read()
+def test_changed_config_is_refused_naming_the_flag(smoke_copy):
+    workdir = smoke_copy
+    before = snapshot(workdir)
     done = run_cli(f"--flagfile={SMOKE}", f"--workdir={workdir}", "--learning_rate=0.5")
     assert done.returncode == 2
     assert "--learning_rate 0.05 -> 0.5" in done.stderr and "--overwrite" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    assert open(os.path.join(workdir, "results.jsonl"), "rb").read() == before
+    assert snapshot(workdir) == before  # no file changed, results.jsonl and .lock included
 
 
 def test_a_real_step_under_mirrored_strategy_on_two_cpus(tmp_path):

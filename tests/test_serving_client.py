@@ -13,8 +13,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -25,35 +23,19 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers.cli import REPO, find_binary
 
-from kerastransfer import export
 from kerastransfer.data.preprocessing import Preprocessing
+from kerastransfer.serving import export
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-CLIENT = REPO / "tools" / "serving_client.py"
+CLIENT = pathlib.Path(REPO) / "tools" / "serving_client.py"
+MODEL_SERVER = find_binary("tensorflow_model_server")
 CLASS_NAMES = ["circle", "square", "triangle"]
 MODEL_NAME = "shapes"
 
 _spec = importlib.util.spec_from_file_location("serving_client", CLIENT)
 serving_client = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(serving_client)
-
-
-def free_ports(count):
-    """Distinct ports on 127.0.0.1 with nothing listening (bound together, then released)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def free_port():
-    """A port on 127.0.0.1 with nothing listening."""
-    return free_ports(1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +145,9 @@ def rest_server(exported):
 @pytest.fixture(scope="module")
 def grpc_server(exported):
     """HOST:PORT of a fake TF-Serving PredictionService."""
-    import grpc
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    # the serving extra's packages: only the tests that need them import them
+    import grpc  # noqa: PLC0415
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: PLC0415
 
     loaded = exported["loaded"]
 
@@ -256,8 +239,8 @@ def test_rest_folder_and_file(exported, rest_server):
     assert result.stdout == expected_output(exported, exported["paths"] + [extra], k=2)
 
 
-def test_unreachable_server_is_one_line_exit_2(exported):
-    port = free_port()
+def test_unreachable_server_is_one_line_exit_2(exported, free_port):
+    port = free_port
     result = run_cli(exported["paths"][0], "--server", f"127.0.0.1:{port}")
     assert result.returncode == 2
     assert result.stdout == ""
@@ -306,10 +289,10 @@ def make_bad_path(directory, kind):
         ("empty folder", "no .png/.jpg/.jpeg files in folder"),
     ],
 )
-def test_bad_image_paths(exported, tmp_path, capsys, kind, message):
+def test_bad_image_paths(exported, tmp_path, capsys, free_port, kind, message):
     path = make_bad_path(tmp_path, kind)
     # Nothing listens on the port: a refused connection would mean the path was not checked.
-    argv = [exported["paths"][0], str(path), "--server", f"127.0.0.1:{free_port()}"]
+    argv = [exported["paths"][0], str(path), "--server", f"127.0.0.1:{free_port}"]
     assert serving_client.main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -338,11 +321,11 @@ def test_grpc(exported, grpc_server, capsys):
     assert capsys.readouterr().out == expected_output(exported, paths, k=3)
 
 
-def test_grpc_errors(exported, grpc_server, capsys):
+def test_grpc_errors(exported, grpc_server, capsys, free_port):
     image = exported["paths"][0]
     assert serving_client.main([image, "--protocol", "grpc", "--server", grpc_server]) == 2
     assert "model 'kerastransfer' is not loaded on TF-Serving at grpc://" in capsys.readouterr().err
-    port = free_port()
+    port = free_port
     assert serving_client.main([image, "--protocol", "grpc", "--server", f"127.0.0.1:{port}"]) == 2
     assert capsys.readouterr().err == (
         f"error: cannot reach TF-Serving at grpc://127.0.0.1:{port}: connection refused; start it "
@@ -351,15 +334,16 @@ def test_grpc_errors(exported, grpc_server, capsys):
 
 
 @pytest.mark.skipif(
-    shutil.which("tensorflow_model_server") is None,
-    reason="tensorflow_model_server is not on PATH (install it or use the tensorflow/serving image)",
+    MODEL_SERVER is None,
+    reason="tensorflow_model_server is not installed (install it or use the tensorflow/serving "
+    "image)",
 )
-def test_real_tensorflow_model_server(exported):
+def test_real_tensorflow_model_server(exported, free_ports):
     base_dir = os.path.dirname(os.path.dirname(exported["version_dir"]))
     grpc_port, rest_port = free_ports(2)
     server = subprocess.Popen(
         [
-            "tensorflow_model_server",
+            MODEL_SERVER,
             f"--port={grpc_port}",
             f"--rest_api_port={rest_port}",
             f"--model_config_file={os.path.join(base_dir, export.MODELS_CONFIG_FILE)}",

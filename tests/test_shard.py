@@ -11,11 +11,14 @@ import subprocess
 import sys
 
 import pytest
+from helpers.cli import REPO, SMOKE, cli_command, run_cli
+from helpers.records import records as read_records
 
-from kerastransfer import config, flags as kt_flags, grid
+from kerastransfer import config
+from kerastransfer import flags as kt_flags
 from kerastransfer.errors import UsageError
-from kerastransfer.sharding import Claims, owner_label, select
-from runner_helpers import REPO, SMOKE, run_cli
+from kerastransfer.study.plan import plan
+from kerastransfer.study.sharding import Claims, owner_label, select
 
 # The smoke config at n = 5 only: bases A and B, then five treatments (7 runs).
 SHARD_ARGS = (f"--flagfile={SMOKE}", "--mode=train", "--layers=5", "--poll_seconds=1")
@@ -28,7 +31,7 @@ def smoke_experiment(*overrides):
 
 
 def smoke_plan(*overrides):
-    return grid.plan(smoke_experiment(*overrides), ["random0"])
+    return plan(smoke_experiment(*overrides), ["random0"])
 
 
 def test_shards_partition_the_plan_and_bases_start_first():
@@ -48,6 +51,7 @@ def test_an_unknown_run_id_names_it_and_the_id_format():
         select(smoke_plan(), smoke_experiment("--runs=random0/transfer/n9/seed0"))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("args, message", [
     (("--num_shards=2", "--shard_index=2"), "--shard_index=2 --num_shards=2"),
     (("--num_shards=2", "--overwrite"), "--overwrite cannot be combined with --num_shards"),
@@ -112,6 +116,7 @@ def test_owner_labels_tell_shards_and_run_lists_apart():
     assert len(labels) == 4
 
 
+@pytest.mark.e2e
 def test_a_shard_whose_base_never_finishes_stops_after_wait_timeout(tmp_path):
     done = run_cli(*SHARD_ARGS, f"--workdir={tmp_path}", "--runs=random0/selffer/n5/seed0",
                    "--wait_timeout=2")
@@ -122,17 +127,18 @@ def test_a_shard_whose_base_never_finishes_stops_after_wait_timeout(tmp_path):
     assert not os.path.exists(tmp_path / "results.jsonl")
 
 
+@pytest.mark.e2e
 def test_two_shards_at_once_train_the_single_process_plan_once(tmp_path):
     workdir = tmp_path / "work"
     shards = [subprocess.Popen(
-        [sys.executable, "-m", "kerastransfer.run", *SHARD_ARGS, f"--workdir={workdir}",
-         "--num_shards=2", f"--shard_index={index}"],
+        cli_command(*SHARD_ARGS, f"--workdir={workdir}", "--num_shards=2",
+                    f"--shard_index={index}"),
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for index in range(2)]
     outputs = [shard.communicate(timeout=600) for shard in shards]
     for shard, (_, stderr) in zip(shards, outputs):
         assert shard.returncode == 0, stderr[-3000:]
-    records = [json.loads(line) for line in open(workdir / "results.jsonl")]
+    records = read_records(workdir)
     planned = [spec.run for spec in smoke_plan("--layers=5")]
     assert sorted(r["run"] for r in records) == sorted(planned)  # each run once
     assert all(r["status"] == "ok" for r in records)

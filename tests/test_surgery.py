@@ -1,7 +1,6 @@
 """Surgery: copy, freeze, fine-tune and re-initialize exactly as the paper defines them."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -9,10 +8,11 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from helpers.cli import REPO
+from helpers.transfer_asserts import TINY_WIDTHS, assert_transfer, weights_of
 
 from kerastransfer import models, surgery
 from kerastransfer.errors import UsageError
-from transfer_asserts import TINY_WIDTHS, assert_transfer, weights_of
 
 
 def tiny_base(num_classes=5):
@@ -33,7 +33,7 @@ def one_step(model, num_classes, seed=0):
 @pytest.mark.parametrize("n", [1, 3, 5, 7])
 def test_transfer_copies_freezes_and_reinitializes(mode, n):
     base = tiny_base()
-    names = [l.name for l in surgery.weight_layers(base)]
+    names = [layer.name for layer in surgery.weight_layers(base)]
     base_before = weights_of(base, names)
     model = surgery.transfer(base, n, mode, num_classes=3)
     built = weights_of(model, names[:-1])
@@ -44,7 +44,7 @@ def test_transfer_copies_freezes_and_reinitializes(mode, n):
 
 def test_same_class_count_keeps_head_size_and_extra_copied_layers_train():
     base = tiny_base()
-    names = [l.name for l in surgery.weight_layers(base)]
+    names = [layer.name for layer in surgery.weight_layers(base)]
     before = weights_of(base, names)
     model = surgery.transfer(base, 2, "frozen", extra_copied=1)
     assert model.output_shape == (None, 5)
@@ -59,7 +59,8 @@ def test_blocks_follow_the_paper():
     assert surgery.cut_after(base, 1).name == "pool1"  # pooling goes with conv1
     assert surgery.cut_after(base, 5).name == "flatten"
     assert surgery.cut_after(base, 6).name == "drop6"  # dropout goes with fc6
-    assert [l.name for l in surgery.block_layers(base, 2)] == ["conv1", "pool1", "conv2", "pool2"]
+    assert [layer.name for layer in surgery.block_layers(base, 2)] == [
+        "conv1", "pool1", "conv2", "pool2"]
 
 
 @pytest.mark.parametrize("n", [0, 8, -1])
@@ -113,13 +114,13 @@ def test_transfer_under_mirrored_strategy_on_two_cpus(tmp_path):
         import keras
         sys.path.insert(0, "tests")
         from test_surgery import tiny_base, one_step
-        from transfer_asserts import assert_transfer, weights_of
+        from helpers.transfer_asserts import assert_transfer, weights_of
         from kerastransfer import surgery
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         results = {}
         with strategy.scope():
             base = tiny_base()
-            names = [l.name for l in surgery.weight_layers(base)]
+            names = [layer.name for layer in surgery.weight_layers(base)]
             for mode in surgery.MODES:
                 before = weights_of(base, names)
                 model = surgery.transfer(base, 3, mode, num_classes=3)
@@ -130,6 +131,6 @@ def test_transfer_under_mirrored_strategy_on_two_cpus(tmp_path):
         print(json.dumps(results))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(__file__)), timeout=300)
+                          cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {m: 2 for m in surgery.MODES}

@@ -10,9 +10,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers.cli import REPO, run_cli
+from helpers.records import records as read_records
 
 from kerastransfer import data, models
-from runner_helpers import REPO, run_cli
+
+pytestmark = pytest.mark.e2e
 
 FLAGFILE = os.path.join(REPO, "configs", "transfer_folder.flags")
 SOURCE_WIDTHS = (8, 16, 16, 16, 16, 32, 32)
@@ -56,8 +59,7 @@ def test_own_model_to_own_folder_recommends_n_and_exports(tmp_path, fashion_halv
                    "--epochs=8", "--eval_every=5")
     assert done.returncode == 0, done.stderr[-4000:]
 
-    with open(os.path.join(workdir, "results.jsonl")) as f:
-        records = [json.loads(line) for line in f]
+    records = read_records(workdir)
     assert sorted((r["treatment"], r["n"], r["seed"]) for r in records) == sorted(
         [("base", 0, s) for s in (0, 1)]
         + [(t, n, s) for t in ("transfer", "transfer_ft") for n in (1, 3, 7) for s in (0, 1)])
@@ -104,8 +106,7 @@ def test_mobilenet_v2_backbone_with_random_weights_on_a_tiny_folder(tmp_path):
                    "--image_size=32", f"--image_dir={folder}", f"--workdir={workdir}",
                    "--layers=2,7", "--seeds=0", "--epochs=1", "--batch_size=8")
     assert done.returncode == 0, done.stderr[-4000:]
-    with open(os.path.join(workdir, "results.jsonl")) as f:
-        records = [json.loads(line) for line in f]
+    records = read_records(workdir)
     assert len(records) == 5 and all(r["status"] == "ok" for r in records)
     assert {r["num_classes"] for r in records} == {3}
     with open(os.path.join(workdir, "export", "kerastransfer", "1", "metadata.json")) as f:

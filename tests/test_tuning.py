@@ -5,21 +5,19 @@ import glob
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
 import time
 
+import pytest
 import tensorflow as tf
+from helpers.cli import REPO, SMOKE, cli_command, run_cli
 
-from runner_helpers import REPO, SMOKE, run_cli
+from kerastransfer import config
+
+pytestmark = pytest.mark.e2e
 
 TUNE = (f"--flagfile={SMOKE}", "--mode=tune", "--max_trials=2")
 KT_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
-
-
-def cli(*args):
-    return [sys.executable, "-m", "kerastransfer.run", *args]
 
 
 def local_env(**extra):
@@ -107,8 +105,8 @@ def scalars(run_dir, tag):
 def test_killed_search_resumes_and_the_grid_takes_tuned_flags(tmp_path):
     workdir = str(tmp_path / "tune")
     args = (*TUNE, "--tuner=hyperband", f"--workdir={workdir}")
-    first = subprocess.Popen(cli(*args), cwd=REPO, env=local_env(), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(cli_command(*args), cwd=REPO, env=local_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     second_trial = os.path.join(workdir, "tuning", "base", "trial_1", "trial.json")
     deadline = time.monotonic() + 300
     while not os.path.exists(second_trial) and first.poll() is None:
@@ -154,7 +152,7 @@ def test_killed_search_resumes_and_the_grid_takes_tuned_flags(tmp_path):
                    "--mode=train", "--layers=1", "--treatments=transfer_ft")
     assert done.returncode == 0, done.stderr[-3000:]
     with open(os.path.join(grid_dir, "config.json")) as f:
-        experiment = json.load(f)["experiment"]
+        experiment = config.flat_values(json.load(f)["experiment"])
     for name, value in tuned.items():
         assert experiment[name] == (int(value) if name == "batch_size" else float(value))
     board = os.path.join(grid_dir, "tensorboard", "random0")
@@ -163,29 +161,15 @@ def test_killed_search_resumes_and_the_grid_takes_tuned_flags(tmp_path):
     assert abs(fine_rate[0][1] / base_rate[0][1] - float(tuned["fine_tune_lr_scale"])) < 1e-3
 
 
-def free_port_pair():
-    """A free port whose next port is free too (the chief serves both searches)."""
-    for _ in range(100):
-        with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no two consecutive free ports")
-
-
-def test_chief_and_two_workers_share_the_trials(tmp_path):
+def test_chief_and_two_workers_share_the_trials(tmp_path, free_ports):
     workdir = str(tmp_path / "tune")
-    port = free_port_pair()
+    port, _ = free_ports(2, consecutive=True)  # the chief serves both searches: port, port + 1
     processes = {}
     for tuner_id in ("chief", "tuner0", "tuner1"):
         env = local_env(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
                         KERASTUNER_ORACLE_PORT=str(port))
         processes[tuner_id] = subprocess.Popen(
-            cli(*TUNE, f"--workdir={workdir}"), cwd=REPO, env=env, text=True,
+            cli_command(*TUNE, f"--workdir={workdir}"), cwd=REPO, env=env, text=True,
             stdout=open(tmp_path / f"{tuner_id}.out", "w"), stderr=subprocess.STDOUT)
     try:
         for tuner_id, process in processes.items():

@@ -1,6 +1,6 @@
 """Test-only launcher: the real command line, with every TFDS dataset replaced by mock data.
 
-`python tests/mock_tfds_run.py NUM_EXAMPLES --flag=value ...` enters
+`python tests/helpers/mock_tfds_run.py NUM_EXAMPLES --flag=value ...` enters
 `tfds.testing.mock_data(num_examples=NUM_EXAMPLES)` (random images and labels shaped like
 the dataset's features) and runs kerastransfer.run's main inside it, so the imagenet2012
 path (decode, resize, crop, mirror, mean subtraction, label remap) runs without ImageNet.

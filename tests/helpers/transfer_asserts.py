@@ -25,8 +25,8 @@ def assert_transfer(base, model, n, mode, base_before, built):
         base_before: weights of every base weight layer taken before `transfer`.
         built: weights of `model` right after `transfer`, before training.
     """
-    copied = {l.name for l in surgery.block_layers(base, n) if l.weights}
-    trained_names = [l.name for l in surgery.weight_layers(model)]
+    copied = {layer.name for layer in surgery.block_layers(base, n) if layer.weights}
+    trained_names = [layer.name for layer in surgery.weight_layers(model)]
     for name in trained_names[:-1]:
         is_copy = same(built[name], base_before[name])
         assert is_copy == (name in copied and mode != "random_frozen"), (name, mode, n)

@@ -1,10 +1,9 @@
-"""Shared by the reliability tests: small studies, a runner read while it runs, snapshots.
+"""Shared by the reliability tests: a small study, a runner read while it runs, snapshots.
 
-REDUCED is the smoke study cut to base A, base B, AnB and AnB+ at n=5 (4 runs, about 30 s);
-TINY trains 3 networks for 2 steps each, to give a workdir real files quickly.
+REDUCED is the smoke study cut to base A, base B, AnB and AnB+ at n=5 (4 runs, about 30 s).
+A finished workdir to read or damage is the session's smoke study (conftest.py).
 """
 
-import json
 import os
 import re
 import signal
@@ -13,12 +12,10 @@ import sys
 import threading
 import time
 
-from runner_helpers import REPO, SMOKE
+from helpers.cli import REPO, SMOKE
 
 REDUCED = (f"--flagfile={SMOKE}", "--mode=train", "--layers=5",
            "--treatments=transfer,transfer_ft")
-TINY = (f"--flagfile={SMOKE}", "--mode=train", "--layers=1", "--treatments=random",
-        "--train_steps=2", "--eval_every=1")
 
 # TensorFlow's C++ runtime and absl-py loggers write lines like
 #   I0000 00:00:1795776974.153689    7831 port.cc:153] oneDNN custom operations are on ...
@@ -30,15 +27,6 @@ _LOG_LINE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\
 def own_lines(stderr):
     """The lines of stderr that the program printed itself (runtime log lines left out)."""
     return [line for line in stderr.splitlines() if line.strip() and not _LOG_LINE.match(line)]
-
-
-def records(workdir):
-    """The parsed lines of workdir/results.jsonl ([] when it does not exist yet)."""
-    path = os.path.join(workdir, "results.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f]
 
 
 def snapshot(path):
