@@ -68,6 +68,7 @@ class GridConfig:
 
     layers: tuple = (1, 2, 3, 4, 5, 6, 7)
     treatments: tuple = treatments.NAMES
+    directions: str = "AB"
     seeds: tuple = (0,)
     seed_offset: int = 0
     cache_frozen: bool = True
@@ -200,6 +201,8 @@ RESULT_FLAGS = (
     "eval_every", "seed_offset", "source_model", "source_weights", "cut_layers",
     "fine_tune_lr_scale", "eval_split", "mixed_precision",
 )
+# --directions: the halves the grid's networks target.
+DIRECTIONS = {"AB": ("B",), "BA": ("A",), "both": ("B", "A")}
 # Flags that are lists of integers.
 INT_LISTS = ("layers", "seeds", "widths")
 

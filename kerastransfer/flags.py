@@ -8,7 +8,7 @@ Flagfiles in configs/ set them; `--flagfile` may be given several times (later f
 from absl import flags
 
 from kerastransfer import treatments
-from kerastransfer.config import default
+from kerastransfer.config import DIRECTIONS, default
 
 
 def _listed(name):
@@ -55,6 +55,10 @@ flags.DEFINE_list("layers", _listed("layers"), "Values of n: transfer "
                   "the first n blocks.")
 flags.DEFINE_list("treatments", _listed("treatments"), "Which transferred networks to train: "
                   + ", ".join(treatments.NAMES) + ".")
+flags.DEFINE_enum("directions", default("directions"), list(DIRECTIONS),
+                  "Which way the grid transfers: AB = every network targets half B (AnB "
+                  "copies base A); BA = every network targets half A (BnA copies base B); "
+                  "both = the paper's design (both ways, pooled in the analysis).")
 flags.DEFINE_list("seeds", _listed("seeds"), "Initialization seeds; every run is repeated per seed.")
 
 # Solver (the paper's, scaled by these).

@@ -4,9 +4,10 @@ Every other module asks this table (by name) what a treatment's paper name is, w
 layers come from, how they are transferred (`surgery.transfer` modes), whether it is
 fine-tuned and whether its copied layers are frozen. Adding a treatment means adding a row.
 
-The paper's names are seen from the target half, B for every network of the grid today:
-BnB (selffer), BnB+ (selffer fine-tuned), AnB (transfer), AnB+ (transfer fine-tuned) and
-random features (Yosinski et al. 2014, Section 2 and Figure 1; docs/paper.md).
+The paper's names are seen from the target half B: BnB (selffer), BnB+ (selffer fine-tuned),
+AnB (transfer), AnB+ (transfer fine-tuned) and random features (Yosinski et al. 2014,
+Section 2 and Figure 1; docs/paper.md). Networks that target A (--directions) are AnA, BnA...;
+the paper pools both directions under the B names.
 """
 
 import dataclasses
@@ -33,6 +34,14 @@ class Treatment:
     source: str | None
     surgery_mode: str
     fine_tuned: bool
+
+    def name_for(self, target):
+        """The paper's name for networks that target half `target`: BnB, AnB+ for B; AnA,
+        BnA+ for A (the paper's B->A networks)."""
+        if self.source is None:
+            return self.paper_name
+        source = self.source_half(target)
+        return f"{source}n{target}" + ("+" if self.fine_tuned else "")
 
     @property
     def frozen(self):
@@ -73,5 +82,6 @@ def other_half(half):
 
 
 def display_name(treatment, target="B"):
-    """The paper's name of a treatment: baseB, BnB, BnB+, AnB, AnB+, random."""
-    return f"base{target}" if treatment == BASE else BY_NAME[treatment].paper_name
+    """The paper's name of a treatment's networks that target `target`: baseB, BnB, BnB+,
+    AnB, AnB+, random (and baseA, AnA, BnA+ ... for target A)."""
+    return f"base{target}" if treatment == BASE else BY_NAME[treatment].name_for(target)

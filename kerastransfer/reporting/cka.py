@@ -67,7 +67,7 @@ def cka_heatmap(study, records, split):
     rows, matrix = [], []
     for record in runs:
         _, grams = prober.grams(record)
-        rows.append(f"{treatments.display_name(record['treatment'])} n={record['n']}")
+        rows.append(f"{treatments.display_name(record['treatment'], record['target'])} n={record['n']}")
         matrix.append([similarity.gram_cka(a, b)
                        for a, b in zip(grams, base_grams[record["source"]])])
     path = os.path.join(study.workdir, "figures", f"cka_{split}.png")

@@ -3,6 +3,7 @@
 import dataclasses
 
 from kerastransfer import treatments
+from kerastransfer.config import DIRECTIONS
 from kerastransfer.data.splits import ALL_SPLIT
 from kerastransfer.errors import UsageError
 
@@ -45,23 +46,31 @@ def base_id(split, half, seed):
     return f"{split}/{treatments.BASE}/{half}/seed{seed}"
 
 
-def plan(experiment, split_names):
-    """Every run of the paper's grid in execution order: all bases first, then the grid.
+def run_id(split, treatment, target, n, seed):
+    """A transferred network's id: split/treatment/nN/seedS when it targets B (the A->B
+    direction, as every grid had before --directions), split/treatment/A/nN/seedS for A."""
+    direction = "" if target == "B" else f"{target}/"
+    return f"{split}/{treatment}/{direction}n{n}/seed{seed}"
 
-    Every transferred network targets half B. The `all` split's halves are the same (every
-    class), so it has one base, on B.
+
+def plan(experiment, split_names):
+    """Every run of the paper's grid in execution order: all bases first, then the grid,
+    one direction after the other (--directions).
+
+    The `all` split's halves are the same (every class), so it has one base, on B, and its
+    networks target B whatever the directions.
     """
-    seeds = experiment.grid.seeds
+    g = experiment.grid
     runs = [RunSpec(base_id(split, half, seed), treatments.BASE, split, "", half, 0, seed)
-            for split in split_names for seed in seeds
+            for split in split_names for seed in g.seeds
             for half in (("B",) if split == ALL_SPLIT else ("A", "B"))]
     for split in split_names:
-        for n in experiment.grid.layers:
-            for name in experiment.grid.treatments:
-                for seed in seeds:
-                    source = treatments.get(name).source_half("B")
-                    runs.append(RunSpec(f"{split}/{name}/n{n}/seed{seed}", name, split, source,
-                                        "B", n, seed))
+        for target in ("B",) if split == ALL_SPLIT else DIRECTIONS[g.directions]:
+            for n in g.layers:
+                for name in g.treatments:
+                    source = treatments.get(name).source_half(target)
+                    runs += [RunSpec(run_id(split, name, target, n, seed), name, split, source,
+                                     target, n, seed) for seed in g.seeds]
     return runs
 
 
