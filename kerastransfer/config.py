@@ -170,8 +170,14 @@ class Experiment:
         its default.
         """
         values = flat_values(stored)
-        return build({name: value for name, value in values.items() if name in FLAG_SECTIONS
-                      or name in TOP_LEVEL}, workdir=values.get("workdir", ""))
+        return build(
+            {
+                name: value
+                for name, value in values.items()
+                if name in FLAG_SECTIONS or name in TOP_LEVEL
+            },
+            workdir=values.get("workdir", ""),
+        )
 
     def replace(self, **values):
         """A copy with some flags changed, each named by its flag (e.g. batch_size=64)."""
@@ -188,18 +194,38 @@ class Experiment:
 
 
 # Flag name -> the section that holds it; top-level fields are not in a section.
-FLAG_SECTIONS = {field.name: section for section, cls in SECTIONS.items()
-                 for field in dataclasses.fields(cls)}
+FLAG_SECTIONS = {
+    field.name: section for section, cls in SECTIONS.items() for field in dataclasses.fields(cls)
+}
 TOP_LEVEL = ("workdir", "mode", "overwrite", "verbose")
 
 # Flags that change what a finished run computed: resuming a workdir with other values of
 # these would mix incomparable runs, so the runner refuses unless --overwrite.
 RESULT_FLAGS = (
-    "dataset", "arch", "widths", "image_size", "dropout", "validation_fraction",
-    "examples_per_class", "max_examples_per_class", "epochs", "train_steps", "batch_size",
-    "learning_rate", "momentum", "weight_decay", "lr_decay_steps", "bias_lr_multiplier",
-    "eval_every", "seed_offset", "source_model", "source_weights", "cut_layers",
-    "fine_tune_lr_scale", "eval_split", "mixed_precision",
+    "dataset",
+    "arch",
+    "widths",
+    "image_size",
+    "dropout",
+    "validation_fraction",
+    "examples_per_class",
+    "max_examples_per_class",
+    "epochs",
+    "train_steps",
+    "batch_size",
+    "learning_rate",
+    "momentum",
+    "weight_decay",
+    "lr_decay_steps",
+    "bias_lr_multiplier",
+    "eval_every",
+    "seed_offset",
+    "source_model",
+    "source_weights",
+    "cut_layers",
+    "fine_tune_lr_scale",
+    "eval_split",
+    "mixed_precision",
 )
 # --directions: the halves the grid's networks target.
 DIRECTIONS = {"AB": ("B",), "BA": ("A",), "both": ("B", "A")}
@@ -236,16 +262,19 @@ def build(values, workdir):
         else:
             sections[FLAG_SECTIONS[name]][name] = value
     top["workdir"] = workdir
-    return Experiment(**top, **{section: SECTIONS[section](**fields)
-                                for section, fields in sections.items()})
+    return Experiment(
+        **top, **{section: SECTIONS[section](**fields) for section, fields in sections.items()}
+    )
 
 
 def _ints(flag, values):
     try:
         return tuple(int(v) for v in values)
     except ValueError:
-        raise UsageError(f"--{flag}={','.join(values)} must be a comma-separated list of "
-                         f"integers, e.g. --{flag}=1,2,3") from None
+        raise UsageError(
+            f"--{flag}={','.join(values)} must be a comma-separated list of "
+            f"integers, e.g. --{flag}=1,2,3"
+        ) from None
 
 
 def from_flags(flag_values):
@@ -264,14 +293,29 @@ def validate(experiment):
     if not e.workdir:
         raise UsageError("--workdir is required: pass a directory for the study's results")
     flat = e.flat()
-    for flag in ("epochs", "batch_size", "learning_rate", "best_k", "max_trials",
-                 "fine_tune_lr_scale"):
+    for flag in (
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "best_k",
+        "max_trials",
+        "fine_tune_lr_scale",
+    ):
         if not flat[flag] > 0:
-            raise UsageError(f"--{flag}={flat[flag]} must be positive, e.g. "
-                             f"--{flag}={default(flag)}")
-    for flag in ("train_steps", "eval_every", "lr_decay_steps", "weight_decay",
-                 "examples_per_class", "max_examples_per_class", "cache_budget_mb",
-                 "tune_seconds", "tune_n"):
+            raise UsageError(
+                f"--{flag}={flat[flag]} must be positive, e.g. --{flag}={default(flag)}"
+            )
+    for flag in (
+        "train_steps",
+        "eval_every",
+        "lr_decay_steps",
+        "weight_decay",
+        "examples_per_class",
+        "max_examples_per_class",
+        "cache_budget_mb",
+        "tune_seconds",
+        "tune_n",
+    ):
         if flat[flag] < 0:
             raise UsageError(f"--{flag}={flat[flag]} must be 0 or more")
     if not 0 <= e.model.dropout < 1:
@@ -283,27 +327,33 @@ def validate(experiment):
     for flag in ("treatments", "export_treatments"):
         for name in flat[flag]:
             if name not in treatments.NAMES:
-                raise UsageError(f"unknown --{flag} value {name!r}; use any of "
-                                 f"{', '.join(treatments.NAMES)}")
+                raise UsageError(
+                    f"unknown --{flag} value {name!r}; use any of {', '.join(treatments.NAMES)}"
+                )
     if not e.data.splits:
         raise UsageError("--splits is empty; pass e.g. --splits=random:0,dissimilar")
     for n in e.grid.layers:
         if n < 1:
-            raise UsageError(f"--layers value n={n} is out of range: layers start at 1 "
-                             "(n=0 is the base network, trained anyway)")
+            raise UsageError(
+                f"--layers value n={n} is out of range: layers start at 1 "
+                "(n=0 is the base network, trained anyway)"
+            )
     layers, seeds = e.grid.layers, e.grid.seeds
     if len(set(layers)) != len(layers) or len(set(seeds)) != len(seeds):
-        raise UsageError(f"--layers={','.join(map(str, layers))} or "
-                         f"--seeds={','.join(map(str, seeds))} repeats a value")
+        raise UsageError(
+            f"--layers={','.join(map(str, layers))} or "
+            f"--seeds={','.join(map(str, seeds))} repeats a value"
+        )
     widths = e.model.widths
     if e.model.arch == "caffenet_small" and widths and len(widths) != 7:
-        raise UsageError(f"--widths={','.join(map(str, widths))} needs 7 values: conv1.."
-                         "conv5 filters, fc6 and fc7 units")
+        raise UsageError(
+            f"--widths={','.join(map(str, widths))} needs 7 values: conv1.."
+            "conv5 filters, fc6 and fc7 units"
+        )
     if widths and min(widths) < 1:
         raise UsageError(f"--widths={','.join(map(str, widths))} must all be positive")
     if os.path.exists(e.workdir) and not os.path.isdir(e.workdir):
-        raise UsageError(f"--workdir={e.workdir} is a file, not a directory; pass a "
-                         "directory path")
+        raise UsageError(f"--workdir={e.workdir} is a file, not a directory; pass a directory path")
     _validate_scale_out(e)
 
 
@@ -311,31 +361,47 @@ def _validate_scale_out(e):
     """Sharding, multi-worker and the `all` split: combinations that cannot work."""
     s = e.scale_out
     if "://" in e.workdir:
-        raise UsageError(f"--workdir={e.workdir} is a URL; the workdir must be a local or "
-                         "NFS directory (results.jsonl is appended under a file lock)")
+        raise UsageError(
+            f"--workdir={e.workdir} is a URL; the workdir must be a local or "
+            "NFS directory (results.jsonl is appended under a file lock)"
+        )
     if s.num_shards < 1 or not 0 <= s.shard_index < s.num_shards:
-        raise UsageError(f"--shard_index={s.shard_index} --num_shards={s.num_shards}: need "
-                         "num_shards >= 1 and 0 <= shard_index < num_shards")
+        raise UsageError(
+            f"--shard_index={s.shard_index} --num_shards={s.num_shards}: need "
+            "num_shards >= 1 and 0 <= shard_index < num_shards"
+        )
     if s.wait_timeout < 0 or s.poll_seconds < 1:
-        raise UsageError(f"--wait_timeout={s.wait_timeout} --poll_seconds={s.poll_seconds}: "
-                         "need wait_timeout >= 0 and poll_seconds >= 1")
+        raise UsageError(
+            f"--wait_timeout={s.wait_timeout} --poll_seconds={s.poll_seconds}: "
+            "need wait_timeout >= 0 and poll_seconds >= 1"
+        )
     if len(set(s.runs)) != len(s.runs):
         raise UsageError(f"--runs={','.join(s.runs)} repeats a run id")
     if e.sharded and e.overwrite:
-        raise UsageError("--overwrite cannot be combined with --num_shards or --runs: start "
-                         "the workdir over with one unsharded process first")
+        raise UsageError(
+            "--overwrite cannot be combined with --num_shards or --runs: start "
+            "the workdir over with one unsharded process first"
+        )
     if e.overwrite and s.strategy == "multi_worker":
-        raise UsageError("--overwrite cannot be combined with --strategy=multi_worker: start "
-                         "the workdir over with one process first")
+        raise UsageError(
+            "--overwrite cannot be combined with --strategy=multi_worker: start "
+            "the workdir over with one process first"
+        )
     if e.sharded and s.strategy == "multi_worker":
-        raise UsageError("--strategy=multi_worker cannot be combined with --num_shards or "
-                         "--runs: spread one run over workers, or the grid over shards")
+        raise UsageError(
+            "--strategy=multi_worker cannot be combined with --num_shards or "
+            "--runs: spread one run over workers, or the grid over shards"
+        )
     if s.mixed_precision == "mixed_float16" and e.solver.bias_lr_multiplier != 1.0:
-        raise UsageError(f"--bias_lr_multiplier={e.solver.bias_lr_multiplier} is lost inside "
-                         "the loss scaling of --mixed_precision=mixed_float16; use "
-                         "mixed_bfloat16 (no loss scaling) or --bias_lr_multiplier=1")
+        raise UsageError(
+            f"--bias_lr_multiplier={e.solver.bias_lr_multiplier} is lost inside "
+            "the loss scaling of --mixed_precision=mixed_float16; use "
+            "mixed_bfloat16 (no loss scaling) or --bias_lr_multiplier=1"
+        )
     from_other = sorted(t for t in e.grid.treatments if treatments.get(t).source == "other")
     if "all" in e.data.splits and from_other:
-        raise UsageError(f"--splits=all has a single half (every class), so --treatments="
-                         f"{','.join(from_other)} would copy it to itself; use random, selffer "
-                         "or selffer_ft with it")
+        raise UsageError(
+            f"--splits=all has a single half (every class), so --treatments="
+            f"{','.join(from_other)} would copy it to itself; use random, selffer "
+            "or selffer_ft with it"
+        )

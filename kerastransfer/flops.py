@@ -28,13 +28,14 @@ def training_flops(model, after=None):
     """Training FLOPs per image of `model`'s layers after layer `after` (all when None)."""
     layers = model.layers
     if after is not None:
-        layers = layers[layers.index(after) + 1:]
-    flops = [(layer_flops(layer), layer.trainable and bool(layer.trainable_weights))
-             for layer in layers]
+        layers = layers[layers.index(after) + 1 :]
+    flops = [
+        (layer_flops(layer), layer.trainable and bool(layer.trainable_weights)) for layer in layers
+    ]
     forward = sum(f for f, _ in flops)
     weight_grads = sum(f for f, trainable in flops if trainable)
     lowest = next((i for i, (_, trainable) in enumerate(flops) if trainable), len(flops))
-    input_grads = sum(f for f, _ in flops[lowest + 1:])
+    input_grads = sum(f for f, _ in flops[lowest + 1 :])
     return forward + weight_grads + input_grads
 
 

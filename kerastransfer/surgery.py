@@ -22,6 +22,7 @@ from kerastransfer.models.applications import STAGE_CUTS
 
 MODES = ("frozen", "fine_tuned", "random_frozen")
 
+
 def weight_layers(model):
     """The model's layers that own weights, in topological order."""
     return [layer for layer in model.layers if layer.weights]
@@ -47,8 +48,10 @@ def cut_layers(model, names=None):
     if names is not None:
         unknown = [name for name in names if name not in layer_names]
         if unknown:
-            raise UsageError(f"cut layer(s) {', '.join(unknown)} not in model {model.name!r}; "
-                             f"pass names from its layers, e.g. {', '.join(layer_names[1:4])}")
+            raise UsageError(
+                f"cut layer(s) {', '.join(unknown)} not in model {model.name!r}; "
+                f"pass names from its layers, e.g. {', '.join(layer_names[1:4])}"
+            )
         positions = [layer_names.index(name) for name in names]
         if positions != sorted(set(positions)):
             raise UsageError(f"cut layers {', '.join(names)} are not in the model's layer order")
@@ -89,8 +92,10 @@ def block_layers(model, n, names=None):
 def _check_n(model, n, names=None):
     blocks = num_blocks(model, names)
     if not isinstance(n, int) or n < 1 or n > blocks:
-        raise UsageError(f"layer n={n} is out of range for {model.name!r}: use 1..{blocks} "
-                         f"(block {blocks + 1} is the head, which is never transferred)")
+        raise UsageError(
+            f"layer n={n} is out of range for {model.name!r}: use 1..{blocks} "
+            f"(block {blocks + 1} is the head, which is never transferred)"
+        )
 
 
 def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None):
@@ -155,6 +160,8 @@ def fresh_clone(base, num_classes=None):
 
 def _units(head):
     if not hasattr(head, "units"):
-        raise UsageError(f"head layer {head.name!r} is not a Dense layer; "
-                         "pass num_classes and a model whose last weight layer is Dense")
+        raise UsageError(
+            f"head layer {head.name!r} is not a Dense layer; "
+            "pass num_classes and a model whose last weight layer is Dense"
+        )
     return head.units

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from helpers.cli import SMOKE, run_cli
 from helpers.ports import free_ports as _free_ports
 

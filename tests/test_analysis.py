@@ -17,12 +17,12 @@ from kerastransfer.workdir.results import read_results
 
 # docs/paper.md, "Results to reproduce": mean top-1 per n of BnB, BnB+, AnB, AnB+, random splits.
 PAPER_MEANS = {
-    "selffer": (.6267, .6235, .6211, .6048, .5935, .6188, .6232),
-    "selffer_ft": (.6177, .6215, .6313, .6287, .6301, .6276, .6266),
-    "transfer": (.6282, .6239, .6189, .5998, .5780, .5806, .5425),
-    "transfer_ft": (.6373, .6358, .6426, .6398, .6446, .6460, .6465),
+    "selffer": (0.6267, 0.6235, 0.6211, 0.6048, 0.5935, 0.6188, 0.6232),
+    "selffer_ft": (0.6177, 0.6215, 0.6313, 0.6287, 0.6301, 0.6276, 0.6266),
+    "transfer": (0.6282, 0.6239, 0.6189, 0.5998, 0.5780, 0.5806, 0.5425),
+    "transfer_ft": (0.6373, 0.6358, 0.6426, 0.6398, 0.6446, 0.6460, 0.6465),
 }
-PAPER_BASEB_MEAN, PAPER_BASEB_SD, PAPER_BASEB_COUNT = .6251, .005, 8
+PAPER_BASEB_MEAN, PAPER_BASEB_SD, PAPER_BASEB_COUNT = 0.6251, 0.005, 8
 # "To 4 decimals": the paper rounds half-way means (e.g. .62355) either way.
 FOUR_DECIMALS = 5e-5 + 1e-9
 
@@ -40,8 +40,10 @@ def paper_analysis(paper):
 # ----------------------------------------------------------------------------- statistics
 
 
-@pytest.mark.parametrize("df, expected", [
-    (1, 12.7062), (2, 4.3027), (5, 2.5706), (10, 2.2281), (30, 2.0423), (1e6, 1.9600)])
+@pytest.mark.parametrize(
+    "df, expected",
+    [(1, 12.7062), (2, 4.3027), (5, 2.5706), (10, 2.2281), (30, 2.0423), (1e6, 1.9600)],
+)
 def test_t_quantile_matches_printed_tables(df, expected):
     assert stats.t_quantile(0.975, df) == pytest.approx(expected, abs=1e-3)
     assert stats.t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-3)
@@ -59,8 +61,13 @@ def test_summarize_mean_sd_and_t_interval():
     assert (stats["count"], stats["mean"], stats["sd"]) == (3, 2.0, 1.0)
     half = 4.3027 / np.sqrt(3)
     assert stats["ci"] == pytest.approx([2.0 - half, 2.0 + half], abs=1e-3)
-    assert analysis.summarize([0.5]) == {"count": 1, "mean": 0.5, "sd": None, "ci": None,
-                                         "why": "one network"}
+    assert analysis.summarize([0.5]) == {
+        "count": 1,
+        "mean": 0.5,
+        "sd": None,
+        "ci": None,
+        "why": "one network",
+    }
     assert analysis.summarize([])["mean"] is None
 
 
@@ -73,14 +80,17 @@ def test_difference_is_welch():
     assert analysis.difference([1.0], [4.0, 5.0])["ci"] is None
 
 
-@pytest.mark.parametrize("effect, ci, direction, status", [
-    (-2.0, [-3.0, -1.0], -1, "reproduced"),
-    (2.0, [1.0, 3.0], -1, "not reproduced"),
-    (0.1, [0.05, 0.2], +1, "not reproduced"),  # negligible even though the CI excludes 0
-    (1.0, [-0.5, 2.5], +1, "inconclusive"),
-    (3.0, None, +1, "inconclusive"),  # a single base network: no CI
-    (None, None, +1, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "effect, ci, direction, status",
+    [
+        (-2.0, [-3.0, -1.0], -1, "reproduced"),
+        (2.0, [1.0, 3.0], -1, "not reproduced"),
+        (0.1, [0.05, 0.2], +1, "not reproduced"),  # negligible even though the CI excludes 0
+        (1.0, [-0.5, 2.5], +1, "inconclusive"),
+        (3.0, None, +1, "inconclusive"),  # a single base network: no CI
+        (None, None, +1, "inconclusive"),
+    ],
+)
 def test_decide(effect, ci, direction, status):
     assert findings.decide(effect, ci, direction)[0] == status
 
@@ -90,12 +100,22 @@ def test_decide(effect, ci, direction, status):
 
 def test_load_paper_csv_maps_the_schema(paper):
     assert len(paper) == 136
-    assert {r["split"] for r in paper} == {"random0", "random1", "random2", "random3",
-                                           "dissimilar", "full"}
+    assert {r["split"] for r in paper} == {
+        "random0",
+        "random1",
+        "random2",
+        "random3",
+        "dissimilar",
+        "full",
+    }
     first = paper[0]
     assert first["run"] == "half0A"
     assert (first["treatment"], first["target"], first["n"], first["source"]) == (
-        "base", "A", 0, None)
+        "base",
+        "A",
+        0,
+        None,
+    )
     assert (first["best_k"], first["final_val"], first["k"]) == (0.6151, 0.6146, 10)
     assert all(r["test_accuracy"] is None and r["status"] == "ok" for r in paper)
     netbase = [r for r in paper if r["run"] == "netbase"]
@@ -108,9 +128,19 @@ def _write(tmp_path, lines):
     return str(path)
 
 
-GOOD = json.dumps({"run": "random0/base/B/seed0", "treatment": "base", "split": "random0",
-                   "source": "", "target": "B", "n": 0, "seed": 0, "best_k": 0.8,
-                   "status": "ok"})
+GOOD = json.dumps(
+    {
+        "run": "random0/base/B/seed0",
+        "treatment": "base",
+        "split": "random0",
+        "source": "",
+        "target": "B",
+        "n": 0,
+        "seed": 0,
+        "best_k": 0.8,
+        "status": "ok",
+    }
+)
 
 
 def test_read_results_names_the_malformed_line(tmp_path):
@@ -143,16 +173,17 @@ def test_read_results_missing_file(tmp_path):
 
 
 def test_failed_records_need_no_accuracy(tmp_path):
-    failed = json.loads(GOOD) | {"run": "x", "best_k": None, "status": "failed",
-                                 "reason": "OOM"}
+    failed = json.loads(GOOD) | {"run": "x", "best_k": None, "status": "failed", "reason": "OOM"}
     records = read_results(_write(tmp_path, [GOOD, json.dumps(failed)]))
     assert len(analysis.ok_records(records)) == 1
 
 
 def test_analysis_imports_no_tensorflow_matplotlib_or_reporting():
-    code = ("import sys, kerastransfer.analysis as a; a.analyze(a.load_paper_csv()); "
-            "a.recommend([]); sys.exit(any(m.split('.')[0] in ('tensorflow', 'keras', "
-            "'matplotlib') or m.startswith('kerastransfer.reporting') for m in sys.modules))")
+    code = (
+        "import sys, kerastransfer.analysis as a; a.analyze(a.load_paper_csv()); "
+        "a.recommend([]); sys.exit(any(m.split('.')[0] in ('tensorflow', 'keras', "
+        "'matplotlib') or m.startswith('kerastransfer.reporting') for m in sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -181,8 +212,7 @@ def test_paper_table1_the_papers_way(paper_analysis):
     numbers, without an interval (pooled networks are not independent replicates)."""
     table = paper_analysis["table1"]
     assert [round(table[r]["over_base"], 1) for r in ("1-7", "3-7", "5-7")] == [1.6, 1.8, 2.1]
-    assert [round(table[r]["over_selffer_ft"], 1) for r in ("1-7", "3-7", "5-7")] == [
-        1.4, 1.4, 1.7]
+    assert [round(table[r]["over_selffer_ft"], 1) for r in ("1-7", "3-7", "5-7")] == [1.4, 1.4, 1.7]
     assert table["1-7"]["counts"] == {"transfer_ft": 10, "base": 8, "selffer_ft": 10}
     assert "over_base_ci" not in table["1-7"]
 
@@ -192,7 +222,9 @@ def test_paper_matched_baselines_show_the_caveat(paper_analysis):
     10 networks each, from 2 base networks each (B halves of splits 0, 1 and A halves)."""
     by_range = paper_analysis["matched"]["by_range"]["1-7"]
     assert [(by_range[t]["networks"], by_range[t]["units"]) for t in ("AnB+", "BnB+")] == [
-        (10, 2), (10, 2)]
+        (10, 2),
+        (10, 2),
+    ]
     assert round(by_range["AnB+"]["effect"], 1) == 1.0
     assert round(by_range["BnB+"]["effect"], 1) == 1.0
     versus = paper_analysis["matched"]["anb_plus_vs_bnb_plus"]["1-7"]
@@ -229,7 +261,11 @@ def test_paper_findings(paper_analysis):
         assert finding["ci"][0] <= finding["effect"] <= finding["ci"][1]
         assert finding["rule"]
     assert [(f["units"], f["reference_units"]) for f in results[:4]] == [
-        (4, None), (4, None), (2, None), (2, 8)]
+        (4, None),
+        (4, None),
+        (2, None),
+        (2, 8),
+    ]
     assert [p["status"] for p in results[0]["parts"]] == ["reproduced", "reproduced"]
     assert results[4]["status"] == "inconclusive" and results[4]["ci"] is None
     assert "random features: one base network (full)" in results[4]["why"]
@@ -240,25 +276,47 @@ def test_findings_fail_when_the_paper_is_contradicted(paper):
     """AnB+ set 1 point below its own base must flip finding 3, and only finding 3."""
     bases = baselines.Baselines(paper)
     contradicted = [
-        r | {"best_k": bases.lookup(r)[0] - 0.01 + 0.001 * (r["n"] % 3)
-             + 0.0005 * (r["split"] == "random1")}
-        if r["treatment"] == "transfer_ft" else r for r in paper]
+        r
+        | {
+            "best_k": bases.lookup(r)[0]
+            - 0.01
+            + 0.001 * (r["n"] % 3)
+            + 0.0005 * (r["split"] == "random1")
+        }
+        if r["treatment"] == "transfer_ft"
+        else r
+        for r in paper
+    ]
     statuses = [f["status"] for f in findings.check(contradicted)]
-    assert statuses == ["reproduced", "reproduced", "not reproduced", "reproduced",
-                        "inconclusive"]
+    assert statuses == ["reproduced", "reproduced", "not reproduced", "reproduced", "inconclusive"]
 
 
 def test_matched_baseline_prefers_the_same_seed():
     def run(treatment, seed, best_k, n=0):
-        return {"treatment": treatment, "split": "random0", "target": "B", "n": n,
-                "seed": seed, "best_k": best_k, "status": "ok"}
-    records = analysis.normalize_records([
-        run("base", 0, 0.80), run("base", 1, 0.90),
-        run("transfer", 0, 0.82, n=3), run("transfer", 2, 0.86, n=3)])
+        return {
+            "treatment": treatment,
+            "split": "random0",
+            "target": "B",
+            "n": n,
+            "seed": seed,
+            "best_k": best_k,
+            "status": "ok",
+        }
+
+    records = analysis.normalize_records(
+        [
+            run("base", 0, 0.80),
+            run("base", 1, 0.90),
+            run("transfer", 0, 0.82, n=3),
+            run("transfer", 2, 0.86, n=3),
+        ]
+    )
     matched, unmatched = baselines.matched_points(records)
     assert [m.points for m in matched] == pytest.approx([2.0, 1.0])  # seed 0; .85 for seed 2
-    assert [m.unit for m in matched] == [("random0", "B", 0),
-                                         ("random0", "B", baselines.MEAN_OF_SEEDS)]
+    assert [m.unit for m in matched] == [
+        ("random0", "B", 0),
+        ("random0", "B", baselines.MEAN_OF_SEEDS),
+    ]
     assert unmatched == []
 
 
@@ -288,9 +346,9 @@ def test_linear_cka_gram_and_feature_forms_agree():
     tall_x, tall_y = wide.reshape(40, -1)[:, :4], mixed[:, :4]
     x, y = wide.reshape(40, -1), mixed
     centered_x, centered_y = x - x.mean(0), y - y.mean(0)
-    expected = (np.linalg.norm(centered_y.T @ centered_x) ** 2
-                / (np.linalg.norm(centered_x.T @ centered_x)
-                   * np.linalg.norm(centered_y.T @ centered_y)))
+    expected = np.linalg.norm(centered_y.T @ centered_x) ** 2 / (
+        np.linalg.norm(centered_x.T @ centered_x) * np.linalg.norm(centered_y.T @ centered_y)
+    )
     assert linear_cka(wide, mixed) == pytest.approx(expected)
     assert gram_cka(gram(wide), gram(mixed)) == pytest.approx(expected)
     assert gram_cka(gram(tall_x), gram(tall_y)) == pytest.approx(linear_cka(tall_x, tall_y))

@@ -43,8 +43,11 @@ def imports_of(name, path, known):
             if node.level:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 module = f"{base}.{node.module}" if node.module else base
-            elif name.startswith("tools.") and node.module and node.module in {
-                    m.split(".", 1)[1] for m in known if m.startswith("tools.")}:
+            elif (
+                name.startswith("tools.")
+                and node.module
+                and node.module in {m.split(".", 1)[1] for m in known if m.startswith("tools.")}
+            ):
                 module = f"tools.{node.module}"
             else:
                 module = node.module
@@ -75,7 +78,7 @@ def test_no_import_cycles(graph):
         stack.append(module)
         for target in sorted(graph[module]):
             if state.get(target) == "open":
-                cycle = stack[stack.index(target):] + [target]
+                cycle = stack[stack.index(target) :] + [target]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target)
@@ -101,8 +104,21 @@ def in_package(module, package):
     return module == f"kerastransfer.{package}" or module.startswith(f"kerastransfer.{package}.")
 
 
-@pytest.mark.parametrize("lower", ["data", "models", "surgery", "training", "workdir", "config",
-                                   "treatments", "analysis", "reporting", "serving"])
+@pytest.mark.parametrize(
+    "lower",
+    [
+        "data",
+        "models",
+        "surgery",
+        "training",
+        "workdir",
+        "config",
+        "treatments",
+        "analysis",
+        "reporting",
+        "serving",
+    ],
+)
 def test_nothing_below_study_imports_study(graph, lower):
     for module in graph:
         if in_package(module, lower):
@@ -144,8 +160,9 @@ def loads_on_import(module, files, seen=None):
     return seen
 
 
-@pytest.mark.parametrize("module", ["models", "surgery", "flops", "analysis", "config",
-                                    "treatments", "workdir.results"])
+@pytest.mark.parametrize(
+    "module", ["models", "surgery", "flops", "analysis", "config", "treatments", "workdir.results"]
+)
 def test_no_tensorflow_below_the_training_layer(module):
     """models/, surgery, analysis/, the config and the results store are plain Keras or
     numpy: importing them loads no TensorFlow (they run on any Keras backend)."""

@@ -10,10 +10,10 @@ import os
 import shutil
 
 import pytest
+
 from helpers.cli import SMOKE, run_cli
 from helpers.data_fixtures import write_fashion_mnist_files
 from helpers.reliability import own_lines, snapshot
-
 from kerastransfer.data import fashion_mnist
 
 pytestmark = pytest.mark.e2e
@@ -47,46 +47,70 @@ def split_file(tmp, text):
 # must say)
 CASES = {
     "unknown_arch": (lambda w, t: ["--arch=vgg16"], ["--arch='vgg16'", "known architectures"]),
-    "unknown_dataset": (lambda w, t: ["--dataset=fashion_mnistt"],
-                        ["--dataset='fashion_mnistt'", "known:"]),
+    "unknown_dataset": (
+        lambda w, t: ["--dataset=fashion_mnistt"],
+        ["--dataset='fashion_mnistt'", "known:"],
+    ),
     "unknown_split": (lambda w, t: ["--splits=halves"], ["'halves'", "use random:SEED"]),
-    "unknown_treatment": (lambda w, t: ["--treatments=transfer,finetune"],
-                          ["'finetune'", "use any of"]),
+    "unknown_treatment": (
+        lambda w, t: ["--treatments=transfer,finetune"],
+        ["'finetune'", "use any of"],
+    ),
     "unknown_strategy": (lambda w, t: ["--strategy=tpu"], ["--strategy=tpu", "one of"]),
     "unknown_mode": (lambda w, t: ["--mode=serve"], ["--mode=serve", "one of"]),
     "n_zero": (lambda w, t: ["--layers=0"], ["n=0", "layers start at 1"]),
     "n_past_last_block": (lambda w, t: ["--layers=8"], ["n=8", "past the last block", "1..7"]),
-    "zero_epochs": (lambda w, t: ["--epochs=0", "--train_steps=0"],
-                    ["--epochs=0.0", "must be positive"]),
-    "negative_batch_size": (lambda w, t: ["--batch_size=-32"],
-                            ["--batch_size=-32", "must be positive"]),
-    "zero_learning_rate": (lambda w, t: ["--learning_rate=0"],
-                           ["--learning_rate=0.0", "must be positive"]),
+    "zero_epochs": (
+        lambda w, t: ["--epochs=0", "--train_steps=0"],
+        ["--epochs=0.0", "must be positive"],
+    ),
+    "negative_batch_size": (
+        lambda w, t: ["--batch_size=-32"],
+        ["--batch_size=-32", "must be positive"],
+    ),
+    "zero_learning_rate": (
+        lambda w, t: ["--learning_rate=0"],
+        ["--learning_rate=0.0", "must be positive"],
+    ),
     "non_integer_seeds": (lambda w, t: ["--seeds=one"], ["--seeds=one", "integers"]),
-    "missing_flagfile": (lambda w, t: ["--flagfile=/nonexistent/study.flags"],
-                         ["/nonexistent/study.flags", "pass an existing file"]),
+    "missing_flagfile": (
+        lambda w, t: ["--flagfile=/nonexistent/study.flags"],
+        ["/nonexistent/study.flags", "pass an existing file"],
+    ),
     "missing_dataset_files": (
         lambda w, t: ["--manual_dir=/nonexistent", f"--data_dir={t}/tfds"],
-        ["/nonexistent/train-images-idx3-ubyte.gz", "--manual_dir"]),
+        ["/nonexistent/train-images-idx3-ubyte.gz", "--manual_dir"],
+    ),
     "truncated_idx_file": (
         lambda w, t: [f"--manual_dir={truncated_manual_dir(t)}", f"--data_dir={t}/tfds"],
-        ["truncated IDX file", "train-images-idx3-ubyte.gz", "--manual_dir"]),
+        ["truncated IDX file", "train-images-idx3-ubyte.gz", "--manual_dir"],
+    ),
     "split_file_unknown_class": (
         lambda w, t: ["--splits=file:" + split_file(t, "1\n12\n")],
-        ["classes.txt line 2", "'12' is not a class id", "0..9"]),
+        ["classes.txt line 2", "'12' is not a class id", "0..9"],
+    ),
     "split_file_duplicated_class": (
         lambda w, t: ["--splits=file:" + split_file(t, "3\n4\n3\n")],
-        ["classes.txt line 3", "class id 3 is listed twice", "once"]),
-    "workdir_is_a_file": (lambda w, t: [f"--workdir={w}/results.jsonl"],
-                          ["results.jsonl is a file", "directory"]),
+        ["classes.txt line 3", "class id 3 is listed twice", "once"],
+    ),
+    "workdir_is_a_file": (
+        lambda w, t: [f"--workdir={w}/results.jsonl"],
+        ["results.jsonl is a file", "directory"],
+    ),
     # We run as root, so chmod cannot make a directory unwritable: a path under a file can't
     # be created by anyone.
-    "workdir_not_writable": (lambda w, t: [f"--workdir={w}/config.json/study"],
-                             ["config.json/study is not writable", "directory you can write"]),
-    "export_missing_run": (lambda w, t: ["--mode=export", f"--export_run={MISSING_RUN}"],
-                           [MISSING_RUN, "not a finished run", "finished runs include"]),
-    "changed_config": (lambda w, t: ["--learning_rate=0.5"],
-                       ["--learning_rate 0.05 -> 0.5", "--overwrite"]),
+    "workdir_not_writable": (
+        lambda w, t: [f"--workdir={w}/config.json/study"],
+        ["config.json/study is not writable", "directory you can write"],
+    ),
+    "export_missing_run": (
+        lambda w, t: ["--mode=export", f"--export_run={MISSING_RUN}"],
+        [MISSING_RUN, "not a finished run", "finished runs include"],
+    ),
+    "changed_config": (
+        lambda w, t: ["--learning_rate=0.5"],
+        ["--learning_rate 0.05 -> 0.5", "--overwrite"],
+    ),
 }
 
 
@@ -102,8 +126,11 @@ def outcomes(smoke_workdir, tmp_path_factory):
             workdir = os.path.join(tmp, "study")
             shutil.copytree(finished, workdir)
             args = make_args(workdir, tmp)
-            started[case] = (pool.submit(run_cli, *SMOKE_TRAIN, f"--workdir={workdir}", *args),
-                             workdir, snapshot(workdir))
+            started[case] = (
+                pool.submit(run_cli, *SMOKE_TRAIN, f"--workdir={workdir}", *args),
+                workdir,
+                snapshot(workdir),
+            )
         yield started
 
 

@@ -29,37 +29,39 @@ def prefix_outputs(model, layer, images):
 @pytest.fixture(scope="module")
 def base_and_images():
     keras.utils.set_random_seed(1)
-    base = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
-                        widths=WIDTHS)
+    base = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1), widths=WIDTHS)
     images = np.random.RandomState(0).rand(300, 28, 28, 1).astype(np.float32)
     return base, images
 
 
-def test_features_kept_in_memory_equal_the_prefix_outputs_also_when_continued(
-        base_and_images):
+def test_features_kept_in_memory_equal_the_prefix_outputs_also_when_continued(base_and_images):
     base, images = base_and_images
     (net1, pool1), (net3, conv3), (net7, fc6) = frozen_copies(base, 1, 3, 7)
     assert (pool1.name, conv3.name, fc6.name) == ("pool1", "conv3", "fc6")
     store = caching.FeatureStore(2**30, cache_dir=None)
     first = store.in_memory(net1, pool1, {"train": images}, key="baseA")
-    np.testing.assert_allclose(first["train"], prefix_outputs(net1, pool1, images),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        first["train"], prefix_outputs(net1, pool1, images), rtol=1e-5, atol=1e-5
+    )
     # Later n of the same base: continued from the kept pool1 outputs, never from the
     # (here deliberately wrong) images, and still equal to the whole prefix's outputs.
     wrong = {"train": np.zeros_like(images)}
     for net, layer in ((net3, conv3), (net7, fc6)):
         continued = store.in_memory(net, layer, wrong, key="baseA")
-        np.testing.assert_allclose(continued["train"], prefix_outputs(net, layer, images),
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            continued["train"], prefix_outputs(net, layer, images), rtol=1e-4, atol=1e-5
+        )
     fresh = store.in_memory(net3, conv3, wrong, key="baseB")  # another key: from the inputs
-    np.testing.assert_allclose(fresh["train"], prefix_outputs(net3, conv3, wrong["train"]),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        fresh["train"], prefix_outputs(net3, conv3, wrong["train"]), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_features_over_budget_go_to_a_file_cache_that_equals_the_prefix_outputs(
-        base_and_images, tmp_path):
+    base_and_images, tmp_path
+):
     base, images = base_and_images
-    (net, layer), = frozen_copies(base, 2)
+    ((net, layer),) = frozen_copies(base, 2)
     labels = np.arange(len(images)) % 5
     store = caching.FeatureStore(0, cache_dir=str(tmp_path))
     assert not store.fits(layer, len(images))
@@ -68,8 +70,7 @@ def test_features_over_budget_go_to_a_file_cache_that_equals_the_prefix_outputs(
     folder = tmp_path / "random0" / "transfer" / "n2" / "seed0"
     assert any(name.startswith("train") for name in os.listdir(folder))
     features, read_labels = (np.stack(parts) for parts in zip(*examples["train"]))
-    np.testing.assert_allclose(features, prefix_outputs(net, layer, images),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(features, prefix_outputs(net, layer, images), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(read_labels, labels)
     store.release("random0/transfer/n2/seed0")
     assert not (tmp_path / "random0").exists()
@@ -86,24 +87,34 @@ def train_random_frozen_run(workdir, **flags):
     network built again under the seed `Study.train_run` sets before building it.
     """
     experiment = config.Experiment(workdir=str(workdir)).replace(
-        splits=("random:0",), widths=WIDTHS, layers=(3,), treatments=("random",),
-        max_examples_per_class=60, epochs=1.0, batch_size=32, learning_rate=0.05,
-        dropout=0.0, eval_every=3, best_k=1, **flags)
+        splits=("random:0",),
+        widths=WIDTHS,
+        layers=(3,),
+        treatments=("random",),
+        max_examples_per_class=60,
+        epochs=1.0,
+        batch_size=32,
+        learning_rate=0.05,
+        dropout=0.0,
+        eval_every=3,
+        best_k=1,
+        **flags,
+    )
     study = Study.load(experiment, log=lambda message: None)
-    spec, = [s for s in study.runs if s.treatment == "random"]
+    (spec,) = [s for s in study.runs if s.treatment == "random"]
     record = study.train_run(spec, None)
     assert record["status"] == "ok"
     weights = study.build_model(record["num_classes"])
     weights.load_weights(os.path.join(str(workdir), record["weights"]))
     keras.utils.set_random_seed(
-        (zlib.crc32(spec.run.encode()) + experiment.grid.seed_offset) % 2**31)
+        (zlib.crc32(spec.run.encode()) + experiment.grid.seed_offset) % 2**31
+    )
     start = study.network(spec, None, record["num_classes"])
     return record, layer_weights(weights), layer_weights(start)
 
 
 def test_one_epoch_with_and_without_caching_ends_with_the_same_weights(tmp_path):
-    plain, plain_weights, start = train_random_frozen_run(tmp_path / "plain",
-                                                          cache_frozen=False)
+    plain, plain_weights, start = train_random_frozen_run(tmp_path / "plain", cache_frozen=False)
     memory, memory_weights, _ = train_random_frozen_run(tmp_path / "memory")
     on_file, file_weights, _ = train_random_frozen_run(tmp_path / "file", cache_budget_mb=0)
     assert plain["cached_prefix"] is None

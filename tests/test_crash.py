@@ -13,9 +13,9 @@ import hashlib
 import os
 
 import pytest
+
 from helpers.records import records
 from helpers.reliability import REDUCED, Runner
-
 from kerastransfer import config, data, training
 from kerastransfer.study.plan import plan
 from kerastransfer.study.study import Study
@@ -107,7 +107,14 @@ def test_crash_every_weights_file_loads_and_reproduces_its_test_accuracy(crashed
         model = study.build_model(record["num_classes"])
         model.load_weights(path)
         half = study.halves.half(record["split"], record["target"])
-        test = data.make_dataset(half.test_x, half.test_y, study.preprocessing,
-                                 batch_size=data.EVAL_BATCH, training=False, cache=False)
+        test = data.make_dataset(
+            half.test_x,
+            half.test_y,
+            study.preprocessing,
+            batch_size=data.EVAL_BATCH,
+            training=False,
+            cache=False,
+        )
         assert training.Evaluator()(model, test)[0] == pytest.approx(
-            record["test_accuracy"], abs=1e-9), record["run"]
+            record["test_accuracy"], abs=1e-9
+        ), record["run"]

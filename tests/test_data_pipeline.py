@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from helpers.data_fixtures import image_tags, tagged_source
 
+from helpers.data_fixtures import image_tags, tagged_source
 from kerastransfer.data import (
     Preprocessing,
     load_source,
@@ -18,8 +18,9 @@ from kerastransfer.errors import UsageError
 from kerastransfer.models.preprocessing import IMAGENET_MEAN_RGB
 
 SMALL = Preprocessing(image_size=(8, 8), channels=1)
-CAFFENET = Preprocessing(image_size=(227, 227), channels=3, mean=IMAGENET_MEAN_RGB,
-                         resize_shorter=256)
+CAFFENET = Preprocessing(
+    image_size=(227, 227), channels=3, mean=IMAGENET_MEAN_RGB, resize_shorter=256
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,11 @@ def test_half_data_keeps_only_its_classes_with_labels_0_to_k(source, split, half
     data = make_half_data(source, split, half, validation_fraction=0.1, seed=0)
     assert (data.half, data.num_classes) == (half, 3)
     assert data.class_names == split.half_names(half)
-    for x, y, per_class in ((data.train_x, data.train_y, 18), (data.val_x, data.val_y, 2),
-                            (data.test_x, data.test_y, 5)):
+    for x, y, per_class in (
+        (data.train_x, data.train_y, 18),
+        (data.val_x, data.val_y, 2),
+        (data.test_x, data.test_y, 5),
+    ):
         assert x.dtype == np.uint8 and x.shape[1:] == (8, 8, 1)
         assert y.dtype == np.int64 and np.bincount(y).tolist() == [per_class] * 3
         tagged, mapped = originals(split, half, x, y)
@@ -65,8 +69,9 @@ def test_validation_is_disjoint_fixed_by_seed_and_shared_by_halves(source, split
     other_split = make_split("random:1", source.class_names, source.name)
     c = sorted(set(split.classes("A")) & set(other_split.classes("A")))[0]
     other = make_half_data(source, other_split, "A", validation_fraction=0.25, seed=0)
-    assert set(val_ids[image_tags(first.val_x)[0] == c]) == \
-        set(image_tags(other.val_x)[1][image_tags(other.val_x)[0] == c])
+    assert set(val_ids[image_tags(first.val_x)[0] == c]) == set(
+        image_tags(other.val_x)[1][image_tags(other.val_x)[0] == c]
+    )
 
 
 def test_examples_per_class_keeps_the_first_k_after_validation(source, split):
@@ -77,21 +82,26 @@ def test_examples_per_class_keeps_the_first_k_after_validation(source, split):
     assert np.array_equal(reduced.test_x, full.test_x)
     for label in range(3):
         full_ids = image_tags(full.train_x[full.train_y == label])[1]
-        assert np.array_equal(image_tags(reduced.train_x[reduced.train_y == label])[1],
-                              full_ids[:5])
+        assert np.array_equal(
+            image_tags(reduced.train_x[reduced.train_y == label])[1], full_ids[:5]
+        )
 
 
 def test_max_examples_per_class_caps_every_split(source, split):
-    data = make_half_data(source, split, "A", seed=0, validation_fraction=0.5,
-                          max_examples_per_class=3)
+    data = make_half_data(
+        source, split, "A", seed=0, validation_fraction=0.5, max_examples_per_class=3
+    )
     for y in (data.train_y, data.val_y, data.test_y):
         assert np.bincount(y).tolist() == [3, 3, 3]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"validation_fraction": 1.0}, "validation fraction 1.0"),
-    ({"examples_per_class": 0}, "examples_per_class=0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"validation_fraction": 1.0}, "validation fraction 1.0"),
+        ({"examples_per_class": 0}, "examples_per_class=0"),
+    ],
+)
 def test_bad_half_arguments(source, split, kwargs, message):
     with pytest.raises(UsageError, match=message):
         make_half_data(source, split, "A", **kwargs)
@@ -124,8 +134,7 @@ def test_make_dataset_training_shuffles_deterministically(source, split):
     data = make_half_data(source, split, "A")
 
     def run(seed):
-        ds = make_dataset(data.train_x, data.train_y, SMALL, batch_size=7, training=True,
-                          seed=seed)
+        ds = make_dataset(data.train_x, data.train_y, SMALL, batch_size=7, training=True, seed=seed)
         return [flatten(epoch) for epoch in epochs(ds, 2)]
 
     (x1, y1), (x2, y2) = run(0)
@@ -133,8 +142,12 @@ def test_make_dataset_training_shuffles_deterministically(source, split):
     assert not np.array_equal(y1, data.train_y) and not np.array_equal(x1, x2)  # reshuffled
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(run(0), [(x1, y1), (x2, y2)]))
     assert not np.array_equal(run(1)[0][0], x1)
-    batches = epochs(make_dataset(data.train_x, data.train_y, SMALL, batch_size=7,
-                                  training=True, drop_remainder=True), 1)[0]
+    batches = epochs(
+        make_dataset(
+            data.train_x, data.train_y, SMALL, batch_size=7, training=True, drop_remainder=True
+        ),
+        1,
+    )[0]
     assert [len(y) for _, y in batches] == [7] * (len(data.train_y) // 7)
 
 
@@ -162,8 +175,16 @@ def test_streaming_half_gives_caffenet_crops(tmp_path):
         all_labels = [int(y) for _, y in source.tf_dataset("train")]
         in_a = [y for y in all_labels if y in set(split.classes("A"))]
         for training in (True, False):
-            ds = make_streaming_half(source, split, "A", CAFFENET, split_name="train",
-                                     batch_size=8, training=training, seed=0)
+            ds = make_streaming_half(
+                source,
+                split,
+                "A",
+                CAFFENET,
+                split_name="train",
+                batch_size=8,
+                training=training,
+                seed=0,
+            )
             x, y = flatten(epochs(ds, 1)[0])
             assert x.shape == (len(in_a), 227, 227, 3) and x.dtype == np.float32
             assert y.dtype == np.int64
@@ -172,7 +193,8 @@ def test_streaming_half_gives_caffenet_crops(tmp_path):
 
 def test_streaming_half_matches_in_memory_half(source, split):
     data = make_half_data(source, split, "B", validation_fraction=0)
-    ds = make_streaming_half(source, split, "B", SMALL, split_name="test", batch_size=4,
-                             training=False, seed=0)
+    ds = make_streaming_half(
+        source, split, "B", SMALL, split_name="test", batch_size=4, training=False, seed=0
+    )
     x, y = flatten(epochs(ds, 1)[0])
     assert np.allclose(x, data.test_x / 255.0) and np.array_equal(y, data.test_y)

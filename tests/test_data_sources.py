@@ -7,21 +7,25 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from helpers.data_fixtures import write_fashion_mnist_files, write_png
 
+from helpers.data_fixtures import write_fashion_mnist_files, write_png
 from kerastransfer.data import fashion_mnist, idx
 from kerastransfer.data.sources import load_source
 from kerastransfer.errors import UsageError
 
 REAL_FASHION_MNIST = fashion_mnist.DEFAULT_MANUAL_DIR
 needs_real_files = pytest.mark.skipif(
-    not all(os.path.isfile(os.path.join(REAL_FASHION_MNIST, name))
-            for pair in fashion_mnist.FILES.values() for name in pair),
+    not all(
+        os.path.isfile(os.path.join(REAL_FASHION_MNIST, name))
+        for pair in fashion_mnist.FILES.values()
+        for name in pair
+    ),
     reason="dataset-fashion-mnist is not installed",
 )
 
 
 # --- IDX files ---
+
 
 @pytest.mark.parametrize("name", ["x-idx3-ubyte.gz", "x-idx3-ubyte"])
 def test_idx_round_trip(tmp_path, name):
@@ -35,8 +39,10 @@ def test_truncated_idx_names_the_file_and_sizes(tmp_path):
     idx.write_idx(path, np.zeros((10, 28, 28), np.uint8))
     data = gzip.decompress(path.read_bytes())
     path.write_bytes(gzip.compress(data[:1000]))
-    with pytest.raises(UsageError, match=f"truncated IDX file {path}: expected 7840 bytes.*"
-                                         f"found {1000 - 16}; reinstall"):
+    with pytest.raises(
+        UsageError,
+        match=f"truncated IDX file {path}: expected 7840 bytes.*found {1000 - 16}; reinstall",
+    ):
         idx.read_idx(path, hint="reinstall")
 
 
@@ -48,12 +54,15 @@ def test_cut_gzip_stream_names_the_file(tmp_path):
         idx.read_idx(path)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\x08\x03\x00\x00", "bad magic number"),
-    (b"\x00\x00\x0d\x01\x00\x00\x00\x01" + b"\x00" * 4, "element type 0x0d"),
-    (b"\x00\x00\x08\x01\x00\x00\x00\x02" + b"\x01\x02\x03", "1 unexpected bytes"),
-    (b"\x00\x00\x08\x02\x00\x00", "header is incomplete"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x08\x03\x00\x00", "bad magic number"),
+        (b"\x00\x00\x0d\x01\x00\x00\x00\x01" + b"\x00" * 4, "element type 0x0d"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x02" + b"\x01\x02\x03", "1 unexpected bytes"),
+        (b"\x00\x00\x08\x02\x00\x00", "header is incomplete"),
+    ],
+)
 def test_corrupt_idx_files(tmp_path, content, message):
     path = tmp_path / "bad.idx"
     path.write_bytes(content)
@@ -71,6 +80,7 @@ def test_real_fashion_mnist_idx_files():
 
 
 # --- the local Fashion-MNIST builder ---
+
 
 def test_builder_prepares_once_and_reads_the_cache_afterwards(tmp_path):
     manual, data_dir = tmp_path / "manual", tmp_path / "tfds"
@@ -97,8 +107,12 @@ def test_missing_files_say_how_to_get_them(tmp_path):
     with pytest.raises(UsageError) as error:
         load_source("fashion_mnist", data_dir=tmp_path / "tfds", manual_dir=manual)
     message = str(error.value)
-    for part in (str(manual / "t10k-labels-idx1-ubyte.gz"), "--manual_dir",
-                 "apt-get install -y dataset-fashion-mnist", "--dataset=tfds:fashion_mnist"):
+    for part in (
+        str(manual / "t10k-labels-idx1-ubyte.gz"),
+        "--manual_dir",
+        "apt-get install -y dataset-fashion-mnist",
+        "--dataset=tfds:fashion_mnist",
+    ):
         assert part in message
     assert "\n" not in message
 
@@ -111,8 +125,10 @@ def test_truncated_file_fails_the_prepare_and_leaves_nothing_behind(tmp_path):
     with pytest.raises(UsageError, match=f"truncated IDX file {images}.*dataset-fashion-mnist"):
         load_source("fashion_mnist", data_dir=data_dir, manual_dir=manual)
     write_fashion_mnist_files(manual)  # repaired: the next load prepares from scratch
-    assert len(load_source("fashion_mnist", data_dir=data_dir, manual_dir=manual)
-               .arrays("train")[1]) == 40
+    assert (
+        len(load_source("fashion_mnist", data_dir=data_dir, manual_dir=manual).arrays("train")[1])
+        == 40
+    )
 
 
 def test_mismatched_label_file_is_rejected(tmp_path):
@@ -135,9 +151,11 @@ def test_real_fashion_mnist_builds(tmp_path):
 
 # --- other sources ---
 
+
 def test_unknown_dataset_lists_the_known_ones():
-    with pytest.raises(UsageError, match="'mnist'.*fashion_mnist, imagenet2012, image_folder, "
-                                         "tfds:NAME"):
+    with pytest.raises(
+        UsageError, match="'mnist'.*fashion_mnist, imagenet2012, image_folder, tfds:NAME"
+    ):
         load_source("mnist")
     with pytest.raises(UsageError, match="needs --image_dir"):
         load_source("image_folder")

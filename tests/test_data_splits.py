@@ -119,20 +119,24 @@ def test_file_split_with_comments_and_complement(tmp_path):
 def test_file_split_with_explicit_b_may_leave_classes_out(tmp_path):
     (tmp_path / "a.txt").write_text("0\n1\n")
     (tmp_path / "b.txt").write_text("8\n9\n")
-    split = make_split(f"file:{tmp_path / 'a.txt'}+{tmp_path / 'b.txt'}", FASHION_NAMES,
-                       "fashion_mnist")
+    split = make_split(
+        f"file:{tmp_path / 'a.txt'}+{tmp_path / 'b.txt'}", FASHION_NAMES, "fashion_mnist"
+    )
     assert (split.classes("A"), split.classes("B")) == ((0, 1), (8, 9))
     assert split.name == "file-a-b"
 
 
-@pytest.mark.parametrize("a_text, b_text, message", [
-    ("3\n12\n", None, "'12' is not a class id"),
-    ("3\nshirt\n", None, "'shirt' is not a class id"),
-    ("3\n4\n3\n", None, "line 3: class id 3 is listed twice"),
-    ("# nothing\n", None, "half A has no classes"),
-    ("\n".join(map(str, range(10))), None, "half B has no classes"),
-    ("1\n2\n", "2\n5\n", r"class ids \[2\] are in both A and B"),
-])
+@pytest.mark.parametrize(
+    "a_text, b_text, message",
+    [
+        ("3\n12\n", None, "'12' is not a class id"),
+        ("3\nshirt\n", None, "'shirt' is not a class id"),
+        ("3\n4\n3\n", None, "line 3: class id 3 is listed twice"),
+        ("# nothing\n", None, "half A has no classes"),
+        ("\n".join(map(str, range(10))), None, "half B has no classes"),
+        ("1\n2\n", "2\n5\n", r"class ids \[2\] are in both A and B"),
+    ],
+)
 def test_bad_split_files(tmp_path, a_text, b_text, message):
     (tmp_path / "a.txt").write_text(a_text)
     spec = f"file:{tmp_path / 'a.txt'}"
@@ -149,8 +153,20 @@ def test_missing_split_file_is_named(tmp_path):
         make_split(f"file:{missing}", FASHION_NAMES, "fashion_mnist")
 
 
-@pytest.mark.parametrize("spec", ["random", "random:", "random:x", "random:-1", "banana",
-                                  "file:", "file:a.txt+", "dissimilar:1", "random:99999999999"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "random",
+        "random:",
+        "random:x",
+        "random:-1",
+        "banana",
+        "file:",
+        "file:a.txt+",
+        "dissimilar:1",
+        "random:99999999999",
+    ],
+)
 def test_malformed_specs_are_named(spec):
     with pytest.raises(UsageError) as error:
         make_split(spec, FASHION_NAMES, "fashion_mnist")

@@ -5,10 +5,10 @@ import json
 import os
 
 import pytest
+
 from helpers.cli import run_cli
 from helpers.records import records
 from helpers.reliability import REDUCED
-
 from kerastransfer import config
 
 pytestmark = pytest.mark.e2e
@@ -24,8 +24,11 @@ def test_deterministic_study_twice_gives_identical_metrics(tmp_path):
     for done in runs:
         assert done.returncode == 0, done.stderr[-3000:]
     first, second = (records(w) for w in workdirs)
-    assert [r["run"] for r in first] == [r["run"] for r in second] == [
-        "random0/base/A/seed0", "random0/base/B/seed0", "random0/transfer_ft/n5/seed0"]
+    assert (
+        [r["run"] for r in first]
+        == [r["run"] for r in second]
+        == ["random0/base/A/seed0", "random0/base/B/seed0", "random0/transfer_ft/n5/seed0"]
+    )
     for a, b in zip(first, second):
         assert a["status"] == b["status"] == "ok"
         assert {m: a[m] for m in METRICS} == {m: b[m] for m in METRICS}, a["run"]

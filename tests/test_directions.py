@@ -3,9 +3,9 @@ study grows (both directions, another split) by training only its new runs."""
 
 import numpy as np
 import pytest
+
 from helpers.cli import SMOKE, run_cli
 from helpers.records import by_run, records
-
 from kerastransfer import config, surgery
 from kerastransfer.study.plan import plan
 from kerastransfer.study.study import Study
@@ -37,12 +37,16 @@ def test_a_finished_study_grows_by_its_new_runs_only(smoke_copy):
     done = run_cli(f"--flagfile={SMOKE}", f"--workdir={smoke_copy}", "--directions=both")
     assert done.returncode == 0, done.stderr[-3000:]
     grown = records(smoke_copy)
-    new = grown[len(before):]
+    new = grown[len(before) :]
     assert len(new) == len(SMOKE_LAYERS) * len(TREATMENTS)  # only the B->A runs trained
     assert {r["target"] for r in new} == {"A"}
     assert {(r["treatment"], r["source"]) for r in new} == {
-        ("selffer", "A"), ("selffer_ft", "A"), ("transfer", "B"), ("transfer_ft", "B"),
-        ("random", "")}
+        ("selffer", "A"),
+        ("selffer_ft", "A"),
+        ("transfer", "B"),
+        ("transfer_ft", "B"),
+        ("random", ""),
+    }
     assert all(by_run(smoke_copy)[run] == record for run, record in before.items())
     assert "export/kerastransfer/2" in done.stdout  # analysis and export ran again
 
@@ -58,10 +62,15 @@ def test_a_finished_study_grows_by_its_new_runs_only(smoke_copy):
     fc6 = surgery.weight_layers(frozen)[5]
     assert not np.array_equal(fc6.get_weights()[0], base_b.get_layer(fc6.name).get_weights()[0])
 
-    done = run_cli(f"--flagfile={SMOKE}", f"--workdir={smoke_copy}", "--directions=both",
-                   "--splits=random:0,random:1", "--layers=1")
+    done = run_cli(
+        f"--flagfile={SMOKE}",
+        f"--workdir={smoke_copy}",
+        "--directions=both",
+        "--splits=random:0,random:1",
+        "--layers=1",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    newer = records(smoke_copy)[len(grown):]
+    newer = records(smoke_copy)[len(grown) :]
     # random1: two bases and n=1 of every treatment in both directions; random0 had them all
     assert len(newer) == 2 + 2 * len(TREATMENTS)
     assert {r["split"] for r in newer} == {"random1"}

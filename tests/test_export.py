@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
-from helpers.cli import python_tool
 
+from helpers.cli import python_tool
 from kerastransfer.data.preprocessing import Preprocessing
 from kerastransfer.errors import UsageError
 from kerastransfer.models.preprocessing import IMAGENET_MEAN_RGB

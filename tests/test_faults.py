@@ -4,6 +4,7 @@ damaged weights file of a finished run is either trained again or named in an er
 import os
 
 import pytest
+
 from helpers.cli import SMOKE, run_cli
 from helpers.records import by_run, records
 from helpers.reliability import REDUCED, own_lines, snapshot
@@ -32,8 +33,7 @@ def test_fault_diverging_runs_fail_dependents_skip_and_the_grid_goes_on(diverged
     assert [r["run"] for r in records(workdir)] == [BASE_A, BASE_B, ANB, RANDOM]
     for run in (BASE_A, BASE_B, RANDOM):  # random n=5 was still trained: it needs no base
         assert runs[run]["status"] == "failed"
-        assert "loss became" in runs[run]["reason"] and "learning rate 10000" in \
-            runs[run]["reason"]
+        assert "loss became" in runs[run]["reason"] and "learning rate 10000" in runs[run]["reason"]
         assert f"start {run}" in done.stdout
     assert runs[ANB]["status"] == "skipped"
     assert runs[ANB]["reason"] == f"base {BASE_A} failed"
@@ -43,10 +43,14 @@ def test_fault_diverging_runs_fail_dependents_skip_and_the_grid_goes_on(diverged
 
 def test_fault_final_table_shows_failures_plainly(diverged):
     _, done = diverged
-    table = done.stdout[done.stdout.index("mean test accuracy"):]
+    table = done.stdout[done.stdout.index("mean test accuracy") :]
     rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:6]}
-    assert rows == {"baseA": ["FAILED"], "baseB": ["FAILED"], "AnB": ["SKIPPED"],
-                    "random": ["FAILED"]}
+    assert rows == {
+        "baseA": ["FAILED"],
+        "baseB": ["FAILED"],
+        "AnB": ["SKIPPED"],
+        "random": ["FAILED"],
+    }
     assert "4 of 4 runs did not finish" in table
     assert f"FAILED   {BASE_A}: loss became" in table
     assert f"SKIPPED  {ANB}: base {BASE_A} failed" in table
@@ -95,8 +99,11 @@ def damaged(smoke_copy):
 
 def test_fault_corrupt_weights_error_names_the_file(damaged):
     workdir, path_a, path_b = damaged
-    kept = {name: content for name, content in snapshot(workdir).items()
-            if name == "results.jsonl" or name.endswith(".weights.h5")}
+    kept = {
+        name: content
+        for name, content in snapshot(workdir).items()
+        if name == "results.jsonl" or name.endswith(".weights.h5")
+    }
     done = run_cli(*SMOKE_TRAIN, f"--workdir={workdir}", "--on_corrupt_weights=error")
     assert done.returncode == 2, done.stderr[-3000:]
     lines = own_lines(done.stderr)

@@ -13,10 +13,10 @@ import sys
 import keras
 import numpy as np
 import pytest
+
 from helpers.cli import REPO
 from helpers.data_fixtures import image_tags, tagged_source
 from helpers.records import records as read_records
-
 from kerastransfer import config, models
 from kerastransfer import flags as kt_flags
 from kerastransfer.data import Preprocessing, make_split, make_streaming_half
@@ -24,8 +24,12 @@ from kerastransfer.study.plan import plan
 
 CONFIGS = os.path.join(REPO, "configs")
 # flagfile -> (networks in its plan, networks its header counts: reduced has 11 values of k)
-NETWORKS = {"imagenet_paper.flags": (120, 120), "imagenet_natural_manmade.flags": (9, 9),
-            "imagenet_random_features.flags": (8, 8), "imagenet_reduced.flags": (2, 22)}
+NETWORKS = {
+    "imagenet_paper.flags": (120, 120),
+    "imagenet_natural_manmade.flags": (9, 9),
+    "imagenet_random_features.flags": (8, 8),
+    "imagenet_reduced.flags": (2, 22),
+}
 
 
 def experiment_of(flagfile, *overrides):
@@ -38,9 +42,15 @@ def experiment_of(flagfile, *overrides):
 def test_imagenet_configs_validate_and_plan_the_networks_their_headers_count(flagfile):
     experiment = experiment_of(flagfile)
     assert (experiment.data.dataset, experiment.model.arch, experiment.solver.train_steps) == (
-        "imagenet2012", "caffenet", 450_000)
-    assert (experiment.solver.batch_size, experiment.solver.best_k,
-            experiment.data.eval_split) == (256, 10, "test")
+        "imagenet2012",
+        "caffenet",
+        450_000,
+    )
+    assert (experiment.solver.batch_size, experiment.solver.best_k, experiment.data.eval_split) == (
+        256,
+        10,
+        "test",
+    )
     names = [f"n{c}" for c in range(1000)]
     splits = [make_split(spec, names, "imagenet2012").name for spec in experiment.data.splits]
     planned, counted = NETWORKS[flagfile]
@@ -76,14 +86,22 @@ def test_random_features_split_all_trains_one_base_on_every_class():
 @pytest.fixture(scope="module")
 def streamed():
     """A 6-class source whose images carry their class and index, read as a stream."""
-    return dataclasses.replace(tagged_source(num_classes=6, train_per_class=40),
-                               in_memory=False)
+    return dataclasses.replace(tagged_source(num_classes=6, train_per_class=40), in_memory=False)
 
 
 def stream_tags(source, split, half, **kwargs):
     prep = Preprocessing(image_size=(8, 8), channels=1, scale=1.0)
-    ds = make_streaming_half(source, split, half, prep, split_name="train", batch_size=1000,
-                             training=False, seed=0, **kwargs)
+    ds = make_streaming_half(
+        source,
+        split,
+        half,
+        prep,
+        split_name="train",
+        batch_size=1000,
+        training=False,
+        seed=0,
+        **kwargs,
+    )
     images = np.concatenate([x for x, _ in ds.as_numpy_iterator()])
     return image_tags(np.round(images).astype(np.uint8))
 
@@ -104,8 +122,9 @@ def test_streamed_holdout_is_disjoint_and_the_same_whichever_half_holds_a_class(
 
 def test_streamed_first_k_per_class_comes_after_the_holdout(streamed):
     split = make_split("random:0", streamed.class_names, streamed.name)
-    kept = stream_tags(streamed, split, "B", part="train", validation_fraction=0.25,
-                       examples_per_class=3)
+    kept = stream_tags(
+        streamed, split, "B", part="train", validation_fraction=0.25, examples_per_class=3
+    )
     rest = stream_tags(streamed, split, "B", part="train", validation_fraction=0.25)
     for c in split.classes("B"):
         assert list(kept[1][kept[0] == c]) == sorted(rest[1][rest[0] == c])[:3]
@@ -120,13 +139,29 @@ def test_imagenet_paper_flags_run_end_to_end_on_mock_data(tmp_path):
         (manual / tar).touch()  # the source checks they exist; mock data replaces them
     workdir = tmp_path / "work"
     done = subprocess.run(
-        [sys.executable, os.path.join(REPO, "tests", "helpers", "mock_tfds_run.py"), "32",
-         f"--flagfile={os.path.join(CONFIGS, 'imagenet_paper.flags')}",
-         f"--workdir={workdir}", f"--manual_dir={manual}", f"--data_dir={tmp_path / 'tfds'}",
-         "--mode=train", "--splits=random:0", "--layers=7", "--treatments=transfer",
-         "--runs=random0/base/A/seed0,random0/transfer/n7/seed0", "--train_steps=2",
-         "--eval_every=2", "--batch_size=4", "--best_k=1"],
-        capture_output=True, text=True, cwd=REPO, timeout=600)
+        [
+            sys.executable,
+            os.path.join(REPO, "tests", "helpers", "mock_tfds_run.py"),
+            "32",
+            f"--flagfile={os.path.join(CONFIGS, 'imagenet_paper.flags')}",
+            f"--workdir={workdir}",
+            f"--manual_dir={manual}",
+            f"--data_dir={tmp_path / 'tfds'}",
+            "--mode=train",
+            "--splits=random:0",
+            "--layers=7",
+            "--treatments=transfer",
+            "--runs=random0/base/A/seed0,random0/transfer/n7/seed0",
+            "--train_steps=2",
+            "--eval_every=2",
+            "--batch_size=4",
+            "--best_k=1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     records = read_records(workdir)
     assert [r["run"] for r in records] == ["random0/base/A/seed0", "random0/transfer/n7/seed0"]
@@ -144,4 +179,7 @@ def test_imagenet_paper_flags_run_end_to_end_on_mock_data(tmp_path):
     assert (split["A"]["label_map"][str(first)], split["A"]["label_map"][str(last)]) == (0, 499)
     stored = config.Experiment.from_json(json.load(open(workdir / "config.json"))["experiment"])
     assert (stored.model.arch, stored.data.eval_split, stored.solver.lr_decay_steps) == (
-        "caffenet", "test", 100_000)
+        "caffenet",
+        "test",
+        100_000,
+    )

@@ -9,8 +9,8 @@ import re
 
 import numpy as np
 import pytest
-from helpers.cli import run_cli
 
+from helpers.cli import run_cli
 from kerastransfer import analysis
 from kerastransfer.analysis import findings, inference, stats
 from kerastransfer.analysis.baselines import matched_points
@@ -22,12 +22,17 @@ from kerastransfer.reporting import plots, recommendation, report
 def _steady_csv(path):
     """One split, no seeds (one base network per half): every BnB and AnB+ about +1 point above
     base B (+0.9, +1.0 or +1.1 by n), in the paper's CSV columns."""
-    rows = ["network,treatment,split,source,target,n,best10,final,evaluations",
-            "half0A,base,0,,A,0,0.8000,0.8000,10", "half0B,base,0,,B,0,0.7800,0.7800,10"]
+    rows = [
+        "network,treatment,split,source,target,n,best10,final,evaluations",
+        "half0A,base,0,,A,0,0.8000,0.8000,10",
+        "half0B,base,0,,B,0,0.7800,0.7800,10",
+    ]
     for n in range(1, 8):
         value = 0.79 + 0.001 * (n % 3 - 1)
-        rows += [f"selffer0B0B_{n},selffer,0,B,B,{n},{value:.4f},{value:.4f},10",
-                 f"transfer-ft0A0B_{n},transfer_ft,0,A,B,{n},{value:.4f},{value:.4f},10"]
+        rows += [
+            f"selffer0B0B_{n},selffer,0,B,B,{n},{value:.4f},{value:.4f},10",
+            f"transfer-ft0A0B_{n},transfer_ft,0,A,B,{n},{value:.4f},{value:.4f},10",
+        ]
     path.write_text("\n".join(rows) + "\n")
     return path
 
@@ -69,8 +74,9 @@ DISTANCE = 3.0  # the dissimilar split's AnB loses three times as much
 
 
 def _effect(split, treatment, n):
-    return EFFECTS[treatment](n) * (DISTANCE if (split, treatment) == ("dissimilar",
-                                                                        "transfer") else 1.0)
+    return EFFECTS[treatment](n) * (
+        DISTANCE if (split, treatment) == ("dissimilar", "transfer") else 1.0
+    )
 
 
 def _true_effects():
@@ -79,14 +85,26 @@ def _true_effects():
     layers = range(1, 8)
     return [
         np.mean([_effect("random0", "selffer", n) for n in findings.MIDDLE_LAYERS]),
-        np.mean([_effect("random0", "selffer_ft", n) - _effect("random0", "selffer", n)
-                 for n in findings.MIDDLE_LAYERS]),
-        np.mean([_effect("random0", "transfer", n) - _effect("random0", "selffer", n)
-                 for n in findings.HIGH_LAYERS]),
+        np.mean(
+            [
+                _effect("random0", "selffer_ft", n) - _effect("random0", "selffer", n)
+                for n in findings.MIDDLE_LAYERS
+            ]
+        ),
+        np.mean(
+            [
+                _effect("random0", "transfer", n) - _effect("random0", "selffer", n)
+                for n in findings.HIGH_LAYERS
+            ]
+        ),
         np.mean([_effect("random0", "transfer_ft", n) for n in layers]),
         _effect("dissimilar", "transfer", 7) - _effect("random0", "transfer", 7),
-        np.mean([_effect("dissimilar", "random", n) - _effect("dissimilar", "transfer", n)
-                 for n in layers]),
+        np.mean(
+            [
+                _effect("dissimilar", "random", n) - _effect("dissimilar", "transfer", n)
+                for n in layers
+            ]
+        ),
     ]
 
 
@@ -98,16 +116,34 @@ def _simulated_study(rng):
     for split, names in (("random0", tuple(EFFECTS)), ("dissimilar", ("transfer", "random"))):
         for seed in range(SEEDS):
             level = 80.0 + rng.normal(0, 2.0)
-            records.append({"run": f"{split}/base/{seed}", "treatment": "base", "split": split,
-                            "target": "B", "n": 0, "seed": seed, "status": "ok",
-                            "best_k": (level + rng.normal(0, SIGMA[split])) / 100})
+            records.append(
+                {
+                    "run": f"{split}/base/{seed}",
+                    "treatment": "base",
+                    "split": split,
+                    "target": "B",
+                    "n": 0,
+                    "seed": seed,
+                    "status": "ok",
+                    "best_k": (level + rng.normal(0, SIGMA[split])) / 100,
+                }
+            )
             noise = rng.normal(0, SIGMA[split], (len(names), 7))
             for i, treatment in enumerate(names):
                 for n in range(1, 8):
-                    records.append({
-                        "run": f"{split}/{treatment}/{n}/{seed}", "treatment": treatment,
-                        "split": split, "target": "B", "n": n, "seed": seed, "status": "ok",
-                        "best_k": (level + _effect(split, treatment, n) + noise[i, n - 1]) / 100})
+                    records.append(
+                        {
+                            "run": f"{split}/{treatment}/{n}/{seed}",
+                            "treatment": treatment,
+                            "split": split,
+                            "target": "B",
+                            "n": n,
+                            "seed": seed,
+                            "status": "ok",
+                            "best_k": (level + _effect(split, treatment, n) + noise[i, n - 1])
+                            / 100,
+                        }
+                    )
     return records
 
 
@@ -123,10 +159,14 @@ def test_findings_intervals_cover_the_true_effect_with_shared_bases():
         records = _simulated_study(rng)
         checked = findings.check(records)
         intervals = [checked[0]["parts"][0]["ci"], checked[0]["parts"][1]["ci"]] + [
-            f["ci"] for f in checked[1:]]
+            f["ci"] for f in checked[1:]
+        ]
         covered += [low <= true <= high for (low, high), true in zip(intervals, truth)]
-        boost = [m.points for m in matched_points(records)[0]
-                 if m.record["treatment"] == "transfer_ft" and m.record["seed"] == 0]
+        boost = [
+            m.points
+            for m in matched_points(records)[0]
+            if m.record["treatment"] == "transfer_ft" and m.record["seed"] == 0
+        ]
         low, high = stats.summarize(boost)["ci"]
         per_layer += low <= truth[3] <= high
     coverage = covered / studies
@@ -150,24 +190,50 @@ def test_no_interval_from_sd_0_or_one_value():
 
 
 def test_base_networks_that_agree_give_no_interval_and_decide_nothing():
-    values = [inference.Value(("random0", "B", seed), ("random0", "B", seed, n), value)
-              for seed in (0, 1) for n, value in ((3, -1.0), (4, -3.0))]
+    values = [
+        inference.Value(("random0", "B", seed), ("random0", "B", seed, n), value)
+        for seed in (0, 1)
+        for n, value in ((3, -1.0), (4, -3.0))
+    ]
     result = inference.over_units(values)
     assert (result["effect"], result["ci"], result["units"], result["networks"]) == (
-        -2.0, None, 2, 4)
+        -2.0,
+        None,
+        2,
+        4,
+    )
     assert "sd 0" in result["why"]
-    assert findings.decide(result["effect"], result["ci"], -1, result["why"])[0] == (
-        "inconclusive")
+    assert findings.decide(result["effect"], result["ci"], -1, result["why"])[0] == ("inconclusive")
 
 
 def test_accuracy_intervals_are_clipped_and_none_in_the_report_leaves_0_1():
     """Two networks at .99 and .95 have a t(1) interval reaching 1.24: shown clipped to 1."""
-    records = [{"treatment": "base", "split": "random0", "target": "B", "n": 0, "seed": seed,
-                "best_k": accuracy, "test_accuracy": accuracy - 0.9, "status": "ok"}
-               for seed, accuracy in ((0, 0.99), (1, 0.95))]
-    records += [{"treatment": "selffer", "split": "random0", "target": "B", "n": 1,
-                 "seed": seed, "best_k": accuracy, "test_accuracy": 0.02 + 0.03 * seed,
-                 "status": "ok"} for seed, accuracy in ((0, 0.97), (1, 0.98))]
+    records = [
+        {
+            "treatment": "base",
+            "split": "random0",
+            "target": "B",
+            "n": 0,
+            "seed": seed,
+            "best_k": accuracy,
+            "test_accuracy": accuracy - 0.9,
+            "status": "ok",
+        }
+        for seed, accuracy in ((0, 0.99), (1, 0.95))
+    ]
+    records += [
+        {
+            "treatment": "selffer",
+            "split": "random0",
+            "target": "B",
+            "n": 1,
+            "seed": seed,
+            "best_k": accuracy,
+            "test_accuracy": 0.02 + 0.03 * seed,
+            "status": "ok",
+        }
+        for seed, accuracy in ((0, 0.97), (1, 0.98))
+    ]
     result = analysis.analyze(records)
     base = analysis.find_cell(result["cells"], "base", 0)
     assert base["best_k"]["ci"][1] == 1.0 and base["test_accuracy"]["ci"][0] == 0.0
@@ -187,8 +253,9 @@ def test_figure_bands_need_three_base_networks():
 
 
 def _value(seed, n, value, treatment_target="B"):
-    return inference.Value(("random0", treatment_target, seed),
-                           ("random0", treatment_target, seed, n), value)
+    return inference.Value(
+        ("random0", treatment_target, seed), ("random0", treatment_target, seed, n), value
+    )
 
 
 def test_paired_where_runs_share_split_half_seed_and_n():
@@ -218,8 +285,15 @@ def test_unpaired_over_base_networks_when_nothing_pairs():
 
 
 def _record(split, treatment, n, seed, best_k, target="B"):
-    return {"treatment": treatment, "split": split, "target": target, "n": n, "seed": seed,
-            "best_k": best_k, "status": "ok"}
+    return {
+        "treatment": treatment,
+        "split": split,
+        "target": target,
+        "n": n,
+        "seed": seed,
+        "best_k": best_k,
+        "status": "ok",
+    }
 
 
 def test_random_features_are_compared_with_anb_of_the_same_split_group():
@@ -230,10 +304,12 @@ def test_random_features_are_compared_with_anb_of_the_same_split_group():
         for split, anb in (("random0", -0.01), ("dissimilar", -0.10)):
             records.append(_record(split, "base", 0, seed, 0.80 + 0.01 * seed))
             for n in (1, 2):
-                records.append(_record(split, "transfer", n, seed,
-                                       0.80 + 0.01 * seed + anb + 0.001 * n))
-                records.append(_record(split, "random", n, seed,
-                                       0.80 + 0.01 * seed - 0.20 - 0.002 * n * seed))
+                records.append(
+                    _record(split, "transfer", n, seed, 0.80 + 0.01 * seed + anb + 0.001 * n)
+                )
+                records.append(
+                    _record(split, "random", n, seed, 0.80 + 0.01 * seed - 0.20 - 0.002 * n * seed)
+                )
     finding = findings.check(records)[4]
     assert finding["test"] == inference.PAIRED and finding["units"] == 3
     assert "dissimilar split, at n=1,2" in finding["measure"]
@@ -247,8 +323,10 @@ def test_random_features_are_compared_with_anb_of_the_same_split_group():
 def test_base_of_the_targeted_half():
     """Every run targets B: "baseB" is base B, base A only gave layers; Table 1's paper way
     subtracts base B alone."""
-    records = [_record("random0", "base", 0, 0, 0.95, target="A"),
-               _record("random0", "base", 0, 0, 0.88)]
+    records = [
+        _record("random0", "base", 0, 0, 0.95, target="A"),
+        _record("random0", "base", 0, 0, 0.88),
+    ]
     records += [_record("random0", "transfer_ft", n, 0, 0.90) for n in range(1, 8)]
     result = analysis.analyze(records)
     base = analysis.find_cell(result["cells"], "base", 0)
@@ -263,11 +341,20 @@ def test_base_of_the_targeted_half():
 
 
 def _own(treatment, n, seed, final_val, best_k=None, test=None):
-    return {"run": f"target/{treatment}/n{n}/seed{seed}", "treatment": treatment,
-            "split": "target", "target": "B", "n": n, "seed": seed, "status": "ok",
-            "final_val": final_val, "best_k": best_k if best_k is not None else final_val,
-            "test_accuracy": final_val - 0.01 if test is None else test,
-            "val_examples": 143, "test_examples": 500}
+    return {
+        "run": f"target/{treatment}/n{n}/seed{seed}",
+        "treatment": treatment,
+        "split": "target",
+        "target": "B",
+        "n": n,
+        "seed": seed,
+        "status": "ok",
+        "final_val": final_val,
+        "best_k": best_k if best_k is not None else final_val,
+        "test_accuracy": final_val - 0.01 if test is None else test,
+        "val_examples": 143,
+        "test_examples": 500,
+    }
 
 
 def test_recommendation_selects_on_the_delivered_weights_and_reports_test():
@@ -275,9 +362,12 @@ def test_recommendation_selects_on_the_delivered_weights_and_reports_test():
     n=1 fine-tuned's: the latter is chosen. Its gain is reported on test as well; the spread is
     pooled over cells, so two seeds give intervals on 4 degrees of freedom."""
     records = [
-        _own("base", 0, 0, 0.800), _own("base", 0, 1, 0.806),
-        _own("transfer", 2, 0, 0.830, best_k=0.90), _own("transfer", 2, 1, 0.836, best_k=0.90),
-        _own("transfer_ft", 1, 0, 0.850), _own("transfer_ft", 1, 1, 0.852),
+        _own("base", 0, 0, 0.800),
+        _own("base", 0, 1, 0.806),
+        _own("transfer", 2, 0, 0.830, best_k=0.90),
+        _own("transfer", 2, 1, 0.836, best_k=0.90),
+        _own("transfer_ft", 1, 0, 0.850),
+        _own("transfer_ft", 1, 1, 0.852),
     ]
     result = analysis.recommend(analysis.normalize_records(records))
     choice = result["choice"]

@@ -6,9 +6,9 @@ import os
 import socket
 
 import pytest
+
 from helpers.cli import run_cli
 from helpers.reliability import REDUCED, Runner, own_lines
-
 from kerastransfer.workdir.lock import workdir_lock
 
 pytestmark = pytest.mark.e2e

@@ -8,9 +8,9 @@ import h5py
 import keras
 import numpy as np
 import pytest
+
 from helpers.cli import SMOKE, run_cli
 from helpers.records import records as read_records
-
 from kerastransfer import config, models
 from kerastransfer.training.strategies import set_precision
 
@@ -18,8 +18,9 @@ from kerastransfer.training.strategies import set_precision
 def test_mixed_bfloat16_computes_in_16_bits_with_a_float32_head():
     try:
         set_precision("mixed_bfloat16")
-        model = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
-                             widths=(8, 8, 8, 8, 8, 16, 16))
+        model = models.build(
+            "caffenet_small", num_classes=5, input_shape=(28, 28, 1), widths=(8, 8, 8, 8, 8, 16, 16)
+        )
         conv1, fc8 = model.get_layer("conv1"), model.get_layer("fc8")
         assert (conv1.compute_dtype, conv1.kernel.dtype) == ("bfloat16", "float32")
         assert fc8.compute_dtype == "float32"
@@ -32,9 +33,15 @@ def test_mixed_bfloat16_computes_in_16_bits_with_a_float32_head():
 
 @pytest.mark.e2e
 def test_a_smoke_grid_under_mixed_bfloat16_trains_ok(tmp_path):
-    done = run_cli(f"--flagfile={SMOKE}", f"--workdir={tmp_path}", "--mode=train",
-                   "--mixed_precision=mixed_bfloat16", "--layers=5", "--treatments=transfer",
-                   "--epochs=1")
+    done = run_cli(
+        f"--flagfile={SMOKE}",
+        f"--workdir={tmp_path}",
+        "--mode=train",
+        "--mixed_precision=mixed_bfloat16",
+        "--layers=5",
+        "--treatments=transfer",
+        "--epochs=1",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     records = read_records(tmp_path)
     assert [r["treatment"] for r in records] == ["base", "base", "transfer"]
@@ -57,7 +64,11 @@ def test_a_smoke_grid_under_mixed_bfloat16_trains_ok(tmp_path):
 
 @pytest.mark.e2e
 def test_mixed_float16_refuses_the_bias_multiplier_its_loss_scaling_would_drop(tmp_path):
-    done = run_cli(f"--flagfile={SMOKE}", f"--workdir={tmp_path}",
-                   "--mixed_precision=mixed_float16", "--bias_lr_multiplier=2")
+    done = run_cli(
+        f"--flagfile={SMOKE}",
+        f"--workdir={tmp_path}",
+        "--mixed_precision=mixed_float16",
+        "--bias_lr_multiplier=2",
+    )
     assert done.returncode == 2 and "--bias_lr_multiplier=2.0" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not os.listdir(tmp_path)

@@ -7,9 +7,9 @@ import re
 import subprocess
 
 import pytest
+
 from helpers.cli import REPO, SMOKE, cli_command
 from helpers.records import records as read_records
-
 from kerastransfer.study.following import weights_digest
 
 pytestmark = pytest.mark.e2e
@@ -24,11 +24,24 @@ def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path, free_
     for index in range(2):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
-        workers.append(subprocess.Popen(
-            cli_command(f"--flagfile={SMOKE}", f"--workdir={workdir}", "--mode=train",
-                        "--strategy=multi_worker", "--epochs=1", "--layers=5",
-                        "--treatments=transfer_ft"),
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        workers.append(
+            subprocess.Popen(
+                cli_command(
+                    f"--flagfile={SMOKE}",
+                    f"--workdir={workdir}",
+                    "--mode=train",
+                    "--strategy=multi_worker",
+                    "--epochs=1",
+                    "--layers=5",
+                    "--treatments=transfer_ft",
+                ),
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = [worker.communicate(timeout=600) for worker in workers]
     for worker, (_, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]
@@ -41,8 +54,9 @@ def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path, free_
         # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy
         assert (record["strategy"], record["replicas"]) == ("CollectiveAllReduceStrategy", 2)
         chief_digest = weights_digest(workdir / record["weights"])
-        assert (f"worker 1: weights of {record['run']} equal the chief's "
-                f"(digest {chief_digest})") in follower_log
+        assert (
+            f"worker 1: weights of {record['run']} equal the chief's (digest {chief_digest})"
+        ) in follower_log
         # checkpoints are removed once a run is done; nothing but the chief's files remain
         assert os.listdir(workdir / "runs" / record["run"]) == ["final.weights.h5"]
     assert "not the chief" not in chief_log

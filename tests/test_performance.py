@@ -20,9 +20,18 @@ WIDTHS = (8, 8, 8, 8, 8, 16, 16)
 def study(workdir):
     """Smoke-sized bases with dropout on, trained for one epoch."""
     experiment = config.Experiment(workdir=str(workdir)).replace(
-        splits=("random:0",), widths=WIDTHS, layers=(1,), treatments=("transfer",),
-        max_examples_per_class=60, epochs=1.0, batch_size=32, learning_rate=0.05, dropout=0.5,
-        eval_every=3, best_k=1)
+        splits=("random:0",),
+        widths=WIDTHS,
+        layers=(1,),
+        treatments=("transfer",),
+        max_examples_per_class=60,
+        epochs=1.0,
+        batch_size=32,
+        learning_rate=0.05,
+        dropout=0.5,
+        eval_every=3,
+        best_k=1,
+    )
     return Study.load(experiment, log=lambda message: None)
 
 
@@ -53,14 +62,12 @@ def test_twin_gets_the_new_state_and_a_fresh_optimizer():
     pool = training.CompiledModels()
     solver = training.Solver(0.1, 0.9, 4, 2)
     x, y = np.random.rand(64, 28, 28, 1).astype("float32"), np.arange(64) % 5
-    first = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
-                         widths=WIDTHS)
+    first = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1), widths=WIDTHS)
     training.compile_model(first, solver)
     assert pool.twin(first) is first
     first.fit(x, y, batch_size=32, epochs=2, verbose=0)
     assert int(first.optimizer.iterations) == 4
-    second = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
-                          widths=WIDTHS)
+    second = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1), widths=WIDTHS)
     training.compile_model(second, solver)
     twin = pool.twin(second)
     assert twin is first and int(twin.optimizer.iterations) == 0
@@ -78,8 +85,9 @@ def test_evaluator_equals_keras_evaluate_also_for_a_model_it_reuses():
     evaluator = training.Evaluator()
     for seed in (1, 2):  # the second model of the same structure runs on the first's trace
         keras.utils.set_random_seed(seed)
-        model = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
-                             widths=WIDTHS)
+        model = models.build(
+            "caffenet_small", num_classes=5, input_shape=(28, 28, 1), widths=WIDTHS
+        )
         model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         loss, accuracy = model.evaluate(x, y, batch_size=128, verbose=0)
         # 300 = 2 x 128 + 44: the last, smaller batch counts by its own size

@@ -15,8 +15,12 @@ from kerastransfer.workdir.results import read_results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COMMAND = "python -m kerastransfer.run --flagfile=configs/synthetic.cfg"
-CONFIG = {"dataset": "synthetic", "seeds": [0, 1, 2], "train": {"epochs": 3, "lr": 0.01},
-          "note": None}
+CONFIG = {
+    "dataset": "synthetic",
+    "seeds": [0, 1, 2],
+    "train": {"epochs": 3, "lr": 0.01},
+    "note": None,
+}
 SEEDS = (0, 1, 2)
 
 # Effects in accuracy units, shaped like the paper's: BnB dips at 3-5, AnB falls from 5 on,
@@ -32,19 +36,25 @@ SHIFT = {
 
 
 def _record(rng, split, treatment, target, n, seed, accuracy, status="ok"):
-    source = {"base": "", "random": "", "selffer": target, "selffer_ft": target}.get(
-        treatment, "A")
+    source = {"base": "", "random": "", "selffer": target, "selffer_ft": target}.get(treatment, "A")
     ok = status == "ok"
     return {
-        "run": f"{split}/{treatment}/{target}/n{n}/seed{seed}", "treatment": treatment,
-        "split": split, "source": source, "target": target, "n": n, "seed": seed,
-        "best_k": accuracy if ok else None, "k": 5,
+        "run": f"{split}/{treatment}/{target}/n{n}/seed{seed}",
+        "treatment": treatment,
+        "split": split,
+        "source": source,
+        "target": target,
+        "n": n,
+        "seed": seed,
+        "best_k": accuracy if ok else None,
+        "k": 5,
         "final_val": accuracy - 0.001 if ok else None,
         "test_accuracy": accuracy - 0.004 if ok else None,
         "val_history": [[100, accuracy - 0.05], [200, accuracy]] if ok else [],
         "train_seconds": float(rng.uniform(10, 20)) if ok else None,
         "images_per_second": float(rng.uniform(1500, 2500)) if ok else None,
-        "status": status, "reason": None if ok else f"{status} on purpose",
+        "status": status,
+        "reason": None if ok else f"{status} on purpose",
     }
 
 
@@ -53,18 +63,25 @@ def synthetic_records():
     3 seeds, noise sd .003; one failed and one skipped run."""
     rng = np.random.default_rng(0)
     records = []
-    for split, base, distance in (("random0", 0.80, 1.0), ("random1", 0.81, 1.0),
-                                  ("dissimilar", 0.78, 3.0)):
+    for split, base, distance in (
+        ("random0", 0.80, 1.0),
+        ("random1", 0.81, 1.0),
+        ("dissimilar", 0.78, 3.0),
+    ):
         for seed in SEEDS:
             for target in ("A", "B"):
-                records.append(_record(rng, split, "base", target, 0, seed,
-                                       base + rng.normal(0, 0.003)))
+                records.append(
+                    _record(rng, split, "base", target, 0, seed, base + rng.normal(0, 0.003))
+                )
             treatments = SHIFT if split != "dissimilar" else ("transfer",)
             for treatment in treatments:
                 for n in range(1, 8):
                     shift = SHIFT[treatment](n) * (distance if treatment == "transfer" else 1)
-                    records.append(_record(rng, split, treatment, "B", n, seed,
-                                           base + shift + rng.normal(0, 0.003)))
+                    records.append(
+                        _record(
+                            rng, split, treatment, "B", n, seed, base + shift + rng.normal(0, 0.003)
+                        )
+                    )
     records.append(_record(rng, "random0", "transfer_ft", "B", 4, 3, None, status="failed"))
     records.append(_record(rng, "random1", "selffer", "B", 2, 3, None, status="skipped"))
     return records
@@ -78,8 +95,9 @@ def study(tmp_path_factory):
         for record in synthetic_records():
             f.write(json.dumps(record) + "\n")
     records = read_results(str(workdir / "results.jsonl"))
-    paths = reporting.write_analysis(str(workdir), records, config=CONFIG,
-                                     reference=analysis.load_paper_csv(), command=COMMAND)
+    paths = reporting.write_analysis(
+        str(workdir), records, config=CONFIG, reference=analysis.load_paper_csv(), command=COMMAND
+    )
     assert paths[:2] == [str(workdir / "analysis.json"), str(workdir / "report.md")]
     with open(paths[0]) as f:
         return workdir, json.load(f)
@@ -120,7 +138,12 @@ def test_synthetic_effects_are_recovered(study):
     assert result["relative_drop"]["at_top"]["dissimilar"] == pytest.approx(-10.8, abs=0.5)
     assert [f["status"] for f in result["findings"]] == ["reproduced"] * 5
     assert [(f["units"], f["reference_units"]) for f in result["findings"]] == [
-        (6, None), (6, None), (6, None), (3, 6), (6, None)]
+        (6, None),
+        (6, None),
+        (6, None),
+        (3, 6),
+        (6, None),
+    ]
     cell = analysis.find_cell(result["cells"], "transfer_ft", 4)
     assert cell["best_k"]["count"] == len(SEEDS) * 2  # the failed seed-3 run is left out
     # Every run targets B: baseB holds the B bases only, the A bases are sources.
@@ -132,8 +155,10 @@ def test_synthetic_effects_are_recovered(study):
 
 def test_figures_are_valid_files(study):
     workdir, result = study
-    assert sorted(result["figures"]) == [os.path.join("figures", name) for name in (
-        "dissimilar.pdf", "dissimilar.png", "transfer.pdf", "transfer.png")]
+    assert sorted(result["figures"]) == [
+        os.path.join("figures", name)
+        for name in ("dissimilar.pdf", "dissimilar.png", "transfer.pdf", "transfer.png")
+    ]
     for relative in result["figures"]:
         _assert_figure(str(workdir / relative))
 
@@ -185,7 +210,9 @@ def test_paper_mode_shows_table1_the_papers_way_beside_the_matched_one(tmp_path)
     for name, (over_base, over_selffer) in expected.items():
         row = result["table1"][name]
         assert (round(row["over_base"], 1), round(row["over_selffer_ft"], 1)) == (
-            over_base, over_selffer)
+            over_base,
+            over_selffer,
+        )
         boost = result["matched"]["by_range"][name]["AnB+"]
         versus = result["matched"]["anb_plus_vs_bnb_plus"][name]["matched"]
         line = next(line for line in text.splitlines() if line.startswith(f"| {name} | "))
@@ -201,9 +228,12 @@ def test_command_line_reports_a_missing_results_file(tmp_path, capsys):
 
 
 def test_plot_cka(tmp_path):
-    path = plots.plot_cka(np.array([[1.0, 0.4], [0.3, 0.9], [0.1, 0.2]]),
-                          ["conv1", "conv2", "fc6"], ["baseA", "AnB+"],
-                          str(tmp_path / "cka.png"))
+    path = plots.plot_cka(
+        np.array([[1.0, 0.4], [0.3, 0.9], [0.1, 0.2]]),
+        ["conv1", "conv2", "fc6"],
+        ["baseA", "AnB+"],
+        str(tmp_path / "cka.png"),
+    )
     with open(path, "rb") as f:
         assert f.read(8) == PNG_MAGIC
     with pytest.raises(ValueError, match="does not match"):

@@ -10,6 +10,7 @@ import time
 
 import pytest
 import tensorflow as tf
+
 from helpers.cli import REPO, SMOKE, run_cli
 from helpers.records import records as records_of
 from helpers.reliability import snapshot
@@ -24,14 +25,15 @@ def test_smoke_covers_the_plan_once_with_status_ok(smoke_workdir):
     workdir, done = smoke_workdir.workdir, smoke_workdir.done
     records = records_of(workdir)
     expected = {("base", 0, "A"), ("base", 0, "B")} | {
-        (t, n, "B") for t in TREATMENTS for n in SMOKE_LAYERS}
+        (t, n, "B") for t in TREATMENTS for n in SMOKE_LAYERS
+    }
     keys = [(r["treatment"], r["n"], r["target"]) for r in records]
     assert sorted(keys) == sorted(expected)
     assert all(r["status"] == "ok" and r["split"] == "random0" for r in records)
     for record in records:
         assert os.path.getsize(os.path.join(workdir, record["weights"])) == record["weights_bytes"]
         assert len(record["val_history"]) >= 2 and 0 <= record["test_accuracy"] <= 1
-        top = sorted((acc for _, acc in record["val_history"]), reverse=True)[:record["k"]]
+        top = sorted((acc for _, acc in record["val_history"]), reverse=True)[: record["k"]]
         assert record["best_k"] == pytest.approx(sum(top) / len(top))
         assert record["final_val"] == record["val_history"][-1][1]
     frozen = [r for r in records if r["treatment"] in ("selffer", "transfer", "random")]
@@ -103,8 +105,9 @@ def test_a_real_step_under_mirrored_strategy_on_two_cpus(tmp_path):
                     "--strategy=mirrored", "--layers=5", "--treatments=transfer_ft"]
         app.run(run.main, flags_parser=run.parse_flags)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=REPO, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     records = records_of(str(tmp_path))
     assert [r["status"] for r in records] == ["ok"] * 3

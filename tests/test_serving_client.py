@@ -23,8 +23,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers.cli import REPO, find_binary
 
+from helpers.cli import REPO, find_binary
 from kerastransfer.data.preprocessing import Preprocessing
 from kerastransfer.serving import export
 

@@ -39,9 +39,20 @@ finally:
 def test_mode_all_reads_and_splits_the_dataset_once(tmp_path):
     workdir = tmp_path / "study"
     done = subprocess.run(
-        [sys.executable, "-c", COUNTING_RUN, f"--flagfile={SMOKE}", f"--workdir={workdir}",
-         "--layers=1", "--treatments=transfer"],
-        capture_output=True, text=True, cwd=REPO, timeout=600)
+        [
+            sys.executable,
+            "-c",
+            COUNTING_RUN,
+            f"--flagfile={SMOKE}",
+            f"--workdir={workdir}",
+            "--layers=1",
+            "--treatments=transfer",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     calls = json.loads(done.stdout.split("CALLS ")[-1])
     # training, the CKA figures and the export all ran, on the one study

@@ -8,17 +8,18 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+
 from helpers.cli import REPO
 from helpers.transfer_asserts import TINY_WIDTHS, assert_transfer, weights_of
-
 from kerastransfer import models, surgery
 from kerastransfer.errors import UsageError
 
 
 def tiny_base(num_classes=5):
     keras.utils.set_random_seed(1)
-    return models.build("caffenet_small", num_classes=num_classes, input_shape=(28, 28, 1),
-                        widths=TINY_WIDTHS)
+    return models.build(
+        "caffenet_small", num_classes=num_classes, input_shape=(28, 28, 1), widths=TINY_WIDTHS
+    )
 
 
 def one_step(model, num_classes, seed=0):
@@ -60,7 +61,11 @@ def test_blocks_follow_the_paper():
     assert surgery.cut_after(base, 5).name == "flatten"
     assert surgery.cut_after(base, 6).name == "drop6"  # dropout goes with fc6
     assert [layer.name for layer in surgery.block_layers(base, 2)] == [
-        "conv1", "pool1", "conv2", "pool2"]
+        "conv1",
+        "pool1",
+        "conv2",
+        "pool2",
+    ]
 
 
 @pytest.mark.parametrize("n", [0, 8, -1])
@@ -130,7 +135,8 @@ def test_transfer_under_mirrored_strategy_on_two_cpus(tmp_path):
                 results[mode] = strategy.num_replicas_in_sync
         print(json.dumps(results))
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=REPO, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {m: 2 for m in surgery.MODES}

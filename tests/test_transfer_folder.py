@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from helpers.cli import REPO, run_cli
 from helpers.records import records as read_records
-
 from kerastransfer import data, models
 
 pytestmark = pytest.mark.e2e
@@ -43,10 +43,14 @@ def fashion_halves():
 def test_own_model_to_own_folder_recommends_n_and_exports(tmp_path, fashion_halves):
     half_a, half_b = fashion_halves
     keras.utils.set_random_seed(0)
-    source = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1),
-                          widths=SOURCE_WIDTHS, dropout=0.0)
-    source.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy",
-                   metrics=["accuracy"])
+    source = models.build(
+        "caffenet_small", num_classes=5, input_shape=(28, 28, 1), widths=SOURCE_WIDTHS, dropout=0.0
+    )
+    source.compile(
+        keras.optimizers.SGD(0.05, momentum=0.9),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     source.fit(half_a.train_x / 255.0, half_a.train_y, batch_size=32, epochs=4, verbose=0)
     source_path = str(tmp_path / "fashion_a.keras")
     source.save(source_path)
@@ -54,15 +58,22 @@ def test_own_model_to_own_folder_recommends_n_and_exports(tmp_path, fashion_halv
     write_folder(folder, half_b.train_x, half_b.train_y, half_b.class_names)
     workdir = str(tmp_path / "work")
 
-    done = run_cli(f"--flagfile={FLAGFILE}", f"--source_model={source_path}",
-                   f"--image_dir={folder}", f"--workdir={workdir}", "--layers=1,3,7",
-                   "--epochs=8", "--eval_every=5")
+    done = run_cli(
+        f"--flagfile={FLAGFILE}",
+        f"--source_model={source_path}",
+        f"--image_dir={folder}",
+        f"--workdir={workdir}",
+        "--layers=1,3,7",
+        "--epochs=8",
+        "--eval_every=5",
+    )
     assert done.returncode == 0, done.stderr[-4000:]
 
     records = read_records(workdir)
     assert sorted((r["treatment"], r["n"], r["seed"]) for r in records) == sorted(
         [("base", 0, s) for s in (0, 1)]
-        + [(t, n, s) for t in ("transfer", "transfer_ft") for n in (1, 3, 7) for s in (0, 1)])
+        + [(t, n, s) for t in ("transfer", "transfer_ft") for n in (1, 3, 7) for s in (0, 1)]
+    )
     assert all(r["status"] == "ok" for r in records)
     with open(os.path.join(workdir, "recommendation.json")) as f:
         choice = json.load(f)["choice"]
@@ -82,8 +93,9 @@ def test_own_model_to_own_folder_recommends_n_and_exports(tmp_path, fashion_halv
         print(json.dumps({{"accuracy": float(np.mean([a == b for a, b in zip(names, truth)])),
                            "count": len(paths)}}))
     """)
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
     assert served["count"] == len(half_b.train_y)
@@ -97,14 +109,24 @@ def test_mobilenet_v2_backbone_with_random_weights_on_a_tiny_folder(tmp_path):
     images = rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8)
     folder = str(tmp_path / "tiny")
     write_folder(folder, images, labels, names)
-    backbone = keras.applications.MobileNetV2(include_top=False, weights=None,
-                                              input_shape=(32, 32, 3))
+    backbone = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(32, 32, 3)
+    )
     weights = str(tmp_path / "mobilenet_v2.weights.h5")
     backbone.save_weights(weights)
     workdir = str(tmp_path / "work")
-    done = run_cli(f"--flagfile={FLAGFILE}", "--arch=mobilenet_v2", f"--source_weights={weights}",
-                   "--image_size=32", f"--image_dir={folder}", f"--workdir={workdir}",
-                   "--layers=2,7", "--seeds=0", "--epochs=1", "--batch_size=8")
+    done = run_cli(
+        f"--flagfile={FLAGFILE}",
+        "--arch=mobilenet_v2",
+        f"--source_weights={weights}",
+        "--image_size=32",
+        f"--image_dir={folder}",
+        f"--workdir={workdir}",
+        "--layers=2,7",
+        "--seeds=0",
+        "--epochs=1",
+        "--batch_size=8",
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     records = read_records(workdir)
     assert len(records) == 5 and all(r["status"] == "ok" for r in records)
@@ -122,7 +144,12 @@ def test_source_model_with_a_variable_input_size_is_a_clear_error(tmp_path):
     keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save(path)
     folder = str(tmp_path / "f")
     write_folder(folder, np.zeros((4, 8, 8, 3), np.uint8), np.array([0, 0, 1, 1]), ["a", "b"])
-    done = run_cli(f"--flagfile={FLAGFILE}", f"--source_model={path}", f"--image_dir={folder}",
-                   f"--workdir={tmp_path / 'w'}", "--layers=1")
+    done = run_cli(
+        f"--flagfile={FLAGFILE}",
+        f"--source_model={path}",
+        f"--image_dir={folder}",
+        f"--workdir={tmp_path / 'w'}",
+        "--layers=1",
+    )
     assert done.returncode == 2
     assert "not a fixed image size" in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -10,8 +10,8 @@ import time
 
 import pytest
 import tensorflow as tf
-from helpers.cli import REPO, SMOKE, cli_command, run_cli
 
+from helpers.cli import REPO, SMOKE, cli_command, run_cli
 from kerastransfer import config
 
 pytestmark = pytest.mark.e2e
@@ -73,8 +73,10 @@ def check_best_recorded_once(workdir):
     values, comments = read_flags(os.path.join(workdir, "tuned.flags"))
     with open(os.path.join(workdir, "tuning", "summary.json")) as f:
         summary = json.load(f)
-    for stage, names in (("base", ("learning_rate", "weight_decay", "batch_size", "epochs")),
-                         ("transfer_ft", ("fine_tune_lr_scale",))):
+    for stage, names in (
+        ("base", ("learning_rate", "weight_decay", "batch_size", "epochs")),
+        ("transfer_ft", ("fine_tune_lr_scale",)),
+    ):
         records = [r for r in trial_records(workdir, stage).values() if r["status"] == "ok"]
         best = max(records, key=lambda r: r["best_k"])
         assert summary[stage]["trial_id"] == best["trial_id"]
@@ -82,8 +84,9 @@ def check_best_recorded_once(workdir):
             assert float(values[name]) == best["values"][name]
             comment = [c for c in comments if c.startswith(f"# {name}:")]
             assert len(comment) == 1, comments
-            assert f"trial {best['trial_id']} (tuning/{stage}/trial_{best['trial_id']})" in \
-                comment[0]
+            assert (
+                f"trial {best['trial_id']} (tuning/{stage}/trial_{best['trial_id']})" in comment[0]
+            )
             assert f"val accuracy {best['best_k']:.4f}" in comment[0]
     return values
 
@@ -98,15 +101,24 @@ def summaries(run_dir):
 
 def scalars(run_dir, tag):
     """Sorted (step, value) of one scalar tag."""
-    return sorted((step, float(tf.make_ndarray(value.tensor)))
-                  for name, step, value in summaries(run_dir) if name == tag)
+    return sorted(
+        (step, float(tf.make_ndarray(value.tensor)))
+        for name, step, value in summaries(run_dir)
+        if name == tag
+    )
 
 
 def test_killed_search_resumes_and_the_grid_takes_tuned_flags(tmp_path):
     workdir = str(tmp_path / "tune")
     args = (*TUNE, "--tuner=hyperband", f"--workdir={workdir}")
-    first = subprocess.Popen(cli_command(*args), cwd=REPO, env=local_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        cli_command(*args),
+        cwd=REPO,
+        env=local_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     second_trial = os.path.join(workdir, "tuning", "base", "trial_1", "trial.json")
     deadline = time.monotonic() + 300
     while not os.path.exists(second_trial) and first.poll() is None:
@@ -148,8 +160,14 @@ def test_killed_search_resumes_and_the_grid_takes_tuned_flags(tmp_path):
     assert open(flags_path).read() == before
 
     grid_dir = str(tmp_path / "grid")
-    done = run_cli(f"--flagfile={SMOKE}", f"--flagfile={flags_path}", f"--workdir={grid_dir}",
-                   "--mode=train", "--layers=1", "--treatments=transfer_ft")
+    done = run_cli(
+        f"--flagfile={SMOKE}",
+        f"--flagfile={flags_path}",
+        f"--workdir={grid_dir}",
+        "--mode=train",
+        "--layers=1",
+        "--treatments=transfer_ft",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     with open(os.path.join(grid_dir, "config.json")) as f:
         experiment = config.flat_values(json.load(f)["experiment"])
@@ -166,15 +184,24 @@ def test_chief_and_two_workers_share_the_trials(tmp_path, free_ports):
     port, _ = free_ports(2, consecutive=True)  # the chief serves both searches: port, port + 1
     processes = {}
     for tuner_id in ("chief", "tuner0", "tuner1"):
-        env = local_env(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-                        KERASTUNER_ORACLE_PORT=str(port))
+        env = local_env(
+            KERASTUNER_TUNER_ID=tuner_id,
+            KERASTUNER_ORACLE_IP="127.0.0.1",
+            KERASTUNER_ORACLE_PORT=str(port),
+        )
         processes[tuner_id] = subprocess.Popen(
-            cli_command(*TUNE, f"--workdir={workdir}"), cwd=REPO, env=env, text=True,
-            stdout=open(tmp_path / f"{tuner_id}.out", "w"), stderr=subprocess.STDOUT)
+            cli_command(*TUNE, f"--workdir={workdir}"),
+            cwd=REPO,
+            env=env,
+            text=True,
+            stdout=open(tmp_path / f"{tuner_id}.out", "w"),
+            stderr=subprocess.STDOUT,
+        )
     try:
         for tuner_id, process in processes.items():
-            assert process.wait(timeout=480) == 0, \
-                (tmp_path / f"{tuner_id}.out").read_text()[-3000:]
+            assert process.wait(timeout=480) == 0, (tmp_path / f"{tuner_id}.out").read_text()[
+                -3000:
+            ]
     finally:
         for process in processes.values():
             if process.poll() is None:
@@ -191,8 +218,10 @@ def test_chief_and_two_workers_share_the_trials(tmp_path, free_ports):
     assert f"127.0.0.1:{port + 1}" in logs["chief"]
     check_best_recorded_once(workdir)
     assert "tuned flags:" in logs["chief"]
-    assert all("tuned flags:" not in logs[worker] and "the chief writes tuned.flags" in
-               logs[worker] for worker in ("tuner0", "tuner1"))
+    assert all(
+        "tuned flags:" not in logs[worker] and "the chief writes tuned.flags" in logs[worker]
+        for worker in ("tuner0", "tuner1")
+    )
 
 
 def test_bad_tuning_input_is_one_line_and_writes_nothing(tmp_path):
@@ -201,9 +230,13 @@ def test_bad_tuning_input_is_one_line_and_writes_nothing(tmp_path):
     assert done.returncode == 2
     assert error_lines(done.stderr) == [
         "error: --tune_n=8 is past the last block of caffenet_small (use 1..7, or 0 for the "
-        "middle block)"]
-    done = run_cli(*TUNE, f"--workdir={workdir}",
-                   env=local_env(KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_TUNER_ID="chief"))
+        "middle block)"
+    ]
+    done = run_cli(
+        *TUNE,
+        f"--workdir={workdir}",
+        env=local_env(KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_TUNER_ID="chief"),
+    )
     assert done.returncode == 2
     [error] = error_lines(done.stderr)
     assert "KERASTUNER_ORACLE_PORT=''" in error

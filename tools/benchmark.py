@@ -86,8 +86,11 @@ def other_load(seconds=1.0):
         if share >= 5:
             busy.append({"cpu_percent": round(share), "command": command[:110]})
     busy.sort(key=lambda p: -p["cpu_percent"])
-    return {"load_average": [round(v, 2) for v in os.getloadavg()], "busy": busy[:6],
-            "method": f"CPU over {seconds:g} s"}
+    return {
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "busy": busy[:6],
+        "method": f"CPU over {seconds:g} s",
+    }
 
 
 def peak_gflops(size=2048, repeats=20, seconds=0.25):
@@ -147,8 +150,9 @@ class Setup:
 def make_setup(flagfile, workdir):
     from kerastransfer.study.study import Study  # noqa: PLC0415
 
-    experiment = load_experiment(flagfile, workdir, splits=load_experiment(
-        flagfile, workdir).data.splits[:1])
+    experiment = load_experiment(
+        flagfile, workdir, splits=load_experiment(flagfile, workdir).data.splits[:1]
+    )
     study = Study.load(experiment, log=lambda message: None)
     split = next(iter(study.splits))
     return Setup(experiment, study, study.halves.half(split, "A"), workdir)
@@ -173,16 +177,25 @@ class PlainKeras:
         e = setup.experiment
         keras.utils.set_random_seed(0)
         self.model = setup.build()
-        self.model.compile(optimizer=keras.optimizers.SGD(e.solver.learning_rate, momentum=e.solver.momentum),
-                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        self.model.compile(
+            optimizer=keras.optimizers.SGD(e.solver.learning_rate, momentum=e.solver.momentum),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         self.x, self.y, self.batch = setup.x, setup.half.train_y, e.solver.batch_size
         self.val = (setup.val_x, setup.half.val_y)
 
     def run(self, steps):
         count = steps * self.batch
         start = time.perf_counter()
-        self.model.fit(self.x[:count], self.y[:count], batch_size=self.batch, epochs=1,
-                       validation_data=self.val, verbose=0)
+        self.model.fit(
+            self.x[:count],
+            self.y[:count],
+            batch_size=self.batch,
+            epochs=1,
+            validation_data=self.val,
+            verbose=0,
+        )
         return count / (time.perf_counter() - start)
 
 
@@ -203,8 +216,7 @@ class TorchPeer:
             kind = type(layer).__name__
             if kind == "Conv2D":
                 size = layer.kernel_size[0]
-                layers += [nn.Conv2d(channels, layer.filters, size, padding=size // 2),
-                           nn.ReLU()]
+                layers += [nn.Conv2d(channels, layer.filters, size, padding=size // 2), nn.ReLU()]
                 channels = layer.filters
             elif kind == "MaxPooling2D":
                 layers.append(nn.MaxPool2d(layer.pool_size[0], layer.strides[0], padding=1))
@@ -226,7 +238,9 @@ class TorchPeer:
         rest = [p for name, p in self.model.named_parameters() if not name.endswith("weight")]
         self.optimizer = torch.optim.SGD(
             [{"params": decay, "weight_decay": e.solver.weight_decay}, {"params": rest}],
-            lr=e.solver.learning_rate, momentum=e.solver.momentum)
+            lr=e.solver.learning_rate,
+            momentum=e.solver.momentum,
+        )
         self.batch, self.torch = e.solver.batch_size, torch
         self.check = keras_model.count_params(), sum(p.numel() for p in self.model.parameters())
 
@@ -237,14 +251,16 @@ class TorchPeer:
         self.model.train()
         start = time.perf_counter()
         for step in range(steps):
-            index = order[(step * batch) % (len(order) - batch):][:batch]
+            index = order[(step * batch) % (len(order) - batch) :][:batch]
             self.optimizer.zero_grad(set_to_none=True)
             loss_fn(self.model(self.x[index]), self.y[index]).backward()
             self.optimizer.step()
         self.model.eval()
         with torch.no_grad():
-            correct = sum(int((self.model(x).argmax(1) == y).sum())
-                          for x, y in zip(self.val_x.split(512), self.val_y.split(512)))
+            correct = sum(
+                int((self.model(x).argmax(1) == y).sum())
+                for x, y in zip(self.val_x.split(512), self.val_y.split(512))
+            )
         self.accuracy = correct / len(self.val_y)
         return steps * batch / (time.perf_counter() - start)
 
@@ -262,8 +278,13 @@ class KerasTransfer:
         from kerastransfer import training  # noqa: PLC0415
 
         e, half = setup.experiment, setup.half
-        self.every = training.plan_steps(len(half.train_y), e.solver.batch_size, e.solver.epochs,
-                                         e.solver.train_steps, e.solver.eval_every)[1]
+        self.every = training.plan_steps(
+            len(half.train_y),
+            e.solver.batch_size,
+            e.solver.epochs,
+            e.solver.train_steps,
+            e.solver.eval_every,
+        )[1]
         self.e, self.training, self.workdir = e, training, setup.workdir
         self.study_schedule = study_schedule
         if study_schedule:
@@ -272,15 +293,17 @@ class KerasTransfer:
         self.model = setup.build()
         training.compile_model(self.model, self._solver(self.every, self.every))
         self.train_data = lambda skip: setup.study.halves.train_batches(
-            half, 0, skip, e.solver.batch_size)
+            half, 0, skip, e.solver.batch_size
+        )
         self.val_data = setup.study.halves.eval_batches(half, "val")
         self.evaluator = training.Evaluator()
         self.calls = 0
 
     def _solver(self, steps, every):
         """The study's solver for `steps` steps, validating every `every` (which divides it)."""
-        return self.training.Solver.from_config(self.e.solver, 0, train_steps=steps,
-                                                eval_every=every)
+        return self.training.Solver.from_config(
+            self.e.solver, 0, train_steps=steps, eval_every=every
+        )
 
     def run(self, steps):
         """Trains `steps` (with the study's schedule: whole segments) in a fresh folder."""
@@ -290,9 +313,15 @@ class KerasTransfer:
             steps = max(1, steps // self.every) * self.every
         solver = self._solver(steps, self.every if self.study_schedule else steps)
         result = self.training.train(
-            self.model, self.train_data, self.val_data, solver=solver,
-            batch_size=self.e.solver.batch_size, run_dir=run_dir, tensorboard_dir=run_dir,
-            evaluator=self.evaluator)
+            self.model,
+            self.train_data,
+            self.val_data,
+            solver=solver,
+            batch_size=self.e.solver.batch_size,
+            run_dir=run_dir,
+            tensorboard_dir=run_dir,
+            evaluator=self.evaluator,
+        )
         shutil.rmtree(run_dir, ignore_errors=True)
         return result.images_per_second
 
@@ -307,8 +336,7 @@ def compare_trainers(setup, steps, repeats, log):
         try:
             trainers.append(kind(setup, steps))
         except ImportError as error:
-            notes[kind.name] = (f"skipped: {error.name} is not installed "
-                                "(pip install -e '.[bench]')")
+            notes[kind.name] = f"skipped: {error.name} is not installed (pip install -e '.[bench]')"
     trainers.append(KerasTransfer(setup, steps, study_schedule=True))
     for trainer in trainers:
         trainer.run(trainer.every if isinstance(trainer, KerasTransfer) else 8)  # warm-up
@@ -330,23 +358,29 @@ class Lever(KerasTransfer):
 
         self.name = name
         if compile_options:
-            self.model.compile(optimizer=self.model.optimizer, loss=self.model.loss,
-                               metrics=["accuracy"], **compile_options)
+            self.model.compile(
+                optimizer=self.model.optimizer,
+                loss=self.model.loss,
+                metrics=["accuracy"],
+                **compile_options,
+            )
         if eval_batch:
             half = setup.half
-            self.val_data = data.ArrayBatches(half.val_x, half.val_y, eval_batch,
-                                              transform=setup.study.preprocessing.eval_tf)
+            self.val_data = data.ArrayBatches(
+                half.val_x, half.val_y, eval_batch, transform=setup.study.preprocessing.eval_tf
+            )
 
 
 def compare_levers(setup, steps, repeats, log):
     """Row 5b's trainer against itself with one lever changed, in turn: best images/s and
     CPU microseconds per trained image (process time, which other load disturbs less)."""
     every = KerasTransfer(setup, steps).every
-    trainers = [Lever(setup, steps, f"as the study trains (row 5b; steps_per_execution={every})"),
-                Lever(setup, steps, "steps_per_execution=1 (Keras's default)",
-                      {"steps_per_execution": 1}),
-                Lever(setup, steps, "jit_compile=True (XLA)", {"jit_compile": True}),
-                Lever(setup, steps, "validation batch 1500 instead of 512", eval_batch=1500)]
+    trainers = [
+        Lever(setup, steps, f"as the study trains (row 5b; steps_per_execution={every})"),
+        Lever(setup, steps, "steps_per_execution=1 (Keras's default)", {"steps_per_execution": 1}),
+        Lever(setup, steps, "jit_compile=True (XLA)", {"jit_compile": True}),
+        Lever(setup, steps, "validation batch 1500 instead of 512", eval_batch=1500),
+    ]
     for trainer in trainers:
         trainer.run(trainer.every)
     found = {trainer.name: {"rates": [], "cpu_us": []} for trainer in trainers}
@@ -355,7 +389,8 @@ def compare_levers(setup, steps, repeats, log):
             cpu = time.process_time()
             found[trainer.name]["rates"].append(trainer.run(steps))
             found[trainer.name]["cpu_us"].append(
-                (time.process_time() - cpu) / (steps * trainer.e.solver.batch_size) * 1e6)
+                (time.process_time() - cpu) / (steps * trainer.e.solver.batch_size) * 1e6
+            )
             log(f"  {trainer.name}: {found[trainer.name]['rates'][-1]:.0f} img/s")
     found["input pipeline"] = input_levers(setup, repeats, log)
     found["compiled-model reuse"] = reuse_lever(setup, repeats, log)
@@ -374,8 +409,13 @@ def input_levers(setup, repeats, log):
     from kerastransfer import data, training  # noqa: PLC0415
 
     e, half, prep = setup.experiment, setup.half, setup.study.preprocessing
-    steps, every = training.plan_steps(len(half.train_y), e.solver.batch_size, e.solver.epochs,
-                                       e.solver.train_steps, e.solver.eval_every)
+    steps, every = training.plan_steps(
+        len(half.train_y),
+        e.solver.batch_size,
+        e.solver.epochs,
+        e.solver.train_steps,
+        e.solver.eval_every,
+    )
     model = setup.build()
     solver = training.Solver(e.solver.learning_rate, e.solver.momentum, steps, every)
     training.compile_model(model, solver)
@@ -386,13 +426,17 @@ def input_levers(setup, repeats, log):
             evaluator(self.model, ours)
 
     gathered = setup.study.halves.train_batches(half, 0, 0, e.solver.batch_size)
-    buffered = data.make_dataset(half.train_x, half.train_y, prep, batch_size=e.solver.batch_size,
-                                 training=True, seed=0).repeat()
-    keras_val = data.make_dataset(half.val_x, half.val_y, prep, batch_size=data.EVAL_BATCH,
-                                  training=False)
-    ways = {"as the study": dict(x=gathered, callbacks=[Validate()]),
-            "training batches from a shuffle buffer": dict(x=buffered, callbacks=[Validate()]),
-            "validation by Keras's evaluate": dict(x=gathered, validation_data=keras_val)}
+    buffered = data.make_dataset(
+        half.train_x, half.train_y, prep, batch_size=e.solver.batch_size, training=True, seed=0
+    ).repeat()
+    keras_val = data.make_dataset(
+        half.val_x, half.val_y, prep, batch_size=data.EVAL_BATCH, training=False
+    )
+    ways = {
+        "as the study": dict(x=gathered, callbacks=[Validate()]),
+        "training batches from a shuffle buffer": dict(x=buffered, callbacks=[Validate()]),
+        "validation by Keras's evaluate": dict(x=gathered, validation_data=keras_val),
+    }
     found = {name: [] for name in ways}
     for round_ in range(repeats + 1):  # the first round traces
         for name, options in ways.items():
@@ -419,13 +463,18 @@ def suffix_lever(setup, every, repeats, log):
         model = surgery.transfer(setup.build(), 5, "frozen")
         layer = caching.cache_layer(model, 5)
         features = np.random.RandomState(0).rand(len(labels), *layer.output.shape[1:])
-        batches = data.gathered_batches(features.astype("float32"), labels,
-                                        setup.experiment.solver.batch_size, shuffle_seed=0)
+        batches = data.gathered_batches(
+            features.astype("float32"), labels, setup.experiment.solver.batch_size, shuffle_seed=0
+        )
         batches = batches.repeat()
         suffix = caching.split_model(model, layer)[1]
         training.compile_model(suffix, training.Solver(0.01, 0.9, 9 * every, every))
-        suffix.compile(optimizer=suffix.optimizer, loss=suffix.loss, metrics=["accuracy"],
-                       steps_per_execution=spe)
+        suffix.compile(
+            optimizer=suffix.optimizer,
+            loss=suffix.loss,
+            metrics=["accuracy"],
+            steps_per_execution=spe,
+        )
         suffix.fit(batches, epochs=1, steps_per_epoch=every, verbose=0)  # traces
         times = []
         for _ in range(repeats):
@@ -446,8 +495,7 @@ def reuse_lever(setup, repeats, log):
     for round_ in range(repeats):
         for kind in ("reused", "fresh"):
             workdir = os.path.join(setup.workdir, f"reuse_{kind}_{round_}")
-            study = Study.load(setup.experiment.replace(workdir=workdir),
-                               log=lambda message: None)
+            study = Study.load(setup.experiment.replace(workdir=workdir), log=lambda message: None)
             base_a, base_b = study.runs[:2]
             if kind == "reused":
                 study.train_run(base_a, None)
@@ -474,16 +522,22 @@ def frozen_runs(setup, layers, repeats, log):
     studies, bases = {}, {}
     for cached in (False, True):
         experiment = setup.experiment.replace(
-            cache_frozen=cached, layers=tuple(layers), treatments=("transfer",),
-            workdir=os.path.join(setup.workdir, f"row6_{cached}"))
+            cache_frozen=cached,
+            layers=tuple(layers),
+            treatments=("transfer",),
+            workdir=os.path.join(setup.workdir, f"row6_{cached}"),
+        )
         study = studies[cached] = Study.load(experiment, log=lambda message: None)
         base_spec = next(s for s in study.runs if s.treatment == "base" and s.target == "A")
         base = setup.build()
         weights = os.path.join("runs", base_spec.run, "final.weights.h5")
         os.makedirs(os.path.dirname(os.path.join(study.workdir, weights)))
         base.save_weights(os.path.join(study.workdir, weights))
-        bases[cached] = {"num_classes": setup.half.num_classes, "weights": weights,
-                         "weights_sha256": file_digest(os.path.join(study.workdir, weights))}
+        bases[cached] = {
+            "num_classes": setup.half.num_classes,
+            "weights": weights,
+            "weights_sha256": file_digest(os.path.join(study.workdir, weights)),
+        }
     results = {n: {False: [], True: []} for n in layers}
     for _ in range(repeats):
         for n in layers:
@@ -493,27 +547,40 @@ def frozen_runs(setup, layers, repeats, log):
                 record = study.train_run(spec, bases[cached])
                 trained = record["steps"] * setup.experiment.solver.batch_size
                 seconds = record["train_seconds"] + record.get("cache_seconds", 0.0)
-                results[n][cached].append({"images_per_second": trained / seconds,
-                                           "train_only": record["images_per_second"],
-                                           "cache_seconds": record.get("cache_seconds", 0.0),
-                                           "cached_prefix": record["cached_prefix"]})
-                log(f"  n={n} {'cached' if cached else 'uncached'}: "
-                    f"{results[n][cached][-1]['images_per_second']:.0f} img/s")
+                results[n][cached].append(
+                    {
+                        "images_per_second": trained / seconds,
+                        "train_only": record["images_per_second"],
+                        "cache_seconds": record.get("cache_seconds", 0.0),
+                        "cached_prefix": record["cached_prefix"],
+                    }
+                )
+                log(
+                    f"  n={n} {'cached' if cached else 'uncached'}: "
+                    f"{results[n][cached][-1]['images_per_second']:.0f} img/s"
+                )
     rows = {}
     for n, found in results.items():
-        best = {cached: max(r, key=lambda x: x["images_per_second"])
-                for cached, r in found.items()}
-        rows[n] = {"uncached": best[False], "cached": best[True],
-                   "ratio": best[True]["images_per_second"] / best[False]["images_per_second"],
-                   "ratio_train_only": best[True]["train_only"] / best[False]["train_only"]}
+        best = {cached: max(r, key=lambda x: x["images_per_second"]) for cached, r in found.items()}
+        rows[n] = {
+            "uncached": best[False],
+            "cached": best[True],
+            "ratio": best[True]["images_per_second"] / best[False]["images_per_second"],
+            "ratio_train_only": best[True]["train_only"] / best[False]["train_only"],
+        }
     return rows
 
 
 # ----- row 7: the default study ------------------------------------------------------------
 def run_study(flagfile, workdir, log):
     """Runs the whole study in a subprocess; wall seconds and the child's peak RSS (bytes)."""
-    command = [sys.executable, "-m", "kerastransfer.run", f"--flagfile={flagfile}",
-               f"--workdir={workdir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "kerastransfer.run",
+        f"--flagfile={flagfile}",
+        f"--workdir={workdir}",
+    ]
     log(f"  {' '.join(command)}")
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
@@ -562,25 +629,41 @@ def study_row(flagfile, peak, log):
         with open(os.path.join(workdir, "results.jsonl")) as f:
             records = [json.loads(line) for line in f if line.strip()]
         floor = study_floor(flagfile, workdir, records) / (peak * 1e9)
-        bases = {r["target"]: r["test_accuracy"] for r in records
-                 if r["treatment"] == "base" and r["split"] == "random0"}
-        return {"wall_seconds": wall, "floor_seconds": floor, "ratio": wall / floor,
-                "peak_rss_bytes": rss, "networks": len(records),
-                "ok": sum(r["status"] == "ok" for r in records),
-                "train_seconds": sum(r.get("train_seconds", 0.0) for r in records),
-                "cache_seconds": sum(r.get("cache_seconds", 0.0) for r in records),
-                "base_accuracy": bases,
-                "base_accuracy_mean": sum(bases.values()) / max(len(bases), 1)}
+        bases = {
+            r["target"]: r["test_accuracy"]
+            for r in records
+            if r["treatment"] == "base" and r["split"] == "random0"
+        }
+        return {
+            "wall_seconds": wall,
+            "floor_seconds": floor,
+            "ratio": wall / floor,
+            "peak_rss_bytes": rss,
+            "networks": len(records),
+            "ok": sum(r["status"] == "ok" for r in records),
+            "train_seconds": sum(r.get("train_seconds", 0.0) for r in records),
+            "cache_seconds": sum(r.get("cache_seconds", 0.0) for r in records),
+            "base_accuracy": bases,
+            "base_accuracy_mean": sum(bases.values()) / max(len(bases), 1),
+        }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 # ----- the whole benchmark -----------------------------------------------------------------
-def run_benchmark(quick=False, flagfile=DEFAULT_FLAGFILE, steps=None, repeats=None,
-                  study=None, levers=None, log=print):
+def run_benchmark(
+    quick=False,
+    flagfile=DEFAULT_FLAGFILE,
+    steps=None,
+    repeats=None,
+    study=None,
+    levers=None,
+    log=print,
+):
     """Measures rows 1-6, then (unless quick, or when asked) the levers and row 7."""
     import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
+
     from kerastransfer import flops  # noqa: PLC0415
 
     steps = steps or (75 if quick else 225)
@@ -590,9 +673,15 @@ def run_benchmark(quick=False, flagfile=DEFAULT_FLAGFILE, steps=None, repeats=No
     results = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(["python", "tools/benchmark.py", *sys.argv[1:]]),
-        "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-        "tensorflow": tf.__version__, "keras": keras.__version__, "torch": _torch_version(),
-        "flagfile": os.path.relpath(flagfile, REPO), "steps": steps, "repeats": repeats,
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "torch": _torch_version(),
+        "flagfile": os.path.relpath(flagfile, REPO),
+        "steps": steps,
+        "repeats": repeats,
         "load_before": other_load(),
     }
     workdir = tempfile.mkdtemp(prefix="kt-benchmark-")
@@ -602,12 +691,19 @@ def run_benchmark(quick=False, flagfile=DEFAULT_FLAGFILE, steps=None, repeats=No
         setup = make_setup(flagfile, workdir)
         e = setup.experiment
         model = setup.build()
-        results["model"] = {"arch": e.model.arch, "widths": list(e.model.widths), "batch_size": e.solver.batch_size,
-                            "input": list(model.input.shape[1:]), "params": model.count_params(),
-                            "half_train_images": len(setup.half.train_y),
-                            "half_val_images": len(setup.half.val_y)}
-        results["flops_per_image"] = {"forward": flops.forward_flops(model),
-                                      "training": flops.training_flops(model)}
+        results["model"] = {
+            "arch": e.model.arch,
+            "widths": list(e.model.widths),
+            "batch_size": e.solver.batch_size,
+            "input": list(model.input.shape[1:]),
+            "params": model.count_params(),
+            "half_train_images": len(setup.half.train_y),
+            "half_val_images": len(setup.half.val_y),
+        }
+        results["flops_per_image"] = {
+            "forward": flops.forward_flops(model),
+            "training": flops.training_flops(model),
+        }
         log(f"row 2: {results['flops_per_image']['training'] / 1e6:.1f} MFLOP per training image")
         log(f"rows 3-5: {steps} steps, {repeats} rounds")
         results["trainers"], results["notes"] = compare_trainers(setup, steps, repeats, log)
@@ -638,8 +734,11 @@ def _torch_version():
 
 
 def _study_schedule_name(results):
-    return next(name for name in results["trainers"] if name.startswith(KerasTransfer.name)
-                and name != KerasTransfer.name)
+    return next(
+        name
+        for name in results["trainers"]
+        if name.startswith(KerasTransfer.name) and name != KerasTransfer.name
+    )
 
 
 def _rate(results, name):
@@ -653,15 +752,26 @@ def targets(results):
     peer = _rate(results, TorchPeer.name)
     plain = _rate(results, PlainKeras.name)
     rows = [
-        ("training path >= PyTorch peer (ratio >= 1.0)",
-         None if peer is None else ours / peer, 1.0),
+        (
+            "training path >= PyTorch peer (ratio >= 1.0)",
+            None if peer is None else ours / peer,
+            1.0,
+        ),
         ("training path faster than plain model.fit (ratio > 1.0)", ours / plain, 1.0),
     ]
     if 5 in results["frozen"]:
-        rows += [("frozen n=5 with caching >= 3x without (training only)",
-                  results["frozen"][5]["ratio_train_only"], 3.0),
-                 ("frozen n=5 with caching >= 3x without (incl. its feature pass)",
-                  results["frozen"][5]["ratio"], 3.0)]
+        rows += [
+            (
+                "frozen n=5 with caching >= 3x without (training only)",
+                results["frozen"][5]["ratio_train_only"],
+                3.0,
+            ),
+            (
+                "frozen n=5 with caching >= 3x without (incl. its feature pass)",
+                results["frozen"][5]["ratio"],
+                3.0,
+            ),
+        ]
     study = results.get("study")
     if study:
         rows += [
@@ -671,10 +781,15 @@ def targets(results):
             ("peak resident memory < 4 GB", study["peak_rss_bytes"] / 1e9, -4.0),
         ]
     # A negative bound is an upper bound.
-    return [{"target": name, "value": value, "bound": abs(bound),
-             "met": None if value is None else (value <= -bound if bound < 0 else
-                                                value >= bound)}
-            for name, value, bound in rows]
+    return [
+        {
+            "target": name,
+            "value": value,
+            "bound": abs(bound),
+            "met": None if value is None else (value <= -bound if bound < 0 else value >= bound),
+        }
+        for name, value, bound in rows
+    ]
 
 
 # ----- output ------------------------------------------------------------------------------
@@ -687,37 +802,50 @@ def table_rows(results):
     def of_peak(rate):
         return f"{rate * flops / 1e9 / peak:.0%} of peak"
 
-    rows = [("1", "float32 peak (2048x2048 TensorFlow matmul)", f"{peak:.0f} GFLOP/s", ""),
-            ("2", "training FLOPs per image, default model",
-             f"{flops / 1e6:.1f} MFLOP",
-             f"forward {results['flops_per_image']['forward'] / 1e6:.1f} MFLOP"),
-            ("3", PlainKeras.name + " (numpy arrays, defaults)", f"{plain:.0f} img/s",
-             of_peak(plain))]
+    rows = [
+        ("1", "float32 peak (2048x2048 TensorFlow matmul)", f"{peak:.0f} GFLOP/s", ""),
+        (
+            "2",
+            "training FLOPs per image, default model",
+            f"{flops / 1e6:.1f} MFLOP",
+            f"forward {results['flops_per_image']['forward'] / 1e6:.1f} MFLOP",
+        ),
+        ("3", PlainKeras.name + " (numpy arrays, defaults)", f"{plain:.0f} img/s", of_peak(plain)),
+    ]
     if peer is None:
         rows.append(("4", TorchPeer.name, "-", results["notes"].get(TorchPeer.name, "")))
     else:
-        rows.append(("4", TorchPeer.name + f" {results['torch']}", f"{peer:.0f} img/s",
-                     of_peak(peer)))
+        rows.append(
+            ("4", TorchPeer.name + f" {results['torch']}", f"{peer:.0f} img/s", of_peak(peer))
+        )
     for row, name in (("5", KerasTransfer.name), ("5b", _study_schedule_name(results))):
         rate = _rate(results, name)
         versus = f"{rate / plain:.2f}x row 3" + (f", {rate / peer:.2f}x row 4" if peer else "")
         rows.append((row, name, f"{rate:.0f} img/s", f"{versus}; {of_peak(rate)}"))
     for n, row in results["frozen"].items():
-        rows.append((f"6 (n={n})", f"AnB n={n}: uncached / cached at "
-                     f"{row['cached']['cached_prefix']}",
-                     f"{row['uncached']['images_per_second']:.0f} / "
-                     f"{row['cached']['images_per_second']:.0f} img/s",
-                     f"{row['ratio']:.2f}x incl. feature pass "
-                     f"({row['cached']['cache_seconds']:.1f} s); "
-                     f"{row['ratio_train_only']:.2f}x training only"))
+        rows.append(
+            (
+                f"6 (n={n})",
+                f"AnB n={n}: uncached / cached at {row['cached']['cached_prefix']}",
+                f"{row['uncached']['images_per_second']:.0f} / "
+                f"{row['cached']['images_per_second']:.0f} img/s",
+                f"{row['ratio']:.2f}x incl. feature pass "
+                f"({row['cached']['cache_seconds']:.1f} s); "
+                f"{row['ratio_train_only']:.2f}x training only",
+            )
+        )
     study = results.get("study")
     if study:
-        rows.append(("7", f"default study ({study['networks']} networks, "
-                     f"{results['flagfile']})",
-                     f"{study['wall_seconds']:.0f} s wall",
-                     f"floor {study['floor_seconds']:.0f} s, {study['ratio']:.1f}x floor; "
-                     f"peak RSS {study['peak_rss_bytes'] / 1e9:.2f} GB; base acc. "
-                     f"{study['base_accuracy_mean']:.4f}"))
+        rows.append(
+            (
+                "7",
+                f"default study ({study['networks']} networks, {results['flagfile']})",
+                f"{study['wall_seconds']:.0f} s wall",
+                f"floor {study['floor_seconds']:.0f} s, {study['ratio']:.1f}x floor; "
+                f"peak RSS {study['peak_rss_bytes'] / 1e9:.2f} GB; base acc. "
+                f"{study['base_accuracy_mean']:.4f}",
+            )
+        )
     return rows
 
 
@@ -756,9 +884,13 @@ def main(argv=None):
     parser.add_argument("--json", default="benchmark.json", help="where the results go")
     parser.add_argument("--write_md", help="rewrite this BENCHMARKS.md from the results")
     args = parser.parse_args(argv)
-    results = run_benchmark(quick=args.quick, flagfile=os.path.abspath(args.flagfile),
-                            steps=args.steps, repeats=args.repeats,
-                            log=lambda message: print(message, flush=True))
+    results = run_benchmark(
+        quick=args.quick,
+        flagfile=os.path.abspath(args.flagfile),
+        steps=args.steps,
+        repeats=args.repeats,
+        log=lambda message: print(message, flush=True),
+    )
     print()
     print_table(results)
     from kerastransfer.workdir import files  # noqa: PLC0415
@@ -769,8 +901,15 @@ def main(argv=None):
         # tools/benchmark_report.py renders the JSON just written and prints "report: PATH";
         # it imports this module, so importing it here would make an import cycle.
         sys.stdout.flush()  # our lines first when stdout is a file or a pipe
-        subprocess.run([sys.executable, os.path.join(REPO, "tools", "benchmark_report.py"),
-                        args.json, args.write_md], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                os.path.join(REPO, "tools", "benchmark_report.py"),
+                args.json,
+                args.write_md,
+            ],
+            check=True,
+        )
 
 
 if __name__ == "__main__":

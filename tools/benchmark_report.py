@@ -19,6 +19,7 @@ sys.path.insert(0, TOOLS)
 sys.path.insert(0, REPO)
 
 import benchmark  # noqa: E402
+
 from kerastransfer import flops  # noqa: E402
 
 # The paper's solver and cost (docs/paper.md, "Solver", "Splits" and "Cost").
@@ -55,28 +56,40 @@ def on_paper():
         layer = caching.cache_layer(frozen, n)
         prefix = flops.forward_flops(frozen, layer)
         uncached = images * flops.training_flops(frozen) + evaluations * forward
-        cached = ((HALF_TRAIN_IMAGES + HALF_VAL_IMAGES) * prefix
-                  + images * flops.training_flops(frozen, after=layer)
-                  + evaluations * (forward - prefix))
-        per_n.append({"n": n, "cache_layer": layer.name, "uncached": uncached,
-                      "cached": cached})
+        cached = (
+            (HALF_TRAIN_IMAGES + HALF_VAL_IMAGES) * prefix
+            + images * flops.training_flops(frozen, after=layer)
+            + evaluations * (forward - prefix)
+        )
+        per_n.append({"n": n, "cache_layer": layer.name, "uncached": uncached, "cached": cached})
     full = images * train + evaluations * forward  # bases and fine-tuned networks
     frozen_per_split = 2  # BnB and AnB at every n
     fine_per_split = 2 + 2 * PAPER_LAYERS  # two bases, BnB+ and AnB+ at every n
     networks = PAPER_SPLITS * (2 + 4 * PAPER_LAYERS)
-    without = PAPER_SPLITS * (fine_per_split * full
-                              + frozen_per_split * sum(r["uncached"] for r in per_n))
-    with_cache = PAPER_SPLITS * (fine_per_split * full
-                                 + frozen_per_split * sum(r["cached"] for r in per_n))
+    without = PAPER_SPLITS * (
+        fine_per_split * full + frozen_per_split * sum(r["uncached"] for r in per_n)
+    )
+    with_cache = PAPER_SPLITS * (
+        fine_per_split * full + frozen_per_split * sum(r["cached"] for r in per_n)
+    )
     seconds = lambda flops: flops / (GPU_ACHIEVED_TFLOPS * 1e12)  # noqa: E731
     with open(os.path.join(REPO, "kerastransfer", "reference", "yosinski2014_networks.csv")) as f:
         published = sum(1 for _ in csv.DictReader(f))
-    return {"forward": forward, "train": train, "images": images, "networks": networks,
-            "published": published, "full_network": full, "per_n": per_n,
-            "without": without, "with_cache": with_cache,
-            "hours_network": seconds(full) / 3600,
-            "hours_without": seconds(without) / 3600, "hours_with": seconds(with_cache) / 3600,
-            "paper_hours": networks * PAPER_DAYS_PER_NETWORK * 24}
+    return {
+        "forward": forward,
+        "train": train,
+        "images": images,
+        "networks": networks,
+        "published": published,
+        "full_network": full,
+        "per_n": per_n,
+        "without": without,
+        "with_cache": with_cache,
+        "hours_network": seconds(full) / 3600,
+        "hours_without": seconds(without) / 3600,
+        "hours_with": seconds(with_cache) / 3600,
+        "paper_hours": networks * PAPER_DAYS_PER_NETWORK * 24,
+    }
 
 
 def render(results):
@@ -84,8 +97,11 @@ def render(results):
     paper = on_paper()
     load = results["load_before"]
     after = results.get("load_after_row_7", results["load_after_rows_1_6"])
-    samples = [results[k] for k in ("load_before", "load_after_rows_1_6", "load_after_row_7")
-               if k in results]
+    samples = [
+        results[k]
+        for k in ("load_before", "load_after_rows_1_6", "load_after_row_7")
+        if k in results
+    ]
     commands = {p["command"]: p["cpu_percent"] for sample in samples for p in sample["busy"]}
     busy = "; ".join(f"`{command}` ({cpu:.0f}% CPU)" for command, cpu in commands.items())
     method = load.get("method", "ps: average over each process's lifetime")
@@ -150,75 +166,87 @@ def study_breakdown(results):
     if not study:
         return []
     rest = study["wall_seconds"] - study["train_seconds"] - study["cache_seconds"]
-    return [f"Of the study's {study['wall_seconds']:.0f} s, its {study['networks']} runs spent "
-            f"{study['train_seconds']:.0f} s in `training.train` (training and the validation "
-            f"pass of every segment), {study['cache_seconds']:.0f} s computing cached "
-            f"features, and {rest:.0f} s went to everything else (start-up, building and "
-            "loading networks, test evaluation, saving weights, analysis and export). Its "
-            f"base networks reached {study['base_accuracy']['A']:.4f} (A) and "
-            f"{study['base_accuracy']['B']:.4f} (B) test accuracy on random:0.", ""]
+    return [
+        f"Of the study's {study['wall_seconds']:.0f} s, its {study['networks']} runs spent "
+        f"{study['train_seconds']:.0f} s in `training.train` (training and the validation "
+        f"pass of every segment), {study['cache_seconds']:.0f} s computing cached "
+        f"features, and {rest:.0f} s went to everything else (start-up, building and "
+        "loading networks, test evaluation, saving weights, analysis and export). Its "
+        f"base networks reached {study['base_accuracy']['A']:.4f} (A) and "
+        f"{study['base_accuracy']['B']:.4f} (B) test accuracy on random:0.",
+        "",
+    ]
 
 
 def levers_section(results):
     levers = results.get("levers")
     if not levers:
         return []
-    lines = ["## Levers", "",
-             "Row 5b's trainer with one change each, measured in turn in one process (CPU time",
-             "per image is the steadier number on a shared machine; these vary by a few",
-             "percent from round to round):", "",
-             "| lever | best img/s | CPU us per image (best) | CPU vs row 5b | in the code |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "## Levers",
+        "",
+        "Row 5b's trainer with one change each, measured in turn in one process (CPU time",
+        "per image is the steadier number on a shared machine; these vary by a few",
+        "percent from round to round):",
+        "",
+        "| lever | best img/s | CPU us per image (best) | CPU vs row 5b | in the code |",
+        "|---|---|---|---|---|",
+    ]
     ours = next(found for name, found in levers.items() if name.startswith("as the study"))
     for name, found in levers.items():
         if "rates" not in found:
             continue
         kept = "yes" if found is ours else "no"
-        lines.append(f"| {name} | {max(found['rates']):.0f} | {min(found['cpu_us']):.0f} | "
-                     f"{min(found['cpu_us']) / min(ours['cpu_us']):.2f}x | {kept} |")
+        lines.append(
+            f"| {name} | {max(found['rates']):.0f} | {min(found['cpu_us']):.0f} | "
+            f"{min(found['cpu_us']) / min(ours['cpu_us']):.2f}x | {kept} |"
+        )
     reuse = levers["compiled-model reuse"]["best"]
     inputs = levers["input pipeline"]
     ways = inputs["run_seconds"]
     KERAS_VALIDATION = "validation by Keras's evaluate"  # noqa: N806
     suffix = levers["steps_per_execution on a cached suffix"]["ms_per_step"]
     every, one = sorted(suffix, key=int, reverse=True)
-    lines += ["",
-              f"steps_per_execution (kept) is for the frozen runs: their suffix on cached "
-              f"features (n=5: fc6-fc8) trains at {suffix[every]:.2f} ms per step with one "
-              f"graph call per segment ({every} steps) against {suffix[one]:.2f} ms with "
-              "Keras's one step per call; the full network above is bound by its convolutions.",
-              "",
-              f"Input pipeline: one run's {inputs['segments']} segments, each followed by a "
-              f"pass over the {inputs['images']:,} validation images, took "
-              f"{ways['as the study']:.1f} s as the study trains (kept: training batches "
-              "gathered from memory by shuffled index, validation by `training.Evaluator`), "
-              f"{ways['training batches from a shuffle buffer']:.1f} s with the training "
-              "batches from a shuffle buffer over all examples (`data.make_dataset`), and "
-              f"{ways[KERAS_VALIDATION]:.1f} s with Keras's "
-              "`fit(validation_data=...)`. Where these are within a few percent of each "
-              "other, neither change is a speed-up: the gathered batches are kept because they "
-              "hold no second copy of the half's images (the shuffle buffer holds all of "
-              "them), the evaluator because it also serves every run's test evaluation with "
-              "one traced function per model structure, and no validation history file is "
-              "written and fsynced after every segment.",
-              "",
-              f"Compiled-model reuse (kept): base B's whole run took {reuse['reused']:.1f} s on "
-              f"base A's compiled model and {reuse['fresh']:.1f} s on its own (traced anew); "
-              "the study reuses one compiled model for all runs of one structure and solver.",
-              "Also kept: frozen-prefix caching (row 6) with features continued block by block",
-              "for each base, and checkpoints, with the validation history, at most every 30 s",
-              "after a run's first segment.",
-              "Not changed: the evaluation schedule (--eval_every is a result flag of the",
-              "flagfile) and the validation batch (the same CPU time per image, and a larger",
-              "batch costs memory on 227x227 inputs). Not measured: two runs at once on the",
-              "two cores (other engineers' load on this machine would favour two processes).",
-              ""]
+    lines += [
+        "",
+        f"steps_per_execution (kept) is for the frozen runs: their suffix on cached "
+        f"features (n=5: fc6-fc8) trains at {suffix[every]:.2f} ms per step with one "
+        f"graph call per segment ({every} steps) against {suffix[one]:.2f} ms with "
+        "Keras's one step per call; the full network above is bound by its convolutions.",
+        "",
+        f"Input pipeline: one run's {inputs['segments']} segments, each followed by a "
+        f"pass over the {inputs['images']:,} validation images, took "
+        f"{ways['as the study']:.1f} s as the study trains (kept: training batches "
+        "gathered from memory by shuffled index, validation by `training.Evaluator`), "
+        f"{ways['training batches from a shuffle buffer']:.1f} s with the training "
+        "batches from a shuffle buffer over all examples (`data.make_dataset`), and "
+        f"{ways[KERAS_VALIDATION]:.1f} s with Keras's "
+        "`fit(validation_data=...)`. Where these are within a few percent of each "
+        "other, neither change is a speed-up: the gathered batches are kept because they "
+        "hold no second copy of the half's images (the shuffle buffer holds all of "
+        "them), the evaluator because it also serves every run's test evaluation with "
+        "one traced function per model structure, and no validation history file is "
+        "written and fsynced after every segment.",
+        "",
+        f"Compiled-model reuse (kept): base B's whole run took {reuse['reused']:.1f} s on "
+        f"base A's compiled model and {reuse['fresh']:.1f} s on its own (traced anew); "
+        "the study reuses one compiled model for all runs of one structure and solver.",
+        "Also kept: frozen-prefix caching (row 6) with features continued block by block",
+        "for each base, and checkpoints, with the validation history, at most every 30 s",
+        "after a run's first segment.",
+        "Not changed: the evaluation schedule (--eval_every is a result flag of the",
+        "flagfile) and the validation batch (the same CPU time per image, and a larger",
+        "batch costs memory on 227x227 inputs). Not measured: two runs at once on the",
+        "two cores (other engineers' load on this machine would favour two processes).",
+        "",
+    ]
     return lines
 
 
 def mixed_precision_section():
     return [
-        "## Mixed precision (GPUs only)", "",
+        "## Mixed precision (GPUs only)",
+        "",
         "`--mixed_precision=mixed_bfloat16` (or `mixed_float16`) computes in 16 bits with "
         "float32 variables (the numbers above are float32; it was not measured on this CPU). "
         "On one H100 SXM it should give at most "
@@ -228,12 +256,15 @@ def mixed_precision_section():
         f"{H100_TBPS} TB/s of memory bandwidth, which is what bounds networks this small. At "
         f"the {fmt(GPU_ACHIEVED_TFLOPS)} TFLOP/s achieved float32 rate assumed below, that is "
         f"up to {fmt(2 * GPU_ACHIEVED_TFLOPS)} TFLOP/s, as far as the input pipeline (JPEG "
-        "decoding and cropping on the CPU) keeps up.", ""]
+        "decoding and cropping on the CPU) keeps up.",
+        "",
+    ]
 
 
 def paper_section(p):
     lines = [
-        "## On paper: the paper's study at ImageNet scale", "",
+        "## On paper: the paper's study at ImageNet scale",
+        "",
         f"CaffeNet at 227x227 (500-class head, Keras model counted as in row 2): "
         f"{p['forward'] / 1e9:.3f} GFLOP forward, {p['train'] / 1e9:.2f} GFLOP to train one "
         "image (docs/scale_out.md rounds this to 3x forward). A network sees "
@@ -243,8 +274,10 @@ def paper_section(p):
         f"`configs/imagenet_paper.flags` is {p['networks']} networks ({PAPER_SPLITS} random "
         f"splits x (2 bases + BnB, BnB+, AnB, AnB+ x {PAPER_LAYERS})); the paper published "
         f"{p['published']}. At an achieved {fmt(GPU_ACHIEVED_TFLOPS)} TFLOP/s on one "
-        "H100-class GPU (docs/scale_out.md says why):", "",
-        "| | FLOP | one GPU |", "|---|---|---|",
+        "H100-class GPU (docs/scale_out.md says why):",
+        "",
+        "| | FLOP | one GPU |",
+        "|---|---|---|",
         f"| one network trained from scratch | {p['full_network']:.3g} | "
         f"{p['hours_network']:.1f} h |",
         f"| the grid, frozen prefixes recomputed every step | {p['without']:.3g} | "
@@ -252,20 +285,29 @@ def paper_section(p):
         f"| the grid, frozen prefixes cached | {p['with_cache']:.3g} | "
         f"{p['hours_with']:.0f} h = {p['hours_with'] / 24:.1f} days |",
         f"| the paper: {PAPER_DAYS_PER_NETWORK} days per network | | "
-        f"{p['paper_hours']:,.0f} h = {p['paper_hours'] / 24:,.0f} days |", "",
-        "Frozen networks (BnB, AnB) per n, FLOP each:", "",
-        "| n | cached at | recomputed | cached | saving |", "|---|---|---|---|---|"]
+        f"{p['paper_hours']:,.0f} h = {p['paper_hours'] / 24:,.0f} days |",
+        "",
+        "Frozen networks (BnB, AnB) per n, FLOP each:",
+        "",
+        "| n | cached at | recomputed | cached | saving |",
+        "|---|---|---|---|---|",
+    ]
     for r in p["per_n"]:
-        lines.append(f"| {r['n']} | {r['cache_layer']} | {r['uncached']:.3g} | "
-                     f"{r['cached']:.3g} | {r['uncached'] / r['cached']:.1f}x |")
-    lines += ["",
-              "Caching counts the prefix once per training and validation image of the half "
-              f"(about {HALF_TRAIN_IMAGES:,} + {HALF_VAL_IMAGES:,}); the paper trained on random "
-              "crops and mirrors, which change the prefix's output every step, so this column "
-              "holds only for fixed (e.g. center-cropped) inputs: kerastransfer turns caching "
-              "off, and says so, when the preprocessing augments. Fine-tuned networks and bases "
-              "cost the same either way, which is why the grid saves less than the frozen "
-              "networks do.", ""]
+        lines.append(
+            f"| {r['n']} | {r['cache_layer']} | {r['uncached']:.3g} | "
+            f"{r['cached']:.3g} | {r['uncached'] / r['cached']:.1f}x |"
+        )
+    lines += [
+        "",
+        "Caching counts the prefix once per training and validation image of the half "
+        f"(about {HALF_TRAIN_IMAGES:,} + {HALF_VAL_IMAGES:,}); the paper trained on random "
+        "crops and mirrors, which change the prefix's output every step, so this column "
+        "holds only for fixed (e.g. center-cropped) inputs: kerastransfer turns caching "
+        "off, and says so, when the preprocessing augments. Fine-tuned networks and bases "
+        "cost the same either way, which is why the grid saves less than the frozen "
+        "networks do.",
+        "",
+    ]
     return lines
 
 

@@ -20,16 +20,35 @@ t-interval, None (null in JSON) with fewer than two values or with values that a
 matched effects and findings take theirs over base networks (docs/statistics.md).
 """
 
-from kerastransfer.analysis.records import (PAPER_CSV, load_paper_csv, metric_description,
-                                            ok_records, paper_label, split_group)
 from kerastransfer.analysis.recommendation import recommend
+from kerastransfer.analysis.records import (
+    PAPER_CSV,
+    load_paper_csv,
+    metric_description,
+    ok_records,
+    paper_label,
+    split_group,
+)
 from kerastransfer.analysis.stats import difference, summarize
 from kerastransfer.analysis.summary import analyze, json_safe
 from kerastransfer.analysis.tables import cell_table, find_cell, pooled_bases, relative_drop
 from kerastransfer.workdir.results import normalize_records
 
 __all__ = [
-    "PAPER_CSV", "analyze", "cell_table", "difference", "find_cell", "json_safe",
-    "load_paper_csv", "metric_description", "normalize_records", "ok_records", "paper_label",
-    "pooled_bases", "recommend", "relative_drop", "split_group", "summarize",
+    "PAPER_CSV",
+    "analyze",
+    "cell_table",
+    "difference",
+    "find_cell",
+    "json_safe",
+    "load_paper_csv",
+    "metric_description",
+    "normalize_records",
+    "ok_records",
+    "paper_label",
+    "pooled_bases",
+    "recommend",
+    "relative_drop",
+    "split_group",
+    "summarize",
 ]

@@ -25,7 +25,7 @@ def unit_of(record):
 
 
 def unit_label(unit):
-    """"random0 B seed 0", "random0 A" (no seed recorded), "full" (a split of one half) or
+    """ "random0 B seed 0", "random0 A" (no seed recorded), "full" (a split of one half) or
     "random0 B, mean of its bases"."""
     split, target, seed = unit
     half = split if target == split else f"{split} {target}"

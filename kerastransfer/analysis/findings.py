@@ -22,11 +22,13 @@ HIGH_LAYERS = range(6, 8)
 # smallest effect the paper reports (Table 1) is 1.4 points, and split-to-split sd is 0.5.
 NEGLIGIBLE_POINTS = 0.5
 
-RULE = (f"each effect averages a base network's runs first and takes its 95% CI over base "
-        f"networks; reproduced if the CI excludes 0 in the paper's direction; not reproduced if "
-        f"it excludes 0 the other way, or lies entirely within +-{NEGLIGIBLE_POINTS} points "
-        f"(negligible, checked first); inconclusive otherwise, and whenever there is no CI (one "
-        f"base network on a side, or base networks that all give the same value)")
+RULE = (
+    f"each effect averages a base network's runs first and takes its 95% CI over base "
+    f"networks; reproduced if the CI excludes 0 in the paper's direction; not reproduced if "
+    f"it excludes 0 the other way, or lies entirely within +-{NEGLIGIBLE_POINTS} points "
+    f"(negligible, checked first); inconclusive otherwise, and whenever there is no CI (one "
+    f"base network on a side, or base networks that all give the same value)"
+)
 
 
 def decide(effect, ci, direction, why=None):
@@ -47,7 +49,7 @@ def decide(effect, ci, direction, why=None):
 
 
 def _layers_text(layers):
-    """"n=1..7", "n=3,5" or "none" for a sorted list of layers."""
+    """ "n=1..7", "n=3,5" or "none" for a sorted list of layers."""
     if not layers:
         return "none"
     if list(layers) == list(range(layers[0], layers[-1] + 1)) and len(layers) > 2:
@@ -58,18 +60,31 @@ def _layers_text(layers):
 def _measured(measure, effect, direction):
     """An effect (an inference dict) with its measure, status and why."""
     status, why = decide(effect["effect"], effect["ci"], direction, effect["why"])
-    return {"measure": measure, "effect": effect["effect"], "ci": effect["ci"],
-            "units": effect["units"], "reference_units": effect["reference_units"],
-            "networks": effect["networks"], "test": effect["test"], "status": status,
-            "why": why}
+    return {
+        "measure": measure,
+        "effect": effect["effect"],
+        "ci": effect["ci"],
+        "units": effect["units"],
+        "reference_units": effect["reference_units"],
+        "networks": effect["networks"],
+        "test": effect["test"],
+        "status": status,
+        "why": why,
+    }
 
 
 def _finding(number, name, claim, measure, direction, effect, parts=None):
     """One findings entry; `effect` is an inference dict in points. With `parts` (entries of
     _measured), the headline effect is the first part and the status is that of all parts."""
-    entry = {"finding": number, "name": name, "claim": claim,
-             "direction": "positive" if direction > 0 else "negative",
-             **_measured(measure, effect, direction), "unit": "points", "rule": RULE}
+    entry = {
+        "finding": number,
+        "name": name,
+        "claim": claim,
+        "direction": "positive" if direction > 0 else "negative",
+        **_measured(measure, effect, direction),
+        "unit": "points",
+        "rule": RULE,
+    }
     if parts:
         entry["parts"] = parts
         statuses = [p["status"] for p in parts]
@@ -79,8 +94,10 @@ def _finding(number, name, claim, measure, direction, effect, parts=None):
             entry["status"], entry["why"] = "reproduced", "every part is reproduced"
         else:
             whys = dict.fromkeys(p["why"] for p in parts if p["status"] == "inconclusive")
-            entry["status"], entry["why"] = "inconclusive", "a part is inconclusive: " + (
-                "; ".join(whys))
+            entry["status"], entry["why"] = (
+                "inconclusive",
+                "a part is inconclusive: " + ("; ".join(whys)),
+            )
         entry["rule"] = RULE + "; a finding with parts is reproduced only if every part is"
     return entry
 
@@ -89,12 +106,14 @@ def multiple_testing(results):
     """The multiple-testing position in words, for the intervals that `results` tested."""
     tests = sum(len(f.get("parts", [])) or 1 for f in results)
     level = round(100 * CONFIDENCE)
-    chance = 100 * (1 - CONFIDENCE ** tests)
-    return (f"Each of the {tests} intervals (the five findings, finding 1 in two parts) is a "
-            f"{level}% interval on its own, with no adjustment for the others: were every true "
-            f"effect 0 and the intervals independent, the chance that at least one still came "
-            f"out reproduced or not reproduced would be about {chance:.0f}%. A finding with parts "
-            f"needs every part, which takes no adjustment.")
+    chance = 100 * (1 - CONFIDENCE**tests)
+    return (
+        f"Each of the {tests} intervals (the five findings, finding 1 in two parts) is a "
+        f"{level}% interval on its own, with no adjustment for the others: were every true "
+        f"effect 0 and the intervals independent, the chance that at least one still came "
+        f"out reproduced or not reproduced would be about {chance:.0f}%. A finding with parts "
+        f"needs every part, which takes no adjustment."
+    )
 
 
 def _distant_first(group):
@@ -119,14 +138,17 @@ def _random_features_comparison(matched):
         mine = [v for group_values in values["random"].values() for v in group_values]
         distant = sorted(values["transfer"], key=_distant_first)
         theirs = values["transfer"][distant[0]] if distant else []
-        where = (f"AnB of the {distant[0] if distant else 'no'} split group; random features "
-                 f"on other splits (as in the paper's Figure 3)")
+        where = (
+            f"AnB of the {distant[0] if distant else 'no'} split group; random features "
+            f"on other splits (as in the paper's Figure 3)"
+        )
     shared = sorted({v.key[-1] for v in mine} & {v.key[-1] for v in theirs})
-    effect = compare([v for v in mine if v.key[-1] in shared],
-                     [v for v in theirs if v.key[-1] in shared],
-                     names=("random features", "AnB"))
-    return (f"(random - own base) - (AnB - own base), {where}, at {_layers_text(shared)}",
-            effect)
+    effect = compare(
+        [v for v in mine if v.key[-1] in shared],
+        [v for v in theirs if v.key[-1] in shared],
+        names=("random features", "AnB"),
+    )
+    return (f"(random - own base) - (AnB - own base), {where}, at {_layers_text(shared)}", effect)
 
 
 def check(records):
@@ -136,48 +158,91 @@ def check(records):
     middle, high = _layers_text(list(MIDDLE_LAYERS)), _layers_text(list(HIGH_LAYERS))
 
     dip = over_units(select(matched, "selffer", MIDDLE_LAYERS))
-    repair = compare(select(matched, "selffer_ft", MIDDLE_LAYERS),
-                     select(matched, "selffer", MIDDLE_LAYERS), names=("BnB+", "BnB"))
+    repair = compare(
+        select(matched, "selffer_ft", MIDDLE_LAYERS),
+        select(matched, "selffer", MIDDLE_LAYERS),
+        names=("BnB+", "BnB"),
+    )
     dip_measure = f"BnB - own base at {middle}, random splits (the dip)"
-    parts = [_measured(dip_measure, dip, -1),
-             _measured(f"BnB+ - BnB at {middle}, random splits (fine-tuning removes the dip)",
-                       repair, +1)]
-    result = [_finding(
-        1, "fragile co-adaptation",
-        "BnB dips below base at middle layers (worst -3.2 points at n=5); BnB+ removes the dip",
-        dip_measure, -1, dip, parts)]
+    parts = [
+        _measured(dip_measure, dip, -1),
+        _measured(
+            f"BnB+ - BnB at {middle}, random splits (fine-tuning removes the dip)", repair, +1
+        ),
+    ]
+    result = [
+        _finding(
+            1,
+            "fragile co-adaptation",
+            "BnB dips below base at middle layers (worst -3.2 points at n=5); BnB+ removes the dip",
+            dip_measure,
+            -1,
+            dip,
+            parts,
+        )
+    ]
 
-    result.append(_finding(
-        2, "specificity", "AnB follows BnB up to n=5, then falls below it (-8.3 points at n=7)",
-        f"AnB - BnB at {high}, random splits", -1,
-        compare(select(matched, "transfer", HIGH_LAYERS), select(matched, "selffer", HIGH_LAYERS),
-                names=("AnB", "BnB"))))
+    result.append(
+        _finding(
+            2,
+            "specificity",
+            "AnB follows BnB up to n=5, then falls below it (-8.3 points at n=7)",
+            f"AnB - BnB at {high}, random splits",
+            -1,
+            compare(
+                select(matched, "transfer", HIGH_LAYERS),
+                select(matched, "selffer", HIGH_LAYERS),
+                names=("AnB", "BnB"),
+            ),
+        )
+    )
 
     boost_layers = LAYER_RANGES["1-7"]
-    result.append(_finding(
-        3, "generalization boost",
-        "AnB+ beats the base at every n (Table 1: +1.6 / +1.8 / +2.1 points over baseB)",
-        f"AnB+ - own base at {_layers_text(list(boost_layers))}, random splits", +1,
-        over_units(select(matched, "transfer_ft", boost_layers))))
+    result.append(
+        _finding(
+            3,
+            "generalization boost",
+            "AnB+ beats the base at every n (Table 1: +1.6 / +1.8 / +2.1 points over baseB)",
+            f"AnB+ - own base at {_layers_text(list(boost_layers))}, random splits",
+            +1,
+            over_units(select(matched, "transfer_ft", boost_layers)),
+        )
+    )
 
-    common = ({v.key[-1] for v in select(matched, "transfer", None, "dissimilar")}
-              & {v.key[-1] for v in select(matched, "transfer")})
+    common = {v.key[-1] for v in select(matched, "transfer", None, "dissimilar")} & {
+        v.key[-1] for v in select(matched, "transfer")
+    }
     layers = [max(common)] if common else []
-    distance = unpaired(select(matched, "transfer", layers, "dissimilar"),
-                        select(matched, "transfer", layers),
-                        names=("dissimilar split", "random splits"))
+    distance = unpaired(
+        select(matched, "transfer", layers, "dissimilar"),
+        select(matched, "transfer", layers),
+        names=("dissimilar split", "random splits"),
+    )
     if not layers:
         distance["why"] = "no n at which both the dissimilar and the random splits have AnB runs"
-    result.append(_finding(
-        4, "dissimilar tasks transfer worse",
-        "relative drop at n=7: about -25 points across natural/man-made vs -8 across random splits",
-        f"(AnB - own base) dissimilar split - random splits, at the deepest n both have "
-        f"({_layers_text(layers)})", -1, distance))
+    result.append(
+        _finding(
+            4,
+            "dissimilar tasks transfer worse",
+            "relative drop at n=7: about -25 points across natural/man-made vs -8 across "
+            "random splits",
+            f"(AnB - own base) dissimilar split - random splits, at the deepest n both have "
+            f"({_layers_text(layers)})",
+            -1,
+            distance,
+        )
+    )
 
     measure, effect = _random_features_comparison(matched)
-    result.append(_finding(
-        5, "random frozen features are far worse",
-        "frozen random layers lose more than even distant transferred ones (.4917 at n=1, "
-        ".4026 at n=2, chance for n>=3, against .5763 for the trained network)",
-        measure, -1, effect))
+    result.append(
+        _finding(
+            5,
+            "random frozen features are far worse",
+            "frozen random layers lose more than even distant transferred ones (.4917 at n=1, "
+            ".4026 at n=2, chance for n>=3, against .5763 for the trained network)",
+            measure,
+            -1,
+            effect,
+        )
+    )
     return result

@@ -31,9 +31,15 @@ def matched_values(matched):
 def select(matched, treatment, layers=None, group="random"):
     """Value triples of the Matched points of `treatment`, with n in `layers` (None: any) and
     on the splits of `group` (None: any)."""
-    return matched_values([m for m in matched if m.record["treatment"] == treatment
-                           and (layers is None or m.record["n"] in layers)
-                           and (group is None or split_group(m.record["split"]) == group)])
+    return matched_values(
+        [
+            m
+            for m in matched
+            if m.record["treatment"] == treatment
+            and (layers is None or m.record["n"] in layers)
+            and (group is None or split_group(m.record["split"]) == group)
+        ]
+    )
 
 
 def unit_means(values):
@@ -57,9 +63,16 @@ def over_units(values):
     """Mean of the per-unit means of `values` and its one-sample t-interval over units."""
     means = unit_means(values)
     summary = summarize(list(means.values()), noun=NOUN)
-    return {"effect": summary["mean"], "ci": summary["ci"], "sd": summary["sd"],
-            "units": len(means), "reference_units": None, "networks": len(values),
-            "test": ONE_SAMPLE, "why": None if summary["ci"] else _why(means)}
+    return {
+        "effect": summary["mean"],
+        "ci": summary["ci"],
+        "sd": summary["sd"],
+        "units": len(means),
+        "reference_units": None,
+        "networks": len(values),
+        "test": ONE_SAMPLE,
+        "why": None if summary["ci"] else _why(means),
+    }
 
 
 def paired(values, reference_values):
@@ -68,8 +81,11 @@ def paired(values, reference_values):
     reference = {}
     for v in reference_values:
         reference.setdefault(v.key, []).append(v.value)
-    differences = [Value(v.unit, v.key, v.value - sum(reference[v.key]) / len(reference[v.key]))
-                   for v in values if v.key in reference]
+    differences = [
+        Value(v.unit, v.key, v.value - sum(reference[v.key]) / len(reference[v.key]))
+        for v in values
+        if v.key in reference
+    ]
     return over_units(differences) | {"test": PAIRED}
 
 
@@ -79,9 +95,16 @@ def unpaired(values, reference_values, names=("one side", "the other")):
     means, reference = unit_means(values), unit_means(reference_values)
     result = difference(list(means.values()), list(reference.values()))
     whys = [f"{name}: {why}" for name, why in zip(names, (_why(means), _why(reference))) if why]
-    return {"effect": result["effect"], "ci": result["ci"], "sd": None, "units": len(means),
-            "reference_units": len(reference), "networks": len(values) + len(reference_values),
-            "test": WELCH, "why": "; ".join(whys) or None}
+    return {
+        "effect": result["effect"],
+        "ci": result["ci"],
+        "sd": None,
+        "units": len(means),
+        "reference_units": len(reference),
+        "networks": len(values) + len(reference_values),
+        "test": WELCH,
+        "why": "; ".join(whys) or None,
+    }
 
 
 def compare(values, reference_values, names=("one side", "the other")):

@@ -47,47 +47,76 @@ def recommend(records):
     """
     ok = [r for r in records if r["status"] == "ok" and r["split"] == TARGET]
     baseline = [r for r in ok if r["treatment"] == treatments.BASE]
-    groups = [(mode, n, [r for r in ok if r["treatment"] == mode and r["n"] == n])
-              for mode in MODES for n in sorted({r["n"] for r in ok if r["treatment"] == mode})]
+    groups = [
+        (mode, n, [r for r in ok if r["treatment"] == mode and r["n"] == n])
+        for mode in MODES
+        for n in sorted({r["n"] for r in ok if r["treatment"] == mode})
+    ]
     spread = {}
     for name, metric in METRICS.items():
         sd, df = pooled_sd([_values(runs, metric) for runs in [baseline] + [g[2] for g in groups]])
         spread[name] = {"sd": sd, "df": df}
 
     def gain(runs, reference, name):
-        return pooled_difference(_values(runs, METRICS[name]), _values(reference, METRICS[name]),
-                                 spread[name]["sd"], spread[name]["df"])
+        return pooled_difference(
+            _values(runs, METRICS[name]),
+            _values(reference, METRICS[name]),
+            spread[name]["sd"],
+            spread[name]["df"],
+        )
 
     cells = []
     for mode, n, runs in groups:
-        cells.append({
-            "treatment": mode, "mode": "fine-tuned" if treatments.get(mode).fine_tuned
-            else "frozen", "n": n, "seeds": len(runs),
-            **{name: summarize(_values(runs, metric), bounds=ACCURACY_BOUNDS)
-               for name, metric in METRICS.items()},
-            "best_k": summarize(_values(runs, "best_k"), bounds=ACCURACY_BOUNDS),
-            "gain_over_scratch": gain(runs, baseline, "validation"),
-            "test_gain_over_scratch": gain(runs, baseline, "test"), "_runs": runs})
-    result = {"baseline": {name: summarize(_values(baseline, metric), bounds=ACCURACY_BOUNDS)
-                           for name, metric in METRICS.items()},
-              "cells": cells, "spread": spread,
-              "examples": {"validation": _examples(ok, "val_examples"),
-                           "test": _examples(ok, "test_examples")},
-              "choice": None}
+        cells.append(
+            {
+                "treatment": mode,
+                "mode": "fine-tuned" if treatments.get(mode).fine_tuned else "frozen",
+                "n": n,
+                "seeds": len(runs),
+                **{
+                    name: summarize(_values(runs, metric), bounds=ACCURACY_BOUNDS)
+                    for name, metric in METRICS.items()
+                },
+                "best_k": summarize(_values(runs, "best_k"), bounds=ACCURACY_BOUNDS),
+                "gain_over_scratch": gain(runs, baseline, "validation"),
+                "test_gain_over_scratch": gain(runs, baseline, "test"),
+                "_runs": runs,
+            }
+        )
+    result = {
+        "baseline": {
+            name: summarize(_values(baseline, metric), bounds=ACCURACY_BOUNDS)
+            for name, metric in METRICS.items()
+        },
+        "cells": cells,
+        "spread": spread,
+        "examples": {
+            "validation": _examples(ok, "val_examples"),
+            "test": _examples(ok, "test_examples"),
+        },
+        "choice": None,
+    }
     ranked = [c for c in cells if c["validation"]["mean"] is not None]
     if ranked and baseline:
         best = max(ranked, key=lambda c: c["validation"]["mean"])
         others = [c for c in ranked if c["treatment"] != best["treatment"]]
         runner_up = max(others, key=lambda c: c["validation"]["mean"]) if others else None
         result["choice"] = {
-            "treatment": best["treatment"], "mode": best["mode"], "n": best["n"],
-            "validation": best["validation"]["mean"], "test": best["test"]["mean"],
+            "treatment": best["treatment"],
+            "mode": best["mode"],
+            "n": best["n"],
+            "validation": best["validation"]["mean"],
+            "test": best["test"]["mean"],
             "gain_over_scratch": best["gain_over_scratch"],
             "test_gain_over_scratch": best["test_gain_over_scratch"],
-            "runner_up": None if runner_up is None else {
-                "mode": runner_up["mode"], "n": runner_up["n"],
+            "runner_up": None
+            if runner_up is None
+            else {
+                "mode": runner_up["mode"],
+                "n": runner_up["n"],
                 "margin": gain(best["_runs"], runner_up["_runs"], "validation"),
-                "test_margin": gain(best["_runs"], runner_up["_runs"], "test")},
+                "test_margin": gain(best["_runs"], runner_up["_runs"], "test"),
+            },
         }
     for cell in cells:
         del cell["_runs"]

@@ -14,8 +14,11 @@ from kerastransfer.errors import UsageError
 from kerastransfer.workdir.results import normalize_record
 
 # The shipped copy of the paper's per-network results (see reference/README.md).
-PAPER_CSV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         "reference", "yosinski2014_networks.csv")
+PAPER_CSV = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "reference",
+    "yosinski2014_networks.csv",
+)
 
 # The paper's 1000-class network ("netbase"): top-1 .5763, 42.5% error (docs/paper.md, "Results
 # to reproduce"). It is the baseline of the random-features networks, which trained on all 1000
@@ -26,10 +29,25 @@ PAPER_FULL_BASE_TOP1 = 0.5763
 PAPER_K = 10  # the paper reports the mean of each network's 10 best evaluations
 
 # How the paper's CSV names splits.
-_CSV_SPLITS = {"0": "random0", "1": "random1", "2": "random2", "3": "random3",
-               "natman": "dissimilar", "full": PAPER_FULL_SPLIT}
-_CSV_COLUMNS = ("network", "treatment", "split", "source", "target", "n", "best10", "final",
-                "evaluations")
+_CSV_SPLITS = {
+    "0": "random0",
+    "1": "random1",
+    "2": "random2",
+    "3": "random3",
+    "natman": "dissimilar",
+    "full": PAPER_FULL_SPLIT,
+}
+_CSV_COLUMNS = (
+    "network",
+    "treatment",
+    "split",
+    "source",
+    "target",
+    "n",
+    "best10",
+    "final",
+    "evaluations",
+)
 
 
 def load_paper_csv(path=None):
@@ -40,39 +58,60 @@ def load_paper_csv(path=None):
     """
     path = path or PAPER_CSV
     if not os.path.isfile(path):
-        raise UsageError(f"paper CSV {path} does not exist; pass the path of "
-                         "yosinski2014_networks.csv")
+        raise UsageError(
+            f"paper CSV {path} does not exist; pass the path of yosinski2014_networks.csv"
+        )
     records = []
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in _CSV_COLUMNS if c not in (reader.fieldnames or ())]
         if missing:
-            raise UsageError(f"{path}:1: header lacks column(s) {', '.join(missing)}; expected "
-                             f"{','.join(_CSV_COLUMNS)}")
+            raise UsageError(
+                f"{path}:1: header lacks column(s) {', '.join(missing)}; expected "
+                f"{','.join(_CSV_COLUMNS)}"
+            )
         for row in reader:
             where = f"{path}:{reader.line_num}"
             if row["split"] not in _CSV_SPLITS:
-                raise UsageError(f"{where}: split={row['split']!r} is not one of "
-                                 f"{', '.join(_CSV_SPLITS)}; fix that row")
+                raise UsageError(
+                    f"{where}: split={row['split']!r} is not one of "
+                    f"{', '.join(_CSV_SPLITS)}; fix that row"
+                )
             try:
                 n, evaluations = int(row["n"]), int(row["evaluations"])
                 best, final = float(row["best10"]), float(row["final"])
             except (TypeError, ValueError):
-                raise UsageError(f"{where}: n, evaluations, best10 and final must be numbers, "
-                                 f"got {row['n']!r}, {row['evaluations']!r}, {row['best10']!r}, "
-                                 f"{row['final']!r}; fix that row") from None
-            records.append(normalize_record({
-                "run": row["network"], "treatment": row["treatment"],
-                "split": _CSV_SPLITS[row["split"]], "source": row["source"],
-                "target": row["target"], "n": n, "seed": None, "best_k": best, "k": PAPER_K,
-                "final_val": final, "test_accuracy": None, "evaluations": evaluations,
-                "status": "ok", "reason": None,
-            }, where))
+                raise UsageError(
+                    f"{where}: n, evaluations, best10 and final must be numbers, "
+                    f"got {row['n']!r}, {row['evaluations']!r}, {row['best10']!r}, "
+                    f"{row['final']!r}; fix that row"
+                ) from None
+            records.append(
+                normalize_record(
+                    {
+                        "run": row["network"],
+                        "treatment": row["treatment"],
+                        "split": _CSV_SPLITS[row["split"]],
+                        "source": row["source"],
+                        "target": row["target"],
+                        "n": n,
+                        "seed": None,
+                        "best_k": best,
+                        "k": PAPER_K,
+                        "final_val": final,
+                        "test_accuracy": None,
+                        "evaluations": evaluations,
+                        "status": "ok",
+                        "reason": None,
+                    },
+                    where,
+                )
+            )
     return records
 
 
 def split_group(split):
-    """"random" for every random split (random0, random1, ...); any other split is its own group."""
+    """The split's group: "random" for random0, random1, ...; any other split is its own."""
     return "random" if split.startswith("random") else split
 
 

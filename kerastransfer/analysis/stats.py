@@ -25,15 +25,18 @@ def _betainc(a, b, x):
         return 1.0
     if x > (a + 1.0) / (a + b + 2.0):
         return 1.0 - _betainc(b, a, 1.0 - x)
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                 + a * math.log(x) + b * math.log1p(-x))
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
     tiny = 1e-300
     c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
     d = 1.0 / (d if abs(d) > tiny else tiny)
     fraction = d
     for m in range(1, 500):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
             d = 1.0 + numerator * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + numerator / c
@@ -51,8 +54,12 @@ def t_cdf(t, df):
 
 
 def _t_pdf(t, df):
-    return math.exp(math.lgamma((df + 1.0) / 2.0) - math.lgamma(df / 2.0)
-                    - 0.5 * math.log(df * math.pi) - (df + 1.0) / 2.0 * math.log1p(t * t / df))
+    return math.exp(
+        math.lgamma((df + 1.0) / 2.0)
+        - math.lgamma(df / 2.0)
+        - 0.5 * math.log(df * math.pi)
+        - (df + 1.0) / 2.0 * math.log1p(t * t / df)
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -125,7 +132,7 @@ def difference(values, reference_values):
     if a["ci"] is None or b["ci"] is None:
         return result
     var_a, var_b = a["sd"] ** 2 / a["count"], b["sd"] ** 2 / b["count"]
-    df = (var_a + var_b) ** 2 / (var_a ** 2 / (a["count"] - 1) + var_b ** 2 / (b["count"] - 1))
+    df = (var_a + var_b) ** 2 / (var_a**2 / (a["count"] - 1) + var_b**2 / (b["count"] - 1))
     half = t_quantile(0.5 + CONFIDENCE / 2.0, df) * math.sqrt(var_a + var_b)
     result["ci"] = [result["effect"] - half, result["effect"] + half]
     return result
@@ -147,18 +154,30 @@ def pooled_sd(groups):
 def pooled_difference(values, reference_values, sd, df):
     """mean(values) - mean(reference_values) with a 95% t-interval from a pooled sd on `df`
     degrees of freedom (pooled_sd); no interval (`why`) without a positive sd."""
-    result = {"effect": None, "ci": None, "count": len(values),
-              "reference_count": len(reference_values), "why": None}
+    result = {
+        "effect": None,
+        "ci": None,
+        "count": len(values),
+        "reference_count": len(reference_values),
+        "why": None,
+    }
     if not values or not reference_values:
         result["why"] = "no networks on a side"
         return result
     result["effect"] = math.fsum(values) / len(values) - (
-        math.fsum(reference_values) / len(reference_values))
+        math.fsum(reference_values) / len(reference_values)
+    )
     if not sd:
-        result["why"] = ("one seed per cell: no seed-to-seed spread to measure" if sd is None
-                         else "every seed gives the same value (sd 0)")
+        result["why"] = (
+            "one seed per cell: no seed-to-seed spread to measure"
+            if sd is None
+            else "every seed gives the same value (sd 0)"
+        )
         return result
-    half = (t_quantile(0.5 + CONFIDENCE / 2.0, df) * sd
-            * math.sqrt(1.0 / len(values) + 1.0 / len(reference_values)))
+    half = (
+        t_quantile(0.5 + CONFIDENCE / 2.0, df)
+        * sd
+        * math.sqrt(1.0 / len(values) + 1.0 / len(reference_values))
+    )
     result["ci"] = [result["effect"] - half, result["effect"] + half]
     return result

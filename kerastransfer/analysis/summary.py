@@ -11,8 +11,13 @@ import numpy as np
 
 from kerastransfer.analysis import findings
 from kerastransfer.analysis.baselines import matched_points, unit_label
-from kerastransfer.analysis.records import (group_order, metric_description, ok_records,
-                                            paper_label, split_group)
+from kerastransfer.analysis.records import (
+    group_order,
+    metric_description,
+    ok_records,
+    paper_label,
+    split_group,
+)
 from kerastransfer.analysis.stats import CONFIDENCE
 from kerastransfer.analysis.tables import cell_table, matched_table, relative_drop, table1
 from kerastransfer.workdir.results import STATUSES, normalize_records
@@ -30,10 +35,15 @@ def timing(records):
         speeds = [r["images_per_second"] for r in members if r["images_per_second"] is not None]
         if not seconds and not speeds:
             continue
-        rows.append({"label": label, "runs": len(members),
-                     "total_seconds": math.fsum(seconds) if seconds else None,
-                     "mean_seconds": float(np.mean(seconds)) if seconds else None,
-                     "mean_images_per_second": float(np.mean(speeds)) if speeds else None})
+        rows.append(
+            {
+                "label": label,
+                "runs": len(members),
+                "total_seconds": math.fsum(seconds) if seconds else None,
+                "mean_seconds": float(np.mean(seconds)) if seconds else None,
+                "mean_images_per_second": float(np.mean(speeds)) if speeds else None,
+            }
+        )
     total = [r["train_seconds"] for r in ok_records(records) if r["train_seconds"] is not None]
     return {"by_treatment": rows, "total_seconds": math.fsum(total) if total else None}
 
@@ -53,13 +63,18 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
     analysis = {
         "source": source_label,
         "config": config,
-        "metric": {"key": "best_k", "name": "Top-1 accuracy",
-                   "description": metric_description(records)},
+        "metric": {
+            "key": "best_k",
+            "name": "Top-1 accuracy",
+            "description": metric_description(records),
+        },
         "confidence": CONFIDENCE,
         "negligible_points": findings.NEGLIGIBLE_POINTS,
         "counts": {status: sum(r["status"] == status for r in records) for status in STATUSES},
-        "splits": [{"split": s, "group": split_group(s), "ok_runs": splits[s]}
-                   for s in sorted(splits, key=lambda s: (group_order(split_group(s)), s))],
+        "splits": [
+            {"split": s, "group": split_group(s), "ok_runs": splits[s]}
+            for s in sorted(splits, key=lambda s: (group_order(split_group(s)), s))
+        ],
         "cells": cell_table(records),
         "cells_by_target": cell_table(records, by_target=True),
         "table1": table1(records),
@@ -69,9 +84,18 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
         "findings": checked,
         "multiple_testing": findings.multiple_testing(checked),
         "timing": timing(records),
-        "not_ok": [{"run": r["run"], "status": r["status"], "reason": r.get("reason"),
-                    "treatment": r["treatment"], "split": r["split"], "n": r["n"]}
-                   for r in records if r["status"] != "ok"],
+        "not_ok": [
+            {
+                "run": r["run"],
+                "status": r["status"],
+                "reason": r.get("reason"),
+                "treatment": r["treatment"],
+                "split": r["split"],
+                "n": r["n"],
+            }
+            for r in records
+            if r["status"] != "ok"
+        ],
         "reference": None,
     }
     if reference_records is not None:
@@ -82,8 +106,10 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
             "cells": cell_table(reference_records),
             "cells_by_target": cell_table(reference_records, by_target=True),
             "relative_drop": relative_drop(reference_records),
-            "findings": [{k: f[k] for k in ("finding", "status", "effect", "ci")}
-                         for f in findings.check(reference_records)],
+            "findings": [
+                {k: f[k] for k in ("finding", "status", "effect", "ci")}
+                for f in findings.check(reference_records)
+            ],
         }
     return json_safe(analysis)
 

@@ -19,15 +19,15 @@ ACCURACY_BOUNDS = (0.0, 1.0)
 
 def targeted_halves(records):
     """(split, target) of every half that an ok run other than a base targets."""
-    return {(r["split"], r["target"]) for r in ok_records(records)
-            if r["treatment"] != treatments.BASE}
+    return {
+        (r["split"], r["target"]) for r in ok_records(records) if r["treatment"] != treatments.BASE
+    }
 
 
 def view(records, group):
     """The half whose point of view names split group `group`'s pooled cells: the one half its
     runs target, or "B" when they target both (the paper's convention: each half plays B)."""
-    halves = {target for split, target in targeted_halves(records)
-              if split_group(split) == group}
+    halves = {target for split, target in targeted_halves(records) if split_group(split) == group}
     return next(iter(halves)) if len(halves) == 1 else "B"
 
 
@@ -56,8 +56,9 @@ def cell_table(records, *, by_target=False):
     paper's names seen from the target half (view()).
     """
     ok = ok_records(records)
-    pooled = {r["run"] for group in {split_group(r["split"]) for r in ok}
-              for r in pooled_bases(ok, group)}
+    pooled = {
+        r["run"] for group in {split_group(r["split"]) for r in ok} for r in pooled_bases(ok, group)
+    }
     cells = {}
     for r in ok:
         target = "all"
@@ -66,16 +67,28 @@ def cell_table(records, *, by_target=False):
         cells.setdefault((split_group(r["split"]), r["treatment"], target, r["n"]), []).append(r)
     table = []
     for (group, treatment, target, n), members in sorted(
-            cells.items(), key=lambda item: (group_order(item[0][0]),
-                                             treatments.ALL_NAMES.index(item[0][1]),
-                                             item[0][2] != "all", item[0][2], item[0][3])):
-        table.append({
-            "group": group, "treatment": treatment, "target": target, "n": n,
-            "label": treatments.display_name(
-                treatment, view(ok, group) if target == "all" else target),
-            "best_k": _metric_stats(members, "best_k"),
-            "test_accuracy": _metric_stats(members, "test_accuracy"),
-        })
+        cells.items(),
+        key=lambda item: (
+            group_order(item[0][0]),
+            treatments.ALL_NAMES.index(item[0][1]),
+            item[0][2] != "all",
+            item[0][2],
+            item[0][3],
+        ),
+    ):
+        table.append(
+            {
+                "group": group,
+                "treatment": treatment,
+                "target": target,
+                "n": n,
+                "label": treatments.display_name(
+                    treatment, view(ok, group) if target == "all" else target
+                ),
+                "best_k": _metric_stats(members, "best_k"),
+                "test_accuracy": _metric_stats(members, "test_accuracy"),
+            }
+        )
     return table
 
 
@@ -83,7 +96,11 @@ def find_cell(cells, treatment, n, *, group="random", target="all"):
     """The cell of `cells` (from cell_table) for treatment/n/group/target, or None."""
     for cell in cells:
         if (cell["treatment"], cell["n"], cell["group"], cell["target"]) == (
-                treatment, n, group, target):
+            treatment,
+            n,
+            group,
+            target,
+        ):
             return cell
     return None
 
@@ -111,14 +128,19 @@ def table1(records):
     base = _pooled_points(bases)
     table = {}
     for name, layers in LAYER_RANGES.items():
-        boosted, selffers = ([r["best_k"] for r in ok if r["treatment"] == t and r["n"] in layers]
-                             for t in ("transfer_ft", "selffer_ft"))
+        boosted, selffers = (
+            [r["best_k"] for r in ok if r["treatment"] == t and r["n"] in layers]
+            for t in ("transfer_ft", "selffer_ft")
+        )
         table[name] = {
             "layers": list(layers),
             "over_base": _minus(_pooled_points(boosted), base),
             "over_selffer_ft": _minus(_pooled_points(boosted), _pooled_points(selffers)),
-            "counts": {"transfer_ft": len(boosted), "base": len(bases),
-                       "selffer_ft": len(selffers)},
+            "counts": {
+                "transfer_ft": len(boosted),
+                "base": len(bases),
+                "selffer_ft": len(selffers),
+            },
         }
     return table
 
@@ -134,25 +156,42 @@ def matched_table(records):
     """
     sources = {}
     matched, unmatched = matched_points(records, sources)
-    keys = sorted({(split_group(m.record["split"]), m.record["treatment"], m.record["n"])
-                   for m in matched},
-                  key=lambda k: (group_order(k[0]), treatments.ALL_NAMES.index(k[1]), k[2]))
-    by_cell = [{"group": group, "treatment": treatment, "n": n,
-                "label": treatments.display_name(treatment, view(records, group)),
-                **over_units(select(matched, treatment, [n], group))}
-               for group, treatment, n in keys]
+    keys = sorted(
+        {(split_group(m.record["split"]), m.record["treatment"], m.record["n"]) for m in matched},
+        key=lambda k: (group_order(k[0]), treatments.ALL_NAMES.index(k[1]), k[2]),
+    )
+    by_cell = [
+        {
+            "group": group,
+            "treatment": treatment,
+            "n": n,
+            "label": treatments.display_name(treatment, view(records, group)),
+            **over_units(select(matched, treatment, [n], group)),
+        }
+        for group, treatment, n in keys
+    ]
     pooled = table1(records)
     by_range, versus = {}, {}
     for name, layers in LAYER_RANGES.items():
-        by_range[name] = {treatments.get(t).paper_name: over_units(select(matched, t, layers))
-                          for t in treatments.COPIED}
+        by_range[name] = {
+            treatments.get(t).paper_name: over_units(select(matched, t, layers))
+            for t in treatments.COPIED
+        }
         versus[name] = {
             "pooled": pooled[name]["over_selffer_ft"],
-            "matched": compare(select(matched, "transfer_ft", layers),
-                               select(matched, "selffer_ft", layers), names=("AnB+", "BnB+")),
+            "matched": compare(
+                select(matched, "transfer_ft", layers),
+                select(matched, "selffer_ft", layers),
+                names=("AnB+", "BnB+"),
+            ),
         }
-    return {"by_cell": by_cell, "by_range": by_range, "anb_plus_vs_bnb_plus": versus,
-            "baseline_sources": sources, "unmatched_runs": unmatched}
+    return {
+        "by_cell": by_cell,
+        "by_range": by_range,
+        "anb_plus_vs_bnb_plus": versus,
+        "baseline_sources": sources,
+        "unmatched_runs": unmatched,
+    }
 
 
 def relative_drop(records):
@@ -169,16 +208,23 @@ def relative_drop(records):
         ns = sorted({v.key[-1] for v in select(matched, treatment, None, group)})
         return [{"n": n, **over_units(select(matched, treatment, [n], group))} for n in ns]
 
-    result = {"random_splits": series("transfer", "random"),
-              "dissimilar": series("transfer", "dissimilar"),
-              "random_features": series("random", None)}
-    common = ({c["n"] for c in result["random_splits"]} & {c["n"] for c in result["dissimilar"]})
+    result = {
+        "random_splits": series("transfer", "random"),
+        "dissimilar": series("transfer", "dissimilar"),
+        "random_features": series("random", None),
+    }
+    common = {c["n"] for c in result["random_splits"]} & {c["n"] for c in result["dissimilar"]}
     if common:
         top = max(common)
-        pick = {name: next(c for c in result[name] if c["n"] == top)
-                for name in ("random_splits", "dissimilar")}
-        result["at_top"] = {"n": top, "random_splits": pick["random_splits"]["effect"],
-                            "dissimilar": pick["dissimilar"]["effect"]}
+        pick = {
+            name: next(c for c in result[name] if c["n"] == top)
+            for name in ("random_splits", "dissimilar")
+        }
+        result["at_top"] = {
+            "n": top,
+            "random_splits": pick["random_splits"]["effect"],
+            "dissimilar": pick["dissimilar"]["effect"],
+        }
     else:
         result["at_top"] = None
     return result

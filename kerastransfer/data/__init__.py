@@ -10,14 +10,31 @@ Example:
 """
 
 from kerastransfer.data.halves import EVAL_BATCH, make_halves
-from kerastransfer.data.pipeline import (ArrayBatches, HalfData, gathered_batches, make_dataset,
-                                         make_half_data, make_streaming_half)
+from kerastransfer.data.pipeline import (
+    ArrayBatches,
+    HalfData,
+    gathered_batches,
+    make_dataset,
+    make_half_data,
+    make_streaming_half,
+)
 from kerastransfer.data.preprocessing import Preprocessing
 from kerastransfer.data.sources import DatasetSource, load_source
 from kerastransfer.data.splits import ALL_SPLIT, ClassSplit, make_split
 
 __all__ = [
-    "ALL_SPLIT", "ArrayBatches", "EVAL_BATCH", "ClassSplit", "DatasetSource", "HalfData", "Preprocessing",
-    "gathered_batches", "load_source", "make_dataset", "make_half_data", "make_split",
-    "make_halves", "make_streaming_half",
+    "ALL_SPLIT",
+    "ArrayBatches",
+    "EVAL_BATCH",
+    "ClassSplit",
+    "DatasetSource",
+    "HalfData",
+    "Preprocessing",
+    "gathered_batches",
+    "load_source",
+    "make_dataset",
+    "make_half_data",
+    "make_split",
+    "make_halves",
+    "make_streaming_half",
 ]

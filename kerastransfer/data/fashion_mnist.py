@@ -23,8 +23,16 @@ from kerastransfer.errors import UsageError
 DEFAULT_MANUAL_DIR = "/usr/share/datasets/fashion-mnist"
 
 CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 # split -> (images file, labels file), the names Zalando publishes and Debian installs.
@@ -53,10 +61,12 @@ class LocalFashionMnist(tfds.core.GeneratorBasedBuilder):
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__.split("\n\n")[0],
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
-                "label": tfds.features.ClassLabel(names=CLASS_NAMES),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+                    "label": tfds.features.ClassLabel(names=CLASS_NAMES),
+                }
+            ),
             supervised_keys=("image", "label"),
             # Keep the files' order: "the first k examples of each class" must mean the same
             # examples on every machine.

@@ -10,8 +10,13 @@ import dataclasses
 
 import tensorflow as tf
 
-from kerastransfer.data.pipeline import (ArrayBatches, gathered_batches, make_dataset,
-                                         make_half_data, make_streaming_half)
+from kerastransfer.data.pipeline import (
+    ArrayBatches,
+    gathered_batches,
+    make_dataset,
+    make_half_data,
+    make_streaming_half,
+)
 from kerastransfer.data.splits import ClassSplit
 
 # Examples per evaluation batch (validation and test passes).
@@ -46,9 +51,15 @@ class InMemoryHalves(_Halves):
     def _make(self, split, half):
         c = self.config
         held_out = c.validation_fraction if c.eval_split == "validation" else 0.0
-        arrays = make_half_data(self.source, split, half, validation_fraction=held_out, seed=0,
-                                examples_per_class=c.examples_per_class or None,
-                                max_examples_per_class=c.max_examples_per_class or None)
+        arrays = make_half_data(
+            self.source,
+            split,
+            half,
+            validation_fraction=held_out,
+            seed=0,
+            examples_per_class=c.examples_per_class or None,
+            max_examples_per_class=c.max_examples_per_class or None,
+        )
         if c.eval_split == "test":
             arrays = dataclasses.replace(arrays, val_x=arrays.test_x, val_y=arrays.test_y)
         return arrays
@@ -67,11 +78,13 @@ class InMemoryHalves(_Halves):
         """Endless training batches, from batch `skip` on when a killed run resumes."""
         prep = self.preprocessing
         if prep.augments:
-            ds = make_dataset(half.train_x, half.train_y, prep, batch_size=batch_size,
-                              training=True, seed=seed)
+            ds = make_dataset(
+                half.train_x, half.train_y, prep, batch_size=batch_size, training=True, seed=seed
+            )
         else:
-            ds = gathered_batches(half.train_x, half.train_y, batch_size, shuffle_seed=seed,
-                                  transform=prep.eval_tf)
+            ds = gathered_batches(
+                half.train_x, half.train_y, batch_size, shuffle_seed=seed, transform=prep.eval_tf
+            )
         return ds.repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
 
     def eval_batches(self, half, part):
@@ -118,19 +131,33 @@ class StreamedHalves(_Halves):
         would decode them all again): it reshuffles with a seed moved by `skip` instead."""
         c = self.config
         return make_streaming_half(
-            self.source, half.split, half.half, self.preprocessing, split_name="train",
-            batch_size=batch_size, training=True, seed=seed + skip,
+            self.source,
+            half.split,
+            half.half,
+            self.preprocessing,
+            split_name="train",
+            batch_size=batch_size,
+            training=True,
+            seed=seed + skip,
             part="train" if c.eval_split == "validation" else "all",
             validation_fraction=c.validation_fraction,
             examples_per_class=c.examples_per_class or None,
-            max_examples_per_class=c.max_examples_per_class or None).repeat()
+            max_examples_per_class=c.max_examples_per_class or None,
+        ).repeat()
 
     def eval_batches(self, half, part):
         c = self.config
         held_out = part == "val" and c.eval_split == "validation"
         return make_streaming_half(
-            self.source, half.split, half.half, self.preprocessing,
-            split_name="train" if held_out else "test", batch_size=EVAL_BATCH,
-            training=False, seed=0, part="validation" if held_out else "all",
+            self.source,
+            half.split,
+            half.half,
+            self.preprocessing,
+            split_name="train" if held_out else "test",
+            batch_size=EVAL_BATCH,
+            training=False,
+            seed=0,
+            part="validation" if held_out else "all",
             validation_fraction=c.validation_fraction,
-            max_examples_per_class=c.max_examples_per_class or None)
+            max_examples_per_class=c.max_examples_per_class or None,
+        )

@@ -12,8 +12,8 @@ import zlib
 
 import numpy as np
 
-from kerastransfer.workdir import files
 from kerastransfer.errors import UsageError
+from kerastransfer.workdir import files
 
 _UINT8 = 0x08
 
@@ -76,8 +76,9 @@ def write_idx(path, array):
     """Writes a uint8 `array` as an IDX file (gzipped when `path` ends in .gz), atomically."""
     array = np.ascontiguousarray(array)
     if array.dtype != np.uint8 or not 1 <= array.ndim <= 255:
-        raise ValueError(f"write_idx takes a uint8 array with 1..255 dims, got {array.dtype} "
-                         f"with {array.ndim}")
+        raise ValueError(
+            f"write_idx takes a uint8 array with 1..255 dims, got {array.dtype} with {array.ndim}"
+        )
     data = bytes([0, 0, _UINT8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     data += array.tobytes()
     if os.fspath(path).endswith(".gz"):

@@ -53,8 +53,16 @@ class HalfData:
     test_y: np.ndarray
 
 
-def make_half_data(source, split, half, *, validation_fraction=0.1, seed=0,
-                   examples_per_class=None, max_examples_per_class=None):
+def make_half_data(
+    source,
+    split,
+    half,
+    *,
+    validation_fraction=0.1,
+    seed=0,
+    examples_per_class=None,
+    max_examples_per_class=None,
+):
     """Cuts an in-memory source into one half's train, validation and test arrays.
 
     Validation is, for every class, a fixed `validation_fraction` of its training images
@@ -73,8 +81,10 @@ def make_half_data(source, split, half, *, validation_fraction=0.1, seed=0,
     """
     if not 0 <= validation_fraction < 1:
         raise UsageError(f"validation fraction {validation_fraction} must be in [0, 1)")
-    for flag, value in (("examples_per_class", examples_per_class),
-                        ("max_examples_per_class", max_examples_per_class)):
+    for flag, value in (
+        ("examples_per_class", examples_per_class),
+        ("max_examples_per_class", max_examples_per_class),
+    ):
         if value is not None and value < 1:
             raise UsageError(f"{flag}={value} must be a positive integer")
     classes, remap = _half_classes(source, split, half)
@@ -97,9 +107,17 @@ def make_half_data(source, split, half, *, validation_fraction=0.1, seed=0,
     train_x, train_y = take(images, labels, train_idx)
     val_x, val_y = take(images, labels, val_idx)
     test_x, test_y = take(test_images, test_labels, test_idx)
-    return HalfData(half=half, num_classes=len(classes), class_names=split.half_names(half),
-                    train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
-                    test_x=test_x, test_y=test_y)
+    return HalfData(
+        half=half,
+        num_classes=len(classes),
+        class_names=split.half_names(half),
+        train_x=train_x,
+        train_y=train_y,
+        val_x=val_x,
+        val_y=val_y,
+        test_x=test_x,
+        test_y=test_y,
+    )
 
 
 def _half_classes(source, split, half):
@@ -115,8 +133,9 @@ def _half_classes(source, split, half):
     return classes, remap
 
 
-def make_dataset(images, labels, preprocessing, *, batch_size, training, seed=0, cache=True,
-                 drop_remainder=False):
+def make_dataset(
+    images, labels, preprocessing, *, batch_size, training, seed=0, cache=True, drop_remainder=False
+):
     """Batches of (float32 model input, int64 label) from in-memory arrays.
 
     Without augmentation the preprocessed examples are cached in memory (`cache`), so the
@@ -144,6 +163,7 @@ def make_dataset(images, labels, preprocessing, *, batch_size, training, seed=0,
 
         ds = ds.map(train_map)  # sequential: stateful random ops stay deterministic
     else:
+
         def eval_map(image, label):
             return preprocessing.eval_tf(image), label
 
@@ -169,8 +189,9 @@ def gathered_batches(inputs, labels, batch_size, *, shuffle_seed=None, transform
     if shuffle_seed is not None:
         order = order.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
     transform = transform or (lambda batch: batch)
-    return order.batch(batch_size).map(lambda idx: (transform(tf.gather(x, idx)),
-                                                    tf.gather(y, idx)))
+    return order.batch(batch_size).map(
+        lambda idx: (transform(tf.gather(x, idx)), tf.gather(y, idx))
+    )
 
 
 class ArrayBatches:
@@ -196,9 +217,21 @@ class ArrayBatches:
             yield self.transform(self.inputs[start:end]), tf.constant(self.labels[start:end])
 
 
-def make_streaming_half(source, split, half, preprocessing, *, split_name, batch_size,
-                        training, seed, part="all", validation_fraction=0.0,
-                        examples_per_class=None, max_examples_per_class=None):
+def make_streaming_half(
+    source,
+    split,
+    half,
+    preprocessing,
+    *,
+    split_name,
+    batch_size,
+    training,
+    seed,
+    part="all",
+    validation_fraction=0.0,
+    examples_per_class=None,
+    max_examples_per_class=None,
+):
     """Batches of (float32 model input, int64 label) of one half, streamed from the source.
 
     For sources that do not fit in memory (imagenet2012): the other half's examples are
@@ -224,21 +257,25 @@ def make_streaming_half(source, split, half, preprocessing, *, split_name, batch
         max_examples_per_class: cap every class at this many (smoke runs).
     """
     if part not in STREAM_PARTS or (part != "all" and split_name != "train"):
-        raise ValueError(f"part must be one of {STREAM_PARTS} (train/validation of split "
-                         f"'train' only), got {part!r} of {split_name!r}")
+        raise ValueError(
+            f"part must be one of {STREAM_PARTS} (train/validation of split "
+            f"'train' only), got {part!r} of {split_name!r}"
+        )
     classes, remap = _half_classes(source, split, half)
     remap = tf.constant(remap)
     ds = source.tf_dataset(split_name, classes=classes)
     limits = [k for k in (examples_per_class, max_examples_per_class) if k]
     if part != "all" or limits:
-        ds = _select_per_class(ds, source.num_classes, part, validation_fraction,
-                               min(limits) if limits else None)
+        ds = _select_per_class(
+            ds, source.num_classes, part, validation_fraction, min(limits) if limits else None
+        )
     if training:
         ds = ds.shuffle(STREAM_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
 
     def preprocess(image, label):
-        image = preprocessing.train_tf(image, seed=seed) if training else (
-            preprocessing.eval_tf(image))
+        image = (
+            preprocessing.train_tf(image, seed=seed) if training else (preprocessing.eval_tf(image))
+        )
         return image, tf.gather(remap, label)
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
@@ -251,10 +288,13 @@ def _select_per_class(ds, num_classes, part, validation_fraction, limit):
     Examples are numbered within their class by a running count (`scan`), which is what
     makes the hold-out and the first-k choice independent of the other classes.
     """
+
     def number(counts, example):
         image, label = example
-        return (tf.tensor_scatter_nd_add(counts, [[label]], tf.ones([1], tf.int64)),
-                (image, label, tf.gather(counts, label)))
+        return (
+            tf.tensor_scatter_nd_add(counts, [[label]], tf.ones([1], tf.int64)),
+            (image, label, tf.gather(counts, label)),
+        )
 
     def held_out(image, label, index):
         key = tf.strings.format("{}/{}", (label, index))
@@ -264,8 +304,11 @@ def _select_per_class(ds, num_classes, part, validation_fraction, limit):
     zeros = tf.zeros([num_classes], tf.int64)
     ds = ds.scan(zeros, number)
     if part != "all":
-        keep = held_out if part == "validation" else (
-            lambda *example: tf.logical_not(held_out(*example)))
+        keep = (
+            held_out
+            if part == "validation"
+            else (lambda *example: tf.logical_not(held_out(*example)))
+        )
         ds = ds.filter(keep).map(lambda image, label, index: (image, label))
         ds = ds.scan(zeros, number)  # number again among the kept examples
     if limit:

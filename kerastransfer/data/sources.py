@@ -84,8 +84,11 @@ class DatasetSource:
         _check_split(split)
         if split not in self._arrays:
             batches = list(self.tf_dataset(split).batch(8192).as_numpy_iterator())
-            images = np.concatenate([b[0] for b in batches]) if batches else np.zeros(
-                (0, *self.image_shape), np.uint8)
+            images = (
+                np.concatenate([b[0] for b in batches])
+                if batches
+                else np.zeros((0, *self.image_shape), np.uint8)
+            )
             labels = np.concatenate([b[1] for b in batches]) if batches else np.zeros(0, np.int64)
             self._arrays[split] = (images, labels)
         return self._arrays[split]
@@ -129,9 +132,13 @@ def _from_builder(name, builder, *, test_split_name):
     """A source reading a prepared TFDS builder's supervised (image, label) pairs."""
     image_key, label_key = builder.info.supervised_keys or (None, None)
     features = builder.info.features
-    if not (label_key in features and isinstance(features[label_key], tfds.features.ClassLabel)
-            and image_key in features and len(features[image_key].shape) == 3
-            and features[image_key].np_dtype == np.uint8):
+    if not (
+        label_key in features
+        and isinstance(features[label_key], tfds.features.ClassLabel)
+        and image_key in features
+        and len(features[image_key].shape) == 3
+        and features[image_key].np_dtype == np.uint8
+    ):
         raise UsageError(
             f"--dataset={name} is not an image classification dataset (supervised keys "
             f"{builder.info.supervised_keys}); pick one with uint8 images and a class label"
@@ -145,7 +152,8 @@ def _from_builder(name, builder, *, test_split_name):
         # Decode images only after the class filter when the feature is encoded (JPEG, PNG).
         defer = classes is not None and isinstance(image_feature, tfds.features.Image)
         ds = builder.as_dataset(
-            split=split_name, shuffle_files=False,
+            split=split_name,
+            shuffle_files=False,
             decoders={image_key: tfds.decode.SkipDecoding()} if defer else None,
         )
         if classes is not None:
@@ -184,7 +192,7 @@ def _class_mask(classes, num_classes):
 
 def _registered_tfds(name, data_dir):
     """TFDS's own builder for "tfds:NAME" (NAME may carry a config and version)."""
-    tfds_name = name[len("tfds:"):]
+    tfds_name = name[len("tfds:") :]
     try:
         builder = tfds.builder(tfds_name, data_dir=data_dir)
     except tfds.core.DatasetNotFoundError:
@@ -297,10 +305,12 @@ def _list_images(folder):
     """{class folder name: sorted image paths} for the subfolders of `folder`."""
     return {
         entry.name: sorted(
-            os.path.join(entry.path, f) for f in os.listdir(entry.path)
+            os.path.join(entry.path, f)
+            for f in os.listdir(entry.path)
             if f.lower().endswith(IMAGE_EXTENSIONS)
         )
-        for entry in os.scandir(folder) if entry.is_dir()
+        for entry in os.scandir(folder)
+        if entry.is_dir()
     }
 
 
@@ -318,6 +328,5 @@ def _common_shape(paths):
             raise UsageError(f"unreadable image {path}: {e}; remove or replace it") from None
         if len(sizes) > 1:
             return None
-    (width, height), = sizes
+    ((width, height),) = sizes
     return (height, width, 3)
-

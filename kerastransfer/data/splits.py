@@ -25,17 +25,15 @@ import re
 
 import numpy as np
 
-from kerastransfer.workdir import files
 from kerastransfer.errors import UsageError
+from kerastransfer.workdir import files
 
 HALVES = ("A", "B")
 # The spec (and split name) whose two halves are both every class.
 ALL_SPLIT = "all"
 
 # ILSVRC2012 in the standard (sorted WordNet id) order: the paper's 449 natural classes.
-IMAGENET_NATURAL = (
-    tuple(range(0, 398)) + tuple(range(936, 959)) + (970,) + tuple(range(972, 999))
-)
+IMAGENET_NATURAL = tuple(range(0, 398)) + tuple(range(936, 959)) + (970,) + tuple(range(972, 999))
 # Fashion-MNIST: T-shirt/top, Pullover, Dress, Coat, Shirt.
 FASHION_MNIST_UPPER_BODY = (0, 2, 3, 4, 6)
 
@@ -89,14 +87,22 @@ class ClassSplit:
             }
             for half in HALVES
         }
-        return {"spec": self.spec, "name": self.name, "dataset": self.dataset,
-                "class_names": list(self.class_names), **halves}
+        return {
+            "spec": self.spec,
+            "name": self.name,
+            "dataset": self.dataset,
+            "class_names": list(self.class_names),
+            **halves,
+        }
 
     @classmethod
     def from_json(cls, data):
         return cls(
-            spec=data["spec"], name=data["name"], dataset=data["dataset"],
-            a_classes=tuple(data["A"]["classes"]), b_classes=tuple(data["B"]["classes"]),
+            spec=data["spec"],
+            name=data["name"],
+            dataset=data["dataset"],
+            a_classes=tuple(data["A"]["classes"]),
+            b_classes=tuple(data["B"]["classes"]),
             class_names=tuple(data["class_names"]),
         )
 
@@ -131,9 +137,14 @@ def make_split(spec, class_names, dataset_name):
         name, b = f"random{int(arg)}", _complement(a, num_classes)
     elif spec == ALL_SPLIT:
         everything = list(range(num_classes))
-        return ClassSplit(spec=ALL_SPLIT, name=ALL_SPLIT, dataset=dataset_name,
-                          a_classes=tuple(everything), b_classes=tuple(everything),
-                          class_names=tuple(class_names))
+        return ClassSplit(
+            spec=ALL_SPLIT,
+            name=ALL_SPLIT,
+            dataset=dataset_name,
+            a_classes=tuple(everything),
+            b_classes=tuple(everything),
+            class_names=tuple(class_names),
+        )
     elif spec == "dissimilar":
         a, name = _dissimilar_half(dataset_name, num_classes), "dissimilar"
         b = _complement(a, num_classes)
@@ -156,8 +167,14 @@ def make_split(spec, class_names, dataset_name):
     for half, ids in zip(HALVES, (a, b)):
         if not ids:
             raise UsageError(f"--splits={spec}: half {half} has no classes")
-    return ClassSplit(spec=str(spec), name=name, dataset=dataset_name, a_classes=tuple(a),
-                      b_classes=tuple(b), class_names=tuple(class_names))
+    return ClassSplit(
+        spec=str(spec),
+        name=name,
+        dataset=dataset_name,
+        a_classes=tuple(a),
+        b_classes=tuple(b),
+        class_names=tuple(class_names),
+    )
 
 
 def _random_half(num_classes, seed):
@@ -205,8 +222,9 @@ def _read_class_file(path, num_classes):
                 f"0..{num_classes - 1}, one per line"
             )
         if int(text) in ids:
-            raise UsageError(f"{path} line {number}: class id {text} is listed twice; list "
-                             "each class once")
+            raise UsageError(
+                f"{path} line {number}: class id {text} is listed twice; list each class once"
+            )
         ids.append(int(text))
     return sorted(ids)
 

@@ -20,8 +20,9 @@ from kerastransfer.models.preprocessing import input_spec_for
 ARCHITECTURES = ("caffenet", "caffenet_small", *BACKBONES)
 
 
-def build(arch, *, num_classes, input_shape, widths=None, weight_decay=5e-4, dropout=0.5,
-          weights=None):
+def build(
+    arch, *, num_classes, input_shape, widths=None, weight_decay=5e-4, dropout=0.5, weights=None
+):
     """Builds a fresh, uncompiled model.
 
     Args:
@@ -43,8 +44,9 @@ def build(arch, *, num_classes, input_shape, widths=None, weight_decay=5e-4, dro
     if arch == "caffenet":
         return caffenet(num_classes, tuple(input_shape), weight_decay, dropout)
     if arch == "caffenet_small":
-        return caffenet_small(num_classes, tuple(input_shape), tuple(widths or SMALL_WIDTHS),
-                              weight_decay, dropout)
+        return caffenet_small(
+            num_classes, tuple(input_shape), tuple(widths or SMALL_WIDTHS), weight_decay, dropout
+        )
     if arch in BACKBONES:
         return backbone(arch, num_classes, tuple(input_shape), weights, dropout)
     raise UsageError(f"unknown --arch={arch!r}; known architectures: {', '.join(ARCHITECTURES)}")
@@ -57,13 +59,22 @@ def load_user_model(path):
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a bad archive
-        raise UsageError(f"--source_model={path!r} could not be loaded as a Keras model "
-                         f"({type(error).__name__}); save it with model.save('x.keras')"
-                         ) from None
+        raise UsageError(
+            f"--source_model={path!r} could not be loaded as a Keras model "
+            f"({type(error).__name__}); save it with model.save('x.keras')"
+        ) from None
     if not isinstance(model, keras.Model) or not hasattr(model, "inputs"):
         raise UsageError(f"--source_model={path!r} is not a functional Keras model")
     return model
 
 
-__all__ = ["ARCHITECTURES", "BACKBONES", "SMALL_WIDTHS", "STAGE_CUTS",
-           "LocalResponseNormalization", "build", "load_user_model", "input_spec_for"]
+__all__ = [
+    "ARCHITECTURES",
+    "BACKBONES",
+    "SMALL_WIDTHS",
+    "STAGE_CUTS",
+    "LocalResponseNormalization",
+    "build",
+    "load_user_model",
+    "input_spec_for",
+]

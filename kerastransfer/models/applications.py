@@ -19,10 +19,22 @@ BACKBONES = {
 # Cut points (last layer of each block) of the keras.applications backbones we support,
 # keyed by the model name models.build gives them: one per stage boundary.
 STAGE_CUTS = {
-    "resnet50": ("pool1_pool", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out",
-                 "conv5_block3_out"),
-    "mobilenet_v2": ("expanded_conv_project_BN", "block_2_add", "block_5_add", "block_9_add",
-                     "block_12_add", "block_15_add", "out_relu"),
+    "resnet50": (
+        "pool1_pool",
+        "conv2_block3_out",
+        "conv3_block4_out",
+        "conv4_block6_out",
+        "conv5_block3_out",
+    ),
+    "mobilenet_v2": (
+        "expanded_conv_project_BN",
+        "block_2_add",
+        "block_5_add",
+        "block_9_add",
+        "block_12_add",
+        "block_15_add",
+        "out_relu",
+    ),
 }
 
 
@@ -33,14 +45,17 @@ def backbone(arch, num_classes, input_shape=(224, 224, 3), weights=None, dropout
     boundaries by name; it is named after `arch`, which is how surgery finds the cuts.
     """
     if weights is not None and not os.path.isfile(weights):
-        raise UsageError(f"backbone weights file {weights!r} does not exist; pass a local "
-                         "file with --source_weights (nothing downloads here) or omit it")
+        raise UsageError(
+            f"backbone weights file {weights!r} does not exist; pass a local "
+            "file with --source_weights (nothing downloads here) or omit it"
+        )
     features = BACKBONES[arch](include_top=False, weights=None, input_shape=input_shape)
     if weights is not None:
         features.load_weights(weights)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features.output)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
-                                 name="predictions")(x)
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="predictions"
+    )(x)
     return keras.Model(features.input, outputs, name=arch)

@@ -30,6 +30,7 @@ def caffenet(num_classes=1000, input_shape=(227, 227, 3), weight_decay=5e-4, dro
         >>> model.count_params()
         58916724
     """
+
     def gauss(std):
         return keras.initializers.RandomNormal(stddev=std)
 
@@ -38,9 +39,17 @@ def caffenet(num_classes=1000, input_shape=(227, 227, 3), weight_decay=5e-4, dro
 
     def conv(x, filters, size, name, bias, strides=1, groups=1):
         return keras.layers.Conv2D(
-            filters, size, strides=strides, padding="valid" if size == 11 else "same",
-            groups=groups, activation="relu", kernel_initializer=gauss(0.01),
-            bias_initializer=const(bias), kernel_regularizer=reg, name=name)(x)
+            filters,
+            size,
+            strides=strides,
+            padding="valid" if size == 11 else "same",
+            groups=groups,
+            activation="relu",
+            kernel_initializer=gauss(0.01),
+            bias_initializer=const(bias),
+            kernel_regularizer=reg,
+            name=name,
+        )(x)
 
     def pool(x, name):
         return keras.layers.MaxPooling2D(3, strides=2, name=name)(x)
@@ -55,18 +64,29 @@ def caffenet(num_classes=1000, input_shape=(227, 227, 3), weight_decay=5e-4, dro
     x = pool(conv(x, 256, 3, "conv5", bias=1.0, groups=2), "pool5")
     x = keras.layers.Flatten(name="flatten")(x)
     for name in ("fc6", "fc7"):
-        x = keras.layers.Dense(4096, activation="relu", kernel_initializer=gauss(0.005),
-                               bias_initializer=const(1.0), kernel_regularizer=reg,
-                               name=name)(x)
+        x = keras.layers.Dense(
+            4096,
+            activation="relu",
+            kernel_initializer=gauss(0.005),
+            bias_initializer=const(1.0),
+            kernel_regularizer=reg,
+            name=name,
+        )(x)
         x = keras.layers.Dropout(dropout, name=f"drop{name[2:]}")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
-                                 kernel_initializer=gauss(0.01), kernel_regularizer=reg,
-                                 name="fc8")(x)
+    outputs = keras.layers.Dense(
+        num_classes,
+        activation="softmax",
+        dtype="float32",
+        kernel_initializer=gauss(0.01),
+        kernel_regularizer=reg,
+        name="fc8",
+    )(x)
     return keras.Model(inputs, outputs, name="caffenet")
 
 
-def caffenet_small(num_classes=10, input_shape=(28, 28, 1), widths=SMALL_WIDTHS,
-                   weight_decay=5e-4, dropout=0.5):
+def caffenet_small(
+    num_classes=10, input_shape=(28, 28, 1), widths=SMALL_WIDTHS, weight_decay=5e-4, dropout=0.5
+):
     """CaffeNet's eight weight layers in the same roles, sized for 28x28 or 32x32 images.
 
     5x5 conv1/conv2 and 3x3 conv3-5 with 'same' padding, 3/2 max-pooling after conv1, conv2
@@ -88,16 +108,28 @@ def caffenet_small(num_classes=10, input_shape=(28, 28, 1), widths=SMALL_WIDTHS,
     inputs = keras.Input(input_shape, name="images")
     x = inputs
     for index, (filters, size) in enumerate(zip(widths[:5], (5, 5, 3, 3, 3)), start=1):
-        x = keras.layers.Conv2D(int(filters), size, padding="same", activation="relu",
-                                kernel_initializer="he_normal", kernel_regularizer=reg,
-                                name=f"conv{index}")(x)
+        x = keras.layers.Conv2D(
+            int(filters),
+            size,
+            padding="same",
+            activation="relu",
+            kernel_initializer="he_normal",
+            kernel_regularizer=reg,
+            name=f"conv{index}",
+        )(x)
         if index in (1, 2, 5):
             x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{index}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     for name, units in (("fc6", widths[5]), ("fc7", widths[6])):
-        x = keras.layers.Dense(int(units), activation="relu", kernel_initializer="he_normal",
-                               kernel_regularizer=reg, name=name)(x)
+        x = keras.layers.Dense(
+            int(units),
+            activation="relu",
+            kernel_initializer="he_normal",
+            kernel_regularizer=reg,
+            name=name,
+        )(x)
         x = keras.layers.Dropout(dropout, name=f"drop{name[2:]}")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
-                                 kernel_regularizer=reg, name="fc8")(x)
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", kernel_regularizer=reg, name="fc8"
+    )(x)
     return keras.Model(inputs, outputs, name="caffenet_small")

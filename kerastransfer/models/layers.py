@@ -38,5 +38,10 @@ class LocalResponseNormalization(keras.layers.Layer):
         return inputs / ops.power(self.k + (self.alpha / self.size) * window_sum, self.beta)
 
     def get_config(self):
-        return {**super().get_config(), "size": self.size, "alpha": self.alpha,
-                "beta": self.beta, "k": self.k}
+        return {
+            **super().get_config(),
+            "size": self.size,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "k": self.k,
+        }

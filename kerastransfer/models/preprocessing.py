@@ -24,8 +24,13 @@ def input_spec_for(arch, image_size, source_image_shape):
     """
     if arch == "caffenet":
         size = image_size or 227
-        return {"image_size": (size, size), "channels": 3, "scale": 1.0,
-                "mean": IMAGENET_MEAN_RGB, "resize_shorter": round(size * 256 / 227)}
+        return {
+            "image_size": (size, size),
+            "channels": 3,
+            "scale": 1.0,
+            "mean": IMAGENET_MEAN_RGB,
+            "resize_shorter": round(size * 256 / 227),
+        }
     if source_image_shape is None:  # variable sizes: resize to the requested or a common size
         size = image_size or 224
         return {"image_size": (size, size), "channels": 3}

@@ -37,8 +37,10 @@ class _Prober:
             layers = surgery.weight_layers(model)[:-1]
             outputs = keras.Model(model.input, [layer.output for layer in layers])
             self._networks[record["num_classes"]] = (
-                model, [layer.name for layer in layers],
-                tf.function(lambda x: outputs(x, training=False)))
+                model,
+                [layer.name for layer in layers],
+                tf.function(lambda x: outputs(x, training=False)),
+            )
         model, names, activations = self._networks[record["num_classes"]]
         model.load_weights(os.path.join(self.study.workdir, record["weights"]))
         return names, [similarity.gram(a.numpy()) for a in activations(self.inputs)]
@@ -51,15 +53,25 @@ def cka_heatmap(study, records, split):
     the split has no transferred runs with finished bases.
     """
     finished = {r["run"]: r for r in records if r["status"] == "ok"}
-    runs = sorted((r for r in finished.values() if r["split"] == split
-                   and r["treatment"] in CKA_TREATMENTS and r.get("seed") == 0),
-                  key=lambda r: (CKA_TREATMENTS.index(r["treatment"]), r["n"]))
+    runs = sorted(
+        (
+            r
+            for r in finished.values()
+            if r["split"] == split and r["treatment"] in CKA_TREATMENTS and r.get("seed") == 0
+        ),
+        key=lambda r: (CKA_TREATMENTS.index(r["treatment"]), r["n"]),
+    )
     base_ids = {f"{split}/base/{half}/seed0" for half in ("A", "B")}
     if not runs or not base_ids <= finished.keys():
         return None
     half = study.halves.half(split, "B")
-    probe = data.make_dataset(half.val_x[:PROBE_IMAGES], half.val_y[:PROBE_IMAGES],
-                              study.preprocessing, batch_size=PROBE_IMAGES, training=False)
+    probe = data.make_dataset(
+        half.val_x[:PROBE_IMAGES],
+        half.val_y[:PROBE_IMAGES],
+        study.preprocessing,
+        batch_size=PROBE_IMAGES,
+        training=False,
+    )
     prober = _Prober(study, next(iter(probe))[0])
     base_grams = {}
     for half_name in ("A", "B"):
@@ -67,12 +79,20 @@ def cka_heatmap(study, records, split):
     rows, matrix = [], []
     for record in runs:
         _, grams = prober.grams(record)
-        rows.append(f"{treatments.display_name(record['treatment'], record['target'])} n={record['n']}")
-        matrix.append([similarity.gram_cka(a, b)
-                       for a, b in zip(grams, base_grams[record["source"]])])
+        rows.append(
+            f"{treatments.display_name(record['treatment'], record['target'])} n={record['n']}"
+        )
+        matrix.append(
+            [similarity.gram_cka(a, b) for a, b in zip(grams, base_grams[record["source"]])]
+        )
     path = os.path.join(study.workdir, "figures", f"cka_{split}.png")
-    plots.plot_cka(np.array(matrix), rows, names, path,
-                   title=f"Linear CKA with the source base, per layer ({split})")
+    plots.plot_cka(
+        np.array(matrix),
+        rows,
+        names,
+        path,
+        title=f"Linear CKA with the source base, per layer ({split})",
+    )
     return path, {"rows": rows, "layers": names, "matrix": matrix}
 
 
@@ -96,6 +116,5 @@ def log_figures(workdir, paths):
         for path in paths:
             if path.endswith(".png") and os.path.exists(path):
                 image = tf.io.decode_png(tf.io.read_file(path), channels=4)
-                tf.summary.image(os.path.splitext(os.path.basename(path))[0], image[None],
-                                 step=0)
+                tf.summary.image(os.path.splitext(os.path.basename(path))[0], image[None], step=0)
     writer.close()

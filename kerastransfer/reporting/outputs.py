@@ -11,8 +11,9 @@ from kerastransfer.reporting import plots, report
 from kerastransfer.workdir import files
 
 
-def write_analysis(workdir, records, *, config=None, reference=None, source_label="results.jsonl",
-                   command=None):
+def write_analysis(
+    workdir, records, *, config=None, reference=None, source_label="results.jsonl", command=None
+):
     """Analyzes `records` and writes workdir/analysis.json, workdir/figures/* and workdir/report.md.
 
     `reference`: records to compare with and draw faintly (analysis.load_paper_csv()), or None.
@@ -22,10 +23,12 @@ def write_analysis(workdir, records, *, config=None, reference=None, source_labe
     records = analysis.normalize_records(records)
     if reference is not None:
         reference = analysis.normalize_records(reference, "reference record")
-    result = analysis.analyze(records, config=config, reference_records=reference,
-                              source_label=source_label)
-    figures = plots.plot_figures(os.path.join(workdir, "figures"), records,
-                                 reference_records=reference)
+    result = analysis.analyze(
+        records, config=config, reference_records=reference, source_label=source_label
+    )
+    figures = plots.plot_figures(
+        os.path.join(workdir, "figures"), records, reference_records=reference
+    )
     result["figures"] = [os.path.relpath(p, workdir) for p in figures]
     result["report"] = "report.md"
     result["command"] = command

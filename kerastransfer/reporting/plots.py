@@ -44,8 +44,9 @@ BAND_UNITS = 3
 
 def plot_figures(figures_dir, records, *, reference_records=None):
     """Draws every figure of a study into `figures_dir`; returns the paths written."""
-    return (plot_transfer(figures_dir, records, reference_records=reference_records)
-            + plot_dissimilar(figures_dir, records, reference_records=reference_records))
+    return plot_transfer(
+        figures_dir, records, reference_records=reference_records
+    ) + plot_dissimilar(figures_dir, records, reference_records=reference_records)
 
 
 def save_figure(fig, figures_dir, stem):
@@ -73,17 +74,30 @@ def _band(count, ci):
 
 def _means(cells, treatment, group="random"):
     """(n values, means, CI lows, CI highs) of a treatment's pooled cells; nan: no band."""
-    rows = [c for c in cells if c["treatment"] == treatment and c["group"] == group
-            and c["target"] == "all" and c["n"] in LAYERS]
+    rows = [
+        c
+        for c in cells
+        if c["treatment"] == treatment
+        and c["group"] == group
+        and c["target"] == "all"
+        and c["n"] in LAYERS
+    ]
     bands = [_band(c["best_k"]["count"], c["best_k"]["ci"]) for c in rows]
-    return ([c["n"] for c in rows], [c["best_k"]["mean"] for c in rows],
-            [low for low, _ in bands], [high for _, high in bands])
+    return (
+        [c["n"] for c in rows],
+        [c["best_k"]["mean"] for c in rows],
+        [low for low, _ in bands],
+        [high for _, high in bands],
+    )
 
 
 def _random_split_runs(records, treatment):
     """ok runs of `treatment` on the random splits."""
-    return [r for r in analysis.ok_records(records) if r["treatment"] == treatment
-            and analysis.split_group(r["split"]) == "random"]
+    return [
+        r
+        for r in analysis.ok_records(records)
+        if r["treatment"] == treatment and analysis.split_group(r["split"]) == "random"
+    ]
 
 
 def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfer"):
@@ -103,20 +117,36 @@ def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfe
     base_cell = analysis.find_cell(cells, "base", 0)
     base_label = base_cell["label"] if base_cell else "baseB"
     if bases:
-        top.scatter(np.zeros(len(bases)) + _jitter(len(bases), 0), bases, s=36,
-                    facecolor=BASE_FACE, edgecolor=BASE_EDGE, linewidth=1.2, zorder=3,
-                    label=base_label)
+        top.scatter(
+            np.zeros(len(bases)) + _jitter(len(bases), 0),
+            bases,
+            s=36,
+            facecolor=BASE_FACE,
+            edgecolor=BASE_EDGE,
+            linewidth=1.2,
+            zorder=3,
+            label=base_label,
+        )
     for offset, (treatment, name, face, edge) in zip((-0.15, -0.05, 0.05, 0.15), FIGURE2):
         runs = _random_split_runs(records, treatment)
         if not runs:
             continue
         x = np.array([r["n"] for r in runs], dtype=float) + offset + _jitter(len(runs), 1)
-        top.scatter(x, [r["best_k"] for r in runs], s=22, facecolor=face, edgecolor=edge,
-                    alpha=0.75, zorder=3, label=name)
+        top.scatter(
+            x,
+            [r["best_k"] for r in runs],
+            s=22,
+            facecolor=face,
+            edgecolor=edge,
+            alpha=0.75,
+            zorder=3,
+            label=name,
+        )
         ns, means, lows, highs = _means(cells, treatment)
         for axis in (top, bottom):
-            axis.plot(ns, means, color=edge, linewidth=2, zorder=2,
-                      label=name if axis is bottom else None)
+            axis.plot(
+                ns, means, color=edge, linewidth=2, zorder=2, label=name if axis is bottom else None
+            )
         bottom.fill_between(ns, lows, highs, color=edge, alpha=0.18, linewidth=0)
 
     if base_cell:
@@ -125,17 +155,27 @@ def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfe
         if not np.isnan(low):
             bottom.axhspan(low, high, color=BASE_EDGE, alpha=0.15, linewidth=0)
         for axis in (top, bottom):
-            axis.axhline(stats["mean"], color=BASE_EDGE, linestyle="--", linewidth=1,
-                         zorder=1, label=f"{base_label} mean" if axis is bottom else None)
+            axis.axhline(
+                stats["mean"],
+                color=BASE_EDGE,
+                linestyle="--",
+                linewidth=1,
+                zorder=1,
+                label=f"{base_label} mean" if axis is bottom else None,
+            )
 
     bottom.set_ylim(top.get_ylim())  # the same scale as the dots
     if reference_records is not None:
         _overlay_reference_means(bottom, reference_records)
 
-    top.set_title(f"Transfer across random splits, one dot per network ({len(bases)} "
-                  f"{base_label} network{'s' if len(bases) != 1 else ''})")
-    bottom.set_title(f"Means with 95% confidence intervals (bands from {BAND_UNITS} networks, "
-                     f"one per base network)")
+    top.set_title(
+        f"Transfer across random splits, one dot per network ({len(bases)} "
+        f"{base_label} network{'s' if len(bases) != 1 else ''})"
+    )
+    bottom.set_title(
+        f"Means with 95% confidence intervals (bands from {BAND_UNITS} networks, "
+        f"one per base network)"
+    )
     for axis in (top, bottom):
         axis.set_ylabel(metric if axis is top else "Top-1 accuracy (mean over networks)")
         axis.set_xlim(-0.5, 7.5)
@@ -159,25 +199,32 @@ def _overlay_reference_means(axis, reference_records):
         twin.plot(ns, means, color=edge, linestyle=":", linewidth=1.5, alpha=0.45)
     base = analysis.find_cell(cells, "base", 0)
     if base:
-        twin.axhline(base["best_k"]["mean"], color=BASE_EDGE, linestyle=":", linewidth=1,
-                     alpha=0.45)
+        twin.axhline(
+            base["best_k"]["mean"], color=BASE_EDGE, linestyle=":", linewidth=1, alpha=0.45
+        )
     twin.set_ylabel(f"Top-1 accuracy, {REFERENCE_NOTE}", color="#808080", fontsize=8)
     twin.tick_params(axis="y", colors="#808080", labelsize=8)
     # Keep `axis` (its lines and legend) above the faint twin.
     axis.set_zorder(twin.get_zorder() + 1)
     axis.patch.set_visible(False)
-    axis.plot([], [], color="#808080", linestyle=":", alpha=0.6,
-              label=f"{REFERENCE_NOTE}, right axis")
+    axis.plot(
+        [], [], color="#808080", linestyle=":", alpha=0.6, label=f"{REFERENCE_NOTE}, right axis"
+    )
 
 
 def _series_runs(ok, treatment, group):
     """ok runs of `treatment` on split group `group` (None: any), and the bases of the halves
     they target."""
-    runs = [r for r in ok if r["treatment"] == treatment
-            and (group is None or analysis.split_group(r["split"]) == group)]
+    runs = [
+        r
+        for r in ok
+        if r["treatment"] == treatment
+        and (group is None or analysis.split_group(r["split"]) == group)
+    ]
     halves = {(r["split"], r["target"]) for r in runs}
-    return [r for r in ok if r["treatment"] == "base"
-            and (r["split"], r["target"]) in halves] + runs
+    return [
+        r for r in ok if r["treatment"] == "base" and (r["split"], r["target"]) in halves
+    ] + runs
 
 
 def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissimilar"):
@@ -196,8 +243,11 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
     absolute, random_panel = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     relative = fig.add_subplot(grid[1, :])
 
-    selections = {"random_splits": ("transfer", "random"), "dissimilar": ("transfer", "dissimilar"),
-                  "random_features": ("random", None)}
+    selections = {
+        "random_splits": ("transfer", "random"),
+        "dissimilar": ("transfer", "dissimilar"),
+        "random_features": ("random", None),
+    }
     for seed, (key, name, colour) in enumerate(FIGURE3):
         runs = _series_runs(ok, *selections[key])
         if not any(r["treatment"] != "base" for r in runs):
@@ -206,12 +256,24 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
         ns = np.array([r["n"] for r in runs], dtype=float)
         accuracies = [r["best_k"] for r in runs]
         is_base = ns == 0
-        axis.scatter(ns[~is_base] + _jitter(int((~is_base).sum()), seed),
-                     np.array(accuracies)[~is_base], s=22, color=colour, alpha=0.7, zorder=3,
-                     label=name)
-        axis.scatter(ns[is_base] + _jitter(int(is_base.sum()), seed + 10),
-                     np.array(accuracies)[is_base], s=36, facecolor=BASE_FACE,
-                     edgecolor=colour, linewidth=1.2, zorder=3)
+        axis.scatter(
+            ns[~is_base] + _jitter(int((~is_base).sum()), seed),
+            np.array(accuracies)[~is_base],
+            s=22,
+            color=colour,
+            alpha=0.7,
+            zorder=3,
+            label=name,
+        )
+        axis.scatter(
+            ns[is_base] + _jitter(int(is_base.sum()), seed + 10),
+            np.array(accuracies)[is_base],
+            s=36,
+            facecolor=BASE_FACE,
+            edgecolor=colour,
+            linewidth=1.2,
+            zorder=3,
+        )
         per_n = {}
         for n, accuracy in zip(ns, accuracies):
             per_n.setdefault(int(n), []).append(accuracy)
@@ -220,24 +282,44 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
 
         series = drop[key]
         bands = [(0.0, 0.0)] + [_band(c["units"], c["ci"]) for c in series]
-        relative.plot([0] + [c["n"] for c in series], [0.0] + [c["effect"] for c in series],
-                      color=colour, linewidth=2, marker="o", markersize=4, label=name)
-        relative.fill_between([0] + [c["n"] for c in series], [low for low, _ in bands],
-                              [high for _, high in bands], color=colour, alpha=0.18, linewidth=0)
+        relative.plot(
+            [0] + [c["n"] for c in series],
+            [0.0] + [c["effect"] for c in series],
+            color=colour,
+            linewidth=2,
+            marker="o",
+            markersize=4,
+            label=name,
+        )
+        relative.fill_between(
+            [0] + [c["n"] for c in series],
+            [low for low, _ in bands],
+            [high for _, high in bands],
+            color=colour,
+            alpha=0.18,
+            linewidth=0,
+        )
 
     if reference_records is not None:
         reference = analysis.relative_drop(reference_records)
         for key, _, colour in FIGURE3:
             if reference[key]:
-                relative.plot([0] + [c["n"] for c in reference[key]],
-                              [0.0] + [c["effect"] for c in reference[key]], color=colour,
-                              linestyle=":", linewidth=1.5, alpha=0.45)
+                relative.plot(
+                    [0] + [c["n"] for c in reference[key]],
+                    [0.0] + [c["effect"] for c in reference[key]],
+                    color=colour,
+                    linestyle=":",
+                    linewidth=1.5,
+                    alpha=0.45,
+                )
         relative.plot([], [], color="#808080", linestyle=":", alpha=0.6, label=REFERENCE_NOTE)
 
     absolute.set_title("Transfer by task distance (white: the bases of the targeted halves)")
     random_panel.set_title("Random frozen features (white: their bases)")
-    relative.set_title(f"Relative to each run's own base, means over base networks (95% CI "
-                       f"bands from {BAND_UNITS} base networks)")
+    relative.set_title(
+        f"Relative to each run's own base, means over base networks (95% CI "
+        f"bands from {BAND_UNITS} base networks)"
+    )
     for axis in (absolute, random_panel):
         axis.set_ylabel("Top-1 accuracy")
         axis.set_xticks(range(0, 8))
@@ -267,21 +349,31 @@ def plot_cka(matrix, row_labels, col_labels, path, *, title="Linear CKA"):
     """
     matrix = np.asarray(matrix, dtype=float)
     if matrix.shape != (len(row_labels), len(col_labels)):
-        raise ValueError(f"plot_cka: matrix shape {matrix.shape} does not match "
-                         f"{len(row_labels)} row and {len(col_labels)} column labels")
+        raise ValueError(
+            f"plot_cka: matrix shape {matrix.shape} does not match "
+            f"{len(row_labels)} row and {len(col_labels)} column labels"
+        )
     fig, axis = plt.subplots(figsize=(1.0 + 0.8 * len(col_labels), 1.0 + 0.7 * len(row_labels)))
     image = axis.imshow(matrix, vmin=0.0, vmax=1.0, cmap="magma")
     axis.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha="right")
     axis.set_yticks(range(len(row_labels)), row_labels)
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
-            axis.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                      color="black" if matrix[i, j] > 0.6 else "white")
+            axis.text(
+                j,
+                i,
+                f"{matrix[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if matrix[i, j] > 0.6 else "white",
+            )
     fig.colorbar(image, ax=axis, label="CKA")
     axis.set_title(title)
     fig.tight_layout()
     with files.atomic_path(path) as tmp:
-        fig.savefig(tmp, format=os.path.splitext(path)[1][1:] or "png", dpi=150,
-                    bbox_inches="tight")
+        fig.savefig(
+            tmp, format=os.path.splitext(path)[1][1:] or "png", dpi=150, bbox_inches="tight"
+        )
     plt.close(fig)
     return path

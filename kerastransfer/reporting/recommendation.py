@@ -47,8 +47,9 @@ def _separable(validation, test):
 def _why_not(validation, test):
     """Why _separable() is False, in words."""
     judged = test if test and test["effect"] is not None else validation
-    return (f"the {'test' if judged is test else 'validation'} interval "
-            + ("does not lie above 0" if judged["ci"] else f"is missing ({judged['why']})"))
+    return f"the {'test' if judged is test else 'validation'} interval " + (
+        "does not lie above 0" if judged["ci"] else f"is missing ({judged['why']})"
+    )
 
 
 def _acc(value):
@@ -75,10 +76,13 @@ def _spread(result):
         if spread["sd"] is None:
             texts.append(f"{name}: one seed per cell, no spread to measure")
         else:
-            texts.append(f"{name} sd {100 * spread['sd']:.2f} points on {spread['df']} degrees "
-                         "of freedom")
-    return ("Intervals use the seed-to-seed sd pooled over every cell and the baseline, on the "
-            "assumption that all have the same spread (" + "; ".join(texts) + ").")
+            texts.append(
+                f"{name} sd {100 * spread['sd']:.2f} points on {spread['df']} degrees of freedom"
+            )
+    return (
+        "Intervals use the seed-to-seed sd pooled over every cell and the baseline, on the "
+        "assumption that all have the same spread (" + "; ".join(texts) + ")."
+    )
 
 
 def render(result, command=None):
@@ -89,44 +93,69 @@ def render(result, command=None):
         lines.append("No recommendation: the baseline or the transferred runs are missing.")
     else:
         name = f"n = {choice['n']} {choice['mode']}"
-        lines += [f"**Use n = {choice['n']}, {choice['mode']}** (validation accuracy "
-                  f"{_acc(choice['validation'])}, test {_acc(choice['test'])}).", ""]
+        lines += [
+            f"**Use n = {choice['n']}, {choice['mode']}** (validation accuracy "
+            f"{_acc(choice['validation'])}, test {_acc(choice['test'])}).",
+            "",
+        ]
         runner_up = choice["runner_up"]
         margins = (runner_up["margin"], runner_up["test_margin"]) if runner_up else ()
         if runner_up and not _separable(*margins):
-            lines += [f"{name}, not separable from n = {runner_up['n']} {runner_up['mode']} at "
-                      f"this size: {_why_not(*margins)}.", ""]
+            lines += [
+                f"{name}, not separable from n = {runner_up['n']} {runner_up['mode']} at "
+                f"this size: {_why_not(*margins)}.",
+                "",
+            ]
         gains = (choice["gain_over_scratch"], choice["test_gain_over_scratch"])
-        lines += [f"- gain over training from scratch, test: {_points(gains[1])}",
-                  f"- gain over training from scratch, validation: {_points(gains[0])} "
-                  "(optimistic: the choice was made on validation)"]
+        lines += [
+            f"- gain over training from scratch, test: {_points(gains[1])}",
+            f"- gain over training from scratch, validation: {_points(gains[0])} "
+            "(optimistic: the choice was made on validation)",
+        ]
         if runner_up:
-            lines += [f"- margin over the best {runner_up['mode']} choice (n = {runner_up['n']}): "
-                      f"test {_points(runner_up['test_margin'])}, validation "
-                      f"{_points(runner_up['margin'])}"]
+            lines += [
+                f"- margin over the best {runner_up['mode']} choice (n = {runner_up['n']}): "
+                f"test {_points(runner_up['test_margin'])}, validation "
+                f"{_points(runner_up['margin'])}"
+            ]
         if gains[0]["effect"] < 0:
-            lines.append("- **training from scratch beat every transferred network on "
-                         "validation**: prefer it, or try a source model closer to these images")
+            lines.append(
+                "- **training from scratch beat every transferred network on "
+                "validation**: prefer it, or try a source model closer to these images"
+            )
         elif not _separable(*gains):
-            lines.append(f"- {name} is not separable from training from scratch at this size: "
-                         f"{_why_not(*gains)}")
-        lines += ["", "Chosen by the mean validation accuracy of the delivered networks (the "
-                  "final weights, which are saved and exported); test accuracy of the same "
-                  "weights is reported, never used to choose, so the test gain is the unbiased "
-                  "one and separability is judged on it. " + _spread(result)
-                  + f" Set sizes: {_sizes(result)}."]
+            lines.append(
+                f"- {name} is not separable from training from scratch at this size: "
+                f"{_why_not(*gains)}"
+            )
+        lines += [
+            "",
+            "Chosen by the mean validation accuracy of the delivered networks (the "
+            "final weights, which are saved and exported); test accuracy of the same "
+            "weights is reported, never used to choose, so the test gain is the unbiased "
+            "one and separability is judged on it. "
+            + _spread(result)
+            + f" Set sizes: {_sizes(result)}.",
+        ]
     base = result["baseline"]
-    lines += ["", "| mode | n | seeds | validation | test | best-k (the paper's metric) | "
-              "gain over scratch, validation | gain over scratch, test |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| mode | n | seeds | validation | test | best-k (the paper's metric) | "
+        "gain over scratch, validation | gain over scratch, test |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     if base["validation"]["count"]:
-        lines.append(f"| from scratch | - | {base['validation']['count']} | "
-                     f"{_acc(base['validation']['mean'])} | {_acc(base['test']['mean'])} | | | |")
+        lines.append(
+            f"| from scratch | - | {base['validation']['count']} | "
+            f"{_acc(base['validation']['mean'])} | {_acc(base['test']['mean'])} | | | |"
+        )
     for cell in result["cells"]:
-        lines.append(f"| {cell['mode']} | {cell['n']} | {cell['seeds']} | "
-                     f"{_acc(cell['validation']['mean'])} | {_acc(cell['test']['mean'])} | "
-                     f"{_acc(cell['best_k']['mean'])} | {_points(cell['gain_over_scratch'])} | "
-                     f"{_points(cell['test_gain_over_scratch'])} |")
+        lines.append(
+            f"| {cell['mode']} | {cell['n']} | {cell['seeds']} | "
+            f"{_acc(cell['validation']['mean'])} | {_acc(cell['test']['mean'])} | "
+            f"{_acc(cell['best_k']['mean'])} | {_points(cell['gain_over_scratch'])} | "
+            f"{_points(cell['test_gain_over_scratch'])} |"
+        )
     lines += ["", "![accuracy vs n](figures/own_transfer.png)", ""]
     if command:
         lines += ["Reproduce with:", "", "```", command, "```", ""]
@@ -141,11 +170,20 @@ def plot(result, path):
     for mode, label in (("transfer", "frozen (AnB)"), ("transfer_ft", "fine-tuned (AnB+)")):
         cells = [c for c in result["cells"] if c["treatment"] == mode]
         if cells:
-            axes.plot([c["n"] for c in cells], [c["validation"]["mean"] for c in cells], "o-",
-                      color=colours[mode], label=label)
+            axes.plot(
+                [c["n"] for c in cells],
+                [c["validation"]["mean"] for c in cells],
+                "o-",
+                color=colours[mode],
+                label=label,
+            )
     if result["baseline"]["validation"]["mean"] is not None:
-        axes.axhline(result["baseline"]["validation"]["mean"], color="grey", linestyle="--",
-                     label="from scratch")
+        axes.axhline(
+            result["baseline"]["validation"]["mean"],
+            color="grey",
+            linestyle="--",
+            label="from scratch",
+        )
     axes.set_xlabel("Layer n up to which the source model is transferred")
     axes.set_ylabel("Validation accuracy (final weights)")
     axes.legend(loc="best")

@@ -24,9 +24,17 @@ def write_report(path, analysis):
 def render_report(analysis):
     """The whole report as Markdown text."""
     sections = [
-        _title(analysis), _configuration(analysis), _results(analysis), _table1(analysis),
-        _relative_drop(analysis), _findings(analysis), _statistics(analysis), _figures(analysis),
-        _timing(analysis), _not_ok(analysis), _reproduce(analysis),
+        _title(analysis),
+        _configuration(analysis),
+        _results(analysis),
+        _table1(analysis),
+        _relative_drop(analysis),
+        _findings(analysis),
+        _statistics(analysis),
+        _figures(analysis),
+        _timing(analysis),
+        _not_ok(analysis),
+        _reproduce(analysis),
     ]
     return "\n\n".join(s.rstrip() for s in sections if s) + "\n"
 
@@ -99,14 +107,16 @@ def _title(analysis):
     counts = analysis["counts"]
     units = analysis["base_networks"]
     listed = f" ({', '.join(units)})" if 0 < len(units) <= 12 else ""
-    return (f"# Transfer study report\n\n"
-            f"Source: {analysis['source']}. Runs: {counts['ok']} ok, {counts['failed']} failed, "
-            f"{counts['skipped']} skipped. Metric: {analysis['metric']['name']}, "
-            f"{analysis['metric']['description']}. Base networks that runs are compared with, "
-            f"the unit of replication (split x target half x seed): {len(units)}{listed}. "
-            f"Intervals are "
-            f"{round(100 * analysis['confidence'])}% t-intervals: of accuracies over networks, "
-            f"of effects over base networks (see \"Statistics\" below).")
+    return (
+        f"# Transfer study report\n\n"
+        f"Source: {analysis['source']}. Runs: {counts['ok']} ok, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped. Metric: {analysis['metric']['name']}, "
+        f"{analysis['metric']['description']}. Base networks that runs are compared with, "
+        f"the unit of replication (split x target half x seed): {len(units)}{listed}. "
+        f"Intervals are "
+        f"{round(100 * analysis['confidence'])}% t-intervals: of accuracies over networks, "
+        f'of effects over base networks (see "Statistics" below).'
+    )
 
 
 def _configuration(analysis):
@@ -114,14 +124,16 @@ def _configuration(analysis):
     splits = ", ".join(f"{s['split']} ({s['ok_runs']} ok runs)" for s in analysis["splits"])
     text = [f"## Configuration\n\nSplits: {splits or MISSING}."]
     if config is None:
-        text.append("No run configuration was given (as for published results read from the "
-                    "paper's CSV).")
+        text.append(
+            "No run configuration was given (as for published results read from the paper's CSV)."
+        )
     else:
         dataset = config.get("dataset") if isinstance(config, dict) else None
         if dataset is not None:
             text.append(f"Dataset: {json.dumps(dataset)}.")
-        text.append(_table(["setting", "value"], [(f"`{k}`", f"`{v}`") for k, v in
-                                                  _flatten(config)]))
+        text.append(
+            _table(["setting", "value"], [(f"`{k}`", f"`{v}`") for k, v in _flatten(config)])
+        )
     return "\n\n".join(text)
 
 
@@ -130,9 +142,11 @@ def _table_cells(source):
     pooled over target halves (the paper's convention: every half plays B; a base whose half
     no run targets is marked "source only"), every other split group per target half, since
     there the halves are different tasks (natural vs man-made)."""
-    return ([c | {"label": f"{c['label']} (source only)"} if c["target"] != "all" else c
-             for c in source["cells"] if c["group"] == "random"]
-            + [c for c in source["cells_by_target"] if c["group"] != "random"])
+    return [
+        c | {"label": f"{c['label']} (source only)"} if c["target"] != "all" else c
+        for c in source["cells"]
+        if c["group"] == "random"
+    ] + [c for c in source["cells_by_target"] if c["group"] != "random"]
 
 
 def _cell_rows(cells, reference_cells, metric):
@@ -141,17 +155,27 @@ def _cell_rows(cells, reference_cells, metric):
     ns = sorted({c["n"] for c in cells})
     rows = []
     for group, target, treatment, label in dict.fromkeys(
-            (c["group"], c["target"], c["treatment"], c["label"]) for c in cells):
-        mine = {c["n"]: c for c in cells
-                if (c["group"], c["target"], c["treatment"], c["label"])
-                == (group, target, treatment, label)}
-        rows.append([group, target, label] + [_acc_ci(mine[n][metric]) if n in mine else ""
-                                              for n in ns])
-        paper = {c["n"]: c for c in reference_cells
-                 if (c["group"], c["target"], c["treatment"]) == (group, target, treatment)}
+        (c["group"], c["target"], c["treatment"], c["label"]) for c in cells
+    ):
+        mine = {
+            c["n"]: c
+            for c in cells
+            if (c["group"], c["target"], c["treatment"], c["label"])
+            == (group, target, treatment, label)
+        }
+        rows.append(
+            [group, target, label] + [_acc_ci(mine[n][metric]) if n in mine else "" for n in ns]
+        )
+        paper = {
+            c["n"]: c
+            for c in reference_cells
+            if (c["group"], c["target"], c["treatment"]) == (group, target, treatment)
+        }
         if paper:
-            rows.append(["", "", f"*paper {label}*"] + [
-                f"*{_acc(paper[n][metric]['mean'])}*" if n in paper else "" for n in ns])
+            rows.append(
+                ["", "", f"*paper {label}*"]
+                + [f"*{_acc(paper[n][metric]['mean'])}*" if n in paper else "" for n in ns]
+            )
     return ["split group", "target", "treatment"] + [f"n={n}" for n in ns], rows
 
 
@@ -161,28 +185,42 @@ def _results(analysis):
         return "## Results per treatment and layer\n\nNo successful runs."
     reference = _table_cells(analysis["reference"]) if analysis.get("reference") else []
     header, rows = _cell_rows(cells, reference, "best_k")
-    text = ["## Results per treatment and layer",
-            f"{analysis['metric']['name']} ({analysis['metric']['description']}), mean [95% CI, "
-            "clipped to 0..1] (number of networks); random splits pooled over target halves, "
-            "other splits per target half" + (", the paper's means in italics" if reference
-                                              else "") + ". The random splits' baseB row holds "
-            "the bases of the halves their runs target (in the paper all 8: each half plays B); "
-            "a base that only gave layers is \"source only\".",
-            _table(header, rows)]
+    text = [
+        "## Results per treatment and layer",
+        f"{analysis['metric']['name']} ({analysis['metric']['description']}), mean [95% CI, "
+        "clipped to 0..1] (number of networks); random splits pooled over target halves, "
+        "other splits per target half"
+        + (", the paper's means in italics" if reference else "")
+        + ". The random splits' baseB row holds "
+        "the bases of the halves their runs target (in the paper all 8: each half plays B); "
+        'a base that only gave layers is "source only".',
+        _table(header, rows),
+    ]
     tested = [c for c in cells if c["test_accuracy"]]
     if tested:
         header, rows = _cell_rows(tested, [], "test_accuracy")
-        text += ["Test accuracy, mean [95% CI, clipped to 0..1] (number of networks):",
-                 _table(header, rows)]
+        text += [
+            "Test accuracy, mean [95% CI, clipped to 0..1] (number of networks):",
+            _table(header, rows),
+        ]
     return "\n\n".join(text)
 
 
 def _table1(analysis):
     table1, matched = analysis["table1"], analysis["matched"]
     reference = analysis.get("reference")
-    header = ["layers", "paper's way: AnB+ − baseB", "paper's way: AnB+ − BnB+",
-              "networks (AnB+ / baseB / BnB+)", "matched: AnB+ − own base", "95% CI",
-              "base networks", "matched: AnB+ − BnB+", "95% CI", "base networks"]
+    header = [
+        "layers",
+        "paper's way: AnB+ − baseB",
+        "paper's way: AnB+ − BnB+",
+        "networks (AnB+ / baseB / BnB+)",
+        "matched: AnB+ − own base",
+        "95% CI",
+        "base networks",
+        "matched: AnB+ − BnB+",
+        "95% CI",
+        "base networks",
+    ]
     if reference:
         header += ["paper: AnB+ − baseB", "paper: AnB+ − BnB+"]
     rows = []
@@ -190,40 +228,60 @@ def _table1(analysis):
         counts = row["counts"]
         boost = matched["by_range"][name]["AnB+"]
         versus = matched["anb_plus_vs_bnb_plus"][name]["matched"]
-        line = [name, _pts(row["over_base"]), _pts(row["over_selffer_ft"]),
-                f"{counts['transfer_ft']} / {counts['base']} / {counts['selffer_ft']}",
-                _pts(boost["effect"]), _interval(boost["ci"], _pts), _units(boost),
-                _pts(versus["effect"]), _interval(versus["ci"], _pts), _units(versus)]
+        line = [
+            name,
+            _pts(row["over_base"]),
+            _pts(row["over_selffer_ft"]),
+            f"{counts['transfer_ft']} / {counts['base']} / {counts['selffer_ft']}",
+            _pts(boost["effect"]),
+            _interval(boost["ci"], _pts),
+            _units(boost),
+            _pts(versus["effect"]),
+            _interval(versus["ci"], _pts),
+            _units(versus),
+        ]
         if reference:
             paper = reference["table1"][name]
             line += [_pts(paper["over_base"]), _pts(paper["over_selffer_ft"])]
         rows.append(line)
     labels = list(next(iter(matched["by_range"].values()), {}))
-    matched_rows = [[name] + [_pts_pm(by_label[label]) for label in labels]
-                    for name, by_label in matched["by_range"].items()]
+    matched_rows = [
+        [name] + [_pts_pm(by_label[label]) for label in labels]
+        for name, by_label in matched["by_range"].items()
+    ]
     unmatched = matched["unmatched_runs"]
-    sources = "; ".join(f"{how}: {count} runs" for how, count in
-                        matched["baseline_sources"].items())
-    return "\n\n".join(part for part in [
-        "## Table 1: the generalization boost of AnB+",
-        "Percentage points, two ways side by side. **The paper's way** (Section 4.1): the AnB+ "
-        "networks of the layer range, pooled, minus the pooled mean of the baseB networks (the "
-        "bases of the halves the random splits' runs target: all 8 in the paper), or minus the "
-        "pooled BnB+ networks of the range; no interval, since pooled networks are not "
-        "independent replicates. **Matched, per base network**: each AnB+ minus the base of its "
-        "own split and target half, averaged per base network, with a 95% CI over base "
-        "networks; AnB+ − BnB+ paired where the two share split, target half, seed and n, else "
-        "compared over the two sides' base networks (Welch). The paper's AnB+ all target B "
-        "halves and its BnB+ A halves, so its pooled AnB+ − BnB+ carries half-to-half variance "
-        "that the matched one removes.",
-        _table(header, rows),
-        "Matched, every copied treatment: each run minus its own base, averaged per base "
-        "network; mean ± 95% CI half-width over base networks (base networks).",
-        _table(["layers"] + labels, matched_rows),
-        f"How the baselines were found: {sources}." if sources else "",
-        (f"Runs without a base of their split and target half, left out of matched statistics: "
-         f"{', '.join(unmatched)}." if unmatched else ""),
-    ] if part)
+    sources = "; ".join(
+        f"{how}: {count} runs" for how, count in matched["baseline_sources"].items()
+    )
+    return "\n\n".join(
+        part
+        for part in [
+            "## Table 1: the generalization boost of AnB+",
+            "Percentage points, two ways side by side. **The paper's way** (Section 4.1): the AnB+ "
+            "networks of the layer range, pooled, minus the pooled mean of the baseB networks (the "
+            "bases of the halves the random splits' runs target: all 8 in the paper), or minus "
+            "the pooled BnB+ networks of the range; no interval, since pooled networks are not "
+            "independent replicates. **Matched, per base network**: each AnB+ minus the base of "
+            "its own split and target half, averaged per base network, with a 95% CI over base "
+            "networks; AnB+ − BnB+ paired where the two share split, target half, seed and n, "
+            "else "
+            "compared over the two sides' base networks (Welch). The paper's AnB+ all target B "
+            "halves and its BnB+ A halves, so its pooled AnB+ − BnB+ carries half-to-half variance "
+            "that the matched one removes.",
+            _table(header, rows),
+            "Matched, every copied treatment: each run minus its own base, averaged per base "
+            "network; mean ± 95% CI half-width over base networks (base networks).",
+            _table(["layers"] + labels, matched_rows),
+            f"How the baselines were found: {sources}." if sources else "",
+            (
+                "Runs without a base of their split and target half, left out of matched "
+                f"statistics: {', '.join(unmatched)}."
+                if unmatched
+                else ""
+            ),
+        ]
+        if part
+    )
 
 
 def _relative_drop(analysis):
@@ -234,20 +292,27 @@ def _relative_drop(analysis):
     if not ns:
         return ""
     rows = [[n] + [_pts_pm(by_n[name].get(n)) for name in series] for n in ns]
-    text = ["## Relative drop (Figure 3)",
-            "Each run minus the base of its own split and target half, in points, mean ± 95% CI "
-            "half-width over base networks (base networks).",
-            _table(["n", "AnB, random splits", "AnB, dissimilar split", "random frozen features"],
-                   rows)]
+    text = [
+        "## Relative drop (Figure 3)",
+        "Each run minus the base of its own split and target half, in points, mean ± 95% CI "
+        "half-width over base networks (base networks).",
+        _table(
+            ["n", "AnB, random splits", "AnB, dissimilar split", "random frozen features"], rows
+        ),
+    ]
     if drop["at_top"]:
         top = drop["at_top"]
-        line = (f"At n={top['n']}: {_pts(top['random_splits'])} points across random splits, "
-                f"{_pts(top['dissimilar'])} across the dissimilar split")
+        line = (
+            f"At n={top['n']}: {_pts(top['random_splits'])} points across random splits, "
+            f"{_pts(top['dissimilar'])} across the dissimilar split"
+        )
         reference = analysis.get("reference")
         if reference and reference["relative_drop"]["at_top"]:
             paper = reference["relative_drop"]["at_top"]
-            line += (f" (paper at n={paper['n']}: {_pts(paper['random_splits'])} and "
-                     f"{_pts(paper['dissimilar'])})")
+            line += (
+                f" (paper at n={paper['n']}: {_pts(paper['random_splits'])} and "
+                f"{_pts(paper['dissimilar'])})"
+            )
         text.append(line + ".")
     return "\n\n".join(text)
 
@@ -255,46 +320,86 @@ def _relative_drop(analysis):
 def _findings(analysis):
     reference = analysis.get("reference")
     paper = {f["finding"]: f for f in reference["findings"]} if reference else {}
-    header = ["#", "finding", "status", "effect (points)", "95% CI", "base networks", "test",
-              "measure", "why"]
+    header = [
+        "#",
+        "finding",
+        "status",
+        "effect (points)",
+        "95% CI",
+        "base networks",
+        "test",
+        "measure",
+        "why",
+    ]
     if paper:
         header.append("paper: status, effect")
     rows = []
     for f in analysis["findings"]:
-        row = [f["finding"], f"{f['name']}: {f['claim']}", f"**{f['status']}**",
-               _pts(f["effect"]), _interval(f["ci"], _pts), _units(f), f["test"],
-               f["measure"], f["why"]]
+        row = [
+            f["finding"],
+            f"{f['name']}: {f['claim']}",
+            f"**{f['status']}**",
+            _pts(f["effect"]),
+            _interval(f["ci"], _pts),
+            _units(f),
+            f["test"],
+            f["measure"],
+            f["why"],
+        ]
         if paper:
             row.append(f"{paper[f['finding']]['status']}, {_pts(paper[f['finding']]['effect'])}")
         rows.append(row)
         for part in f.get("parts", []):
-            rows.append(["", f"part: {part['measure']}", part["status"], _pts(part["effect"]),
-                         _interval(part["ci"], _pts), _units(part), part["test"], "",
-                         part["why"]] + ([""] if paper else []))
-    return "\n\n".join([
-        "## Findings check",
-        "Effects are differences of matched points (each run minus the base of its own split "
-        "and target half), averaged per base network; intervals are over base networks.",
-        _table(header, rows)])
+            rows.append(
+                [
+                    "",
+                    f"part: {part['measure']}",
+                    part["status"],
+                    _pts(part["effect"]),
+                    _interval(part["ci"], _pts),
+                    _units(part),
+                    part["test"],
+                    "",
+                    part["why"],
+                ]
+                + ([""] if paper else [])
+            )
+    return "\n\n".join(
+        [
+            "## Findings check",
+            "Effects are differences of matched points (each run minus the base of its own split "
+            "and target half), averaged per base network; intervals are over base networks.",
+            _table(header, rows),
+        ]
+    )
 
 
 def _statistics(analysis):
     rule = analysis["findings"][0]["rule"] if analysis["findings"] else MISSING
     short = any(f"one {NOUN}" in (f["why"] or "") for f in analysis["findings"])
-    return "\n\n".join(part for part in [
-        "## Statistics",
-        "The unit of replication is the base network (split x target half x seed): every run "
-        "compared with one base shares that base's error, so a base network's runs are averaged "
-        "first and intervals are taken over base networks. One base network on a side gives "
-        "no interval, and so do base networks that all give the same value (sd 0); the effect "
-        "alone then decides nothing. Two treatments that share split, target half, seed and n "
-        "are compared in pairs. Accuracy intervals are clipped to [0, 1]. docs/statistics.md "
-        "has the details.",
-        f"Rule: {rule}.",
-        f"**Multiple testing.** {analysis['multiple_testing']}",
-        ("Findings with one base network on a side get intervals from more seeds "
-         "(`--seeds=0,1,2`) or splits: each seed adds one base network per target half."
-         if short else "")] if part)
+    return "\n\n".join(
+        part
+        for part in [
+            "## Statistics",
+            "The unit of replication is the base network (split x target half x seed): every run "
+            "compared with one base shares that base's error, so a base network's runs are "
+            "averaged first and intervals are taken over base networks. One base network on a "
+            "side gives no interval, and so do base networks that all give the same value (sd 0); "
+            "the effect "
+            "alone then decides nothing. Two treatments that share split, target half, seed and n "
+            "are compared in pairs. Accuracy intervals are clipped to [0, 1]. docs/statistics.md "
+            "has the details.",
+            f"Rule: {rule}.",
+            f"**Multiple testing.** {analysis['multiple_testing']}",
+            (
+                "Findings with one base network on a side get intervals from more seeds "
+                "(`--seeds=0,1,2`) or splits: each seed adds one base network per target half."
+                if short
+                else ""
+            ),
+        ]
+        if part
+    )
 
 
 def _figures(analysis):
@@ -313,17 +418,29 @@ def _timing(analysis):
     timing = analysis["timing"]
     if not timing["by_treatment"]:
         return "## Run times and throughput\n\nThe records report no training times."
-    rows = [[t["label"], t["runs"],
-             MISSING if t["total_seconds"] is None else f"{t['total_seconds'] / 3600:.2f}",
-             MISSING if t["mean_seconds"] is None else f"{t['mean_seconds']:.1f}",
-             MISSING if t["mean_images_per_second"] is None
-             else f"{t['mean_images_per_second']:.0f}"] for t in timing["by_treatment"]]
+    rows = [
+        [
+            t["label"],
+            t["runs"],
+            MISSING if t["total_seconds"] is None else f"{t['total_seconds'] / 3600:.2f}",
+            MISSING if t["mean_seconds"] is None else f"{t['mean_seconds']:.1f}",
+            MISSING
+            if t["mean_images_per_second"] is None
+            else f"{t['mean_images_per_second']:.0f}",
+        ]
+        for t in timing["by_treatment"]
+    ]
     total = timing["total_seconds"]
-    return "\n\n".join([
-        "## Run times and throughput",
-        _table(["treatment", "ok runs", "total hours", "mean seconds per run",
-                "mean images/s"], rows),
-        f"Total training time: {MISSING if total is None else f'{total / 3600:.2f}'} hours."])
+    return "\n\n".join(
+        [
+            "## Run times and throughput",
+            _table(
+                ["treatment", "ok runs", "total hours", "mean seconds per run", "mean images/s"],
+                rows,
+            ),
+            f"Total training time: {MISSING if total is None else f'{total / 3600:.2f}'} hours.",
+        ]
+    )
 
 
 def _not_ok(analysis):
@@ -331,9 +448,13 @@ def _not_ok(analysis):
     if not runs:
         return "## Failed and skipped runs\n\nNo run failed or was skipped."
     rows = [[f"`{r['run']}`", r["status"], r["reason"] or MISSING] for r in runs]
-    return "\n\n".join(["## Failed and skipped runs",
-                        "These runs enter no statistic above.",
-                        _table(["run", "status", "reason"], rows)])
+    return "\n\n".join(
+        [
+            "## Failed and skipped runs",
+            "These runs enter no statistic above.",
+            _table(["run", "status", "reason"], rows),
+        ]
+    )
 
 
 def _reproduce(analysis):

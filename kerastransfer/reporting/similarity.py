@@ -28,8 +28,9 @@ def linear_cka(x, y):
     """
     x, y = _centered(x), _centered(y)
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"linear_cka needs the same examples on both sides, got {x.shape[0]} "
-                         f"and {y.shape[0]}")
+        raise ValueError(
+            f"linear_cka needs the same examples on both sides, got {x.shape[0]} and {y.shape[0]}"
+        )
     if x.shape[0] < x.shape[1] + y.shape[1]:
         return gram_cka(x @ x.T, y @ y.T)
     cross = np.linalg.norm(y.T @ x) ** 2
@@ -46,8 +47,10 @@ def gram(activations):
 def gram_cka(gram_x, gram_y):
     """Linear CKA from two Gram matrices of centered activations (`gram`)."""
     if gram_x.shape != gram_y.shape:
-        raise ValueError(f"gram_cka needs the same examples on both sides, got "
-                         f"{gram_x.shape[0]} and {gram_y.shape[0]}")
+        raise ValueError(
+            f"gram_cka needs the same examples on both sides, got "
+            f"{gram_x.shape[0]} and {gram_y.shape[0]}"
+        )
     return _ratio(np.sum(gram_x * gram_y), np.linalg.norm(gram_x), np.linalg.norm(gram_y))
 
 

@@ -24,12 +24,16 @@ def choose_run(records, treatments, run_id=None):
             if record["run"] == run_id:
                 return record
         known = ", ".join(r["run"] for r in ok[:5]) or "none"
-        raise UsageError(f"--export_run={run_id} is not a finished run of this workdir; "
-                         f"finished runs include: {known}")
+        raise UsageError(
+            f"--export_run={run_id} is not a finished run of this workdir; "
+            f"finished runs include: {known}"
+        )
     candidates = [r for r in ok if r["treatment"] in treatments]
     if not candidates:
-        raise UsageError(f"no finished run of --export_treatments={','.join(treatments)} in "
-                         "this workdir; train them first or pass --export_run=RUN_ID")
+        raise UsageError(
+            f"no finished run of --export_treatments={','.join(treatments)} in "
+            "this workdir; train them first or pass --export_run=RUN_ID"
+        )
     return max(candidates, key=lambda r: (r["final_val"], r["best_k"]))
 
 
@@ -42,21 +46,30 @@ def export_run(study, record, stored):
     half = study.halves.half(record["split"], record["target"])
     split = study.splits[record["split"]]
     metadata = {
-        "run": record["run"], "split": record["split"], "split_spec": split.spec,
-        "treatment": record["treatment"], "n": record["n"], "seed": record["seed"],
-        "source": record["source"], "target": record["target"],
-        "metrics": {name: record[name] for name in
-                    ("best_k", "k", "final_val", "test_accuracy")},
+        "run": record["run"],
+        "split": record["split"],
+        "split_spec": split.spec,
+        "treatment": record["treatment"],
+        "n": record["n"],
+        "seed": record["seed"],
+        "source": record["source"],
+        "target": record["target"],
+        "metrics": {name: record[name] for name in ("best_k", "k", "final_val", "test_accuracy")},
         "label_map": {str(k): v for k, v in split.label_map(record["target"]).items()},
         "config_sha256": hashlib.sha256(
-            json.dumps(stored["experiment"], sort_keys=True).encode()).hexdigest(),
+            json.dumps(stored["experiment"], sort_keys=True).encode()
+        ).hexdigest(),
         "source_commit": stored.get("source_commit"),
     }
     return export.export_model(
-        model, base_dir=x.export_dir or os.path.join(study.workdir, "export"),
-        model_name=x.model_name, class_names=list(half.class_names),
-        preprocessing=study.preprocessing, metadata=metadata,
-        warmup_images=_warmup(half.test_x, study.preprocessing))
+        model,
+        base_dir=x.export_dir or os.path.join(study.workdir, "export"),
+        model_name=x.model_name,
+        class_names=list(half.class_names),
+        preprocessing=study.preprocessing,
+        metadata=metadata,
+        warmup_images=_warmup(half.test_x, study.preprocessing),
+    )
 
 
 def _warmup(images, preprocessing):

@@ -27,8 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerastransfer.workdir import files
 from kerastransfer.errors import UsageError
+from kerastransfer.workdir import files
 
 log = logging.getLogger(__name__)
 

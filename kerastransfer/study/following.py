@@ -29,8 +29,9 @@ def weights_digest(path):
     digest = hashlib.sha256()
     with h5py.File(path, "r") as f:
         names = []
-        f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset)
-                     else None)
+        f.visititems(
+            lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
+        )
         for name in sorted(names):
             digest.update(name.encode())
             digest.update(f[name][()].tobytes())
@@ -64,10 +65,11 @@ class FollowerStore:
             ours = weights_digest(os.path.join(self._outdir, record["weights"]))
             theirs = weights_digest(os.path.join(self._workdir, chief["weights"]))
             if ours != theirs:
-                raise StudyStopped(f"{self._name}: the weights of {record['run']} differ from "
-                                   "the chief's; the workers did not train in lockstep")
-            self._log(f"{self._name}: weights of {record['run']} equal the chief's "
-                      f"(digest {ours})")
+                raise StudyStopped(
+                    f"{self._name}: the weights of {record['run']} differ from "
+                    "the chief's; the workers did not train in lockstep"
+                )
+            self._log(f"{self._name}: weights of {record['run']} equal the chief's (digest {ours})")
         shutil.rmtree(os.path.join(self._outdir, "runs", record["run"]), ignore_errors=True)
 
     def _wait_for(self, run_id):
@@ -79,8 +81,10 @@ class FollowerStore:
                     self._seen = index + 1
                     return records[index]
             if time.monotonic() > deadline:
-                raise StudyStopped(f"{self._name}: the chief recorded no result for {run_id} "
-                                   f"within --wait_timeout={self._timeout}s")
+                raise StudyStopped(
+                    f"{self._name}: the chief recorded no result for {run_id} "
+                    f"within --wait_timeout={self._timeout}s"
+                )
             time.sleep(FOLLOW_POLL_SECONDS)
 
 
@@ -90,8 +94,10 @@ def follower_outdir(strategy, log):
     yields (folder, the worker's name)."""
     name = worker_name(strategy)
     outdir = tempfile.mkdtemp(prefix=f"kerastransfer-{name.replace(' ', '')}-")
-    log(f"{name}: not the chief; the chief writes the workdir, this worker's copies go to "
-        f"{outdir} (removed at the end)")
+    log(
+        f"{name}: not the chief; the chief writes the workdir, this worker's copies go to "
+        f"{outdir} (removed at the end)"
+    )
     try:
         yield outdir, name
     finally:

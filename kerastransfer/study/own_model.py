@@ -35,28 +35,50 @@ class OwnModelStudy(Study):
     @classmethod
     def load(cls, experiment, log=print, strategy=None, outdir=None):
         d = experiment.data
-        source = data.load_source(d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir,
-                                  image_dir=d.image_dir)
+        source = data.load_source(
+            d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir, image_dir=d.image_dir
+        )
         every_class = tuple(range(source.num_classes))
-        splits = {OWN_MODEL_SPLIT: ClassSplit(
-            spec=OWN_MODEL_SPLIT, name=OWN_MODEL_SPLIT, dataset=d.dataset, a_classes=(),
-            b_classes=every_class, class_names=tuple(source.class_names))}
+        splits = {
+            OWN_MODEL_SPLIT: ClassSplit(
+                spec=OWN_MODEL_SPLIT,
+                name=OWN_MODEL_SPLIT,
+                dataset=d.dataset,
+                a_classes=(),
+                b_classes=every_class,
+                class_names=tuple(source.class_names),
+            )
+        }
         source_net = _load_source_net(experiment)
         cuts = list(experiment.model.cut_layers) or None
         blocks = surgery.num_blocks(source_net, cuts)
-        check_layers(experiment.grid.layers, blocks, "the source model",
-                     "pass --cut_layers to define blocks")
-        return cls(experiment, source=source, splits=splits,
-                   preprocessing=_adapt_input(source_net), runs=plan_own_model(experiment),
-                   log=log, strategy=strategy, outdir=outdir, source_net=source_net, cuts=cuts)
+        check_layers(
+            experiment.grid.layers, blocks, "the source model", "pass --cut_layers to define blocks"
+        )
+        return cls(
+            experiment,
+            source=source,
+            splits=splits,
+            preprocessing=_adapt_input(source_net),
+            runs=plan_own_model(experiment),
+            log=log,
+            strategy=strategy,
+            outdir=outdir,
+            source_net=source_net,
+            cuts=cuts,
+        )
 
     def given_records(self):
         """The given source model stands in for every base A, as a finished run."""
         records = {}
         for seed in self.experiment.grid.seeds:
             run_id = base_id(OWN_MODEL_SPLIT, "A", seed)
-            records[run_id] = {"run": run_id, "status": "ok", "source_model": True,
-                               "weights_sha256": self.source_digest}
+            records[run_id] = {
+                "run": run_id,
+                "status": "ok",
+                "source_model": True,
+                "weights_sha256": self.source_digest,
+            }
         return records
 
     def build_model(self, num_classes, weight_decay=None):
@@ -66,8 +88,9 @@ class OwnModelStudy(Study):
         if spec.treatment == treatments.BASE:
             return self.build_model(num_classes)
         mode = treatments.get(spec.treatment).surgery_mode
-        return surgery.transfer(self.source_net, spec.n, mode, num_classes=num_classes,
-                                cut_names=self.cuts)
+        return surgery.transfer(
+            self.source_net, spec.n, mode, num_classes=num_classes, cut_names=self.cuts
+        )
 
 
 def _load_source_net(experiment):
@@ -75,21 +98,27 @@ def _load_source_net(experiment):
     if m.source_model:
         return models.load_user_model(m.source_model)
     if m.arch not in models.BACKBONES:
-        raise UsageError(f"--source_weights needs --arch={'|'.join(models.BACKBONES)}, "
-                         f"not --arch={m.arch}")
+        raise UsageError(
+            f"--source_weights needs --arch={'|'.join(models.BACKBONES)}, not --arch={m.arch}"
+        )
     size = m.image_size or 224
-    return models.build(m.arch, num_classes=2, input_shape=(size, size, 3),
-                        weights=m.source_weights, dropout=0.0)
+    return models.build(
+        m.arch, num_classes=2, input_shape=(size, size, 3), weights=m.source_weights, dropout=0.0
+    )
 
 
 def _adapt_input(model):
     """Target images are resized and their channels mapped to what the model takes."""
     shape = model.input_shape
     if len(shape) != 4 or None in shape[1:]:
-        raise UsageError(f"the source model's input shape {shape} is not a fixed image "
-                         "size; rebuild it with keras.Input((H, W, C)) and save it again")
+        raise UsageError(
+            f"the source model's input shape {shape} is not a fixed image "
+            "size; rebuild it with keras.Input((H, W, C)) and save it again"
+        )
     height, width, channels = shape[1:]
     if channels not in (1, 3):
-        raise UsageError(f"the source model takes {channels}-channel images; only 1 "
-                         "(grey) or 3 (RGB) can be made from image files")
+        raise UsageError(
+            f"the source model takes {channels}-channel images; only 1 "
+            "(grey) or 3 (RGB) can be made from image files"
+        )
     return Preprocessing((height, width), channels)

@@ -61,16 +61,29 @@ def plan(experiment, split_names):
     networks target B whatever the directions.
     """
     g = experiment.grid
-    runs = [RunSpec(base_id(split, half, seed), treatments.BASE, split, "", half, 0, seed)
-            for split in split_names for seed in g.seeds
-            for half in (("B",) if split == ALL_SPLIT else ("A", "B"))]
+    runs = [
+        RunSpec(base_id(split, half, seed), treatments.BASE, split, "", half, 0, seed)
+        for split in split_names
+        for seed in g.seeds
+        for half in (("B",) if split == ALL_SPLIT else ("A", "B"))
+    ]
     for split in split_names:
         for target in ("B",) if split == ALL_SPLIT else DIRECTIONS[g.directions]:
             for n in g.layers:
                 for name in g.treatments:
                     source = treatments.get(name).source_half(target)
-                    runs += [RunSpec(run_id(split, name, target, n, seed), name, split, source,
-                                     target, n, seed) for seed in g.seeds]
+                    runs += [
+                        RunSpec(
+                            run_id(split, name, target, n, seed),
+                            name,
+                            split,
+                            source,
+                            target,
+                            n,
+                            seed,
+                        )
+                        for seed in g.seeds
+                    ]
     return runs
 
 
@@ -78,12 +91,16 @@ def plan_own_model(experiment):
     """The own-model study: a from-scratch baseline per seed, then frozen and fine-tuned
     transfer of the given source model (standing in for base A) at every n."""
     seeds, split = experiment.grid.seeds, OWN_MODEL_SPLIT
-    modes = ([t for t in experiment.grid.treatments if t in treatments.FROM_OTHER_HALF]
-             or list(treatments.FROM_OTHER_HALF))
-    runs = [RunSpec(base_id(split, "B", s), treatments.BASE, split, "", "B", 0, s)
-            for s in seeds]
-    runs += [RunSpec(f"{split}/{mode}/n{n}/seed{s}", mode, split, "A", "B", n, s)
-             for n in experiment.grid.layers for mode in modes for s in seeds]
+    modes = [t for t in experiment.grid.treatments if t in treatments.FROM_OTHER_HALF] or list(
+        treatments.FROM_OTHER_HALF
+    )
+    runs = [RunSpec(base_id(split, "B", s), treatments.BASE, split, "", "B", 0, s) for s in seeds]
+    runs += [
+        RunSpec(f"{split}/{mode}/n{n}/seed{s}", mode, split, "A", "B", n, s)
+        for n in experiment.grid.layers
+        for mode in modes
+        for s in seeds
+    ]
     return runs
 
 
@@ -91,5 +108,6 @@ def check_layers(layers, blocks, what, hint):
     """Raises UsageError for an n of --layers past the last of `blocks` blocks of `what`."""
     for n in layers:
         if n > blocks:
-            raise UsageError(f"--layers value n={n} is past the last block of {what} "
-                             f"(use 1..{blocks}; {hint})")
+            raise UsageError(
+                f"--layers value n={n} is past the last block of {what} (use 1..{blocks}; {hint})"
+            )

@@ -58,16 +58,20 @@ class Runner:
         if not os.path.exists(path):
             problem = "is missing"
         elif os.path.getsize(path) != record["weights_bytes"]:
-            problem = (f"is truncated or damaged ({os.path.getsize(path)} bytes, its record in "
-                       f"results.jsonl says {record['weights_bytes']})")
+            problem = (
+                f"is truncated or damaged ({os.path.getsize(path)} bytes, its record in "
+                f"results.jsonl says {record['weights_bytes']})"
+            )
         elif file_digest(path) != record["weights_sha256"]:
             problem = "is corrupt (its sha256 differs from the one in results.jsonl)"
         else:
             return True
         if self.study.experiment.grid.on_corrupt_weights == "error":
-            raise UsageError(f"weights file {path} of finished run {record['run']} {problem}; "
-                             "restore it, or pass --on_corrupt_weights=redo to train the run "
-                             "again")
+            raise UsageError(
+                f"weights file {path} of finished run {record['run']} {problem}; "
+                "restore it, or pass --on_corrupt_weights=redo to train the run "
+                "again"
+            )
         self.log(f"weights file {path} of {record['run']} {problem}: training it again")
         return False
 
@@ -81,8 +85,11 @@ class Runner:
         base = done.get(spec.base_run) if spec.base_run else None
         if spec.base_run and (base is None or base["status"] != "ok"):
             why = base["status"] if base else "did not finish"
-            record = {**dataclasses.asdict(spec), "status": "skipped",
-                      "reason": f"base {spec.base_run} {why}"}
+            record = {
+                **dataclasses.asdict(spec),
+                "status": "skipped",
+                "reason": f"base {spec.base_run} {why}",
+            }
             self.store.append(record)
             self.log(f"{position}SKIPPED {spec.run}: {record['reason']}")
         else:
@@ -91,10 +98,12 @@ class Runner:
             self.store.append(record)  # before "done": a line on screen means a record
             if record["status"] == "ok":
                 extra = f"; {progress(record)}" if progress else ""
-                self.log(f"{position}done  {spec.run} ({spec.label}): best-{record['k']} "
-                         f"val {record['best_k']:.4f}, test {record['test_accuracy']:.4f}, "
-                         f"{record['train_seconds']:.1f}s, "
-                         f"{record['images_per_second']:.0f} img/s{extra}")
+                self.log(
+                    f"{position}done  {spec.run} ({spec.label}): best-{record['k']} "
+                    f"val {record['best_k']:.4f}, test {record['test_accuracy']:.4f}, "
+                    f"{record['train_seconds']:.1f}s, "
+                    f"{record['images_per_second']:.0f} img/s{extra}"
+                )
             else:
                 self.log(f"{position}FAILED {spec.run}: {record['reason']}")
         done[spec.run] = record

@@ -36,9 +36,10 @@ def select(runs, experiment):
         if unknown:
             raise UsageError(
                 f"--runs names {unknown[0]!r}, which is not in this study's plan; run ids "
-                f"look like {runs[0].run} or {runs[-1].run} (split/treatment/nN/seedS)")
+                f"look like {runs[0].run} or {runs[-1].run} (split/treatment/nN/seedS)"
+            )
         runs = [spec for spec in runs if spec.run in e.runs]
-    return runs[e.shard_index::e.num_shards]
+    return runs[e.shard_index :: e.num_shards]
 
 
 def owner_label(experiment):
@@ -85,8 +86,15 @@ class Claims:
                 self._take_over(path, text)
                 continue
             with os.fdopen(fd, "w") as f:
-                json.dump({"owner": self.owner, "host": self.host, "pid": self.pid,
-                           "time": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
+                json.dump(
+                    {
+                        "owner": self.owner,
+                        "host": self.host,
+                        "pid": self.pid,
+                        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    },
+                    f,
+                )
                 f.flush()
                 os.fsync(f.fileno())
             return None
@@ -157,8 +165,10 @@ def run_shard(runner):
     done = runner.finished()  # weights checked once; newer records are trusted below
     seen = len(store.records())
     pending = [spec for spec in mine if spec.run not in done]
-    log(f"{claims.owner}: {len(mine)} of the study's {len(study.runs)} runs are this "
-        f"process's, {len(pending)} not finished")
+    log(
+        f"{claims.owner}: {len(mine)} of the study's {len(study.runs)} runs are this "
+        f"process's, {len(pending)} not finished"
+    )
     trained, left, waited_since, announced = 0, [], None, set()
     while pending:
         seen = _refresh(done, store, seen)
@@ -188,8 +198,10 @@ def run_shard(runner):
         if runner.stopped_by:
             break
     finished = sum(spec.run in done for spec in study.runs)
-    log(f"{claims.owner}: trained {trained} runs; {len(left)} left to other processes; "
-        f"{finished} of the study's {len(study.runs)} runs are finished")
+    log(
+        f"{claims.owner}: trained {trained} runs; {len(left)} left to other processes; "
+        f"{finished} of the study's {len(study.runs)} runs are finished"
+    )
 
 
 def _refresh(done, store, seen):
@@ -212,7 +224,13 @@ def _wait(pending, claims, waited, experiment, log, announced):
             announced.add(base)
     if waited > experiment.scale_out.wait_timeout:
         holder = claims.holder(bases[0])
-        by = (f"claimed by {describe(holder)}; if that process is gone, delete the claim "
-              "file and start this shard again" if holder else "which no process claimed")
-        raise StudyStopped(f"{claims.owner}: base {bases[0]} is not finished after "
-                           f"--wait_timeout={experiment.scale_out.wait_timeout}s, {by}")
+        by = (
+            f"claimed by {describe(holder)}; if that process is gone, delete the claim "
+            "file and start this shard again"
+            if holder
+            else "which no process claimed"
+        )
+        raise StudyStopped(
+            f"{claims.owner}: base {bases[0]} is not finished after "
+            f"--wait_timeout={experiment.scale_out.wait_timeout}s, {by}"
+        )

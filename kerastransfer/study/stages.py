@@ -66,18 +66,25 @@ def train(experiment, argv):
         if runner.stopped_by:
             failed = runner.stopped_by
             untrained = sum(spec.run not in latest for spec in study.runs)
-            raise StudyStopped(f"run {failed['run']} failed ({failed['reason']}) and "
-                               f"--on_failure=stop ended the study with {untrained} runs "
-                               "untrained; fix the cause (e.g. a lower --learning_rate) or "
-                               "pass --on_failure=continue")
+            raise StudyStopped(
+                f"run {failed['run']} failed ({failed['reason']}) and "
+                f"--on_failure=stop ended the study with {untrained} runs "
+                "untrained; fix the cause (e.g. a lower --learning_rate) or "
+                "pass --on_failure=continue"
+            )
         if experiment.sharded:
-            log("analysis and export: once every shard is done, run the same command without "
-                "--num_shards, --shard_index and --runs")
+            log(
+                "analysis and export: once every shard is done, run the same command without "
+                "--num_shards, --shard_index and --runs"
+            )
         elif experiment.mode == "all":
             x = experiment.export
             export_base = x.export_dir or os.path.join(experiment.workdir, "export")
-            exportable = [r for r in latest.values() if r["status"] == "ok"
-                          and r["treatment"] in x.export_treatments]
+            exportable = [
+                r
+                for r in latest.values()
+                if r["status"] == "ok" and r["treatment"] in x.export_treatments
+            ]
             if len(store.records()) == trained_before and os.path.isdir(export_base):
                 log("nothing new: analysis and export are up to date")
             else:
@@ -85,8 +92,10 @@ def train(experiment, argv):
                 if exportable or x.export_run:
                     export(experiment, study)
                 else:
-                    log("export: skipped, no run of --export_treatments="
-                        f"{','.join(x.export_treatments)} finished ok")
+                    log(
+                        "export: skipped, no run of --export_treatments="
+                        f"{','.join(x.export_treatments)} finished ok"
+                    )
         log(f"results: {store.path}")
 
 
@@ -96,8 +105,9 @@ def _follow_chief(experiment, strategy):
     with following.follower_outdir(strategy, log) as (outdir, name):
         study = load_study(experiment, log=log, strategy=strategy, outdir=outdir)
         provenance.check_workdir(experiment)
-        store = following.FollowerStore(chief_store, experiment.workdir, outdir, name,
-                                        experiment.scale_out.wait_timeout, log)
+        store = following.FollowerStore(
+            chief_store, experiment.workdir, outdir, name, experiment.scale_out.wait_timeout, log
+        )
         Runner(study, store, log).run_all()
     log(f"results: {chief_store.path} (written by the chief)")
 
@@ -125,16 +135,24 @@ def print_table(records, out):
         out(f"{'':10}" + "".join(f"{'n=' + str(n):>9}" for n in [0] + layers))
         for treatment in treatments.ALL_NAMES:
             for target in ("A", "B"):
-                cells = [[r for r in rows if r["treatment"] == treatment and r["n"] == n
-                          and r["target"] == target] for n in [0] + layers]
+                cells = [
+                    [
+                        r
+                        for r in rows
+                        if r["treatment"] == treatment and r["n"] == n and r["target"] == target
+                    ]
+                    for n in [0] + layers
+                ]
                 if not any(cells):
                     continue
                 text = "".join(f"{_cell(cell):>9}" for cell in cells)
                 out(f"{treatments.display_name(treatment, target):10}{text}")
     problems = [r for r in records if r["status"] != "ok"]
     if problems:
-        out(f"\n{len(problems)} of {len(records)} runs did not finish "
-            "(\"!\" marks a mean over the seeds that did):")
+        out(
+            f"\n{len(problems)} of {len(records)} runs did not finish "
+            '("!" marks a mean over the seeds that did):'
+        )
         for record in problems:
             out(f"  {record['status'].upper():8} {record['run']}: {record['reason']}")
 
@@ -163,8 +181,10 @@ def analyze(experiment, study=None):
     else:
         store = ResultStore(experiment.workdir)
         if not os.path.exists(store.path):
-            raise UsageError(f"no results in --workdir={experiment.workdir} (results.jsonl is "
-                             "missing); train first or pass --results=PATH.csv")
+            raise UsageError(
+                f"no results in --workdir={experiment.workdir} (results.jsonl is "
+                "missing); train first or pass --results=PATH.csv"
+            )
         records, label = read_results(store.path), "results.jsonl"
         try:
             config_data = provenance.read_config(experiment.workdir)
@@ -175,11 +195,19 @@ def analyze(experiment, study=None):
         paths = reporting.write_recommendation(experiment.workdir, records, command)
         log(f"analysis: {paths}")
         return
-    reference = (analysis.load_paper_csv(analysis.PAPER_CSV)
-                 if experiment.analysis.reference == "yosinski2014" else None)
-    paths = reporting.write_analysis(experiment.workdir, records, config=config_data,
-                                     reference=reference, command=command,
-                                     source_label=label)
+    reference = (
+        analysis.load_paper_csv(analysis.PAPER_CSV)
+        if experiment.analysis.reference == "yosinski2014"
+        else None
+    )
+    paths = reporting.write_analysis(
+        experiment.workdir,
+        records,
+        config=config_data,
+        reference=reference,
+        command=command,
+        source_label=label,
+    )
     if not paper_csv:
         paths += _representations(experiment, paths, study)
     log(f"analysis: {paths}")

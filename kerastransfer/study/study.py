@@ -37,8 +37,18 @@ class Study:
             follower, which writes to a throwaway folder (study/following.py).
     """
 
-    def __init__(self, experiment, *, source, splits, preprocessing, runs, log=print,
-                 strategy=None, outdir=None):
+    def __init__(
+        self,
+        experiment,
+        *,
+        source,
+        splits,
+        preprocessing,
+        runs,
+        log=print,
+        strategy=None,
+        outdir=None,
+    ):
         self.experiment = experiment
         self.workdir = experiment.workdir
         self.source, self.splits, self.runs = source, splits, runs
@@ -47,8 +57,9 @@ class Study:
         self.log = log
         self.strategy = strategy or tf.distribute.get_strategy()
         self.outdir = outdir or self.workdir
-        self._prefix_cache = PrefixCache(experiment.grid.cache_budget_mb,
-                                         os.path.join(self.outdir, "cache"), log)
+        self._prefix_cache = PrefixCache(
+            experiment.grid.cache_budget_mb, os.path.join(self.outdir, "cache"), log
+        )
         self.compiled = training.CompiledModels()  # traced models reused between runs
         self.evaluator = training.Evaluator()  # traced forward passes reused between runs
 
@@ -59,8 +70,9 @@ class Study:
         Writes nothing; call `save_splits` once the workdir is accepted.
         """
         d = experiment.data
-        source = data.load_source(d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir,
-                                  image_dir=d.image_dir)
+        source = data.load_source(
+            d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir, image_dir=d.image_dir
+        )
         splits = {}
         for spec in d.splits:
             split = data.make_split(spec, source.class_names, d.dataset)
@@ -69,14 +81,24 @@ class Study:
             splits[split.name] = split
         m = experiment.model
         preprocessing = data.Preprocessing(
-            **models.input_spec_for(m.arch, m.image_size, source.image_shape))
+            **models.input_spec_for(m.arch, m.image_size, source.image_shape)
+        )
         if not source.in_memory and not experiment.solver.train_steps:
-            raise UsageError(f"--dataset={d.dataset} is streamed (too large for memory), so "
-                             "its epochs are not counted: give the training length with "
-                             "--train_steps (the paper: 450000)")
-        study = cls(experiment, source=source, splits=splits, preprocessing=preprocessing,
-                    runs=plan(experiment, list(splits)), log=log, strategy=strategy,
-                    outdir=outdir)
+            raise UsageError(
+                f"--dataset={d.dataset} is streamed (too large for memory), so "
+                "its epochs are not counted: give the training length with "
+                "--train_steps (the paper: 450000)"
+            )
+        study = cls(
+            experiment,
+            source=source,
+            splits=splits,
+            preprocessing=preprocessing,
+            runs=plan(experiment, list(splits)),
+            log=log,
+            strategy=strategy,
+            outdir=outdir,
+        )
         blocks = surgery.num_blocks(study.build_model(num_classes=2))
         check_layers(experiment.grid.layers, blocks, m.arch, f"block {blocks + 1} is the head")
         return study
@@ -90,8 +112,14 @@ class Study:
         m = self.experiment.model
         shape = (*self.preprocessing.image_size, self.preprocessing.channels)
         decay = self.experiment.solver.weight_decay if weight_decay is None else weight_decay
-        return models.build(m.arch, num_classes=num_classes, input_shape=shape,
-                            widths=m.widths or None, weight_decay=decay, dropout=m.dropout)
+        return models.build(
+            m.arch,
+            num_classes=num_classes,
+            input_shape=shape,
+            widths=m.widths or None,
+            weight_decay=decay,
+            dropout=m.dropout,
+        )
 
     def base_network(self, base_record):
         """The trained base network a record describes, with its weights loaded."""
@@ -106,8 +134,9 @@ class Study:
         mode = treatments.get(spec.treatment).surgery_mode
         if spec.treatment == "random":
             return surgery.transfer(self.build_model(num_classes), spec.n, mode)
-        return surgery.transfer(self.base_network(base_record), spec.n, mode,
-                                num_classes=num_classes)
+        return surgery.transfer(
+            self.base_network(base_record), spec.n, mode, num_classes=num_classes
+        )
 
     def given_records(self):
         """Records of runs the study does not train but is given (none for the grid)."""
@@ -131,12 +160,18 @@ class Study:
         with self.strategy.scope():
             model = self.network(spec, base_record, half.num_classes)
         solver = training.Solver.from_config(
-            e.solver, self.halves.train_size(half),
-            fine_tuned=treatment is not None and treatment.fine_tuned)
-        layer = (cache_layer(model, spec.n)
-                 if e.grid.cache_frozen and treatment is not None and treatment.frozen
-                 and self._prefix_cache.allowed(self.preprocessing, self.halves.in_memory,
-                                                self.strategy) else None)
+            e.solver,
+            self.halves.train_size(half),
+            fine_tuned=treatment is not None and treatment.fine_tuned,
+        )
+        layer = (
+            cache_layer(model, spec.n)
+            if e.grid.cache_frozen
+            and treatment is not None
+            and treatment.frozen
+            and self._prefix_cache.allowed(self.preprocessing, self.halves.in_memory, self.strategy)
+            else None
+        )
         seed = spec.seed + e.grid.seed_offset
         with self.strategy.scope():
             if layer is None:
@@ -146,21 +181,38 @@ class Study:
                     return self.halves.train_batches(half, seed, skip, e.solver.batch_size)
             else:
                 trainee, train_data, val_data, cache = self._prefix_cache.inputs(
-                    model, layer, half, self.preprocessing, run=spec.run, seed=seed,
-                    batch_size=e.solver.batch_size, key=self.weights_key(spec, base_record))
+                    model,
+                    layer,
+                    half,
+                    self.preprocessing,
+                    run=spec.run,
+                    seed=seed,
+                    batch_size=e.solver.batch_size,
+                    key=self.weights_key(spec, base_record),
+                )
             training.compile_model(trainee, solver)
             twin = self.compiled.twin(trainee)
         try:
             result = training.train(
-                twin, train_data, val_data, solver=solver, batch_size=e.solver.batch_size,
-                run_dir=run_dir, verbose=e.verbose, evaluator=self.evaluator,
-                tensorboard_dir=os.path.join(self.outdir, "tensorboard", spec.run))
+                twin,
+                train_data,
+                val_data,
+                solver=solver,
+                batch_size=e.solver.batch_size,
+                run_dir=run_dir,
+                verbose=e.verbose,
+                evaluator=self.evaluator,
+                tensorboard_dir=os.path.join(self.outdir, "tensorboard", spec.run),
+            )
             self.compiled.copy_back(trainee, twin)
         except training.DivergedError as error:
             shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)  # NaN weights
             self._prefix_cache.release(spec.run)
-            return {**dataclasses.asdict(spec), "status": "failed",
-                    "reason": f"{error} (learning rate {solver.learning_rate:g})"}
+            return {
+                **dataclasses.asdict(spec),
+                "status": "failed",
+                "reason": f"{error} (learning rate {solver.learning_rate:g})",
+            }
         weights = os.path.join("runs", spec.run, "final.weights.h5")
         with files.atomic_path(os.path.join(self.outdir, weights)) as tmp:
             model.save_weights(tmp)
@@ -168,21 +220,28 @@ class Study:
         best_k = e.solver.best_k
         record = {
             **dataclasses.asdict(spec),
-            "status": "ok", "reason": None,
-            "best_k": best_k_mean(result.val_history, best_k), "k": best_k,
-            "final_val": result.val_history[-1][1], "val_history": result.val_history,
+            "status": "ok",
+            "reason": None,
+            "best_k": best_k_mean(result.val_history, best_k),
+            "k": best_k,
+            "final_val": result.val_history[-1][1],
+            "val_history": result.val_history,
             "test_accuracy": self.evaluator(model, self.halves.eval_batches(half, "test"))[0],
             "train_seconds": result.train_seconds,
             "images_per_second": result.images_per_second,
-            "steps": solver.total_steps, "resumed_from_step": result.resumed_from_step,
-            "cached_prefix": layer.name if layer is not None else None, **cache,
+            "steps": solver.total_steps,
+            "resumed_from_step": result.resumed_from_step,
+            "cached_prefix": layer.name if layer is not None else None,
+            **cache,
             "strategy": type(self.strategy).__name__,
             "replicas": self.strategy.num_replicas_in_sync,
             "dtype_policy": keras.config.dtype_policy().name,
-            "num_classes": half.num_classes, "class_names": half.class_names,
+            "num_classes": half.num_classes,
+            "class_names": half.class_names,
             "val_examples": self.halves.eval_size(half, "val"),
             "test_examples": self.halves.eval_size(half, "test"),
-            "weights": weights, "weights_bytes": os.path.getsize(path),
+            "weights": weights,
+            "weights_bytes": os.path.getsize(path),
             "weights_sha256": file_digest(path),
         }
         shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)
@@ -195,10 +254,19 @@ class Study:
         from tensorboard.plugins.hparams import api as hparams  # noqa: PLC0415
 
         writer = tf.summary.create_file_writer(
-            os.path.join(self.outdir, "tensorboard", spec.run, "hparams"))
+            os.path.join(self.outdir, "tensorboard", spec.run, "hparams")
+        )
         with writer.as_default():
-            hparams.hparams({"treatment": spec.treatment, "n": spec.n, "split": spec.split,
-                             "seed": spec.seed, "target": spec.target}, trial_id=spec.run)
+            hparams.hparams(
+                {
+                    "treatment": spec.treatment,
+                    "n": spec.n,
+                    "split": spec.split,
+                    "seed": spec.seed,
+                    "target": spec.target,
+                },
+                trial_id=spec.run,
+            )
             for metric in ("best_k", "final_val", "test_accuracy"):
                 tf.summary.scalar(f"hparams/{metric}", record[metric], step=record["steps"])
         writer.close()

@@ -11,5 +11,14 @@ from kerastransfer.training.loop import DivergedError, TrainResult, train
 from kerastransfer.training.solver import Solver, compile_model, plan_steps
 from kerastransfer.training.strategies import make_strategy
 
-__all__ = ["CompiledModels", "DivergedError", "Evaluator", "Solver", "TrainResult",
-           "compile_model", "make_strategy", "plan_steps", "train"]
+__all__ = [
+    "CompiledModels",
+    "DivergedError",
+    "Evaluator",
+    "Solver",
+    "TrainResult",
+    "compile_model",
+    "make_strategy",
+    "plan_steps",
+    "train",
+]

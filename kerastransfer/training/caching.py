@@ -21,8 +21,13 @@ import tensorflow as tf
 
 from kerastransfer import data, flops, surgery
 
-STOCHASTIC = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.GaussianDropout,
-              keras.layers.SpatialDropout2D, keras.layers.AlphaDropout)
+STOCHASTIC = (
+    keras.layers.Dropout,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.SpatialDropout2D,
+    keras.layers.AlphaDropout,
+)
 # Frozen prefixes cheaper than this share of the forward pass are computed every step instead
 # of cached: that saves under a third of the share per training step (caffenet_small's conv1
 # is 6% of its forward pass; caffenet's conv1 at 227x227 is 15%).
@@ -57,8 +62,9 @@ def cache_layer(model, n):
         if layer.trainable and layer.weights:
             return None  # not a frozen prefix
         chosen = layer
-    if chosen is None or (flops.forward_flops(model, chosen)
-                          < MIN_PREFIX_SHARE * flops.forward_flops(model)):
+    if chosen is None or (
+        flops.forward_flops(model, chosen) < MIN_PREFIX_SHARE * flops.forward_flops(model)
+    ):
         return None
     return chosen
 
@@ -76,9 +82,10 @@ def _segment(model, first, last, name):
     """The chain of layers after `first` up to and including `last`, as a model whose input
     is `first`'s output."""
     layers = model.layers
-    x = features = keras.Input(first.output.shape[1:], dtype=first.output.dtype,
-                               name="cached_features")
-    for later in layers[layers.index(first) + 1: layers.index(last) + 1]:
+    x = features = keras.Input(
+        first.output.shape[1:], dtype=first.output.dtype, name="cached_features"
+    )
+    for later in layers[layers.index(first) + 1 : layers.index(last) + 1]:
         x = later(x)
     return keras.Model(features, x, name=f"{model.name}_{name}")
 
@@ -130,8 +137,10 @@ class FeatureStore:
         if kept_name in names and names.index(kept_name) <= names.index(layer.name):
             start = model.get_layer(kept_name)
             middle = None if start is layer else _segment(model, start, layer, "middle")
-            features = {part: kept[part] if middle is None else predict(middle, kept[part])
-                        for part in parts}
+            features = {
+                part: kept[part] if middle is None else predict(middle, kept[part])
+                for part in parts
+            }
         else:
             kept = None  # not needed: let it go before the new features take its memory
             prefix = keras.Model(model.input, layer.output)
@@ -143,8 +152,11 @@ class FeatureStore:
         return features
 
     def _kept_bytes(self):
-        return sum(f.shape.num_elements() * f.dtype.size
-                   for _, parts in self._kept.values() for f in parts.values())
+        return sum(
+            f.shape.num_elements() * f.dtype.size
+            for _, parts in self._kept.values()
+            for f in parts.values()
+        )
 
     def on_file(self, model, layer, parts, run):
         """{part: tf.data of (features, label) examples}, each computed in one pass and read
@@ -209,11 +221,15 @@ class PrefixCache:
     def allowed(self, preprocessing, in_memory, strategy):
         """Caching needs fixed inputs, in-memory data and a single worker; the first time it
         is off, says why."""
-        why = ("random crops and mirrors change the frozen layers' output every step"
-               if preprocessing.augments else
-               "the data is streamed, not held in memory" if not in_memory else
-               "the data is sharded between workers"
-               if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else None)
+        why = (
+            "random crops and mirrors change the frozen layers' output every step"
+            if preprocessing.augments
+            else "the data is streamed, not held in memory"
+            if not in_memory
+            else "the data is sharded between workers"
+            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            else None
+        )
         if why and self._note is None:
             self._note = why
             self.log(f"frozen-prefix caching is off: {why}; frozen runs compute every layer")
@@ -228,24 +244,34 @@ class PrefixCache:
         started = time.perf_counter()
         if self._features is None:
             self._features = FeatureStore(self.budget_bytes, self.cache_dir)
-        store, parts = self._features, {"train": (half.train_x, half.train_y),
-                                        "val": (half.val_x, half.val_y)}
-        batches = {part: data.make_dataset(x, y, preprocessing, batch_size=FEATURE_BATCH,
-                                           training=False, cache=False)
-                   for part, (x, y) in parts.items()}
+        store, parts = (
+            self._features,
+            {"train": (half.train_x, half.train_y), "val": (half.val_x, half.val_y)},
+        )
+        batches = {
+            part: data.make_dataset(
+                x, y, preprocessing, batch_size=FEATURE_BATCH, training=False, cache=False
+            )
+            for part, (x, y) in parts.items()
+        }
         _, suffix = split_model(model, layer)
         if store.fits(layer, len(half.train_y) + len(half.val_y)):
-            features = store.in_memory(model, layer, {part: ds.map(lambda x, _: x)
-                                                      for part, ds in batches.items()}, key)
+            features = store.in_memory(
+                model, layer, {part: ds.map(lambda x, _: x) for part, ds in batches.items()}, key
+            )
 
             def cached_train(skip):
-                ds = data.gathered_batches(features["train"], half.train_y, batch_size,
-                                           shuffle_seed=seed)
+                ds = data.gathered_batches(
+                    features["train"], half.train_y, batch_size, shuffle_seed=seed
+                )
                 return ds.repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
 
             per_example = feature_bytes(layer, 1)
-            val = data.ArrayBatches(features["val"], half.val_y,
-                                    max(data.EVAL_BATCH, CACHED_EVAL_BATCH_BYTES // per_example))
+            val = data.ArrayBatches(
+                features["val"],
+                half.val_y,
+                max(data.EVAL_BATCH, CACHED_EVAL_BATCH_BYTES // per_example),
+            )
             storage = "memory"
         else:
             examples = store.on_file(model, layer, batches, run)

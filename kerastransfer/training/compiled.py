@@ -31,9 +31,15 @@ class Evaluator:
 
     def __call__(self, model, batches):
         """(accuracy, mean cross-entropy) of `model` over `batches` of (inputs, labels)."""
-        key = json.dumps([_without_trainable(model.get_config()),
-                          keras.config.dtype_policy().name, id(model.distribute_strategy)],
-                         sort_keys=True, default=repr)
+        key = json.dumps(
+            [
+                _without_trainable(model.get_config()),
+                keras.config.dtype_policy().name,
+                id(model.distribute_strategy),
+            ],
+            sort_keys=True,
+            default=repr,
+        )
         (_, forward), _ = self._kept.get(key, model, _forward_function)
         correct = total = 0
         loss = 0.0
@@ -67,8 +73,9 @@ def _forward_function(model):
         loss = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
         return tf.reduce_sum(tf.cast(correct, tf.int64)), tf.reduce_sum(loss)
 
-    return lambda inputs, labels: forward(tf.cast(inputs, inputs_spec.dtype),
-                                          tf.cast(labels, tf.int64))
+    return lambda inputs, labels: forward(
+        tf.cast(inputs, inputs_spec.dtype), tf.cast(labels, tf.int64)
+    )
 
 
 class CompiledModels:
@@ -94,6 +101,7 @@ class CompiledModels:
     def twin(self, model):
         """The kept compiled model equal in structure and solver to `model` (itself when there
         is none yet), holding `model`'s state and a fresh optimizer."""
+
         def optimizer_start(new):
             new.optimizer.build(new.trainable_variables)
             return [v.numpy() for v in new.optimizer.variables]
@@ -117,9 +125,18 @@ def _signature(model):
     shapes and dtypes), the optimizer and its schedule, the loss and the strategy."""
     optimizer = model.optimizer
     settings = {k: v for k, v in optimizer.get_config().items() if k != "name"}  # sgd_2...
-    return json.dumps([model.get_config(), type(optimizer).__name__, settings,
-                       getattr(optimizer, "bias_lr_multiplier", 1.0), repr(model.loss),
-                       id(model.distribute_strategy)], sort_keys=True, default=repr)
+    return json.dumps(
+        [
+            model.get_config(),
+            type(optimizer).__name__,
+            settings,
+            getattr(optimizer, "bias_lr_multiplier", 1.0),
+            repr(model.loss),
+            id(model.distribute_strategy),
+        ],
+        sort_keys=True,
+        default=repr,
+    )
 
 
 class _KeptModels:
@@ -150,4 +167,5 @@ class _KeptModels:
 
 def _same_shapes(ours, theirs):
     return len(ours) == len(theirs) and all(
-        a.shape == b.shape and a.dtype == b.dtype for a, b in zip(ours, theirs))
+        a.shape == b.shape and a.dtype == b.dtype for a, b in zip(ours, theirs)
+    )

@@ -50,8 +50,9 @@ class _Recorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(
-            self.model.optimizer.learning_rate))
+        logs["learning_rate"] = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        )
         if self.diverged or not math.isfinite(float(logs.get("loss", 0.0))):
             self.diverged = self.diverged or f"loss became {logs.get('loss')}"
             self.model.stop_training = True
@@ -103,8 +104,10 @@ class SegmentCheckpoint(keras.callbacks.Callback):
         name = f"segment{epoch + 1}.weights.h5"
         with files.atomic_path(os.path.join(self.backup_dir, name)) as tmp:
             self.model.save_weights(tmp)
-        files.write_json(os.path.join(self.backup_dir, CHECKPOINT_METADATA),
-                          {"epoch": epoch + 1, "weights": name, "val_history": self.history})
+        files.write_json(
+            os.path.join(self.backup_dir, CHECKPOINT_METADATA),
+            {"epoch": epoch + 1, "weights": name, "val_history": self.history},
+        )
         for other in os.listdir(self.backup_dir):  # older segments, torn temporary files
             if other.endswith(".h5") and other != name:
                 os.remove(os.path.join(self.backup_dir, other))
@@ -118,8 +121,19 @@ class TrainResult:
     resumed_from_step: int
 
 
-def train(model, train_data, val_data, *, solver, batch_size, run_dir, tensorboard_dir,
-          verbose=False, extra_callbacks=(), evaluator=None):
+def train(
+    model,
+    train_data,
+    val_data,
+    *,
+    solver,
+    batch_size,
+    run_dir,
+    tensorboard_dir,
+    verbose=False,
+    extra_callbacks=(),
+    evaluator=None,
+):
     """Trains a compiled model for `solver.total_steps`, resuming from run_dir if killed.
 
     Args:
@@ -141,23 +155,32 @@ def train(model, train_data, val_data, *, solver, batch_size, run_dir, tensorboa
     callbacks = [
         recorder,
         SegmentCheckpoint(backup_dir, history, CHECKPOINT_SECONDS),
-        keras.callbacks.TensorBoard(tensorboard_dir, update_freq="epoch", write_graph=False,
-                                    profile_batch=0),
+        keras.callbacks.TensorBoard(
+            tensorboard_dir, update_freq="epoch", write_graph=False, profile_batch=0
+        ),
         *extra_callbacks,
     ]
     segments = solver.total_steps // solver.eval_every
     start = time.perf_counter()
-    model.fit(train_data(done_segments * solver.eval_every), epochs=segments,
-              initial_epoch=done_segments, steps_per_epoch=solver.eval_every,
-              callbacks=callbacks, shuffle=False,
-              verbose=1 if verbose and sys.stdout.isatty() else 0)
+    model.fit(
+        train_data(done_segments * solver.eval_every),
+        epochs=segments,
+        initial_epoch=done_segments,
+        steps_per_epoch=solver.eval_every,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=1 if verbose and sys.stdout.isatty() else 0,
+    )
     seconds = time.perf_counter() - start
     if recorder.diverged:
         raise DivergedError(recorder.diverged)
     trained_steps = solver.total_steps - done_segments * solver.eval_every
-    return TrainResult(val_history=history, train_seconds=seconds,
-                       images_per_second=trained_steps * batch_size / max(seconds, 1e-9),
-                       resumed_from_step=done_segments * solver.eval_every)
+    return TrainResult(
+        val_history=history,
+        train_seconds=seconds,
+        images_per_second=trained_steps * batch_size / max(seconds, 1e-9),
+        resumed_from_step=done_segments * solver.eval_every,
+    )
 
 
 def _checkpoint_state(backup_dir):

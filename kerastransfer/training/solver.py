@@ -40,11 +40,13 @@ class Solver:
             overrides: SolverConfig fields to change (a tuning trial's values).
         """
         config = dataclasses.replace(config, **overrides)
-        steps, every = plan_steps(num_examples, config.batch_size, config.epochs,
-                                  config.train_steps, config.eval_every)
+        steps, every = plan_steps(
+            num_examples, config.batch_size, config.epochs, config.train_steps, config.eval_every
+        )
         rate = config.learning_rate * (config.fine_tune_lr_scale if fine_tuned else 1)
-        return cls(rate, config.momentum, steps, every, config.lr_decay_steps,
-                   config.bias_lr_multiplier)
+        return cls(
+            rate, config.momentum, steps, every, config.lr_decay_steps, config.bias_lr_multiplier
+        )
 
     @property
     def decay_every(self):
@@ -53,7 +55,7 @@ class Solver:
     def schedule(self):
         """Piecewise-constant rate: `learning_rate * 0.1 ** (step // decay_every)`."""
         boundaries = list(range(self.decay_every, self.total_steps, self.decay_every))
-        values = [self.learning_rate * 0.1 ** i for i in range(len(boundaries) + 1)]
+        values = [self.learning_rate * 0.1**i for i in range(len(boundaries) + 1)]
         if not boundaries:
             return self.learning_rate
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
@@ -75,8 +77,10 @@ class BiasScaledSGD(keras.optimizers.SGD):
         self.bias_lr_multiplier = bias_lr_multiplier
 
     def apply_gradients(self, grads_and_vars):
-        scaled = [(g * self.bias_lr_multiplier if g is not None and "bias" in v.path else g, v)
-                  for g, v in grads_and_vars]
+        scaled = [
+            (g * self.bias_lr_multiplier if g is not None and "bias" in v.path else g, v)
+            for g, v in grads_and_vars
+        ]
         return super().apply_gradients(scaled)
 
 
@@ -90,10 +94,14 @@ def compile_model(model, solver):
     """
     steps_per_call = 1 if tf.distribute.has_strategy() else solver.eval_every
     if solver.bias_lr_multiplier != 1.0:
-        optimizer = BiasScaledSGD(solver.bias_lr_multiplier, learning_rate=solver.schedule(),
-                                  momentum=solver.momentum)
+        optimizer = BiasScaledSGD(
+            solver.bias_lr_multiplier, learning_rate=solver.schedule(), momentum=solver.momentum
+        )
     else:
-        optimizer = keras.optimizers.SGD(learning_rate=solver.schedule(),
-                                         momentum=solver.momentum)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], steps_per_execution=steps_per_call)
+        optimizer = keras.optimizers.SGD(learning_rate=solver.schedule(), momentum=solver.momentum)
+    model.compile(
+        optimizer=optimizer,
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_call,
+    )

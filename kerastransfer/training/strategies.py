@@ -93,10 +93,10 @@ def _repair_keras_multi_worker_fit():
             self._symbolic_build(data_batch=data_batch)
 
     def reduce_per_replica(values, strategy, reduction):
-        if (reduction in ("auto", "mean")
-                and trainer._collective_all_reduce_multi_worker(strategy)):
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
             return tree.map_structure(
-                lambda value: strategy.reduce("MEAN", value, axis=None), values)
+                lambda value: strategy.reduce("MEAN", value, axis=None), values
+            )
         return keras_reduce(values, strategy, reduction)
 
     trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build

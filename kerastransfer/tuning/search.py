@@ -57,17 +57,19 @@ HYPERBAND_UNITS, HYPERBAND_FACTOR, HYPERBAND_TRIALS = 9, 3, 23
 WAIT_SECONDS = 3600  # how long a worker waits for the chief's base result (keras-tuner's own)
 
 
-
 def run(experiment):
     """Runs both searches and, unless this process is a worker, writes tuned.flags."""
     tf.get_logger().setLevel("ERROR")
     e = experiment
     if e.own_model:
-        raise UsageError("--mode=tune tunes the paper's grid; drop --source_model and "
-                         "--source_weights")
+        raise UsageError(
+            "--mode=tune tunes the paper's grid; drop --source_model and --source_weights"
+        )
     if e.solver.train_steps:
-        raise UsageError(f"--train_steps={e.solver.train_steps} fixes the training length that "
-                         "--mode=tune searches as --epochs; drop --train_steps")
+        raise UsageError(
+            f"--train_steps={e.solver.train_steps} fixes the training length that "
+            "--mode=tune searches as --epochs; drop --train_steps"
+        )
     role = distributed_role()
     study = Study.load(e, log=log)
     split = next(iter(study.splits))
@@ -78,21 +80,32 @@ def run(experiment):
             search(study, split, n, tuning_dir, role)
         log(f"worker {os.environ['KERASTUNER_TUNER_ID']} done; the chief writes tuned.flags")
         return None
-    fingerprint = {**e.result_fingerprint(), "tuner": e.tuning.tuner, "tune_n": n,
-                   "splits": e.data.splits[0]}  # the search uses the first split
+    fingerprint = {
+        **e.result_fingerprint(),
+        "tuner": e.tuning.tuner,
+        "tune_n": n,
+        "splits": e.data.splits[0],
+    }  # the search uses the first split
     start_over = _check_config(e, fingerprint, tuning_dir)
     with workdir_lock(e.workdir):
         if start_over:
             _start_over(e.workdir, tuning_dir)
-        files.write_json(os.path.join(tuning_dir, "config.json"), {
-            "tuning": fingerprint, "command": provenance.command_line(sys.argv),
-            "source_commit": provenance.source_commit()})
+        files.write_json(
+            os.path.join(tuning_dir, "config.json"),
+            {
+                "tuning": fingerprint,
+                "command": provenance.command_line(sys.argv),
+                "source_commit": provenance.source_commit(),
+            },
+        )
         with keras_tuner_settings():
             base, fine = search(study, split, n, tuning_dir, role)
         path = os.path.join(e.workdir, "tuned.flags")
         files.write_text(path, flagfile_text(e, n, base, fine, path))
-        files.write_json(os.path.join(tuning_dir, "summary.json"),
-                          {"base": base, "transfer_ft": fine, "tuned_flags": path})
+        files.write_json(
+            os.path.join(tuning_dir, "summary.json"),
+            {"base": base, "transfer_ft": fine, "tuned_flags": path},
+        )
         log(f"tuned flags: {path}")
         return path
 
@@ -104,11 +117,15 @@ def distributed_role():
         return "local"
     port = env.get("KERASTUNER_ORACLE_PORT", "")
     if not port.isdigit() or not 0 < int(port) < 65535:
-        raise UsageError(f"KERASTUNER_ORACLE_PORT={port!r} must be a free port number "
-                         "below 65535 (the AnB+ search uses the next one)")
+        raise UsageError(
+            f"KERASTUNER_ORACLE_PORT={port!r} must be a free port number "
+            "below 65535 (the AnB+ search uses the next one)"
+        )
     if not env.get("KERASTUNER_TUNER_ID"):
-        raise UsageError("KERASTUNER_ORACLE_IP is set but KERASTUNER_TUNER_ID is not: set it "
-                         "to 'chief' on one process and a unique id on each worker")
+        raise UsageError(
+            "KERASTUNER_ORACLE_IP is set but KERASTUNER_TUNER_ID is not: set it "
+            "to 'chief' on one process and a unique id on each worker"
+        )
     return "chief" if "chief" in env["KERASTUNER_TUNER_ID"] else "worker"
 
 
@@ -118,8 +135,10 @@ def tune_n(study):
     blocks = surgery.num_blocks(study.build_model(num_classes=2))
     n = e.tuning.tune_n or (blocks + 1) // 2
     if n > blocks:
-        raise UsageError(f"--tune_n={n} is past the last block of {e.model.arch} "
-                         f"(use 1..{blocks}, or 0 for the middle block)")
+        raise UsageError(
+            f"--tune_n={n} is past the last block of {e.model.arch} "
+            f"(use 1..{blocks}, or 0 for the middle block)"
+        )
     return n
 
 
@@ -132,15 +151,20 @@ def _check_config(experiment, fingerprint, tuning_dir):
         with open(path) as f:
             stored = json.load(f)["tuning"]
     except (OSError, ValueError, KeyError) as error:
-        raise UsageError(f"{path} is unreadable ({error}); remove it or pass --overwrite "
-                         "to start the search over") from None
+        raise UsageError(
+            f"{path} is unreadable ({error}); remove it or pass --overwrite "
+            "to start the search over"
+        ) from None
     ours = json.loads(json.dumps(fingerprint))
     differing = [name for name in ours if stored.get(name) != ours[name]]
     if differing and not experiment.overwrite:
-        changes = ", ".join(f"--{name} {stored.get(name)!r} -> {ours[name]!r}"
-                            for name in differing)
-        raise UsageError(f"{tuning_dir} holds a search with another config ({changes}); use "
-                         "a new --workdir, restore those flags, or pass --overwrite")
+        changes = ", ".join(
+            f"--{name} {stored.get(name)!r} -> {ours[name]!r}" for name in differing
+        )
+        raise UsageError(
+            f"{tuning_dir} holds a search with another config ({changes}); use "
+            "a new --workdir, restore those flags, or pass --overwrite"
+        )
     return bool(differing)
 
 
@@ -163,15 +187,16 @@ def search(study, split, n, tuning_dir, role):
     strategy = training.make_strategy(e.scale_out.strategy)
     hyperband = e.tuning.tuner == "hyperband"
     if hyperband and e.tuning.max_trials < HYPERBAND_TRIALS:
-        log(f"note: --max_trials={e.tuning.max_trials} is less than one Hyperband iteration "
-            f"({HYPERBAND_TRIALS} trials): only its first, shortest trials run")
+        log(
+            f"note: --max_trials={e.tuning.max_trials} is less than one Hyperband iteration "
+            f"({HYPERBAND_TRIALS} trials): only its first, shortest trials run"
+        )
     base_best = os.path.join(tuning_dir, "base", BEST)
     if role != "worker" and os.path.exists(base_best):
         os.remove(base_best)  # written again when this base search is over
     half_a = _without_test(study.halves.half(split, "A"))
     with _oracle_port(0):
-        tuner = make_tuner(e, BaseSearch(study, half_a, hyperband), "base", strategy,
-                           tuning_dir)
+        tuner = make_tuner(e, BaseSearch(study, half_a, hyperband), "base", strategy, tuning_dir)
         _search(tuner, "base", role)
     if role == "worker":
         base = _wait_for(base_best)
@@ -182,8 +207,13 @@ def search(study, split, n, tuning_dir, role):
         raise StudyStopped(base["error"])
     half_b = _without_test(study.halves.half(split, "B"))
     with _oracle_port(1):
-        tuner = make_tuner(e, FineTuneSearch(study, half_b, hyperband, base, n, tuning_dir),
-                           "transfer_ft", strategy, tuning_dir)
+        tuner = make_tuner(
+            e,
+            FineTuneSearch(study, half_b, hyperband, base, n, tuning_dir),
+            "transfer_ft",
+            strategy,
+            tuning_dir,
+        )
         _search(tuner, "transfer_ft", role)
     if role == "worker":
         return None
@@ -214,12 +244,15 @@ def _oracle_port(offset):
 def _search(tuner, stage, role):
     """One search; the chief serves it to the workers until every trial is over."""
     if role == "chief":
-        log(f"[tune {stage}] chief: serving trials on {os.environ['KERASTUNER_ORACLE_IP']}:"
-            f"{os.environ['KERASTUNER_ORACLE_PORT']} until the workers finish them")
+        log(
+            f"[tune {stage}] chief: serving trials on {os.environ['KERASTUNER_ORACLE_IP']}:"
+            f"{os.environ['KERASTUNER_ORACLE_PORT']} until the workers finish them"
+        )
     else:
         log(f"[tune {stage}] searching in {tuner.project_dir}")
     board = keras.callbacks.TensorBoard(
-        os.path.join(os.path.dirname(tuner.project_dir), "tensorboard", stage))
+        os.path.join(os.path.dirname(tuner.project_dir), "tensorboard", stage)
+    )
     tuner.search(callbacks=[board])
 
 
@@ -229,8 +262,10 @@ def _wait_for(path):
     deadline = time.monotonic() + WAIT_SECONDS
     while not os.path.exists(path):
         if time.monotonic() > deadline:
-            raise StudyStopped(f"no base result from the chief after {WAIT_SECONDS}s "
-                               f"({path}); is the chief running on the same workdir?")
+            raise StudyStopped(
+                f"no base result from the chief after {WAIT_SECONDS}s "
+                f"({path}); is the chief running on the same workdir?"
+            )
         time.sleep(1)
     with open(path) as f:
         return json.load(f)
@@ -240,21 +275,37 @@ def best_trial(tuner, stage):
     """The best completed trial of a finished search, or {"error": why there is none}."""
     trials = list(tuner.oracle.trials.values())
     done = [t for t in trials if t.status == "COMPLETED"]
-    log(f"[tune {stage}] {len(done)} of {len(trials)} trials finished"
-        + "".join(f"; trial {t.trial_id} {t.status}: {_reason(tuner, t)}"
-                  for t in trials if t.status != "COMPLETED"))
+    log(
+        f"[tune {stage}] {len(done)} of {len(trials)} trials finished"
+        + "".join(
+            f"; trial {t.trial_id} {t.status}: {_reason(tuner, t)}"
+            for t in trials
+            if t.status != "COMPLETED"
+        )
+    )
     if not done:
-        return {"error": f"no {stage} trial finished in {tuner.project_dir} "
-                         f"({len(trials)} started); see the lines above"}
+        return {
+            "error": f"no {stage} trial finished in {tuner.project_dir} "
+            f"({len(trials)} started); see the lines above"
+        }
     best = max(done, key=lambda t: t.score)
     with open(os.path.join(tuner.get_trial_dir(best.trial_id), RECORD)) as f:
         record = json.load(f)
-    return {"trial_id": best.trial_id, "score": best.score, "values": record["values"],
-            "k": record["k"], "epochs_trained": record["values"]["epochs"],
-            "tuner_id": record["tuner_id"], "num_classes": record["num_classes"],
-            "weights": os.path.relpath(os.path.join(tuner.get_trial_dir(best.trial_id),
-                                                    WEIGHTS), os.path.dirname(tuner.project_dir)),
-            "finished_trials": len(done), "trials": len(trials)}
+    return {
+        "trial_id": best.trial_id,
+        "score": best.score,
+        "values": record["values"],
+        "k": record["k"],
+        "epochs_trained": record["values"]["epochs"],
+        "tuner_id": record["tuner_id"],
+        "num_classes": record["num_classes"],
+        "weights": os.path.relpath(
+            os.path.join(tuner.get_trial_dir(best.trial_id), WEIGHTS),
+            os.path.dirname(tuner.project_dir),
+        ),
+        "finished_trials": len(done),
+        "trials": len(trials),
+    }
 
 
 def _reason(tuner, trial):
@@ -280,6 +331,7 @@ def keras_tuner_settings():
     - No traceback on stdout for a failed trial (a diverged loss is a result): the trial's
       line says why, and its trial.json keeps the traceback.
     """
+
     def save_json(path, obj):
         text = json.dumps(obj)
         files.write_text(path, text)
@@ -330,26 +382,40 @@ class Tuner(keras_tuner.Tuner):
     """keras-tuner's Tuner, telling the hypermodel which trial it trains and where."""
 
     def run_trial(self, trial, *args, **kwargs):
-        return super().run_trial(trial, *args, trial_id=trial.trial_id,
-                                 trial_dir=self.get_trial_dir(trial.trial_id), **kwargs)
+        return super().run_trial(
+            trial,
+            *args,
+            trial_id=trial.trial_id,
+            trial_dir=self.get_trial_dir(trial.trial_id),
+            **kwargs,
+        )
 
 
 def make_tuner(experiment, hypermodel, stage, strategy, tuning_dir):
     """The tuner of one search; resumes its project when one exists (overwrite=False)."""
     e = experiment
-    common = {"objective": keras_tuner.Objective(OBJECTIVE, direction="max"),
-              "seed": 1 + e.grid.seed_offset,
-              # a diverged trial is a result, not a reason to stop the search
-              "max_consecutive_failed_trials": 10**6}
+    common = {
+        "objective": keras_tuner.Objective(OBJECTIVE, direction="max"),
+        "seed": 1 + e.grid.seed_offset,
+        # a diverged trial is a result, not a reason to stop the search
+        "max_consecutive_failed_trials": 10**6,
+    }
     if e.tuning.tuner == "hyperband":
-        oracle = HyperbandOracle(e.tuning.max_trials, max_epochs=HYPERBAND_UNITS,
-                                 factor=HYPERBAND_FACTOR, **common)
+        oracle = HyperbandOracle(
+            e.tuning.max_trials, max_epochs=HYPERBAND_UNITS, factor=HYPERBAND_FACTOR, **common
+        )
     else:
         oracle = BayesianOracle(max_trials=e.tuning.max_trials, **common)
     oracle.verbose = 0  # each trial logs one line where it trains
     oracle.deadline = time.time() + e.tuning.tune_seconds if e.tuning.tune_seconds else None
-    return Tuner(oracle=oracle, hypermodel=hypermodel, distribution_strategy=strategy,
-                 directory=tuning_dir, project_name=stage, overwrite=False)
+    return Tuner(
+        oracle=oracle,
+        hypermodel=hypermodel,
+        distribution_strategy=strategy,
+        directory=tuning_dir,
+        project_name=stage,
+        overwrite=False,
+    )
 
 
 class _TrialModel(keras_tuner.HyperModel):
@@ -373,10 +439,15 @@ class _TrialModel(keras_tuner.HyperModel):
     def _solver(self, settings):
         """The grid's solver with the trial's values (its length always in epochs)."""
         return training.Solver.from_config(
-            self.study.experiment.solver, len(self.half.train_y), fine_tuned=True,
-            learning_rate=settings["learning_rate"], batch_size=settings["batch_size"],
-            epochs=settings["epochs"], train_steps=0,
-            fine_tune_lr_scale=settings.get("fine_tune_lr_scale", 1.0))
+            self.study.experiment.solver,
+            len(self.half.train_y),
+            fine_tuned=True,
+            learning_rate=settings["learning_rate"],
+            batch_size=settings["batch_size"],
+            epochs=settings["epochs"],
+            train_steps=0,
+            fine_tune_lr_scale=settings.get("fine_tune_lr_scale", 1.0),
+        )
 
     def _seed(self, hp):
         text = json.dumps({"stage": self.stage, **hp.values}, sort_keys=True)
@@ -404,23 +475,39 @@ class _TrialModel(keras_tuner.HyperModel):
         # keras-tuner gave the TensorBoard callback a per-trial log dir and added HParams.
         board = next(c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard))
         others = [c for c in callbacks if c is not board]
-        record = {"stage": self.stage, "trial_id": trial_id,
-                  "tuner_id": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
-                  "host": socket.gethostname(), "pid": os.getpid(), "values": settings,
-                  "half": self.half_name, "num_classes": half.num_classes, "k": e.solver.best_k,
-                  "steps": solver.total_steps, "learning_rate_trained": solver.learning_rate,
-                  "strategy": type(model.distribute_strategy).__name__,
-                  "replicas": model.distribute_strategy.num_replicas_in_sync}
+        record = {
+            "stage": self.stage,
+            "trial_id": trial_id,
+            "tuner_id": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "values": settings,
+            "half": self.half_name,
+            "num_classes": half.num_classes,
+            "k": e.solver.best_k,
+            "steps": solver.total_steps,
+            "learning_rate_trained": solver.learning_rate,
+            "strategy": type(model.distribute_strategy).__name__,
+            "replicas": model.distribute_strategy.num_replicas_in_sync,
+        }
         where = f"[tune {self.stage}] trial {trial_id} on {record['tuner_id']}"
         try:
-            result = training.train(model, train_data, val_data, solver=solver,
-                                    batch_size=settings["batch_size"],
-                                    run_dir=os.path.join(trial_dir, "run"),
-                                    tensorboard_dir=board.log_dir, verbose=e.verbose,
-                                    extra_callbacks=others)
+            result = training.train(
+                model,
+                train_data,
+                val_data,
+                solver=solver,
+                batch_size=settings["batch_size"],
+                run_dir=os.path.join(trial_dir, "run"),
+                tensorboard_dir=board.log_dir,
+                verbose=e.verbose,
+                extra_callbacks=others,
+            )
         except training.DivergedError as error:
-            files.write_json(os.path.join(trial_dir, RECORD),
-                              {**record, "status": "failed", "reason": str(error)})
+            files.write_json(
+                os.path.join(trial_dir, RECORD),
+                {**record, "status": "failed", "reason": str(error)},
+            )
             log(f"{where}: {_show(settings)} -> FAILED ({error})")
             raise keras_tuner.errors.FailedTrialError(str(error)) from None
         with files.atomic_path(os.path.join(trial_dir, WEIGHTS)) as tmp:
@@ -430,15 +517,24 @@ class _TrialModel(keras_tuner.HyperModel):
         with writer.as_default():
             tf.summary.scalar(OBJECTIVE, score, step=solver.total_steps)
         writer.close()
-        files.write_json(os.path.join(trial_dir, RECORD), {
-            **record, "status": "ok", "best_k": score, "final_val": result.val_history[-1][1],
-            "val_history": result.val_history, "train_seconds": result.train_seconds,
-            "resumed_from_step": result.resumed_from_step,
-        })
+        files.write_json(
+            os.path.join(trial_dir, RECORD),
+            {
+                **record,
+                "status": "ok",
+                "best_k": score,
+                "final_val": result.val_history[-1][1],
+                "val_history": result.val_history,
+                "train_seconds": result.train_seconds,
+                "resumed_from_step": result.resumed_from_step,
+            },
+        )
         shutil.rmtree(os.path.join(trial_dir, "run", "backup"), ignore_errors=True)
         resumed = result.resumed_from_step
-        log(f"{where}: {_show(settings)} -> best-{e.solver.best_k} val {score:.4f}, "
-            f"{result.train_seconds:.1f}s" + (f" (resumed at step {resumed})" if resumed else ""))
+        log(
+            f"{where}: {_show(settings)} -> best-{e.solver.best_k} val {score:.4f}, "
+            f"{result.train_seconds:.1f}s" + (f" (resumed at step {resumed})" if resumed else "")
+        )
         return {OBJECTIVE: score, "val_accuracy": result.val_history[-1][1]}
 
 
@@ -450,28 +546,41 @@ class BaseSearch(_TrialModel):
     def settings(self, hp):
         e = self.study.experiment
         s = e.solver
-        decay_low, decay_high = ((s.weight_decay / 10, s.weight_decay * 10) if s.weight_decay
-                                 else (1e-6, 1e-2))
+        decay_low, decay_high = (
+            (s.weight_decay / 10, s.weight_decay * 10) if s.weight_decay else (1e-6, 1e-2)
+        )
         sizes = sorted({max(1, s.batch_size // 2), s.batch_size, 2 * s.batch_size})
         if self.hyperband:
             epochs = self._epochs(hp, 2 * e.solver.epochs)
         else:
-            epochs = hp.Float("epochs", s.epochs / 2, s.epochs * 2, sampling="log",
-                              default=s.epochs)
+            epochs = hp.Float(
+                "epochs", s.epochs / 2, s.epochs * 2, sampling="log", default=s.epochs
+            )
         return {
-            "learning_rate": _round(hp.Float("learning_rate", e.solver.learning_rate / 10,
-                                             e.solver.learning_rate * 10, sampling="log",
-                                             default=e.solver.learning_rate)),
-            "weight_decay": _round(hp.Float("weight_decay", decay_low, decay_high,
-                                            sampling="log",
-                                            default=e.solver.weight_decay or None)),
+            "learning_rate": _round(
+                hp.Float(
+                    "learning_rate",
+                    e.solver.learning_rate / 10,
+                    e.solver.learning_rate * 10,
+                    sampling="log",
+                    default=e.solver.learning_rate,
+                )
+            ),
+            "weight_decay": _round(
+                hp.Float(
+                    "weight_decay",
+                    decay_low,
+                    decay_high,
+                    sampling="log",
+                    default=e.solver.weight_decay or None,
+                )
+            ),
             "batch_size": int(hp.Choice("batch_size", sizes, default=e.solver.batch_size)),
             "epochs": _round(epochs),
         }
 
     def network(self, settings):
-        return self.study.build_model(self.half.num_classes,
-                                      weight_decay=settings["weight_decay"])
+        return self.study.build_model(self.half.num_classes, weight_decay=settings["weight_decay"])
 
 
 class FineTuneSearch(_TrialModel):
@@ -486,15 +595,17 @@ class FineTuneSearch(_TrialModel):
 
     def settings(self, hp):
         settings = dict(self.base["values"])
-        settings["fine_tune_lr_scale"] = _round(hp.Float("fine_tune_lr_scale", 0.01, 1.0,
-                                                         sampling="log", default=1.0))
+        settings["fine_tune_lr_scale"] = _round(
+            hp.Float("fine_tune_lr_scale", 0.01, 1.0, sampling="log", default=1.0)
+        )
         if self.hyperband:
             settings["epochs"] = _round(self._epochs(hp, settings["epochs"]))
         return settings
 
     def network(self, settings):
-        base = self.study.build_model(self.base["num_classes"],
-                                      weight_decay=settings["weight_decay"])
+        base = self.study.build_model(
+            self.base["num_classes"], weight_decay=settings["weight_decay"]
+        )
         base.load_weights(self.base_weights)
         return surgery.transfer(base, self.n, "fine_tuned", num_classes=self.half.num_classes)
 
@@ -520,21 +631,26 @@ def flagfile_text(experiment, n, base, fine, path):
         f"{e.solver.best_k} validation evaluations (test data was never used).",
         "# Use it after the flags it was tuned with, with a NEW --workdir (a workdir trained "
         "with other values refuses them):",
-        "#   python -m kerastransfer.run " + " ".join([*flagfiles, f"--flagfile={path}",
-                                                       "--workdir=NEW_DIR"]),
+        "#   python -m kerastransfer.run "
+        + " ".join([*flagfiles, f"--flagfile={path}", "--workdir=NEW_DIR"]),
     ]
-    where = (f"base trial {base['trial_id']} (tuning/base/trial_{base['trial_id']}) of "
-             f"{base['trials']}, best-{base['k']} val accuracy {base['score']:.4f} on half A's "
-             "validation split")
+    where = (
+        f"base trial {base['trial_id']} (tuning/base/trial_{base['trial_id']}) of "
+        f"{base['trials']}, best-{base['k']} val accuracy {base['score']:.4f} on half A's "
+        "validation split"
+    )
     for name in ("learning_rate", "weight_decay", "batch_size", "epochs"):
         lines += [f"# {name}: {where}", f"--{name}={base['values'][name]}"]
     if fine is None:
-        lines.append("# fine_tune_lr_scale: not tuned (no AnB+ trial finished); the grid "
-                     "uses its default")
+        lines.append(
+            "# fine_tune_lr_scale: not tuned (no AnB+ trial finished); the grid uses its default"
+        )
     else:
-        lines += [f"# fine_tune_lr_scale: AnB+ n={n} trial {fine['trial_id']} "
-                  f"(tuning/transfer_ft/trial_{fine['trial_id']}) of {fine['trials']}, "
-                  f"best-{fine['k']} val accuracy {fine['score']:.4f} on half B's validation "
-                  f"split, trained {fine['epochs_trained']:g} epochs",
-                  f"--fine_tune_lr_scale={fine['values']['fine_tune_lr_scale']}"]
+        lines += [
+            f"# fine_tune_lr_scale: AnB+ n={n} trial {fine['trial_id']} "
+            f"(tuning/transfer_ft/trial_{fine['trial_id']}) of {fine['trials']}, "
+            f"best-{fine['k']} val accuracy {fine['score']:.4f} on half B's validation "
+            f"split, trained {fine['epochs_trained']:g} epochs",
+            f"--fine_tune_lr_scale={fine['values']['fine_tune_lr_scale']}",
+        ]
     return "\n".join(lines) + "\n"

@@ -22,15 +22,19 @@ def workdir_lock(workdir, shared=False):
         os.makedirs(workdir, exist_ok=True)
         fd = os.open(os.path.join(workdir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
-        raise UsageError(f"--workdir={workdir} is not writable ({error.strerror}); pass a "
-                         "directory you can write to") from None
+        raise UsageError(
+            f"--workdir={workdir} is not writable ({error.strerror}); pass a "
+            "directory you can write to"
+        ) from None
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise UsageError(f"workdir {workdir} is in use by {holder}; wait for it to finish "
-                             "or use another --workdir") from None
+            raise UsageError(
+                f"workdir {workdir} is in use by {holder}; wait for it to finish "
+                "or use another --workdir"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"host {socket.gethostname()} pid {os.getpid()}\n".encode(), 0)
         yield

@@ -26,22 +26,32 @@ def read_config(workdir):
     """The stored config.json of a workdir as a dict; UsageError when missing or unreadable."""
     path = config_path(workdir)
     if not os.path.exists(path):
-        raise UsageError(f"--workdir={workdir} has no {CONFIG_FILE}; run the grid there first "
-                         "(--mode=all or --mode=train)")
+        raise UsageError(
+            f"--workdir={workdir} has no {CONFIG_FILE}; run the grid there first "
+            "(--mode=all or --mode=train)"
+        )
     try:
         with open(path) as f:
             stored = json.load(f)
         stored["experiment"]  # noqa: B018  (a config.json without it is damaged)
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise UsageError(f"{path} is unreadable ({error}); fix or remove it, or pass "
-                         "--overwrite") from None
+        raise UsageError(
+            f"{path} is unreadable ({error}); fix or remove it, or pass --overwrite"
+        ) from None
     return stored
 
 
 # Flags a later command on a finished workdir may change: where the data lives on this
 # machine, and what to export where.
-LOCAL_FLAGS = ("data_dir", "manual_dir", "image_dir", "export_run", "export_dir",
-               "export_treatments", "model_name")
+LOCAL_FLAGS = (
+    "data_dir",
+    "manual_dir",
+    "image_dir",
+    "export_run",
+    "export_dir",
+    "export_treatments",
+    "model_name",
+)
 
 
 def stored_experiment(experiment):
@@ -49,8 +59,10 @@ def stored_experiment(experiment):
     from `experiment`; returns (Experiment, stored config.json dict)."""
     stored = read_config(experiment.workdir)
     ours = experiment.flat()
-    values = {**config.flat_values(stored["experiment"]),
-              **{name: ours[name] for name in LOCAL_FLAGS}}
+    values = {
+        **config.flat_values(stored["experiment"]),
+        **{name: ours[name] for name in LOCAL_FLAGS},
+    }
     return config.Experiment.from_json({**values, "workdir": experiment.workdir}), stored
 
 
@@ -68,10 +80,11 @@ def check_workdir(experiment):
     theirs = json.loads(json.dumps(stored.result_fingerprint()))
     differing = [name for name in config.RESULT_FLAGS if theirs[name] != ours[name]]
     if differing and not experiment.overwrite:
-        changes = ", ".join(f"--{name} {theirs[name]!r} -> {ours[name]!r}"
-                            for name in differing)
-        raise UsageError(f"workdir {experiment.workdir} was run with another config ({changes});"
-                         " use a new --workdir, restore those flags, or pass --overwrite")
+        changes = ", ".join(f"--{name} {theirs[name]!r} -> {ours[name]!r}" for name in differing)
+        raise UsageError(
+            f"workdir {experiment.workdir} was run with another config ({changes});"
+            " use a new --workdir, restore those flags, or pass --overwrite"
+        )
     return differing
 
 
@@ -88,8 +101,16 @@ def start_over(workdir, differing, log):
 def source_commit():
     """The git commit of the package source, when it runs from a checkout."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=os.path.dirname(__file__), timeout=10).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                cwd=os.path.dirname(__file__),
+                timeout=10,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -100,12 +121,15 @@ def command_line(argv):
 
 def write_config(experiment, argv):
     """workdir/config.json: the resolved config and how it was run, next to the results."""
-    files.write_json(config_path(experiment.workdir), {
-        "experiment": experiment.to_json(),
-        "command": command_line(argv),
-        "kerastransfer_version": __version__,
-        "source_commit": source_commit(),
-    })
+    files.write_json(
+        config_path(experiment.workdir),
+        {
+            "experiment": experiment.to_json(),
+            "command": command_line(argv),
+            "kerastransfer_version": __version__,
+            "source_commit": source_commit(),
+        },
+    )
 
 
 def file_digest(path):

@@ -44,8 +44,9 @@ def _parse(path):
         except ValueError as error:
             if number == len(lines):  # no newline after it: a torn append
                 break
-            raise UsageError(f"{path}:{number}: not valid JSON ({error}); fix or remove that "
-                             "line") from None
+            raise UsageError(
+                f"{path}:{number}: not valid JSON ({error}); fix or remove that line"
+            ) from None
     return parsed
 
 
@@ -53,8 +54,10 @@ def read_results(path):
     """The checked records of a results file, the last one of each run id (a redone run's
     newer record wins), each moved to its newest position; UsageError on any bad line."""
     if not os.path.isfile(path):
-        raise UsageError(f"results file {path} does not exist; run the study first or pass the "
-                         "workdir that holds results.jsonl")
+        raise UsageError(
+            f"results file {path} does not exist; run the study first or pass the "
+            "workdir that holds results.jsonl"
+        )
     latest = {}
     for number, raw in _parse(path):
         record = normalize_record(raw, f"{path}:{number}")
@@ -125,8 +128,10 @@ def normalize_record(raw, where):
     has a finite `best_k`. Unknown keys (val_history, ...) are kept as they are.
     """
     if not isinstance(raw, dict):
-        raise UsageError(f"{where}: expected a JSON object per run, got {type(raw).__name__}; "
-                         "fix or remove that record")
+        raise UsageError(
+            f"{where}: expected a JSON object per run, got {type(raw).__name__}; "
+            "fix or remove that record"
+        )
 
     def bad(field, why):
         return UsageError(f"{where}: {field}={raw.get(field)!r} {why}; fix or remove that record")
@@ -150,21 +155,26 @@ def normalize_record(raw, where):
     record["seed"] = seed
     for field in ("best_k", "test_accuracy", "final_val", "train_seconds", "images_per_second"):
         value = record.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value)):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise bad(field, "must be a finite number or null")
         record[field] = None if value is None else float(value)
     if record["status"] == "ok" and record["best_k"] is None:
         raise bad("best_k", "is missing for a run with status ok")
     if not record.get("run"):
         seed_part = "" if seed is None else f"/seed{seed}"
-        record["run"] = (f"{record['split']}/{record['treatment']}/{record['target']}"
-                         f"/n{n}{seed_part}")
+        record["run"] = (
+            f"{record['split']}/{record['treatment']}/{record['target']}/n{n}{seed_part}"
+        )
     return record
 
 
 def normalize_records(records, what="record"):
     """normalize_record() for every record of a list, each named by its position and run."""
-    return [normalize_record(r, f"{what} {i} ({r.get('run') if isinstance(r, dict) else r!r})")
-            for i, r in enumerate(records)]
-
+    return [
+        normalize_record(r, f"{what} {i} ({r.get('run') if isinstance(r, dict) else r!r})")
+        for i, r in enumerate(records)
+    ]

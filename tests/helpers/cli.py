@@ -17,8 +17,14 @@ def cli_command(*args):
 
 def run_cli(*args, timeout=600, env=None):
     """Runs `python -m kerastransfer.run ARGS` from the repository root."""
-    return subprocess.run(cli_command(*args), capture_output=True, text=True, cwd=REPO,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        cli_command(*args),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def python_tool(script, module):
@@ -36,5 +42,7 @@ def python_tool(script, module):
 def find_binary(name):
     """A program's path: beside sys.executable first (a venv's bin/), then on PATH; None if
     neither has it."""
-    return shutil.which(name, path=os.pathsep.join(
-        [os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)]))
+    return shutil.which(
+        name,
+        path=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)]),
+    )

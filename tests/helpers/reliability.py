@@ -14,14 +14,15 @@ import time
 
 from helpers.cli import REPO, SMOKE
 
-REDUCED = (f"--flagfile={SMOKE}", "--mode=train", "--layers=5",
-           "--treatments=transfer,transfer_ft")
+REDUCED = (f"--flagfile={SMOKE}", "--mode=train", "--layers=5", "--treatments=transfer,transfer_ft")
 
 # TensorFlow's C++ runtime and absl-py loggers write lines like
 #   I0000 00:00:1795776974.153689    7831 port.cc:153] oneDNN custom operations are on ...
 # on stderr before our message; TF 2.21 prints them whatever TF_CPP_MIN_LOG_LEVEL says.
-_LOG_LINE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|"
-                       r"[IWEF]\d{4} [\d:.]+ +\d+ [\w.-]+:\d+\] )")
+_LOG_LINE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\)|"
+    r"[IWEF]\d{4} [\d:.]+ +\d+ [\w.-]+:\d+\] )"
+)
 
 
 def own_lines(stderr):
@@ -51,8 +52,12 @@ class Runner:
         self.stderr_path = stderr_path
         with open(stderr_path, "a") as stderr:
             self.proc = subprocess.Popen(
-                [sys.executable, "-u", "-m", "kerastransfer.run", *args], cwd=REPO,
-                stdout=subprocess.PIPE, stderr=stderr, text=True)
+                [sys.executable, "-u", "-m", "kerastransfer.run", *args],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
         self.lines = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -73,8 +78,10 @@ class Runner:
         deadline = time.monotonic() + timeout
         while not condition():
             if self.proc.poll() is not None:
-                raise AssertionError(f"runner exited ({self.proc.returncode}) before the "
-                                     f"moment came:\n{self.output()}")
+                raise AssertionError(
+                    f"runner exited ({self.proc.returncode}) before the "
+                    f"moment came:\n{self.output()}"
+                )
             if time.monotonic() > deadline:
                 self.kill()
                 raise AssertionError(f"timed out waiting for the moment:\n{self.output()}")
