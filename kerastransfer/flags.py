@@ -241,7 +241,7 @@ flags.DEFINE_bool(
     "command on the same machine gives the same metrics (slower on GPUs).",
 )
 
-# Hyperparameter tuning (--mode=tune, kerastransfer/tuning.py).
+# Hyperparameter tuning (--mode=tune, kerastransfer/tuning/).
 flags.DEFINE_enum(
     "tuner",
     default("tuner"),
@@ -275,7 +275,7 @@ flags.DEFINE_float(
 )
 
 # Scale-out: ImageNet-sized data, several devices and machines, the grid split between
-# processes (kerastransfer/sharding.py, docs/scale_out.md).
+# processes (kerastransfer/study/sharding.py, docs/scale_out.md).
 flags.DEFINE_enum(
     "eval_split",
     default("eval_split"),

@@ -177,6 +177,9 @@ def test_report_reads_its_numbers_from_the_analysis(study):
     assert "`train.epochs` | `3`" in text and "`note` | `null`" in text
     for finding in result["findings"]:
         assert f"{finding['effect']:+.2f}" in text
+        # Decided: the smallest effect it could have detected, from its own units and spread.
+        assert f"could have detected ±{finding['power']['detectable']:.2f} points" in text
+    assert "## Power: what would decide each finding" in text
     assert "Total training time" in text
 
 

@@ -60,19 +60,28 @@ def _why(means):
 
 
 def over_units(values):
-    """Mean of the per-unit means of `values` and its one-sample t-interval over units."""
+    """Mean of the per-unit means of `values` and its one-sample t-interval over units; `sd` is
+    the spread of the per-unit means, `unit_ids` the units (split, target half, seed)."""
     means = unit_means(values)
     summary = summarize(list(means.values()), noun=NOUN)
     return {
         "effect": summary["mean"],
         "ci": summary["ci"],
         "sd": summary["sd"],
+        "reference_sd": None,
         "units": len(means),
         "reference_units": None,
+        "unit_ids": list(means),
+        "reference_unit_ids": None,
         "networks": len(values),
         "test": ONE_SAMPLE,
         "why": None if summary["ci"] else _why(means),
     }
+
+
+def without_ids(effect):
+    """An inference dict without its unit ids, for tables that only show counts."""
+    return {k: v for k, v in effect.items() if k not in ("unit_ids", "reference_unit_ids")}
 
 
 def paired(values, reference_values):
@@ -91,16 +100,20 @@ def paired(values, reference_values):
 
 def unpaired(values, reference_values, names=("one side", "the other")):
     """Difference of the means of per-unit means, Welch's t-interval over the two sides' units
-    (for sides that share no pair key, e.g. two split groups)."""
+    (for sides that share no pair key, e.g. two split groups); `sd` and `reference_sd` are
+    the spreads of each side's per-unit means."""
     means, reference = unit_means(values), unit_means(reference_values)
     result = difference(list(means.values()), list(reference.values()))
     whys = [f"{name}: {why}" for name, why in zip(names, (_why(means), _why(reference))) if why]
     return {
         "effect": result["effect"],
         "ci": result["ci"],
-        "sd": None,
+        "sd": summarize(list(means.values()))["sd"],
+        "reference_sd": summarize(list(reference.values()))["sd"],
         "units": len(means),
         "reference_units": len(reference),
+        "unit_ids": list(means),
+        "reference_unit_ids": list(reference),
         "networks": len(values) + len(reference_values),
         "test": WELCH,
         "why": "; ".join(whys) or None,

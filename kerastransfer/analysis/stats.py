@@ -11,6 +11,9 @@ import functools
 import math
 
 CONFIDENCE = 0.95
+# A spread this small relative to the values is floating-point rounding, not a spread: two
+# networks that score the same images can differ in the 17th digit.
+ROUNDING = 1e-12
 
 
 def _betainc(a, b, x):
@@ -109,10 +112,12 @@ def summarize(values, *, noun="network", bounds=None):
     if count == 1:
         result["why"] = f"one {noun}"
         return result
-    if len(set(values)) == 1:  # sd 0, which rounding in the mean could hide
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (count - 1))
+    if len(set(values)) == 1 or sd <= ROUNDING * max(1.0, abs(mean)):
+        # sd 0, which rounding could hide: 7/24 summed in two orders differs in the 17th digit
         result["sd"], result["why"] = 0.0, f"all {count} {noun}s give the same value (sd 0)"
         return result
-    result["sd"] = sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (count - 1))
+    result["sd"] = sd
     half = t_quantile(0.5 + CONFIDENCE / 2.0, count - 1) * sd / math.sqrt(count)
     result["ci"] = _clip([mean - half, mean + half], bounds)
     return result
@@ -167,6 +172,8 @@ def pooled_difference(values, reference_values, sd, df):
     result["effect"] = math.fsum(values) / len(values) - (
         math.fsum(reference_values) / len(reference_values)
     )
+    if sd is not None and sd <= ROUNDING * max(1.0, abs(result["effect"])):
+        sd = 0.0
     if not sd:
         result["why"] = (
             "one seed per cell: no seed-to-seed spread to measure"

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from kerastransfer.analysis import findings
+from kerastransfer.analysis import findings, sizing
 from kerastransfer.analysis.baselines import matched_points, unit_label
 from kerastransfer.analysis.records import (
     group_order,
@@ -52,7 +52,9 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
     """The full analysis of `records` (run dicts, see module doc) as a JSON-ready dict.
 
     `reference_records` (e.g. load_paper_csv()) adds their Table 1, cells and findings under
-    "reference" for side-by-side comparison; `config` is carried into the report as given.
+    "reference" for side-by-side comparison; `config` is carried into the report as given, and
+    its stored `command` is what "power" (sizing.size_findings: what would decide each finding,
+    added to each finding as "power") grows the study with.
     """
     records = normalize_records(records)
     ok = ok_records(records)
@@ -60,6 +62,7 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
     for r in ok:
         splits[r["split"]] = splits.get(r["split"], 0) + 1
     checked = findings.check(records)
+    sized = sizing.size_findings(checked, records, config)
     analysis = {
         "source": source_label,
         "config": config,
@@ -83,6 +86,7 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
         "base_networks": sorted({unit_label(m.unit) for m in matched_points(records)[0]}),
         "findings": checked,
         "multiple_testing": findings.multiple_testing(checked),
+        "power": sized,
         "timing": timing(records),
         "not_ok": [
             {

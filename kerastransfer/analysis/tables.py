@@ -7,8 +7,8 @@ statistics average each base network's runs first (kerastransfer.analysis.infere
 """
 
 from kerastransfer import treatments
-from kerastransfer.analysis.baselines import matched_points
-from kerastransfer.analysis.inference import compare, over_units, select
+from kerastransfer.analysis.baselines import matched_points, unit_of
+from kerastransfer.analysis.inference import compare, over_units, select, unit_means, without_ids
 from kerastransfer.analysis.records import group_order, ok_records, split_group
 from kerastransfer.analysis.stats import summarize
 
@@ -49,7 +49,10 @@ def _metric_stats(members, metric):
 def cell_table(records, *, by_target=False):
     """Per (split group, treatment, target, n) statistics of best_k and test_accuracy over ok runs.
 
-    Pooled over target halves (target "all"), as the paper's Figure 2 is, unless `by_target`.
+    Pooled over target halves (target "all"), as the paper's Figure 2 is, unless `by_target`:
+    the A->B and B->A networks of a treatment share a cell, `targets` counts each direction
+    (by the half it targets) and `units` the base networks (split x target half x seed) the
+    cell's networks belong to.
     Pooled, the base cell holds the bases of the halves that the group's runs target (the
     paper's "baseB": each targeted half plays B); a base whose half no run targets (a source
     only, e.g. base A when every run targets B) keeps a cell of its own half. Labels are the
@@ -87,9 +90,20 @@ def cell_table(records, *, by_target=False):
                 ),
                 "best_k": _metric_stats(members, "best_k"),
                 "test_accuracy": _metric_stats(members, "test_accuracy"),
+                "targets": target_counts(members),
+                "units": len({unit_of(r) for r in members}),
             }
         )
     return table
+
+
+def target_counts(members):
+    """{target half: number of runs} of a cell's runs, halves in order (B first, as the
+    paper's A->B direction): a pooled cell says how many networks of each direction it holds."""
+    counts = {}
+    for r in members:
+        counts[r["target"]] = counts.get(r["target"], 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (item[0] != "B", item[0])))
 
 
 def find_cell(cells, treatment, n, *, group="random", target="all"):
@@ -166,7 +180,7 @@ def matched_table(records):
             "treatment": treatment,
             "n": n,
             "label": treatments.display_name(treatment, view(records, group)),
-            **over_units(select(matched, treatment, [n], group)),
+            **without_ids(over_units(select(matched, treatment, [n], group))),
         }
         for group, treatment, n in keys
     ]
@@ -174,15 +188,17 @@ def matched_table(records):
     by_range, versus = {}, {}
     for name, layers in LAYER_RANGES.items():
         by_range[name] = {
-            treatments.get(t).paper_name: over_units(select(matched, t, layers))
+            treatments.get(t).paper_name: without_ids(over_units(select(matched, t, layers)))
             for t in treatments.COPIED
         }
         versus[name] = {
             "pooled": pooled[name]["over_selffer_ft"],
-            "matched": compare(
-                select(matched, "transfer_ft", layers),
-                select(matched, "selffer_ft", layers),
-                names=("AnB+", "BnB+"),
+            "matched": without_ids(
+                compare(
+                    select(matched, "transfer_ft", layers),
+                    select(matched, "selffer_ft", layers),
+                    names=("AnB+", "BnB+"),
+                )
             ),
         }
     return {
@@ -199,14 +215,26 @@ def relative_drop(records):
     base networks.
 
     Three series: transfer (AnB) across the random splits, across the dissimilar split, and
-    random frozen features (any split). `at_top` compares the first two at the deepest n both
+    random frozen features (any split); each n's entry adds `unit_values`, the per-base-network
+    means its statistics are taken over (the figure draws them where there are too few for a
+    band). `at_top` compares the first two at the deepest n both
     have (the paper: about -8.3 vs -25.0 points at n = 7).
     """
     matched, _ = matched_points(records)
 
     def series(treatment, group):
         ns = sorted({v.key[-1] for v in select(matched, treatment, None, group)})
-        return [{"n": n, **over_units(select(matched, treatment, [n], group))} for n in ns]
+        cells = []
+        for n in ns:
+            values = select(matched, treatment, [n], group)
+            cells.append(
+                {
+                    "n": n,
+                    **without_ids(over_units(values)),
+                    "unit_values": list(unit_means(values).values()),
+                }
+            )
+        return cells
 
     result = {
         "random_splits": series("transfer", "random"),

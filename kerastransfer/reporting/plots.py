@@ -40,6 +40,7 @@ FIGURE3 = (
 REFERENCE_NOTE = "Yosinski et al. 2014 (faint, dotted)"
 # Confidence bands are drawn from this many base networks on: a t(1) band of two is 12.7 sd wide.
 BAND_UNITS = 3
+ACCURACY_BOUNDS = (0.0, 1.0)
 
 
 def plot_figures(figures_dir, records, *, reference_records=None):
@@ -67,13 +68,42 @@ def _jitter(count, seed):
 
 
 def _band(count, ci):
-    """(low, high) of a CI drawn as a band: only over BAND_UNITS or more base networks (a
-    cell's networks are one per base network), else (nan, nan), no band."""
+    """(low, high) of a CI drawn as a band: only over BAND_UNITS or more base networks, else
+    (nan, nan), no band."""
     return tuple(ci) if ci is not None and count >= BAND_UNITS else (np.nan, np.nan)
 
 
+def _fill_clipped(axis, xs, lows, highs, limits, colour):
+    """Shades the bands (lows, highs) cut to `limits` (the range the panel shows, within the
+    data's own bounds), so no band leaves it; returns True when one had to be cut."""
+    lows, highs = np.asarray(lows, dtype=float), np.asarray(highs, dtype=float)
+    with np.errstate(invalid="ignore"):
+        cut = bool(np.any(lows < limits[0]) or np.any(highs > limits[1]))
+    axis.fill_between(
+        xs,
+        np.clip(lows, *limits),
+        np.clip(highs, *limits),
+        color=colour,
+        alpha=0.18,
+        linewidth=0,
+    )
+    return cut
+
+
+def _band_note(few, cut):
+    """The caption's words after "bands from BAND_UNITS base networks": on cells without a
+    band (`few`) and on bands cut at the panel's edge (`cut`)."""
+    return "".join(
+        [
+            "; fewer: their dots, no band" if few else "",
+            "; bands cut at the panel's edge" if cut else "",
+        ]
+    )
+
+
 def _means(cells, treatment, group="random"):
-    """(n values, means, CI lows, CI highs) of a treatment's pooled cells; nan: no band."""
+    """(n values, means, CI lows, CI highs, n values of cells with no band) of a treatment's
+    pooled cells; nan: no band (fewer than BAND_UNITS base networks)."""
     rows = [
         c
         for c in cells
@@ -82,12 +112,13 @@ def _means(cells, treatment, group="random"):
         and c["target"] == "all"
         and c["n"] in LAYERS
     ]
-    bands = [_band(c["best_k"]["count"], c["best_k"]["ci"]) for c in rows]
+    bands = [_band(c.get("units", c["best_k"]["count"]), c["best_k"]["ci"]) for c in rows]
     return (
         [c["n"] for c in rows],
         [c["best_k"]["mean"] for c in rows],
         [low for low, _ in bands],
         [high for _, high in bands],
+        [c["n"] for c, (low, _) in zip(rows, bands) if np.isnan(low)],
     )
 
 
@@ -100,13 +131,28 @@ def _random_split_runs(records, treatment):
     ]
 
 
+def _directions_note(records, treatments, group="random"):
+    """ "; both directions pooled, networks targeting 28 B, 28 A" when the group's networks of
+    `treatments` target both halves, as the paper's do; "" otherwise."""
+    counts = {}
+    for r in analysis.ok_records(records):
+        if r["treatment"] in treatments and analysis.split_group(r["split"]) == group:
+            counts[r["target"]] = counts.get(r["target"], 0) + 1
+    if len(counts) < 2:
+        return ""
+    listed = ", ".join(f"{counts[h]} {h}" for h in sorted(counts, key=lambda h: h != "B"))
+    return f"; both directions pooled, networks targeting {listed}"
+
+
 def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfer"):
     """The paper's Figure 2: top-1 accuracy against n for baseB, BnB, BnB+, AnB and AnB+.
 
     Top: one dot per network (at n = 0, white, the bases of the halves the runs target), lines
-    through the means. Bottom: the mean lines alone with shaded 95% CIs where a cell has
-    BAND_UNITS or more networks, and the base mean as a dashed line. `reference_records` adds
-    the paper's mean lines, faint and dotted, on a right-hand axis of their own (another
+    through the means; A->B and B->A networks pooled, as in the paper. Bottom: the mean lines
+    with shaded 95% CIs where a cell has BAND_UNITS or more base networks (cut at the panel,
+    which spans the dots, within [0, 1]); a cell with fewer shows its networks as small hollow
+    dots instead, and the legend says so; the base mean as a dashed line. `reference_records`
+    adds the paper's mean lines, faint and dotted, on a right-hand axis of their own (another
     dataset's accuracies live on another scale). Returns the PNG and PDF paths.
     """
     cells = analysis.cell_table(records)
@@ -127,33 +173,43 @@ def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfe
             zorder=3,
             label=base_label,
         )
+    bands, few = [], False
     for offset, (treatment, name, face, edge) in zip((-0.15, -0.05, 0.05, 0.15), FIGURE2):
         runs = _random_split_runs(records, treatment)
         if not runs:
             continue
         x = np.array([r["n"] for r in runs], dtype=float) + offset + _jitter(len(runs), 1)
-        top.scatter(
-            x,
-            [r["best_k"] for r in runs],
-            s=22,
-            facecolor=face,
-            edgecolor=edge,
-            alpha=0.75,
-            zorder=3,
-            label=name,
-        )
-        ns, means, lows, highs = _means(cells, treatment)
+        y = np.array([r["best_k"] for r in runs])
+        top.scatter(x, y, s=22, facecolor=face, edgecolor=edge, alpha=0.75, zorder=3, label=name)
+        ns, means, lows, highs, bandless = _means(cells, treatment)
         for axis in (top, bottom):
             axis.plot(
                 ns, means, color=edge, linewidth=2, zorder=2, label=name if axis is bottom else None
             )
-        bottom.fill_between(ns, lows, highs, color=edge, alpha=0.18, linewidth=0)
+        alone = np.isin([r["n"] for r in runs], bandless)
+        if alone.any():
+            few = True
+            bottom.scatter(
+                x[alone], y[alone], s=14, facecolor="none", edgecolor=edge, linewidth=1, zorder=3
+            )
+        bands.append((ns, lows, highs, edge))
 
     if base_cell:
         stats = base_cell["best_k"]
-        low, high = _band(stats["count"], stats["ci"])
+        low, high = _band(base_cell.get("units", stats["count"]), stats["ci"])
         if not np.isnan(low):
-            bottom.axhspan(low, high, color=BASE_EDGE, alpha=0.15, linewidth=0)
+            bands.append(([-0.5, 7.5], [low, low], [high, high], BASE_EDGE))
+        elif bases:
+            few = True
+            bottom.scatter(
+                np.zeros(len(bases)) + _jitter(len(bases), 0),
+                bases,
+                s=14,
+                facecolor="none",
+                edgecolor=BASE_EDGE,
+                linewidth=1,
+                zorder=3,
+            )
         for axis in (top, bottom):
             axis.axhline(
                 stats["mean"],
@@ -164,17 +220,32 @@ def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfe
                 label=f"{base_label} mean" if axis is bottom else None,
             )
 
-    bottom.set_ylim(top.get_ylim())  # the same scale as the dots
+    bottom.set_ylim(top.get_ylim())  # the same scale as the dots; the bands are cut to it
+    low, high = bottom.get_ylim()
+    limits = (max(low, ACCURACY_BOUNDS[0]), min(high, ACCURACY_BOUNDS[1]))
+    cut = False
+    for ns, lows, highs, colour in bands:
+        cut |= _fill_clipped(bottom, ns, lows, highs, limits, colour)
+    if few:
+        bottom.scatter(
+            [],
+            [],
+            s=14,
+            facecolor="none",
+            edgecolor=BASE_EDGE,
+            label=f"networks of a cell with < {BAND_UNITS} base networks (no band)",
+        )
     if reference_records is not None:
         _overlay_reference_means(bottom, reference_records)
 
+    pooled = _directions_note(records, [row[0] for row in FIGURE2])
     top.set_title(
         f"Transfer across random splits, one dot per network ({len(bases)} "
-        f"{base_label} network{'s' if len(bases) != 1 else ''})"
+        f"{base_label} network{'s' if len(bases) != 1 else ''}{pooled})",
+        fontsize=10,
     )
     bottom.set_title(
-        f"Means with 95% confidence intervals (bands from {BAND_UNITS} networks, "
-        f"one per base network)"
+        f"Means with 95% CIs (bands from {BAND_UNITS} base networks{_band_note(few, cut)})"
     )
     for axis in (top, bottom):
         axis.set_ylabel(metric if axis is top else "Top-1 accuracy (mean over networks)")
@@ -195,7 +266,7 @@ def _overlay_reference_means(axis, reference_records):
     cells = analysis.cell_table(reference_records)
     twin = axis.twinx()
     for treatment, _, _, edge in FIGURE2:
-        ns, means, _, _ = _means(cells, treatment)
+        ns, means = _means(cells, treatment)[:2]
         twin.plot(ns, means, color=edge, linestyle=":", linewidth=1.5, alpha=0.45)
     base = analysis.find_cell(cells, "base", 0)
     if base:
@@ -234,7 +305,9 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
     split, each starting at n = 0 from the bases of the halves it targets. Top right: random
     frozen features with their bases. Bottom: relative top-1 accuracy (each run minus its own
     split and target base, in points), means over base networks with 95% CIs where there are
-    BAND_UNITS or more; `reference_records` adds the paper's lines, faint and dotted.
+    BAND_UNITS or more, cut to the range the panel shows (the lines and dots set it, never a
+    band); an n with fewer shows its base networks' values as small hollow dots, and the
+    legend says so. `reference_records` adds the paper's lines, faint and dotted.
     """
     ok = analysis.ok_records(records)
     drop = analysis.relative_drop(records)
@@ -243,6 +316,7 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
     absolute, random_panel = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     relative = fig.add_subplot(grid[1, :])
 
+    bands, few = [], False
     selections = {
         "random_splits": ("transfer", "random"),
         "dissimilar": ("transfer", "dissimilar"),
@@ -281,9 +355,9 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
         axis.plot(xs, [np.mean(per_n[n]) for n in xs], color=colour, linewidth=2, zorder=2)
 
         series = drop[key]
-        bands = [(0.0, 0.0)] + [_band(c["units"], c["ci"]) for c in series]
+        xs = [0] + [c["n"] for c in series]
         relative.plot(
-            [0] + [c["n"] for c in series],
+            xs,
             [0.0] + [c["effect"] for c in series],
             color=colour,
             linewidth=2,
@@ -291,13 +365,20 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
             markersize=4,
             label=name,
         )
-        relative.fill_between(
-            [0] + [c["n"] for c in series],
-            [low for low, _ in bands],
-            [high for _, high in bands],
-            color=colour,
-            alpha=0.18,
-            linewidth=0,
+        for c in series:
+            if np.isnan(_band(c["units"], c["ci"])[0]) and c.get("unit_values"):
+                few = True
+                relative.scatter(
+                    c["n"] + _jitter(len(c["unit_values"]), seed + 20) * 1.5,
+                    c["unit_values"],
+                    s=14,
+                    facecolor="none",
+                    edgecolor=colour,
+                    linewidth=1,
+                    zorder=3,
+                )
+        bands.append(
+            (xs, *zip(*([(0.0, 0.0)] + [_band(c["units"], c["ci"]) for c in series])), colour)
         )
 
     if reference_records is not None:
@@ -313,12 +394,29 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
                     alpha=0.45,
                 )
         relative.plot([], [], color="#808080", linestyle=":", alpha=0.6, label=REFERENCE_NOTE)
+    # The panel spans the lines and dots (and 0); the bands are cut to it, never widen it.
+    relative.axhline(0.0, color="#909090", linewidth=1)
+    limits = relative.get_ylim()  # autoscaled to what is drawn so far: no band yet
+    relative.set_ylim(limits)
+    cut = False
+    for xs, lows, highs, colour in bands:
+        cut |= _fill_clipped(relative, xs, lows, highs, limits, colour)
+    if few:
+        relative.scatter(
+            [],
+            [],
+            s=14,
+            facecolor="none",
+            edgecolor=BASE_EDGE,
+            label=f"base networks of an n with < {BAND_UNITS} (no band)",
+        )
 
     absolute.set_title("Transfer by task distance (white: the bases of the targeted halves)")
     random_panel.set_title("Random frozen features (white: their bases)")
     relative.set_title(
-        f"Relative to each run's own base, means over base networks (95% CI "
-        f"bands from {BAND_UNITS} base networks)"
+        f"Relative to each run's own base, means over base networks\n(95% CI bands from "
+        f"{BAND_UNITS} base networks{_band_note(few, cut)})",
+        fontsize=10,
     )
     for axis in (absolute, random_panel):
         axis.set_ylabel("Top-1 accuracy")
@@ -330,7 +428,6 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
         else:
             axis.text(0.5, 0.5, "no runs", transform=axis.transAxes, ha="center")
         axis.set_xlabel(X_LABEL, fontsize=8)
-    relative.axhline(0.0, color="#909090", linewidth=1)
     relative.set_xticks(range(0, 8))
     relative.set_xlim(-0.3, 7.3)
     relative.set_ylabel("Relative top-1 accuracy (points vs. own base)")

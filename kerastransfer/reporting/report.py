@@ -9,6 +9,7 @@ a missing value prints as "–".
 
 import json
 
+from kerastransfer.analysis import power, sizing
 from kerastransfer.analysis.inference import NOUN
 from kerastransfer.workdir import files
 
@@ -30,6 +31,7 @@ def render_report(analysis):
         _table1(analysis),
         _relative_drop(analysis),
         _findings(analysis),
+        _power(analysis),
         _statistics(analysis),
         _figures(analysis),
         _timing(analysis),
@@ -164,7 +166,9 @@ def _cell_rows(cells, reference_cells, metric):
             == (group, target, treatment, label)
         }
         rows.append(
-            [group, target, label] + [_acc_ci(mine[n][metric]) if n in mine else "" for n in ns]
+            [group, target, label]
+            + [_acc_ci(mine[n][metric]) if n in mine else "" for n in ns]
+            + [_directions(mine)]
         )
         paper = {
             c["n"]: c
@@ -175,8 +179,32 @@ def _cell_rows(cells, reference_cells, metric):
             rows.append(
                 ["", "", f"*paper {label}*"]
                 + [f"*{_acc(paper[n][metric]['mean'])}*" if n in paper else "" for n in ns]
+                + [""]
             )
-    return ["split group", "target", "treatment"] + [f"n={n}" for n in ns], rows
+    header = ["split group", "target", "treatment"] + [f"n={n}" for n in ns]
+    return header + [DIRECTIONS_HEADER], rows
+
+
+DIRECTIONS_HEADER = "networks per cell, target B + target A"
+
+
+def _directions(cells):
+    """How many networks of each direction a row's cells hold, by the half they target:
+    "1 + 1" (target B + target A), a range "0 + 1-2" where the row's cells differ; a split
+    whose networks target one shared half (the 1000-class "full") names it: "1 (full)"."""
+    targets = [c["targets"] for c in cells.values() if c.get("targets") is not None]
+    halves = sorted({h for t in targets for h in t}, key=lambda h: (h != "B", h != "A", h))
+
+    def spread(half):
+        counts = sorted({t.get(half, 0) for t in targets})
+        return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+    if not targets:
+        return ""
+    if not {"A", "B"} & set(halves):
+        return " + ".join(f"{spread(h)} ({h})" for h in halves)
+    text = f"{spread('B')} + {spread('A')}"
+    return text + "".join(f" + {spread(h)} ({h})" for h in halves if h not in ("A", "B"))
 
 
 def _results(analysis):
@@ -193,7 +221,9 @@ def _results(analysis):
         + (", the paper's means in italics" if reference else "")
         + ". The random splits' baseB row holds "
         "the bases of the halves their runs target (in the paper all 8: each half plays B); "
-        'a base that only gave layers is "source only".',
+        'a base that only gave layers is "source only". Both directions are pooled as in the '
+        "paper's figures: a B->A network (it targets A) shares the cell of its A->B "
+        f'counterpart under the B name; "{DIRECTIONS_HEADER}" counts each direction.',
         _table(header, rows),
     ]
     tested = [c for c in cells if c["test_accuracy"]]
@@ -374,6 +404,172 @@ def _findings(analysis):
     )
 
 
+def _side_counts(values):
+    """'4' for one side, '2 vs 8' for two."""
+    return " vs ".join(str(v) for v in values)
+
+
+def _sds(sds):
+    """The spread(s) in points, '2.83' or '0.61 / 0.28'; '–' where a side has none."""
+    return " / ".join(MISSING if sd is None else f"{sd:.2f}" for sd in sds)
+
+
+def _grown_units(extension):
+    """What an extension's command gives: '8 base networks' or '4 vs 6 base networks' (per
+    side), and how (halves x seeds)."""
+    units = sorted(set(extension["units"]))
+    how = f"{extension['seeds']} seed{'s' if extension['seeds'] != 1 else ''}"
+    if extension["directions"]:
+        how = f"both directions, {how}"
+    per_side = " per side" if len(extension["units"]) > 1 else ""
+    return f"{' or '.join(map(str, units))} {NOUN}s{per_side} ({how})"
+
+
+def _per_side(entry, noun):
+    """`noun`, followed by "per side" for a two-sample test."""
+    return f"{noun} per side" if len(entry["units"]) > 1 else noun
+
+
+def _needs(entry, level):
+    """What a finding's power entry says it would take, in words."""
+    state = entry["state"]
+    if state == sizing.DETECTABLE:
+        if entry["detectable"] is None:
+            return f"{MISSING} (no spread to compute it from)"
+        return (
+            f"could have detected ±{entry['detectable']:.2f} points or more ({level}, "
+            f"{_side_counts(entry['units'])} {NOUN}s, sd {_sds(entry['sds'])})"
+        )
+    if state == sizing.NO_EFFECT:
+        added = entry.get("adds_split")
+        return "no effect measured" + (
+            f"; the study lacks the {added['adds']} split" if added else ""
+        )
+    if state == sizing.UNKNOWN_SPREAD:
+        return (
+            f"spread unknown (one {NOUN} on a side): a second seed estimates it; no size "
+            f"is guessed before then"
+        )
+    if state == sizing.NO_SPREAD:
+        return f"no spread: the {NOUN}s all give the same value (sd 0); more seeds measure one"
+    needed, have = entry["units_needed"], min(entry["units"])
+    units = _per_side(entry, f"{NOUN}s")
+    if needed is None:
+        return (
+            f"more than {power.MAX_UNITS:,} {units} ({level}): the effect seen is tiny "
+            f"against its spread"
+        )
+    if needed <= have:
+        return (
+            f"about {needed} {units} ({level}): the study has them; its interval missed 0 "
+            f"though a real effect of this size would mostly be found"
+        )
+    return f"about {needed} {units} ({level}), if the effect seen is real"
+
+
+def _power(analysis):
+    """## Power: per finding (and part), the effect and spread seen and what would decide it,
+    or, decided, the smallest effect the study could have detected; the commands that grow
+    the study to that size."""
+    summary = analysis.get("power")
+    if not summary or not analysis["findings"]:
+        return ""
+    level = f"{round(100 * summary['power'])}% power, {round(100 * summary['confidence'])}% level"
+    rows, commands = [], {}
+    for f in analysis["findings"]:
+        parts = f.get("parts") or [f]
+        for index, part in enumerate(parts, 1):
+            entry = part["power"]
+            rows.append(
+                [
+                    f["finding"] if len(parts) == 1 else f"{f['finding']}, part {index}",
+                    part["measure"],
+                    part["status"],
+                    _pts(entry["effect"]),
+                    _sds(entry["sds"]),
+                    _side_counts(entry["units"]),
+                    entry["test"],
+                    _needs(entry, level),
+                ]
+            )
+        entry = f["power"]
+        extension = entry["extension"] or {}
+        if "flags" in extension:
+            goal = (
+                f"about {entry['units_needed']} {_per_side(entry, f'{NOUN}s')} needed"
+                if entry["state"] == sizing.SIZED
+                else "to estimate the spread"
+            )
+            line = f"({goal}): {_run(extension)} gives {_grown_units(extension)}"
+        elif "why" in extension:
+            line = f"(no command): {extension['why']}"
+        elif entry.get("adds_split"):
+            added = entry["adds_split"]
+            line = (
+                f"(to measure it): {_run(added)} adds the {added['adds']} split"
+                if added["flags"]
+                else f"(to measure it): add the {added['adds']} split to the study's --splits"
+            )
+        else:
+            continue
+        commands.setdefault(line, []).append(f["finding"])
+    lines = [
+        f"- Finding{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))} {line}."
+        for line, numbers in commands.items()
+    ]
+    combined = summary.get("decide_all") or {}
+    distinct = {
+        tuple(f["power"]["extension"]["flags"])
+        for f in analysis["findings"]
+        if f["finding"] in summary["decide_all_findings"]
+    }
+    if "flags" in combined and len(distinct) > 1:
+        numbers = ", ".join(map(str, summary["decide_all_findings"]))
+        lines.append(
+            f"- Findings {numbers} at once: {_run(combined)} ({combined['seeds']} seeds"
+            + (", both directions" if combined["directions"] else "")
+            + ")."
+        )
+    return "\n\n".join(
+        part
+        for part in [
+            "## Power: what would decide each finding",
+            f"For an inconclusive finding, the effect and spread (sd over {NOUN}s of their "
+            f"values, in points) the study saw, and about how many {NOUN}s per side (split x "
+            f"target half x seed) the test would need to decide it with {level} if the "
+            f"effect seen is real; for a decided one, the smallest effect the study could "
+            f"have detected with its {NOUN}s and spread. Method: {summary['method']}.",
+            _table(
+                [
+                    "#",
+                    "measure",
+                    "status",
+                    "effect (points)",
+                    "sd (points)",
+                    f"{NOUN}s",
+                    "power calculation",
+                    "what it would take",
+                ],
+                rows,
+            ),
+            (
+                "Commands that grow the study (finished runs are kept; only the new ones "
+                "train):\n\n" + "\n".join(lines)
+                if lines
+                else ""
+            ),
+        ]
+        if part
+    )
+
+
+def _run(extension):
+    """The extension's command in backticks, or its flags added to the study's command."""
+    if extension.get("command"):
+        return f"`{extension['command']}`"
+    return f"the study's command with `{' '.join(extension['flags'])}`"
+
+
 def _statistics(analysis):
     rule = analysis["findings"][0]["rule"] if analysis["findings"] else MISSING
     short = any(f"one {NOUN}" in (f["why"] or "") for f in analysis["findings"])
@@ -392,8 +588,9 @@ def _statistics(analysis):
             f"Rule: {rule}.",
             f"**Multiple testing.** {analysis['multiple_testing']}",
             (
-                "Findings with one base network on a side get intervals from more seeds "
-                "(`--seeds=0,1,2`) or splits: each seed adds one base network per target half."
+                "Findings with one base network on a side get intervals from more seeds or "
+                "splits, or both directions: each seed adds one base network per split and "
+                'target half ("Power" above gives the commands).'
                 if short
                 else ""
             ),

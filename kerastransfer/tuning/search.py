@@ -327,7 +327,7 @@ def keras_tuner_settings():
 
     - Its state files (oracle.json, trial.json) are written atomically: keras-tuner rewrites
       them in place, so a search killed while writing one left it empty and the resumed
-      search could not read it; `fileio` writes a temporary file and renames it.
+      search could not read it; `workdir.files` writes a temporary file and renames it.
     - No traceback on stdout for a failed trial (a diverged loss is a result): the trial's
       line says why, and its trial.json keeps the traceback.
     """

@@ -1,0 +1,307 @@
+"""Power in the report (docs/statistics.md, "Power"): the noncentral t and the t-test power
+calculation (kerastransfer.analysis.power) against scipy and published tables, checked by
+simulation; each finding's sizing and the command that grows the study
+(kerastransfer.analysis.sizing); the report's Power section; both directions pooled with their
+counts; figure bands that stay inside the panel."""
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+from kerastransfer import analysis  # noqa: E402
+from kerastransfer.analysis import power, sizing, stats  # noqa: E402
+from kerastransfer.reporting import plots, report  # noqa: E402
+
+# ----------------------------------------------------------------------------- noncentral t
+
+
+def test_noncentral_t_and_power_match_scipy():
+    """The integral agrees with scipy.stats.nct to 1e-8 over df from 1 (Cauchy-like tails)
+    to 100,000, fractional df (Welch) and noncentralities up to 30."""
+    scipy_stats = pytest.importorskip("scipy.stats")
+    worst_sf, worst_power = 0.0, 0.0
+    for df in (1, 1.7, 2, 3, 5, 9.5, 30, 200, 100_000):
+        for delta in (0.0, 0.5, 2.0, 5.0, 12.0, 30.0):
+            for t in (-3.0, 0.0, 1.5, 4.3, 12.7):
+                mine = power.noncentral_t_sf(t, df, delta)
+                worst_sf = max(worst_sf, abs(mine - scipy_stats.nct.sf(t, df, delta)))
+            critical = scipy_stats.t.ppf(0.975, df)
+            theirs = scipy_stats.nct.sf(critical, df, delta) + scipy_stats.nct.cdf(
+                -critical, df, delta
+            )
+            worst_power = max(worst_power, abs(power.t_power(delta, df) - theirs))
+    assert worst_sf < 1e-8 and worst_power < 1e-8, (worst_sf, worst_power)
+
+
+def test_central_case_is_students_t():
+    """delta = 0 gives the central t (stats.t_cdf), and the test's power its level, 5%."""
+    for df in (1, 4, 27.5):
+        for t in (-2.0, 0.3, 3.1):
+            assert power.noncentral_t_sf(t, df, 0.0) == pytest.approx(
+                1.0 - stats.t_cdf(t, df), abs=1e-9
+            )
+        assert power.t_power(0.0, df) == pytest.approx(0.05, abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- sample sizes
+
+# Cohen (1988), Statistical Power Analysis for the Behavioral Sciences, Table 2.4.1: n per group
+# of the two-sample t-test, two-sided alpha .05, power .80, for d = .2, .5, .8.
+COHEN_TWO_SAMPLE = {0.2: 393, 0.5: 64, 0.8: 26}
+
+
+def test_units_needed_reproduce_cohens_table():
+    """Equal spreads on both sides: the Welch design is the textbook two-sample test. Cohen's
+    table gives 393 for d = .2 from a normal approximation; the exact t answer is 394, as
+    R's power.t.test(delta=.2, power=.8) gives (393.4, rounded up)."""
+    for d, table in COHEN_TWO_SAMPLE.items():
+        needed = power.units_needed(d, (1.0, 1.0))
+        assert needed in (table, table + 1), (d, needed)
+        assert power.power_at(d, (1.0, 1.0), (needed, needed)) >= 0.8
+        assert power.power_at(d, (1.0, 1.0), (needed - 1, needed - 1)) < 0.8
+
+
+def test_units_needed_is_the_smallest_n_with_80_percent_power_by_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+
+    def scipy_power(d, n, two_sample):
+        df = 2 * n - 2 if two_sample else n - 1
+        delta = d * math.sqrt(n / 2 if two_sample else n)
+        critical = scipy_stats.t.ppf(0.975, df)
+        return scipy_stats.nct.sf(critical, df, delta) + scipy_stats.nct.cdf(-critical, df, delta)
+
+    for d in (0.3, 0.5, 1.0, 1.7, 3.0):
+        for sds, two_sample in (((1.0,), False), ((1.0, 1.0), True)):
+            n = power.units_needed(d, sds)
+            assert scipy_power(d, n, two_sample) >= 0.8 > scipy_power(d, n - 1, two_sample)
+    assert power.units_needed(0.0, (1.0,)) is None
+    assert power.units_needed(1e-4, (1.0,)) is None  # beyond MAX_UNITS
+    assert power.units_needed(1.0, (None,)) is None
+
+
+def test_a_study_of_the_size_named_decides_the_effect_80_percent_of_the_time():
+    """Simulated studies of units_needed units, drawn with the effect and spread the sizing
+    assumed, tested with the analysis' own intervals: the interval excludes 0 in about 80% of
+    them, one unit fewer in fewer. One-sample (paired) and Welch."""
+    rng = np.random.default_rng(17)
+    studies = 3000
+    for effect, sds in ((1.2, (2.0,)), (3.0, (2.5, 4.0))):
+        n = power.units_needed(effect, sds)
+        rates = []
+        for units in (n, n - 1):
+            decided = 0
+            for _ in range(studies):
+                if len(sds) == 1:
+                    ci = stats.summarize(rng.normal(effect, sds[0], units))["ci"]
+                else:
+                    ci = stats.difference(
+                        rng.normal(effect, sds[0], units), rng.normal(0.0, sds[1], units)
+                    )["ci"]
+                decided += ci[0] > 0 or ci[1] < 0
+            rates.append(decided / studies)
+        assert 0.77 <= rates[0] <= 0.85 and rates[1] < rates[0], (effect, sds, n, rates)
+
+
+def test_detectable_effect_is_the_inverse_of_power():
+    for sds, units in (((1.0,), (2,)), ((0.4,), (6,)), ((0.6, 0.28), (2, 8)), ((1.0, 1.0), (5, 5))):
+        smallest = power.detectable(sds, units)
+        assert power.power_at(smallest, sds, units) == pytest.approx(0.8, abs=1e-9)
+    # Equal sides: Cohen's d = .5 needs 64 per side, so 64 per side detect about .5 sd.
+    assert power.detectable((1.0, 1.0), (64, 64)) == pytest.approx(0.5, abs=0.005)
+    assert power.detectable((1.0,), (1,)) is None and power.detectable((None,), (4,)) is None
+
+
+def test_welch_design_uses_each_sides_spread():
+    """A noisy side of 2 base networks dominates the standard error; pooling by degrees of
+    freedom would have hidden it."""
+    se, df = power.design((0.6, 0.28), (2, 8))
+    assert se == pytest.approx(math.sqrt(0.36 / 2 + 0.0784 / 8))
+    assert 1.0 < df < 2.0
+    assert power.design((1.0, 1.0), (5, 5))[1] == pytest.approx(8.0)
+
+
+def test_floating_point_twins_have_no_spread():
+    """7/24 summed in two orders differs in the 17th digit: no interval, sd 0."""
+    result = stats.summarize([0.2916666666666667, 0.29166666666666663])
+    assert result["ci"] is None and result["sd"] == 0.0
+
+
+# ----------------------------------------------------------------------------- sizing
+
+TREATMENTS = ("selffer", "selffer_ft", "transfer", "transfer_ft", "random")
+COMMAND = "python -m kerastransfer.run --flagfile=configs/x.flags --seeds 0 --overwrite --mode=all"
+
+
+def _record(split, treatment, target, n, seed, accuracy):
+    source = {"base": "", "random": "", "selffer": target, "selffer_ft": target}.get(
+        treatment, "A" if target == "B" else "B"
+    )
+    return {
+        "run": f"{split}/{treatment}/{target}/n{n}/seed{seed}",
+        "treatment": treatment,
+        "split": split,
+        "source": source,
+        "target": target,
+        "n": n,
+        "seed": seed,
+        "best_k": accuracy,
+        "status": "ok",
+    }
+
+
+def _study(seeds, targets=("B",), noise=0.01, seed=0):
+    """random0 with every treatment at n = 1..7 for `targets`, each seed's base and runs with
+    their own error of sd `noise`; BnB dips 2 points at 3..5, AnB falls from n = 5 on, AnB+
+    gains 0.4 points, random features lose 5 points per layer."""
+    rng = np.random.default_rng(seed)
+    shift = {
+        "selffer": lambda n: -0.02 if n in (3, 4, 5) else 0.0,
+        "selffer_ft": lambda n: 0.0,
+        "transfer": lambda n: -0.02 * max(0, n - 4),
+        "transfer_ft": lambda n: 0.004,
+        "random": lambda n: -0.05 * n,
+    }
+    records = []
+    for s in seeds:
+        for half in ("A", "B"):
+            records.append(_record("random0", "base", half, 0, s, 0.8 + rng.normal(0, noise)))
+        for target in targets:
+            level = 0.8 + rng.normal(0, noise)
+            for treatment in TREATMENTS:
+                for n in range(1, 8):
+                    accuracy = level + shift[treatment](n) + rng.normal(0, noise)
+                    records.append(_record("random0", treatment, target, n, s, accuracy))
+    return records
+
+
+CONFIG = {"command": COMMAND, "experiment": {"data": {"splits": ["random:0"]}}}
+
+
+def test_one_base_network_names_a_second_seed_and_no_size():
+    """One seed, one direction (the default study's shape): every measured finding's spread
+    is unknown; its command adds one seed; no units are invented. Finding 4 lacks the
+    dissimilar split and says how to add it."""
+    result = analysis.analyze(_study([0]), config=CONFIG)
+    for finding in result["findings"]:
+        entry = finding["power"]
+        if finding["finding"] == 4:
+            assert entry["state"] == sizing.NO_EFFECT
+            assert entry["adds_split"]["flags"] == ["--splits=random:0,dissimilar"]
+            continue
+        assert entry["state"] == sizing.UNKNOWN_SPREAD and entry["units_needed"] is None
+        assert entry["extension"]["flags"] == ["--seeds=0,1"]
+        assert entry["extension"]["units"] == [2]
+        assert entry["extension"]["command"] == (
+            "python -m kerastransfer.run --flagfile=configs/x.flags --mode=all --seeds=0,1"
+        )
+    text = report.render_report(result)
+    assert "## Power: what would decide each finding" in text
+    assert "spread unknown (one base network on a side): a second seed estimates it" in text
+    assert "--splits=random:0,dissimilar` adds the dissimilar split" in text
+
+
+def test_inconclusive_findings_are_sized_and_the_command_reaches_the_size():
+    """Two seeds, one direction, noisy: the effect seen and its spread give units_needed; the
+    command adds --directions=both and as few seeds as reach it, and says what it gives."""
+    result = analysis.analyze(_study([0, 1], noise=0.012, seed=3), config=CONFIG)
+    sized = [f for f in result["findings"] if f["power"]["state"] == sizing.SIZED]
+    assert sized, [f["power"]["state"] for f in result["findings"]]
+    for finding in sized:
+        entry = finding["power"]
+        part = finding["parts"][entry["part"] - 1] if finding.get("parts") else finding
+        assert entry["units"] == [2] and entry["sds"] == [part["sd"]]
+        assert entry["units_needed"] == power.units_needed(part["effect"], (part["sd"],))
+        extension = entry["extension"]
+        if entry["units_needed"] > 2 * sizing.MAX_SEEDS:
+            assert "more than" in extension["why"]
+            continue
+        # Both directions give 2 base networks per seed: as few seeds as reach the size.
+        seeds = max(2, math.ceil(entry["units_needed"] / 2))
+        assert extension["directions"] == "both" and extension["seeds"] == seeds
+        assert extension["units"] == [2 * seeds] and 2 * seeds >= entry["units_needed"]
+        assert extension["flags"] == ["--directions=both"] + (
+            ["--seeds=" + ",".join(map(str, range(seeds)))] if seeds > 2 else []
+        )
+    text = report.render_report(result)
+    for finding in sized:
+        assert f"about {finding['power']['units_needed']} base networks" in text
+
+
+def test_decided_findings_give_the_smallest_detectable_effect():
+    result = analysis.analyze(_study(range(4), targets=("B", "A"), noise=0.002), config=CONFIG)
+    decided = [f for f in result["findings"] if f["status"] in sizing.DECIDED]
+    assert decided
+    for finding in decided:
+        for part in finding.get("parts") or [finding]:
+            entry = part["power"]
+            assert entry["state"] == sizing.DETECTABLE and entry["extension"] is None
+            assert entry["units"] == [8]
+            assert entry["detectable"] == pytest.approx(power.detectable((part["sd"],), (8,)))
+    text = report.render_report(result)
+    assert f"could have detected ±{decided[0]['power']['detectable']:.2f} points or more" in text
+
+
+def test_paper_networks_have_no_seeds_to_add():
+    result = analysis.analyze(analysis.load_paper_csv())
+    fifth = result["findings"][4]["power"]
+    assert fifth["state"] == sizing.UNKNOWN_SPREAD and "no seeds" in fifth["extension"]["why"]
+    welch = result["findings"][3]["power"]
+    assert welch["test"] == sizing.TESTS["Welch t over base networks"]
+    assert welch["units"] == [2, 8] and welch["detectable"] > 1.0
+
+
+# ----------------------------------------------------------------------------- directions
+
+
+def test_both_directions_share_a_cell_and_the_report_counts_each():
+    records = _study([0, 1], targets=("B", "A"))
+    result = analysis.analyze(records)
+    cell = analysis.find_cell(result["cells"], "transfer", 7)
+    assert cell["targets"] == {"B": 2, "A": 2} and cell["units"] == 4
+    assert cell["best_k"]["count"] == 4
+    text = report.render_report(result)
+    line = next(row for row in text.splitlines() if row.startswith("| random | all | AnB |"))
+    assert line.endswith("| 2 + 2 |")
+    assert "networks per cell, target B + target A" in text
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def test_bands_are_cut_to_the_panel():
+    fig, axis = plt.subplots()
+    cut = plots._fill_clipped(axis, [1, 2, 3], [-0.4, 0.2, np.nan], [0.5, 1.7, np.nan], (0, 1), "k")
+    (band,) = axis.collections
+    ys = np.concatenate([path.vertices[:, 1] for path in band.get_paths()])
+    plt.close(fig)
+    assert cut and ys.min() >= 0.0 and ys.max() <= 1.0
+    fig, axis = plt.subplots()
+    assert not plots._fill_clipped(axis, [1, 2], [0.2, 0.3], [0.4, 0.5], (0, 1), "k")
+    plt.close(fig)
+
+
+def test_relative_drop_keeps_the_base_networks_values_for_the_dots():
+    drop = analysis.relative_drop(_study([0, 1]))
+    for cell in drop["random_splits"]:
+        assert len(cell["unit_values"]) == cell["units"] == 2
+        assert np.mean(cell["unit_values"]) == pytest.approx(cell["effect"])
+
+
+def test_figures_of_a_noisy_three_seed_study(tmp_path):
+    """3 base networks with a large spread: the t(2) bands would leave [0, 1]; the figures are
+    written (the band cutting itself is checked above)."""
+    records = _study([0, 1, 2], noise=0.15)
+    for r in records:
+        r["best_k"] = float(np.clip(r["best_k"], 0.0, 1.0))
+    paths = plots.plot_figures(str(tmp_path), analysis.normalize_records(records))
+    assert sorted(p.rsplit("/", 1)[1] for p in paths) == [
+        "dissimilar.pdf",
+        "dissimilar.png",
+        "transfer.pdf",
+        "transfer.png",
+    ]
