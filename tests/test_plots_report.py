@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from helpers.records import run_record
 from kerastransfer import analysis, reporting
 from kerastransfer.analysis.__main__ import main
 from kerastransfer.reporting import plots, report
@@ -36,26 +37,23 @@ SHIFT = {
 
 
 def _record(rng, split, treatment, target, n, seed, accuracy, status="ok"):
-    source = {"base": "", "random": "", "selffer": target, "selffer_ft": target}.get(treatment, "A")
     ok = status == "ok"
-    return {
-        "run": f"{split}/{treatment}/{target}/n{n}/seed{seed}",
-        "treatment": treatment,
-        "split": split,
-        "source": source,
-        "target": target,
-        "n": n,
-        "seed": seed,
-        "best_k": accuracy if ok else None,
-        "k": 5,
-        "final_val": accuracy - 0.001 if ok else None,
-        "test_accuracy": accuracy - 0.004 if ok else None,
-        "val_history": [[100, accuracy - 0.05], [200, accuracy]] if ok else [],
-        "train_seconds": float(rng.uniform(10, 20)) if ok else None,
-        "images_per_second": float(rng.uniform(1500, 2500)) if ok else None,
-        "status": status,
-        "reason": None if ok else f"{status} on purpose",
-    }
+    return run_record(
+        split,
+        treatment,
+        target,
+        n,
+        seed,
+        accuracy if ok else None,
+        k=5,
+        final_val=accuracy - 0.001 if ok else None,
+        test_accuracy=accuracy - 0.004 if ok else None,
+        val_history=[[100, accuracy - 0.05], [200, accuracy]] if ok else [],
+        train_seconds=float(rng.uniform(10, 20)) if ok else None,
+        images_per_second=float(rng.uniform(1500, 2500)) if ok else None,
+        status=status,
+        reason=None if ok else f"{status} on purpose",
+    )
 
 
 def synthetic_records():

@@ -13,6 +13,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
+from helpers.records import run_record  # noqa: E402
 from kerastransfer import analysis  # noqa: E402
 from kerastransfer.analysis import power, sizing, stats  # noqa: E402
 from kerastransfer.reporting import plots, report  # noqa: E402
@@ -137,23 +138,6 @@ TREATMENTS = ("selffer", "selffer_ft", "transfer", "transfer_ft", "random")
 COMMAND = "python -m kerastransfer.run --flagfile=configs/x.flags --seeds 0 --overwrite --mode=all"
 
 
-def _record(split, treatment, target, n, seed, accuracy):
-    source = {"base": "", "random": "", "selffer": target, "selffer_ft": target}.get(
-        treatment, "A" if target == "B" else "B"
-    )
-    return {
-        "run": f"{split}/{treatment}/{target}/n{n}/seed{seed}",
-        "treatment": treatment,
-        "split": split,
-        "source": source,
-        "target": target,
-        "n": n,
-        "seed": seed,
-        "best_k": accuracy,
-        "status": "ok",
-    }
-
-
 def _study(seeds, targets=("B",), noise=0.01, seed=0):
     """random0 with every treatment at n = 1..7 for `targets`, each seed's base and runs with
     their own error of sd `noise`; BnB dips 2 points at 3..5, AnB falls from n = 5 on, AnB+
@@ -169,13 +153,13 @@ def _study(seeds, targets=("B",), noise=0.01, seed=0):
     records = []
     for s in seeds:
         for half in ("A", "B"):
-            records.append(_record("random0", "base", half, 0, s, 0.8 + rng.normal(0, noise)))
+            records.append(run_record("random0", "base", half, 0, s, 0.8 + rng.normal(0, noise)))
         for target in targets:
             level = 0.8 + rng.normal(0, noise)
             for treatment in TREATMENTS:
                 for n in range(1, 8):
                     accuracy = level + shift[treatment](n) + rng.normal(0, noise)
-                    records.append(_record("random0", treatment, target, n, s, accuracy))
+                    records.append(run_record("random0", treatment, target, n, s, accuracy))
     return records
 
 
