@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerastransfer import config, models, surgery
-from kerastransfer.study.study import Study
+from helpers.studies import WIDTHS, tiny_study
+from kerastransfer import models, surgery
 from kerastransfer.training import caching
-
-WIDTHS = (8, 8, 8, 8, 8, 16, 16)
 
 
 def frozen_copies(base, *layers_n):
@@ -86,28 +84,13 @@ def train_random_frozen_run(workdir, **flags):
     Returns its record, its trained weights and the weights it started from: the run's
     network built again under the seed `Study.train_run` sets before building it.
     """
-    experiment = config.Experiment(workdir=str(workdir)).replace(
-        splits=("random:0",),
-        widths=WIDTHS,
-        layers=(3,),
-        treatments=("random",),
-        max_examples_per_class=60,
-        epochs=1.0,
-        batch_size=32,
-        learning_rate=0.05,
-        dropout=0.0,
-        eval_every=3,
-        best_k=1,
-        **flags,
-    )
-    study = Study.load(experiment, log=lambda message: None)
+    study = tiny_study(workdir, layers=(3,), treatments=("random",), dropout=0.0, **flags)
     (spec,) = [s for s in study.runs if s.treatment == "random"]
     record = study.train_run(spec, None)
     assert record["status"] == "ok"
-    weights = study.build_model(record["num_classes"])
-    weights.load_weights(os.path.join(str(workdir), record["weights"]))
+    weights = study.trained_network(record)
     keras.utils.set_random_seed(
-        (zlib.crc32(spec.run.encode()) + experiment.grid.seed_offset) % 2**31
+        (zlib.crc32(spec.run.encode()) + study.experiment.grid.seed_offset) % 2**31
     )
     start = study.network(spec, None, record["num_classes"])
     return record, layer_weights(weights), layer_weights(start)

@@ -54,8 +54,8 @@ def test_a_finished_study_grows_by_its_new_runs_only(smoke_copy):
     experiment, _ = stored_experiment(config.Experiment(workdir=smoke_copy))
     study = Study.load(experiment, log=lambda message: None)
     latest = by_run(smoke_copy)
-    base_b = study.base_network(latest["random0/base/B/seed0"])
-    frozen = study.base_network(latest["random0/transfer/A/n5/seed0"])
+    base_b = study.trained_network(latest["random0/base/B/seed0"])
+    frozen = study.trained_network(latest["random0/transfer/A/n5/seed0"])
     for theirs, ours in zip(surgery.block_layers(base_b, 5), surgery.block_layers(frozen, 5)):
         for a, b in zip(theirs.get_weights(), ours.get_weights()):
             np.testing.assert_array_equal(a, b)

@@ -8,37 +8,21 @@ import sys
 import keras
 import numpy as np
 
-from kerastransfer import config, data, flops, models, surgery, training
-from kerastransfer.study.study import Study
+from kerastransfer import data, flops, models, surgery, training
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
 import benchmark  # noqa: E402, F401  (tools/benchmark.py imports with the package)
 
-WIDTHS = (8, 8, 8, 8, 8, 16, 16)
+from helpers.studies import WIDTHS, tiny_study
 
 
 def study(workdir):
     """Smoke-sized bases with dropout on, trained for one epoch."""
-    experiment = config.Experiment(workdir=str(workdir)).replace(
-        splits=("random:0",),
-        widths=WIDTHS,
-        layers=(1,),
-        treatments=("transfer",),
-        max_examples_per_class=60,
-        epochs=1.0,
-        batch_size=32,
-        learning_rate=0.05,
-        dropout=0.5,
-        eval_every=3,
-        best_k=1,
-    )
-    return Study.load(experiment, log=lambda message: None)
+    return tiny_study(workdir, layers=(1,), treatments=("transfer",), dropout=0.5)
 
 
 def trained_weights(study, record):
-    model = study.build_model(record["num_classes"])
-    model.load_weights(os.path.join(study.workdir, record["weights"]))
-    return [v.numpy() for v in model.weights]
+    return [v.numpy() for v in study.trained_network(record).weights]
 
 
 def test_a_run_on_a_reused_compiled_model_ends_as_on_its_own(tmp_path):

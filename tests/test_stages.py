@@ -1,16 +1,14 @@
 """The stages of `--mode=all` share one study: the dataset is read and split once."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+from helpers.cli import REPO, SMOKE
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMOKE = os.path.join(REPO, "configs", "smoke.flags")
+pytestmark = pytest.mark.e2e
 
 # The real command line, with the data layer's two entry points counting their calls.
 COUNTING_RUN = """

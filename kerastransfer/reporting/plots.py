@@ -90,6 +90,20 @@ def _fill_clipped(axis, xs, lows, highs, limits, colour):
     return cut
 
 
+def _draw_bands(axis, bands, limits, few, few_label):
+    """Shades every (xs, lows, highs, colour) band cut to `limits`; when some cells have no
+    band (`few`), adds their hollow dots to the legend as `few_label`. Returns True when a
+    band had to be cut."""
+    cut = False
+    for xs, lows, highs, colour in bands:
+        cut |= _fill_clipped(axis, xs, lows, highs, limits, colour)
+    if few:
+        axis.scatter(
+            [], [], s=14, facecolor="none", edgecolor=BASE_EDGE, label=f"{few_label} (no band)"
+        )
+    return cut
+
+
 def _band_note(few, cut):
     """The caption's words after "bands from BAND_UNITS base networks": on cells without a
     band (`few`) and on bands cut at the panel's edge (`cut`)."""
@@ -223,18 +237,9 @@ def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfe
     bottom.set_ylim(top.get_ylim())  # the same scale as the dots; the bands are cut to it
     low, high = bottom.get_ylim()
     limits = (max(low, ACCURACY_BOUNDS[0]), min(high, ACCURACY_BOUNDS[1]))
-    cut = False
-    for ns, lows, highs, colour in bands:
-        cut |= _fill_clipped(bottom, ns, lows, highs, limits, colour)
-    if few:
-        bottom.scatter(
-            [],
-            [],
-            s=14,
-            facecolor="none",
-            edgecolor=BASE_EDGE,
-            label=f"networks of a cell with < {BAND_UNITS} base networks (no band)",
-        )
+    cut = _draw_bands(
+        bottom, bands, limits, few, f"networks of a cell with < {BAND_UNITS} base networks"
+    )
     if reference_records is not None:
         _overlay_reference_means(bottom, reference_records)
 
@@ -398,18 +403,7 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
     relative.axhline(0.0, color="#909090", linewidth=1)
     limits = relative.get_ylim()  # autoscaled to what is drawn so far: no band yet
     relative.set_ylim(limits)
-    cut = False
-    for xs, lows, highs, colour in bands:
-        cut |= _fill_clipped(relative, xs, lows, highs, limits, colour)
-    if few:
-        relative.scatter(
-            [],
-            [],
-            s=14,
-            facecolor="none",
-            edgecolor=BASE_EDGE,
-            label=f"base networks of an n with < {BAND_UNITS} (no band)",
-        )
+    cut = _draw_bands(relative, bands, limits, few, f"base networks of an n with < {BAND_UNITS}")
 
     absolute.set_title("Transfer by task distance (white: the bases of the targeted halves)")
     random_panel.set_title("Random frozen features (white: their bases)")

@@ -41,8 +41,7 @@ def export_run(study, record, stored):
     """Exports the run of `record` as the next version under the export base; returns its
     dir. `stored`: the workdir's config.json (for the metadata)."""
     x = study.experiment.export
-    model = study.build_model(record["num_classes"])
-    model.load_weights(os.path.join(study.workdir, record["weights"]))
+    model = study.trained_network(record)
     half = study.halves.half(record["split"], record["target"])
     split = study.splits[record["split"]]
     metadata = {

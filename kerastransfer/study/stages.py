@@ -231,11 +231,11 @@ def export(experiment, study=None):
     """Exports the best transferred model (or --export_run) for TF-Serving."""
     from kerastransfer.serving import best  # noqa: PLC0415  (imports TensorFlow)
 
-    stored = provenance.read_config(experiment.workdir)
+    trained_with, stored = provenance.stored_experiment(experiment)
     x = experiment.export
     records = list(ResultStore(experiment.workdir).latest().values())
     record = best.choose_run(records, x.export_treatments, x.export_run)
     if study is None:
-        study = load_study(provenance.stored_experiment(experiment)[0])
+        study = load_study(trained_with)
     version_dir = best.export_run(study, record, stored)
     log(f"export: {version_dir}")

@@ -121,11 +121,11 @@ class Study:
             dropout=m.dropout,
         )
 
-    def base_network(self, base_record):
-        """The trained base network a record describes, with its weights loaded."""
-        base = self.build_model(base_record["num_classes"])
-        base.load_weights(os.path.join(self.workdir, base_record["weights"]))
-        return base
+    def trained_network(self, record):
+        """The network a finished run's record describes, with its trained weights loaded."""
+        model = self.build_model(record["num_classes"])
+        model.load_weights(os.path.join(self.workdir, record["weights"]))
+        return model
 
     def network(self, spec, base_record, num_classes):
         """The untrained network of a run: fresh base, or surgery on a trained/fresh base."""
@@ -135,7 +135,7 @@ class Study:
         if spec.treatment == "random":
             return surgery.transfer(self.build_model(num_classes), spec.n, mode)
         return surgery.transfer(
-            self.base_network(base_record), spec.n, mode, num_classes=num_classes
+            self.trained_network(base_record), spec.n, mode, num_classes=num_classes
         )
 
     def given_records(self):

@@ -5,6 +5,7 @@ cli             the real command line in a subprocess (run_cli, REPO, SMOKE), an
 records         a workdir's results.jsonl, read through kerastransfer.workdir.results
 ports           free TCP ports on 127.0.0.1 (behind the free_port(s) fixtures)
 reliability     small studies, a runner read while it runs, snapshots of files
+studies         a smoke-sized study loaded in this process (tiny_study)
 data_fixtures   synthetic IDX files, PNG folders and in-memory sources
 transfer_asserts  the paper's definition of a transferred network, as assertions
 mock_tfds_run   a launcher script: the command line with TFDS mock data (run as a file)
