@@ -84,6 +84,7 @@ class ScaleOutConfig:
 
     strategy: str = "auto"
     mixed_precision: str = "none"
+    runs_in_flight: int = 1
     num_shards: int = 1
     shard_index: int = 0
     runs: tuple = ()
@@ -300,6 +301,7 @@ def validate(experiment):
         "best_k",
         "max_trials",
         "fine_tune_lr_scale",
+        "runs_in_flight",
     ):
         if not flat[flag] > 0:
             raise UsageError(

@@ -294,6 +294,13 @@ flags.DEFINE_enum(
     "softmax head in float32 (mixed_float16 adds loss scaling). For GPUs/TPUs.",
 )
 flags.DEFINE_integer(
+    "runs_in_flight",
+    default("runs_in_flight"),
+    "Runs trained at once in this process, each in its own thread (with the default "
+    "strategy; 1 under mirrored and multi_worker). Each run ends exactly as trained alone; "
+    "on a 2-core CPU two at once were no faster (BENCHMARKS.md, levers).",
+)
+flags.DEFINE_integer(
     "num_shards",
     default("num_shards"),
     "Split the grid's runs between this many independent "

@@ -3,14 +3,17 @@
 A run is done once its record is in results.jsonl and its weights file is on disk, so a
 killed grid resumes where it stopped; an interrupted run continues from its checkpoint. A run
 whose base failed is recorded as skipped; with --on_failure=stop the first failed run ends
-the loop (`stopped_by`).
+the loop (`stopped_by`). The grid trains --runs_in_flight runs at once, each in a thread of
+its own: on a small network one run leaves cores idle between its operations, and a second
+run fills them (BENCHMARKS.md). Each run's result is the one it gets alone.
 """
 
+import ctypes
 import dataclasses
+import gc
 import os
 import time
-
-import numpy as np
+from concurrent import futures
 
 from kerastransfer.errors import UsageError
 from kerastransfer.study.plan import RunSpec
@@ -82,38 +85,58 @@ class Runner:
         `position` prefixes the log lines (e.g. "[3/37] "); `progress()` adds text to the
         line of a finished run (e.g. elapsed time and ETA).
         """
-        base = done.get(spec.base_run) if spec.base_run else None
-        if spec.base_run and (base is None or base["status"] != "ok"):
-            why = base["status"] if base else "did not finish"
-            record = {
-                **dataclasses.asdict(spec),
-                "status": "skipped",
-                "reason": f"base {spec.base_run} {why}",
-            }
-            self.store.append(record)
-            self.log(f"{position}SKIPPED {spec.run}: {record['reason']}")
+        base = self._base_or_skip(spec, done, position)
+        if base is False:
+            return done[spec.run]
+        self.log(f"{position}start {spec.run} ({spec.label})")
+        return self._finish(spec, self.study.train_run(spec, base), done, position, progress)
+
+    def _base_or_skip(self, spec, done, position):
+        """The base record `spec` trains from (None for a base or random features), or
+        False after recording `spec` skipped because its base did not finish ok."""
+        if not spec.base_run:
+            return None
+        base = done.get(spec.base_run)
+        if base is not None and base["status"] == "ok":
+            return base
+        why = base["status"] if base else "did not finish"
+        record = {
+            **dataclasses.asdict(spec),
+            "status": "skipped",
+            "reason": f"base {spec.base_run} {why}",
+        }
+        self.store.append(record)
+        self.log(f"{position}SKIPPED {spec.run}: {record['reason']}")
+        done[spec.run] = record
+        return False
+
+    def _finish(self, spec, record, done, position, progress):
+        """Appends a trained run's record, logs it and puts it into `done`."""
+        return_freed_memory()
+        self.store.append(record)  # before "done": a line on screen means a record
+        if record["status"] == "ok":
+            extra = f"; {progress(record)}" if progress else ""
+            self.log(
+                f"{position}done  {spec.run} ({spec.label}): best-{record['k']} "
+                f"val {record['best_k']:.4f}, test {record['test_accuracy']:.4f}, "
+                f"{record['train_seconds']:.1f}s, "
+                f"{record['images_per_second']:.0f} img/s{extra}"
+            )
         else:
-            self.log(f"{position}start {spec.run} ({spec.label})")
-            record = self.study.train_run(spec, base)
-            self.store.append(record)  # before "done": a line on screen means a record
-            if record["status"] == "ok":
-                extra = f"; {progress(record)}" if progress else ""
-                self.log(
-                    f"{position}done  {spec.run} ({spec.label}): best-{record['k']} "
-                    f"val {record['best_k']:.4f}, test {record['test_accuracy']:.4f}, "
-                    f"{record['train_seconds']:.1f}s, "
-                    f"{record['images_per_second']:.0f} img/s{extra}"
-                )
-            else:
-                self.log(f"{position}FAILED {spec.run}: {record['reason']}")
+            self.log(f"{position}FAILED {spec.run}: {record['reason']}")
         done[spec.run] = record
         if record["status"] == "failed" and self.study.experiment.grid.on_failure == "stop":
             self.stopped_by = record
         return record
 
     def run_all(self):
-        """Trains every planned run that is not finished, in plan order; returns the final
-        records."""
+        """Trains every planned run that is not finished, in plan order, up to the study's
+        `runs_in_flight` at once (each in its own thread); returns the final records.
+
+        A run starts once its base is finished; records are appended and logged by this
+        thread as runs finish. After a failure under --on_failure=stop, no new run starts
+        and the runs in flight finish.
+        """
         runs = self.study.runs
         done = self.finished()
         todo = [spec for spec in runs if spec.run not in done]
@@ -121,19 +144,60 @@ class Runner:
         if not todo:
             self.log(f"all {total} runs already done in {self.study.workdir}")
             return done
-        self.log(f"{len(todo)} of {total} runs to train ({total - len(todo)} already done)")
-        started, durations = time.perf_counter(), []
+        width = self.study.runs_in_flight
+        at_once = f", {width} at a time" if width > 1 else ""
+        self.log(
+            f"{len(todo)} of {total} runs to train ({total - len(todo)} already done{at_once})"
+        )
+        started, finished = time.perf_counter(), []
 
         def progress(record):
-            durations.append(record.get("train_seconds", 0.0))
-            eta = np.mean(durations) * (len(todo) - len(durations))
-            return f"elapsed {_clock(time.perf_counter() - started)}, ETA {_clock(eta)}"
+            finished.append(record)
+            elapsed = time.perf_counter() - started
+            eta = elapsed / len(finished) * (len(todo) - len(finished))
+            return f"elapsed {_clock(elapsed)}, ETA {_clock(eta)}"
 
-        for index, spec in enumerate(todo, start=1):
-            self.run_one(spec, done, f"[{total - len(todo) + index}/{total}] ", progress)
-            if self.stopped_by:
-                break
+        waiting, in_flight = list(todo), {}  # future -> (spec, position)
+        numbered = total - len(todo)
+        with futures.ThreadPoolExecutor(width, thread_name_prefix="run") as pool:
+            while waiting or in_flight:
+                while waiting and len(in_flight) < width and not self.stopped_by:
+                    spec = _next_ready(waiting, in_flight)
+                    if spec is None:
+                        break
+                    waiting.remove(spec)
+                    numbered += 1
+                    position = f"[{numbered}/{total}] "
+                    base = self._base_or_skip(spec, done, position)
+                    if base is not False:
+                        self.log(f"{position}start {spec.run} ({spec.label})")
+                        future = pool.submit(self.study.train_run, spec, base)
+                        in_flight[future] = (spec, position)
+                if not in_flight:
+                    break
+                ended, _ = futures.wait(in_flight, return_when=futures.FIRST_COMPLETED)
+                for future in ended:
+                    spec, position = in_flight.pop(future)
+                    self._finish(spec, future.result(), done, position, progress)
         return done
+
+
+def return_freed_memory():
+    """Frees a finished run's networks and batches now and hands the memory back to the
+    system: Keras models sit in reference cycles until Python's next full collection, and
+    glibc keeps freed blocks for reuse, which a study's peak memory then counts."""
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to trim
+        return
+    libc.malloc_trim(0)
+
+
+def _next_ready(waiting, in_flight):
+    """The first waiting run whose base is neither waiting nor in flight."""
+    pending = {spec.run for spec in waiting} | {spec.run for spec, _ in in_flight.values()}
+    return next((spec for spec in waiting if spec.base_run not in pending), None)
 
 
 def _clock(seconds):

@@ -8,6 +8,7 @@ order, and what a failure does is the runner's business (study/runner.py).
 import dataclasses
 import os
 import shutil
+import threading
 import zlib
 
 import keras
@@ -20,6 +21,27 @@ from kerastransfer.training.caching import PrefixCache, cache_layer
 from kerastransfer.workdir import files
 from kerastransfer.workdir.provenance import file_digest
 from kerastransfer.workdir.results import best_k_mean
+
+
+@dataclasses.dataclass
+class _RunSetup:
+    """What `Study._set_up` prepares for one run's training."""
+
+    model: object  # the run's network (saved, evaluated)
+    trainee: object  # what trains: the network, or its suffix over cached features
+    twin: object  # the kept compiled model that trains it (training.CompiledModels)
+    solver: object
+    layer: object  # the cached prefix's last layer, or None
+    train_data: object  # skip -> training batches
+    val_data: object
+    cache: dict  # the cache fields of the record
+
+
+def _layers_only(model):
+    """`model`'s layers without its optimizer, so its weights file holds the weights alone:
+    a run's own model carries optimizer state only when it trained itself instead of a
+    kept compiled twin, which depends on which thread ran it."""
+    return keras.Model(model.inputs, model.outputs, name=model.name)
 
 
 class Study:
@@ -60,8 +82,31 @@ class Study:
         self._prefix_cache = PrefixCache(
             experiment.grid.cache_budget_mb, os.path.join(self.outdir, "cache"), log
         )
-        self.compiled = training.CompiledModels()  # traced models reused between runs
-        self.evaluator = training.Evaluator()  # traced forward passes reused between runs
+        # Seeding, building and the training data's shuffle seed use process-wide random
+        # state: runs in flight (study/runner.py) take turns at them under this lock.
+        self._setup_lock = threading.Lock()
+        self._per_thread = threading.local()
+
+    @property
+    def compiled(self):
+        """This thread's training.CompiledModels: traced models reused between its runs."""
+        if not hasattr(self._per_thread, "compiled"):
+            self._per_thread.compiled = training.CompiledModels()
+        return self._per_thread.compiled
+
+    @property
+    def evaluator(self):
+        """This thread's training.Evaluator: traced forward passes reused between its runs."""
+        if not hasattr(self._per_thread, "evaluator"):
+            self._per_thread.evaluator = training.Evaluator()
+        return self._per_thread.evaluator
+
+    @property
+    def runs_in_flight(self):
+        """How many runs train at once: --runs_in_flight on the default strategy (the CPU or
+        one device), 1 under a tf.distribute strategy, whose collectives take one at a time."""
+        default = self.strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy()
+        return self.experiment.scale_out.runs_in_flight if default else 1
 
     @classmethod
     def load(cls, experiment, log=print, strategy=None, outdir=None):
@@ -156,7 +201,73 @@ class Study:
         treatment = None if spec.treatment == treatments.BASE else treatments.get(spec.treatment)
         half = self.halves.half(spec.split, spec.target)
         run_dir = self._run_dir(spec)
-        keras.utils.set_random_seed((zlib.crc32(spec.run.encode()) + e.grid.seed_offset) % 2**31)
+        with self._setup_lock:
+            ready = self._set_up(spec, base_record, treatment, half)
+        model, twin, solver, layer = ready.model, ready.twin, ready.solver, ready.layer
+        try:
+            result = training.train(
+                twin,
+                ready.train_data,
+                ready.val_data,
+                solver=solver,
+                batch_size=e.solver.batch_size,
+                run_dir=run_dir,
+                verbose=e.verbose,
+                evaluator=self.evaluator,
+                tensorboard_dir=os.path.join(self.outdir, "tensorboard", spec.run),
+            )
+            self.compiled.copy_back(ready.trainee, twin)
+        except training.DivergedError as error:
+            shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)  # NaN weights
+            self._prefix_cache.release(spec.run)
+            return {
+                **dataclasses.asdict(spec),
+                "status": "failed",
+                "reason": f"{error} (learning rate {solver.learning_rate:g})",
+            }
+        weights = os.path.join("runs", spec.run, "final.weights.h5")
+        with files.atomic_path(os.path.join(self.outdir, weights)) as tmp:
+            _layers_only(model).save_weights(tmp)
+        path = os.path.join(self.outdir, weights)
+        best_k = e.solver.best_k
+        record = {
+            **dataclasses.asdict(spec),
+            "status": "ok",
+            "reason": None,
+            "best_k": best_k_mean(result.val_history, best_k),
+            "k": best_k,
+            "final_val": result.val_history[-1][1],
+            "val_history": result.val_history,
+            "test_accuracy": self.evaluator(model, self.halves.eval_batches(half, "test"))[0],
+            "train_seconds": result.train_seconds,
+            "images_per_second": result.images_per_second,
+            "steps": solver.total_steps,
+            "resumed_from_step": result.resumed_from_step,
+            "cached_prefix": layer.name if layer is not None else None,
+            **ready.cache,
+            "strategy": type(self.strategy).__name__,
+            "replicas": self.strategy.num_replicas_in_sync,
+            "dtype_policy": keras.config.dtype_policy().name,
+            "num_classes": half.num_classes,
+            "class_names": half.class_names,
+            "val_examples": self.halves.eval_size(half, "val"),
+            "test_examples": self.halves.eval_size(half, "test"),
+            "weights": weights,
+            "weights_bytes": os.path.getsize(path),
+            "weights_sha256": file_digest(path),
+        }
+        shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)
+        self._prefix_cache.release(spec.run)
+        self._log_hparams(spec, record)
+        return record
+
+    def _set_up(self, spec, base_record, treatment, half):
+        """A run's network, seeded from its run id, compiled on this thread's kept twin, and
+        its training inputs (cached prefix features for a frozen run). Call under
+        `_setup_lock`: seeding and building use process-wide random state."""
+        e = self.experiment
+        run_seed = (zlib.crc32(spec.run.encode()) + e.grid.seed_offset) % 2**31
+        keras.utils.set_random_seed(run_seed)
         with self.strategy.scope():
             model = self.network(spec, base_record, half.num_classes)
         solver = training.Solver.from_config(
@@ -177,10 +288,10 @@ class Study:
             if layer is None:
                 trainee, val_data, cache = model, self.halves.eval_batches(half, "val"), {}
 
-                def train_data(skip):
+                def batches(skip):
                     return self.halves.train_batches(half, seed, skip, e.solver.batch_size)
             else:
-                trainee, train_data, val_data, cache = self._prefix_cache.inputs(
+                trainee, batches, val_data, cache = self._prefix_cache.inputs(
                     model,
                     layer,
                     half,
@@ -192,62 +303,15 @@ class Study:
                 )
             training.compile_model(trainee, solver)
             twin = self.compiled.twin(trainee)
-        try:
-            result = training.train(
-                twin,
-                train_data,
-                val_data,
-                solver=solver,
-                batch_size=e.solver.batch_size,
-                run_dir=run_dir,
-                verbose=e.verbose,
-                evaluator=self.evaluator,
-                tensorboard_dir=os.path.join(self.outdir, "tensorboard", spec.run),
-            )
-            self.compiled.copy_back(trainee, twin)
-        except training.DivergedError as error:
-            shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)  # NaN weights
-            self._prefix_cache.release(spec.run)
-            return {
-                **dataclasses.asdict(spec),
-                "status": "failed",
-                "reason": f"{error} (learning rate {solver.learning_rate:g})",
-            }
-        weights = os.path.join("runs", spec.run, "final.weights.h5")
-        with files.atomic_path(os.path.join(self.outdir, weights)) as tmp:
-            model.save_weights(tmp)
-        path = os.path.join(self.outdir, weights)
-        best_k = e.solver.best_k
-        record = {
-            **dataclasses.asdict(spec),
-            "status": "ok",
-            "reason": None,
-            "best_k": best_k_mean(result.val_history, best_k),
-            "k": best_k,
-            "final_val": result.val_history[-1][1],
-            "val_history": result.val_history,
-            "test_accuracy": self.evaluator(model, self.halves.eval_batches(half, "test"))[0],
-            "train_seconds": result.train_seconds,
-            "images_per_second": result.images_per_second,
-            "steps": solver.total_steps,
-            "resumed_from_step": result.resumed_from_step,
-            "cached_prefix": layer.name if layer is not None else None,
-            **cache,
-            "strategy": type(self.strategy).__name__,
-            "replicas": self.strategy.num_replicas_in_sync,
-            "dtype_policy": keras.config.dtype_policy().name,
-            "num_classes": half.num_classes,
-            "class_names": half.class_names,
-            "val_examples": self.halves.eval_size(half, "val"),
-            "test_examples": self.halves.eval_size(half, "test"),
-            "weights": weights,
-            "weights_bytes": os.path.getsize(path),
-            "weights_sha256": file_digest(path),
-        }
-        shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)
-        self._prefix_cache.release(spec.run)
-        self._log_hparams(spec, record)
-        return record
+
+        def train_data(skip):
+            # The shuffle's seeds pair `seed` with TensorFlow's global seed, which another
+            # run in flight may have set since: set the run's own again.
+            with self._setup_lock:
+                tf.random.set_seed(run_seed)
+                return batches(skip)
+
+        return _RunSetup(model, trainee, twin, solver, layer, train_data, val_data, cache)
 
     def _log_hparams(self, spec, record):
         """One HParams session per run, so TensorBoard's HParams dashboard shows the grid."""

@@ -34,6 +34,10 @@ STOCHASTIC = (
 MIN_PREFIX_SHARE = 0.10
 # Images per inference batch while computing features.
 FEATURE_BATCH = 512
+# Bases whose features are kept for the next n: the plan trains one target half at a time,
+# whose frozen runs copy from two bases (BnB from B, AnB from A); features of earlier splits
+# and directions are not needed again.
+KEPT_BASES = 2
 # Smallest shuffle buffer of file-cached features, whatever the budget.
 MIN_SHUFFLE_BUFFER = 1024
 
@@ -113,7 +117,8 @@ class FeatureStore:
     In memory (when a run's features fit `budget_bytes`), the last features of each `key`
     (a base network and the data it sees) are kept, so the next run frozen at a higher block
     of the same base starts from them and computes only the blocks in between; the oldest
-    kept features go when all of them together pass the budget. Larger features go to a
+    kept features go when more than KEPT_BASES keys are kept or all of them together pass
+    the budget. Larger features go to a
     tf.data file cache under `cache_dir`, one folder per run, removed by `release`.
     """
 
@@ -147,7 +152,9 @@ class FeatureStore:
             features = {part: predict(prefix, batches) for part, batches in parts.items()}
         if key is not None:
             self._kept[key] = (layer.name, features)
-            while len(self._kept) > 1 and self._kept_bytes() > self.budget_bytes:
+            while len(self._kept) > KEPT_BASES or (
+                len(self._kept) > 1 and self._kept_bytes() > self.budget_bytes
+            ):
                 del self._kept[next(iter(self._kept))]
         return features
 
