@@ -11,8 +11,9 @@ import numpy as np
 from kerastransfer import data, flops, models, surgery, training
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
-import benchmark  # noqa: E402, F401  (tools/benchmark.py imports with the package)
+import benchmark  # noqa: E402  (tools/benchmark.py imports with the package)
 
+from helpers.cli import SMOKE
 from helpers.studies import WIDTHS, tiny_study
 
 
@@ -109,3 +110,13 @@ def test_training_flops_follow_the_formula():
     model.get_layer("conv").trainable = False
     assert flops.training_flops(model) == conv + 2 * fc
     assert flops.training_flops(model, after=model.get_layer("conv")) == 2 * fc
+
+
+def test_benchmark_trains_the_studys_networks_by_hand(tmp_path):
+    """Row 8's baseline trains the networks the study plans for its first split, A->B."""
+    experiment = benchmark.load_experiment(SMOKE, str(tmp_path))
+    found = benchmark.grid_by_hand(SMOKE, str(tmp_path))
+    grid = experiment.grid
+    assert found["networks"] == 2 + len(grid.layers) * len(grid.treatments) == 17
+    assert set(found["mean_test_accuracy"]) == {"base", *grid.treatments}
+    assert all(0 < accuracy <= 1 for accuracy in found["mean_test_accuracy"].values())

@@ -96,10 +96,12 @@ def render(results):
     """The text of BENCHMARKS.md."""
     paper = on_paper()
     load = results["load_before"]
-    after = results.get("load_after_row_7", results["load_after_rows_1_6"])
+    after = results.get(
+        "load_after_row_8", results.get("load_after_row_7", results["load_after_rows_1_6"])
+    )
     samples = [
         results[k]
-        for k in ("load_before", "load_after_rows_1_6", "load_after_row_7")
+        for k in ("load_before", "load_after_rows_1_6", "load_after_row_7", "load_after_row_8")
         if k in results
     ]
     commands = {p["command"]: p["cpu_percent"] for sample in samples for p in sample["busy"]}
@@ -117,6 +119,7 @@ def render(results):
         "```bash",
         "pip install -e '.[bench]'    # PyTorch for row 4 (optional; without it row 4 is skipped)",
         "python tools/benchmark.py --quick                    # rows 1-6 with ratios",
+        "python tools/benchmark.py --studies_only             # rows 1-2, 7 and 8",
         "python tools/benchmark.py --write_md=BENCHMARKS.md   # all rows and levers; rewrites this",
         "```",
         "",
@@ -135,7 +138,7 @@ def render(results):
         f"- other load on the machine (other engineers' tests and studies share its cores): "
         f"load average {load['load_average']} before, {after['load_average']} after; "
         f"other processes over 5% of a core ({method}) at the start, after row 6 and after "
-        f"row 7: {busy or 'none'}",
+        f"rows 7 and 8: {busy or 'none'}",
         "",
         benchmark.markdown_table(results),
         "",
@@ -174,6 +177,30 @@ def study_breakdown(results):
         "loading networks, test evaluation, saving weights, analysis and export). Its "
         f"base networks reached {study['base_accuracy']['A']:.4f} (A) and "
         f"{study['base_accuracy']['B']:.4f} (B) test accuracy on random:0.",
+        "",
+        *by_hand_text(results),
+    ]
+
+
+def by_hand_text(results):
+    """What row 8 compares, with both sides' mean test accuracy per treatment."""
+    grid = results.get("by_hand")
+    if not grid:
+        return []
+    ours, theirs = grid["package_accuracy"], grid["by_hand_accuracy"]
+    cells = ", ".join(
+        f"{name} {ours[name]:.4f} / {theirs[name]:.4f}" for name in theirs if name in ours
+    )
+    return [
+        f"Row 8 trains split {grid['split']}'s {grid['networks']} networks (A->B, one seed) "
+        "twice, each in a subprocess from start-up to exit: through kerastransfer "
+        "(`--mode=all`: a validation pass every segment for best-k, checkpoints, records, "
+        f"analysis and export) and by hand ({grid['by_hand_networks']} networks: the loop a "
+        "user writes from the Keras transfer-learning guide, `set_weights` on the copied "
+        "blocks, `trainable = False` on the frozen ones, `fit` for the same epochs, batch "
+        "and learning-rate schedule, then `evaluate` on the test images, with no "
+        "validation during training). Mean test accuracy per treatment, kerastransfer / by "
+        f"hand: {cells}.",
         "",
     ]
 
@@ -236,10 +263,22 @@ def levers_section(results):
         "after a run's first segment.",
         "Not changed: the evaluation schedule (--eval_every is a result flag of the",
         "flagfile) and the validation batch (the same CPU time per image, and a larger",
-        "batch costs memory on 227x227 inputs). Not measured: two runs at once on the",
-        "two cores (other engineers' load on this machine would favour two processes).",
+        "batch costs memory on 227x227 inputs).",
         "",
     ]
+    flight = levers.get("runs in flight")
+    if flight:
+        one, two = (flight["best"][key] for key in sorted(flight["best"], key=int))
+        same = "the same" if flight["same_results"] else "**different**"
+        lines += [
+            f"Runs in flight (`--runs_in_flight`): the plan's first {flight['runs']} runs "
+            f"(both bases, then the five at n=1, all on the full network) took {one:.0f} s "
+            f"one at a time and {two:.0f} s two at once, each in a thread of its own "
+            f"({one / two:.2f}x as fast), with {same} test accuracies. Each run ends bit for "
+            "bit as trained alone (tests/test_runs_in_flight.py); the default is one at a "
+            "time.",
+            "",
+        ]
     return lines
 
 
@@ -316,7 +355,7 @@ if __name__ == "__main__":
 
     with open(sys.argv[1]) as f:
         loaded = json.load(f)
-    loaded["frozen"] = {int(n): row for n, row in loaded["frozen"].items()}
+    loaded["frozen"] = {int(n): row for n, row in loaded.get("frozen", {}).items()}
     loaded["targets"] = benchmark.targets(loaded)  # judged by this version's list of targets
     files.write_text(sys.argv[2], render(loaded))
     print(f"report: {sys.argv[2]}")
