@@ -1,12 +1,15 @@
 """--directions: B->A networks are planned, trained and recorded like A->B ones, and a finished
 study grows (both directions, another split) by training only its new runs."""
 
+import os
+
 import numpy as np
 import pytest
 
-from helpers.cli import SMOKE, run_cli
+from helpers.cli import REPO, SMOKE, run_cli
 from helpers.records import by_run, records
 from kerastransfer import config, surgery
+from kerastransfer import flags as kt_flags
 from kerastransfer.study.plan import plan
 from kerastransfer.study.study import Study
 from kerastransfer.workdir.provenance import stored_experiment
@@ -79,3 +82,20 @@ def test_a_finished_study_grows_by_its_new_runs_only(smoke_copy):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "--epochs" in lines[0] and "--overwrite" in lines[0]
+
+
+def test_full_flagfile_plans_four_base_networks_on_each_side_of_every_finding():
+    """configs/fashion_mnist_full.flags: every finding compares random-split networks (or the
+    dissimilar split's) over 4 base networks, split x target half x seed, a side."""
+    flagfile = os.path.join(REPO, "configs", "fashion_mnist_full.flags")
+    kt_flags.FLAGS.unparse_flags()
+    kt_flags.FLAGS(["test", f"--flagfile={flagfile}"])
+    experiment = config.from_flags(kt_flags.FLAGS)
+    runs = plan(experiment, ["random0", "dissimilar"])
+    assert len(runs) == 128
+    for split in ("random0", "dissimilar"):
+        for treatment in TREATMENTS:
+            units = {
+                (s.target, s.seed) for s in runs if (s.split, s.treatment) == (split, treatment)
+            }
+            assert len(units) == 4, (split, treatment, units)
