@@ -1049,7 +1049,7 @@ def _study_rows(results):
                 f"split {grid['split']} ({grid['networks']} networks): kerastransfer / "
                 "the same networks by hand",
                 f"{grid['package_seconds']:.0f} / {grid['by_hand_seconds']:.0f} s wall",
-                f"{grid['ratio']:.2f}x faster than by hand",
+                f"{grid['ratio']:.2f}x as fast as by hand",
             )
         )
     return rows
