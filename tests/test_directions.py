@@ -89,8 +89,11 @@ def test_full_flagfile_plans_four_base_networks_on_each_side_of_every_finding():
     dissimilar split's) over 4 base networks, split x target half x seed, a side."""
     flagfile = os.path.join(REPO, "configs", "fashion_mnist_full.flags")
     kt_flags.FLAGS.unparse_flags()
-    kt_flags.FLAGS(["test", f"--flagfile={flagfile}"])
-    experiment = config.from_flags(kt_flags.FLAGS)
+    try:
+        kt_flags.FLAGS(["test", f"--flagfile={flagfile}"])
+        experiment = config.from_flags(kt_flags.FLAGS)
+    finally:
+        kt_flags.FLAGS.unparse_flags()  # other tests parse flags onto the defaults
     runs = plan(experiment, ["random0", "dissimilar"])
     assert len(runs) == 128
     for split in ("random0", "dissimilar"):

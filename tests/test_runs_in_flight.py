@@ -5,6 +5,7 @@ import numpy as np
 
 from helpers.studies import tiny_study
 from kerastransfer.study.runner import Runner
+from kerastransfer.training import strategies
 from kerastransfer.workdir.results import ResultStore
 
 GRID = {"layers": (1, 5), "treatments": ("selffer", "transfer_ft", "random"), "dropout": 0.5}
@@ -42,3 +43,17 @@ def test_runs_in_flight_end_as_trained_one_at_a_time(tmp_path):
         weights = zip(together.trained_network(ours).weights, alone.trained_network(record).weights)
         for mine, theirs in weights:
             np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_runs_in_flight_keep_the_mixed_precision_policy(tmp_path):
+    """Keras keeps its dtype policy per thread: each run's thread is given it first."""
+    strategies.set_precision("mixed_bfloat16")
+    try:
+        study = tiny_study(
+            tmp_path, runs_in_flight=2, mixed_precision="mixed_bfloat16", layers=(1,)
+        )
+        study.runs = study.runs[:2]  # the two bases, in flight together
+        done = Runner(study, ResultStore(str(tmp_path)), lambda line: None).run_all()
+    finally:
+        strategies.set_precision("none")
+    assert [r["dtype_policy"] for r in done.values()] == ["mixed_bfloat16"] * 2

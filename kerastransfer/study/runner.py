@@ -17,6 +17,7 @@ from concurrent import futures
 
 from kerastransfer.errors import UsageError
 from kerastransfer.study.plan import RunSpec
+from kerastransfer.training import strategies
 from kerastransfer.workdir.provenance import file_digest
 
 
@@ -159,7 +160,7 @@ class Runner:
 
         waiting, in_flight = list(todo), {}  # future -> (spec, position)
         numbered = total - len(todo)
-        with futures.ThreadPoolExecutor(width, thread_name_prefix="run") as pool:
+        with _executor(width, self.study.experiment.scale_out.mixed_precision) as pool:
             while waiting or in_flight:
                 while waiting and len(in_flight) < width and not self.stopped_by:
                     spec = _next_ready(waiting, in_flight)
@@ -180,6 +181,37 @@ class Runner:
                     spec, position = in_flight.pop(future)
                     self._finish(spec, future.result(), done, position, progress)
         return done
+
+
+def _executor(width, mixed_precision):
+    """Where runs train: this thread when one at a time; else `width` threads, each given
+    the --mixed_precision policy first (Keras keeps its dtype policy per thread)."""
+    if width == 1:
+        return _InThisThread()
+    return futures.ThreadPoolExecutor(
+        width,
+        thread_name_prefix="run",
+        initializer=strategies.set_precision,
+        initargs=(mixed_precision,),
+    )
+
+
+class _InThisThread:
+    """An executor that runs each call at once in the calling thread."""
+
+    def submit(self, function, *args):
+        future = futures.Future()
+        try:
+            future.set_result(function(*args))
+        except BaseException as error:  # re-raised by future.result(), as from a thread
+            future.set_exception(error)
+        return future
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
 
 
 def return_freed_memory():
