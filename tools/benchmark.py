@@ -611,23 +611,34 @@ def frozen_runs(setup, layers, repeats, log):
 
 
 # ----- row 7: the default study ------------------------------------------------------------
-def run_study(flagfile, workdir, log):
-    """Runs the whole study in a subprocess; wall seconds and the child's peak RSS (bytes)."""
-    command = [
-        sys.executable,
-        "-m",
-        "kerastransfer.run",
-        f"--flagfile={flagfile}",
-        f"--workdir={workdir}",
-    ]
+def timed_subprocess(command, log):
+    """Runs `command` from the repository; (wall seconds, its stdout). Raises on failure."""
     log(f"  {' '.join(command)}")
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"the study failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        what = " ".join(command[1:3])
+        raise RuntimeError(f"{what} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return wall, done.stdout
+
+
+def run_study(flagfile, workdir, log, *flags):
+    """Runs the study (with `flags` added) in a subprocess; wall seconds, the peak RSS of
+    this process's children so far (bytes) and the study's stdout."""
+    wall, stdout = timed_subprocess(
+        [
+            sys.executable,
+            "-m",
+            "kerastransfer.run",
+            f"--flagfile={flagfile}",
+            f"--workdir={workdir}",
+            *flags,
+        ],
+        log,
+    )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
-    return wall, peak, done.stdout
+    return wall, peak, stdout
 
 
 def study_floor(flagfile, workdir, records):
@@ -754,17 +765,6 @@ def grid_by_hand(flagfile, workdir):
     }
 
 
-def timed_subprocess(command, log):
-    """Runs `command` from the repository; (wall seconds, its stdout). Raises on failure."""
-    log(f"  {' '.join(command)}")
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{command[2]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return wall, done.stdout
-
-
 def by_hand_row(flagfile, log):
     """Row 8: the first split of the study through kerastransfer (`--mode=all`: its analysis
     and export included), then the same networks by hand (`grid_by_hand`), each in its own
@@ -773,18 +773,13 @@ def by_hand_row(flagfile, log):
     try:
         experiment = load_experiment(flagfile, workdir)
         split, seed = experiment.data.splits[0], experiment.grid.seeds[0]
-        ours, _ = timed_subprocess(
-            [
-                sys.executable,
-                "-m",
-                "kerastransfer.run",
-                f"--flagfile={flagfile}",
-                f"--workdir={os.path.join(workdir, 'study')}",
-                f"--splits={split}",
-                "--directions=AB",
-                f"--seeds={seed}",
-            ],
+        ours, _, _ = run_study(
+            flagfile,
+            os.path.join(workdir, "study"),
             log,
+            f"--splits={split}",
+            "--directions=AB",
+            f"--seeds={seed}",
         )
         with open(os.path.join(workdir, "study", "results.jsonl")) as f:
             records = [json.loads(line) for line in f if line.strip()]
