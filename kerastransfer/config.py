@@ -43,6 +43,7 @@ class ModelConfig:
     source_model: str | None = None
     source_weights: str | None = None
     cut_layers: tuple = ()
+    cut_every: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,12 +105,15 @@ class TuningConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
-    """Which run is exported for TF-Serving, and where."""
+    """Which run is exported for TF-Serving, where, and what its signatures accept."""
 
     export_run: str | None = None
     export_dir: str | None = None
     export_treatments: tuple = treatments.FROM_OTHER_HALF
     model_name: str = "kerastransfer"
+    # A 24-megapixel camera photo fits; decoded, one such RGB file takes 75 MB.
+    export_max_image_pixels: int = 25_000_000
+    export_max_batch: int = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +122,21 @@ class AnalysisConfig:
 
     results: str | None = None
     reference: str = "none"
+
+
+# The transferability estimators of analysis/estimators.py, by their flag names.
+ESTIMATORS = ("logme", "hscore", "transrate", "linear_probe", "knn", "leep")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringConfig:
+    """Transferability estimators on every cut point (--mode=score), and --prune."""
+
+    estimators: tuple = ESTIMATORS
+    score_examples: int = 2000
+    score_reduction: str = "pca"
+    prune: int = 0
+    prune_estimator: str = "logme"
 
 
 SECTIONS = {
@@ -129,6 +148,7 @@ SECTIONS = {
     "tuning": TuningConfig,
     "export": ExportConfig,
     "analysis": AnalysisConfig,
+    "scoring": ScoringConfig,
 }
 
 
@@ -148,6 +168,7 @@ class Experiment:
     tuning: TuningConfig = TuningConfig()
     export: ExportConfig = ExportConfig()
     analysis: AnalysisConfig = AnalysisConfig()
+    scoring: ScoringConfig = ScoringConfig()
 
     @property
     def sharded(self):
@@ -224,10 +245,13 @@ RESULT_FLAGS = (
     "source_model",
     "source_weights",
     "cut_layers",
+    "cut_every",
     "fine_tune_lr_scale",
     "eval_split",
     "mixed_precision",
 )
+# The largest --export_max_image_pixels: width times height stays far from int64's limit.
+MAX_IMAGE_PIXELS_LIMIT = 2**31 - 1
 # --directions: the halves the grid's networks target.
 DIRECTIONS = {"AB": ("B",), "BA": ("A",), "both": ("B", "A")}
 # Flags that are lists of integers.
@@ -302,6 +326,9 @@ def validate(experiment):
         "max_trials",
         "fine_tune_lr_scale",
         "runs_in_flight",
+        "score_examples",
+        "export_max_image_pixels",
+        "export_max_batch",
     ):
         if not flat[flag] > 0:
             raise UsageError(
@@ -317,6 +344,7 @@ def validate(experiment):
         "cache_budget_mb",
         "tune_seconds",
         "tune_n",
+        "prune",
     ):
         if flat[flag] < 0:
             raise UsageError(f"--{flag}={flat[flag]} must be 0 or more")
@@ -356,7 +384,44 @@ def validate(experiment):
         raise UsageError(f"--widths={','.join(map(str, widths))} must all be positive")
     if os.path.exists(e.workdir) and not os.path.isdir(e.workdir):
         raise UsageError(f"--workdir={e.workdir} is a file, not a directory; pass a directory path")
+    if e.export.export_max_image_pixels > MAX_IMAGE_PIXELS_LIMIT:
+        raise UsageError(
+            f"--export_max_image_pixels={e.export.export_max_image_pixels} is over "
+            f"{MAX_IMAGE_PIXELS_LIMIT}; use a smaller limit, e.g. the default "
+            f"{default('export_max_image_pixels')}"
+        )
     _validate_scale_out(e)
+    _validate_scoring(e)
+
+
+def _validate_scoring(e):
+    """Estimator names, and --prune: an own-model study's choice among its --layers."""
+    s = e.scoring
+    for name in (*s.estimators, s.prune_estimator):
+        if name not in ESTIMATORS:
+            raise UsageError(
+                f"unknown estimator {name!r} in --estimators or --prune_estimator; use any of "
+                f"{','.join(ESTIMATORS)}"
+            )
+    if e.mode == "score" and not s.estimators:
+        raise UsageError("--mode=score with an empty --estimators scores nothing; name some")
+    if not s.prune:
+        return
+    if not e.own_model:
+        raise UsageError(
+            f"--prune={s.prune} picks cut points of a given source model: pass "
+            "--source_model (or --arch with --source_weights), or drop --prune"
+        )
+    if s.prune > len(e.grid.layers):
+        raise UsageError(
+            f"--prune={s.prune} keeps more cut points than --layers="
+            f"{','.join(map(str, e.grid.layers))} holds; use 1..{len(e.grid.layers)}"
+        )
+    if s.prune_estimator not in s.estimators:
+        raise UsageError(
+            f"--prune_estimator={s.prune_estimator} is not in --estimators="
+            f"{','.join(s.estimators)}; add it there"
+        )
 
 
 def _validate_scale_out(e):

@@ -26,8 +26,9 @@ flags.DEFINE_string(
 flags.DEFINE_enum(
     "mode",
     default("mode"),
-    ["all", "train", "analyze", "export", "tune"],
-    "all = train grid, analyze, export; or one stage on an existing workdir.",
+    ["all", "train", "analyze", "export", "tune", "score"],
+    "all = train grid, score, analyze, export; or one stage on an existing workdir "
+    "(score: transferability estimators on every cut point, no training).",
 )
 flags.DEFINE_bool(
     "overwrite",
@@ -84,7 +85,13 @@ flags.DEFINE_integer(
 )
 
 # Networks.
-flags.DEFINE_string("arch", default("arch"), "caffenet, caffenet_small, resnet50, mobilenet_v2.")
+flags.DEFINE_string(
+    "arch",
+    default("arch"),
+    "caffenet, caffenet_small, or a keras.applications backbone: resnet50/101/152(_v2), "
+    "mobilenet_v2, mobilenet_v3_small/large, efficientnet_b0..b7, efficientnet_v2_b0..b3/s/m/l, "
+    "convnext_tiny/small/base/large/xlarge, densenet121/169/201.",
+)
 flags.DEFINE_list(
     "widths",
     _listed("widths"),
@@ -194,27 +201,76 @@ flags.DEFINE_list(
     "Treatments the best exported model is chosen from.",
 )
 flags.DEFINE_string("model_name", default("model_name"), "Model name in the TF-Serving layout.")
+flags.DEFINE_integer(
+    "export_max_image_pixels",
+    default("export_max_image_pixels"),
+    "Largest image (width x height) the exported predict_image_bytes signature decodes; "
+    "larger files are refused from their header. Recorded in metadata.json.",
+)
+flags.DEFINE_integer(
+    "export_max_batch",
+    default("export_max_batch"),
+    "Most images one request to the exported model may carry; also max_batch_size in the "
+    "export's batching_parameters.txt.",
+)
+
+# Transferability estimators (--mode=score; --mode=all scores before it analyzes).
+flags.DEFINE_list(
+    "estimators",
+    _listed("estimators"),
+    "Estimators that score every cut point without training: logme, hscore, transrate, "
+    "linear_probe, knn, leep (the source head's probabilities). Empty: --mode=all scores "
+    "nothing.",
+)
+flags.DEFINE_integer(
+    "score_examples",
+    default("score_examples"),
+    "Target training images the estimators see (drawn once with seed 0).",
+)
+flags.DEFINE_enum(
+    "score_reduction",
+    default("score_reduction"),
+    ["gap", "pca"],
+    "How a cut point's feature maps become one vector per image: pca = the flattened maps "
+    "on their first 64 principal components; gap = the mean of each channel over the "
+    "spatial positions (cheaper, but on the default study it lost the ranking: README).",
+)
+flags.DEFINE_integer(
+    "prune",
+    default("prune"),
+    "Own-model study: score every n of --layers first, then train only the K best-scoring "
+    "cut points (frozen and fine-tuned, all seeds) and the scratch baseline. 0 = train all.",
+)
+flags.DEFINE_string(
+    "prune_estimator", default("prune_estimator"), "The estimator whose ranking --prune follows."
+)
 
 # Transfer your own model to your own images.
 flags.DEFINE_string(
     "source_model",
     default("source_model"),
-    "A trained functional Keras model (.keras) to "
-    "transfer from; turns the study into: for each n, frozen and fine-tuned "
-    "transfer to --dataset/--image_dir, plus a from-scratch baseline.",
+    "A trained functional Keras model (.keras), or keras_hub:PATH for a keras-hub preset "
+    "directory (the hub extra), to transfer from; turns the study into: for each n, frozen "
+    "and fine-tuned transfer to --dataset/--image_dir, plus a from-scratch baseline.",
 )
 flags.DEFINE_string(
     "source_weights",
     default("source_weights"),
-    "With --arch=resnet50|mobilenet_v2: a local "
-    "weights file of the backbone to transfer from (same study as "
-    "--source_model).",
+    "With --arch=<a keras.applications backbone, e.g. resnet50>: a local weights file of "
+    "the backbone without its top, to transfer from (same study as --source_model).",
 )
 flags.DEFINE_list(
     "cut_layers",
     _listed("cut_layers"),
-    "Layer names that end blocks 1, 2, ... of "
-    "--source_model (default: one block per weight layer below the head).",
+    "Layer names that end blocks 1, 2, ... of the source model (default: the ends of its "
+    "stages, or its transformer blocks; one block per weight layer below the head for a "
+    "plain chain of layers).",
+)
+flags.DEFINE_integer(
+    "cut_every",
+    default("cut_every"),
+    "Own-model study: keep every K-th of the source model's default cut points (e.g. 3: a "
+    "12-block ViT's blocks 3, 6, 9, 12); the last is always kept. 1 keeps them all.",
 )
 
 # Reliability: what a failed run or a damaged workdir does, and reproducible runs.

@@ -8,6 +8,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -19,36 +20,18 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 from helpers.cli import python_tool
+from helpers.exports import smooth_images, tiny_model
+from kerastransfer import config
 from kerastransfer.data.preprocessing import Preprocessing
 from kerastransfer.errors import UsageError
 from kerastransfer.models.preprocessing import IMAGENET_MEAN_RGB
-from kerastransfer.serving import export
+from kerastransfer.serving import export, images
 
 CLASS_NAMES = ["circle", "square", "triangle"]
 METADATA = {"run_id": "run-7", "split": "A->B", "treatment": "AnB", "n": 3, "metrics": {"acc": 0.5}}
 SUBPROCESS_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 # TensorFlow's saved_model_cli of the Python running the tests (not whatever PATH has)
 SAVED_MODEL_CLI = python_tool("saved_model_cli", "tensorflow.python.tools.saved_model_cli")
-
-
-def tiny_model(input_shape, num_classes=3):
-    """Conv + dense + softmax with random weights, large enough logits to separate classes."""
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
-    x = keras.layers.MaxPooling2D(2)(x)
-    x = keras.layers.Flatten()(x)
-    outputs = keras.layers.Dense(
-        num_classes,
-        activation="softmax",
-        kernel_initializer=keras.initializers.RandomNormal(stddev=1.0),
-    )(x)
-    return keras.Model(inputs, outputs)
-
-
-def smooth_images(rng, count, height, width, channels):
-    """uint8 images without high frequencies, so JPEG at quality 95 barely changes them."""
-    coarse = rng.uniform(0, 255, (count, 4, 4, channels)).astype(np.float32)
-    return np.round(tf.image.resize(coarse, (height, width)).numpy()).astype(np.uint8)
 
 
 def confident_images(model, preprocessing, rng, per_class=2):
@@ -278,6 +261,129 @@ def test_next_version_ignores_non_integer_entries(tmp_path):
     assert export.next_version(str(tmp_path), "m") == 8
 
 
+def batching_parameters_class():
+    """TF-Serving's BatchingParameters message (session_bundle_config.proto), with the fields
+    the export writes; tensorflow-serving-api does not ship that proto."""
+    from google.protobuf import (  # noqa: PLC0415  (only this test builds protos)
+        descriptor_pb2,
+        descriptor_pool,
+        message_factory,
+        wrappers_pb2,
+    )
+
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="session_bundle_config.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+        dependency=["google/protobuf/wrappers.proto"],
+    )
+    message = proto.message_type.add(name="BatchingParameters")
+    names = ["max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads"]
+    for number, name in enumerate(names, 1):
+        message.field.add(
+            name=name,
+            number=number,
+            type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+            type_name=".google.protobuf.Int64Value",
+        )
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(proto)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
+    )
+
+
+def test_batching_parameters_fit_every_model_and_parse_as_tf_serving_reads_them(exported, tmp_path):
+    """One file for all models: the smallest batch cap (a merged batch no graph refuses) and
+    the shortest suggested wait."""
+    common = dict(
+        base_dir=str(tmp_path),
+        class_names=CLASS_NAMES,
+        preprocessing=exported["preprocessing"],
+        metadata={},
+    )
+    suggested = []
+    for name, max_batch in [("wide", 64), ("narrow", 1)]:
+        version_dir = export.export_model(
+            exported["model"], model_name=name, max_batch=max_batch, **common
+        )
+        with open(os.path.join(version_dir, "metadata.json")) as f:
+            suggested.append(json.load(f)["export"]["batching"]["batch_timeout_micros"])
+        # TF-Serving would not load a version whose warmup requests its graph refuses.
+        for log in read_warmup(version_dir):
+            for tensor in log.predict_log.request.inputs.values():
+                assert tensor.tensor_shape.dim[0].size == min(max_batch, 2)
+    with open(tmp_path / export.BATCHING_FILE) as f:
+        text = f.read()
+    parameters = text_format.Parse(text, batching_parameters_class()())
+    assert parameters.max_batch_size.value == 1
+    assert parameters.batch_timeout_micros.value == min(suggested)
+    assert parameters.max_enqueued_batches.value == 16
+    assert not parameters.HasField("num_batch_threads")  # TF-Serving: one per core
+    assert "narrow/1, wide/1" in text
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        (
+            "export_max_batch",
+            0,
+            "--export_max_batch=0 must be positive, e.g. --export_max_batch=64",
+        ),
+        (
+            "export_max_image_pixels",
+            2**40,
+            f"--export_max_image_pixels={2**40} is over 2147483647; use a smaller limit, e.g. "
+            "the default 25000000",
+        ),
+    ],
+)
+def test_export_limits_are_checked_with_the_flags(flag, value, message):
+    experiment = config.Experiment(workdir="unused").replace(**{flag: value})
+    with pytest.raises(UsageError, match=re.escape(message)):
+        config.validate(experiment)
+
+
+def test_export_removes_staging_left_by_a_killed_export_but_not_a_live_ones(exported, tmp_path):
+    """A killed export leaves a staging directory nobody holds (the kernel drops a dead
+    process's flock); one an export is still writing is locked and stays."""
+    model_dir = tmp_path / "digits"
+    stale = model_dir / ".export-tmp-killed"
+    (stale / "saved_model" / "variables").mkdir(parents=True)
+    (stale / "saved_model" / "saved_model.pb").write_bytes(b"half written")
+    live = model_dir / ".export-tmp-live"
+    live.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+            str(live),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        version_dir = export.export_model(
+            exported["model"],
+            base_dir=str(tmp_path),
+            model_name="digits",
+            class_names=CLASS_NAMES,
+            preprocessing=exported["preprocessing"],
+            metadata={},
+        )
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert version_dir == str(model_dir / "1")
+    assert sorted(os.listdir(model_dir)) == [".export-tmp-live", "1"]
+
+
 def test_failed_export_leaves_no_version(exported, tmp_path):
     with pytest.raises(TypeError, match="not JSON serializable"):
         export.export_model(
@@ -300,9 +406,10 @@ def test_bad_tensors_are_rejected_with_clear_errors(exported):
         serve(images=tf.zeros([28, 28, 1]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a float tensor"):
         serve(images=tf.zeros([1, 28, 28, 1], tf.int32))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+    # Every hostile file and its message: tests/test_hostile_input.py.
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes\[1\] is neither PNG"):
         exported["loaded"].signatures["predict_image_bytes"](
-            image_bytes=tf.constant([b"\x89PNG but not really", b"garbage"])
+            image_bytes=tf.constant([tf.io.encode_png(exported["images"][0]).numpy(), b"garbage"])
         )
     assert serve(images=tf.zeros([2, 28, 28, 1]))["probabilities"].shape == (2, 3)
 
@@ -403,6 +510,15 @@ def test_metadata_json(exported):
     assert written["model_name"] == "digits"
     assert written["class_names"] == CLASS_NAMES
     assert written["warmup_requests"] is True
+    assert written["limits"] == {
+        "max_image_pixels": config.default("export_max_image_pixels"),
+        "max_batch": config.default("export_max_batch"),
+        "decode_parallelism": images.DECODE_PARALLELISM,
+    }
+    batching = written["batching"]
+    assert batching["max_batch_size"] == config.default("export_max_batch")
+    assert batching["single_request_micros"] > 0
+    assert 100 <= batching["batch_timeout_micros"] <= 10_000
     assert Preprocessing.from_json(written["preprocessing"]) == exported["preprocessing"]
     signatures = written["signatures"]
     assert set(signatures) == {"serving_default", "predict_image_bytes"}

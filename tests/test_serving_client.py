@@ -86,11 +86,22 @@ def expected_output(exported, paths, k):
 
 
 class FakeRestHandler(http.server.BaseHTTPRequestHandler):
-    """Answers POST /v1/models/NAME[/versions/N]:predict like TF-Serving's REST API."""
+    """Answers POST /v1/models/NAME[/versions/N]:predict like TF-Serving's REST API.
 
-    loaded = None  # the SavedModel to serve, set on a subclass
+    A subclass sets `loaded` (the SavedModel), and may set `unavailable` (how many calls
+    to answer 503 first, as a full batch queue does) and `delay` (seconds before answering).
+    """
+
+    loaded = None
+    unavailable = 0
+    delay = 0.0
+    calls = 0
 
     def do_POST(self):
+        type(self).calls += 1
+        time.sleep(self.delay)
+        if type(self).calls <= self.unavailable:
+            return self.reply(503, {"error": "The batch scheduling queue is full"})
         match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/\d+)?:predict", self.path)
         if not match:
             return self.reply(404, {"error": f"Malformed request: POST {self.path}"})
@@ -129,30 +140,43 @@ class FakeRestHandler(http.server.BaseHTTPRequestHandler):
         """Keeps the request log out of the test output."""
 
 
-@pytest.fixture(scope="module")
-def rest_server(exported):
-    """HOST:PORT of a fake TF-Serving REST endpoint running in a thread."""
-    handler = type("Handler", (FakeRestHandler,), {"loaded": exported["loaded"]})
+def serve_rest(loaded, **behaviour):
+    """A fake TF-Serving REST endpoint in a thread: (HOST:PORT, its handler class, stop)."""
+    handler = type("Handler", (FakeRestHandler,), {"loaded": loaded, **behaviour})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+
+    def stop():
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return f"127.0.0.1:{server.server_address[1]}", handler, stop
 
 
 @pytest.fixture(scope="module")
-def grpc_server(exported):
-    """HOST:PORT of a fake TF-Serving PredictionService."""
+def rest_server(exported):
+    """HOST:PORT of a fake TF-Serving REST endpoint running in a thread."""
+    address, _, stop = serve_rest(exported["loaded"])
+    yield address
+    stop()
+
+
+def serve_grpc(loaded, unavailable=0):
+    """A fake TF-Serving PredictionService: (HOST:PORT, its servicer class, stop); it answers
+    UNAVAILABLE to the first `unavailable` calls."""
     # the serving extra's packages: only the tests that need them import them
     import grpc  # noqa: PLC0415
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: PLC0415
 
-    loaded = exported["loaded"]
-
     class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+        calls = 0
+
         def Predict(self, request, context):
+            type(self).calls += 1
+            if type(self).calls <= unavailable:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "The batch scheduling queue is full")
             if request.model_spec.name != MODEL_NAME:
                 context.abort(
                     grpc.StatusCode.NOT_FOUND,
@@ -172,8 +196,15 @@ def grpc_server(exported):
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(grace=None)
+    return f"127.0.0.1:{port}", Servicer, lambda: server.stop(grace=None)
+
+
+@pytest.fixture(scope="module")
+def grpc_server(exported):
+    """HOST:PORT of a fake TF-Serving PredictionService."""
+    address, _, stop = serve_grpc(exported["loaded"])
+    yield address
+    stop()
 
 
 def run_cli(*args):
@@ -239,15 +270,65 @@ def test_rest_folder_and_file(exported, rest_server):
     assert result.stdout == expected_output(exported, exported["paths"] + [extra], k=2)
 
 
-def test_unreachable_server_is_one_line_exit_2(exported, free_port):
+def test_unreachable_server_is_one_line_exit_2_after_its_retries(exported, free_port):
     port = free_port
-    result = run_cli(exported["paths"][0], "--server", f"127.0.0.1:{port}")
+    result = run_cli(exported["paths"][0], "--server", f"127.0.0.1:{port}", "--retries", "2")
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == (
-        f"error: cannot reach TF-Serving at http://127.0.0.1:{port}: connection refused; start "
-        "it with the docker command in the README or pass --server\n"
+        f"error: cannot reach TF-Serving at http://127.0.0.1:{port}: connection refused (3 "
+        "tries over 1.5 s); start it with the docker command in the README or pass --server\n"
     )
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_unavailable_server_is_retried_with_growing_waits(exported, capsys, monkeypatch, protocol):
+    """TF-Serving answers UNAVAILABLE while it loads a model or its batch queue is full."""
+    monkeypatch.setattr(serving_client, "FIRST_BACKOFF", 0.05)
+    serve = serve_rest if protocol == "rest" else serve_grpc
+    address, counter, stop = serve(exported["loaded"], unavailable=2)
+    try:
+        argv = [*exported["paths"][:2], "--protocol", protocol, "--server", address]
+        argv += ["--metadata", exported["version_dir"]]
+        started = time.monotonic()
+        status = serving_client.main([*argv, "--model_name", MODEL_NAME, "--top_k", "3"])
+        assert (status, counter.calls) == (0, 3), capsys.readouterr().err
+        assert time.monotonic() - started >= 0.05 + 0.1  # waited before each retry
+        assert capsys.readouterr().out == expected_output(exported, exported["paths"][:2], k=3)
+        counter.calls = 0  # now unavailable for longer than the client retries
+        assert serving_client.main([*argv, "--retries", "1", "--model_name", MODEL_NAME]) == 2
+        assert "(2 tries over 0.05 s)" in capsys.readouterr().err
+    finally:
+        stop()
+
+
+def test_every_call_has_a_deadline(exported, capsys):
+    address, _, stop = serve_rest(exported["loaded"], delay=3)
+    try:
+        started = time.monotonic()
+        argv = [exported["paths"][0], "--server", address, "--timeout", "0.5"]
+        assert serving_client.main(argv) == 2
+        assert time.monotonic() - started < 2.5
+    finally:
+        stop()
+    assert capsys.readouterr().err == (
+        f"error: TF-Serving at http://{address} did not answer within 0.5 s; pass a larger "
+        "--timeout or fewer images per --batch_size\n"
+    )
+
+
+def test_progress_bar_for_a_folder_of_many_images(exported, rest_server, capsys):
+    argv = [str(exported["images_dir"]), "--server", rest_server, "--model_name", MODEL_NAME]
+    argv += ["--metadata", exported["version_dir"]]
+    assert serving_client.main([*argv, "--batch_size", "4", "--progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == expected_output(exported, exported["paths"], k=5)
+    bars = [part for part in captured.err.split("\r") if part.startswith("[")]
+    assert bars[-1] == "[" + "#" * 30 + "] 6/6 images\n"
+    assert "] 4/6 images" in captured.err
+    # Off by default when stderr is not a terminal.
+    assert serving_client.main([*argv, "--batch_size", "4"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_model_not_loaded(exported, rest_server):
@@ -260,14 +341,27 @@ def test_model_not_loaded(exported, rest_server):
     )
 
 
-def test_server_rejects_corrupt_image(tmp_path, rest_server, capsys):
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_files_the_server_refuses_get_a_line_each_and_the_rest_predict(
+    exported, tmp_path, capsys, rest_server, grpc_server, protocol
+):
+    """The graph refuses a whole batch for one bad file: the client sends that batch again
+    file by file, and names each refused file with the graph's own reason."""
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
-    assert (
-        serving_client.main([str(corrupt), "--server", rest_server, "--model_name", MODEL_NAME])
-        == 2
+    good = pathlib.Path(next(path for path in exported["paths"] if path.endswith(".png")))
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:60])
+    server = rest_server if protocol == "rest" else grpc_server
+    argv = [str(corrupt), str(good), str(truncated), "--protocol", protocol, "--server", server]
+    argv += ["--metadata", exported["version_dir"]]
+    assert serving_client.main([*argv, "--model_name", MODEL_NAME, "--top_k", "2"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == expected_output(exported, [str(good)], k=2)
+    assert captured.err == (
+        f"error: {corrupt} is a damaged PNG file (no IHDR chunk after its signature)\n"
+        f"error: {truncated} is a truncated PNG file (no IEND chunk)\n"
     )
-    assert "rejected the request (HTTP 400)" in capsys.readouterr().err
 
 
 def make_bad_path(directory, kind):
@@ -289,15 +383,27 @@ def make_bad_path(directory, kind):
         ("empty folder", "no .png/.jpg/.jpeg files in folder"),
     ],
 )
-def test_bad_image_paths(exported, tmp_path, capsys, free_port, kind, message):
+def test_bad_image_paths_get_one_line_each_and_the_rest_predict(
+    exported, tmp_path, capsys, rest_server, kind, message
+):
     path = make_bad_path(tmp_path, kind)
-    # Nothing listens on the port: a refused connection would mean the path was not checked.
-    argv = [exported["paths"][0], str(path), "--server", f"127.0.0.1:{free_port}"]
+    good = exported["paths"][0]
+    argv = [good, str(path), "--server", rest_server, "--model_name", MODEL_NAME, "--top_k", "1"]
+    argv += ["--metadata", exported["version_dir"]]
     assert serving_client.main(argv) == 2
     captured = capsys.readouterr()
-    assert captured.out == ""
+    assert captured.out == expected_output(exported, [good], k=1)
     assert message in captured.err and str(path) in captured.err
     assert captured.err.count("\n") == 1
+
+
+def test_nothing_readable_sends_nothing(tmp_path, capsys, free_port):
+    # Nothing listens on the port: a refused connection would mean a request was made.
+    argv = [str(make_bad_path(tmp_path, "missing")), "--server", f"127.0.0.1:{free_port}"]
+    assert serving_client.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "does not exist" in captured.err
 
 
 def test_grpc(exported, grpc_server, capsys):
@@ -326,10 +432,11 @@ def test_grpc_errors(exported, grpc_server, capsys, free_port):
     assert serving_client.main([image, "--protocol", "grpc", "--server", grpc_server]) == 2
     assert "model 'kerastransfer' is not loaded on TF-Serving at grpc://" in capsys.readouterr().err
     port = free_port
-    assert serving_client.main([image, "--protocol", "grpc", "--server", f"127.0.0.1:{port}"]) == 2
+    argv = [image, "--protocol", "grpc", "--server", f"127.0.0.1:{port}", "--retries", "0"]
+    assert serving_client.main(argv) == 2
     assert capsys.readouterr().err == (
-        f"error: cannot reach TF-Serving at grpc://127.0.0.1:{port}: connection refused; start it "
-        "with the docker command in the README or pass --server\n"
+        f"error: cannot reach TF-Serving at grpc://127.0.0.1:{port}: connection refused (1 try); "
+        "start it with the docker command in the README or pass --server\n"
     )
 
 

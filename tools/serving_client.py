@@ -8,15 +8,21 @@ Talks to the `predict_image_bytes` signature that `kerastransfer.export` writes,
 
 The server returns the probabilities and the name of the most probable class; pass
 `--metadata` (an exported version directory or its metadata.json) to name every class shown.
-Problems (server unreachable, model not loaded, unreadable image) print one line on stderr
-and exit with status 2.
+Every call has a deadline (`--timeout`); a server that is unavailable (not started yet,
+restarting, or its batch queue full) is tried again `--retries` times with growing waits.
+A file that cannot be read, or that the server refuses, gets one line on stderr and the others
+are still predicted; a server that cannot be reached or lacks the model ends the run with one
+line. Either way the exit status is then 2. A folder of many images shows a progress bar on a
+terminal (`--progress` forces it, `--no-progress` hides it).
 """
 
 import argparse
 import base64
 import json
 import os
+import re
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -25,15 +31,34 @@ DEFAULT_PORTS = {"rest": 8501, "grpc": 8500}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 _START_HINT = "start it with the docker command in the README or pass --server"
+# Seconds before the first retry of an unavailable server; each retry waits twice as long.
+FIRST_BACKOFF = 0.5
 
 
 class ClientError(Exception):
     """A problem the user can fix; `main` prints it as one line and exits 2."""
 
 
+class Unavailable(ClientError):
+    """The server cannot take the call now (not listening, loading, queue full): retried."""
+
+    def __init__(self, server, reason):
+        super().__init__(f"cannot reach TF-Serving at {server}: {reason}; {_START_HINT}")
+        self.server, self.reason = server, reason
+
+
+class Rejected(ClientError):
+    """The server refused the images of the call (InvalidArgument): a file's fault."""
+
+    def __init__(self, server, status, message):
+        super().__init__(f"TF-Serving at {server} rejected the request ({status}): {message}")
+        self.message = message
+
+
 def find_images(paths):
-    """Expands files and folders (their PNG/JPEG files, sorted, not recursive) into file paths."""
-    images = []
+    """(PNG/JPEG file paths, one problem line per path that gives none): folders expand to
+    their PNG/JPEG files, sorted, not recursive."""
+    images, problems = [], []
     for path in paths:
         if os.path.isdir(path):
             found = sorted(
@@ -43,13 +68,13 @@ def find_images(paths):
                 and os.path.isfile(os.path.join(path, name))
             )
             if not found:
-                raise ClientError(f"no .png/.jpg/.jpeg files in folder {path!r}")
+                problems.append(f"no .png/.jpg/.jpeg files in folder {path!r}")
             images.extend(found)
         elif os.path.isfile(path):
             images.append(path)
         else:
-            raise ClientError(f"image path {path!r} does not exist: pass PNG/JPEG files or folders")
-    return images
+            problems.append(f"image path {path!r} does not exist: pass PNG/JPEG files or folders")
+    return images, problems
 
 
 def read_image(path):
@@ -122,6 +147,10 @@ def predict_rest(server, model_name, encoded_images, timeout):
         message = _rest_error_message(error)
         if error.code == 404:
             raise _model_not_loaded(model_name, base_url, message) from None
+        if error.code == 503:  # TF-Serving's UNAVAILABLE
+            raise Unavailable(base_url, message) from None
+        if error.code == 400:  # INVALID_ARGUMENT
+            raise Rejected(base_url, "HTTP 400", message) from None
         raise ClientError(
             f"TF-Serving at {base_url} rejected the request (HTTP {error.code}): {message}"
         ) from None
@@ -129,14 +158,11 @@ def predict_rest(server, model_name, encoded_images, timeout):
         reason = error.reason
         if isinstance(reason, ConnectionRefusedError):
             reason = "connection refused"
-        raise ClientError(
-            f"cannot reach TF-Serving at {base_url}: {reason}; {_START_HINT}"
-        ) from None
+        if isinstance(reason, TimeoutError):
+            raise _timed_out(base_url, timeout) from None
+        raise Unavailable(base_url, reason) from None
     except TimeoutError:
-        raise ClientError(
-            f"TF-Serving at {base_url} did not answer within {timeout:g} s; pass a larger "
-            "--timeout or fewer images per --batch_size"
-        ) from None
+        raise _timed_out(base_url, timeout) from None
     try:
         response = json.loads(body)
     except ValueError:
@@ -217,6 +243,13 @@ def _rest_error_message(error):
         return body.strip() or error.reason
 
 
+def _timed_out(server, timeout):
+    return ClientError(
+        f"TF-Serving at {server} did not answer within {timeout:g} s; pass a larger "
+        "--timeout or fewer images per --batch_size"
+    )
+
+
 def _model_not_loaded(model_name, server, message):
     return ClientError(
         f"model {model_name!r} is not loaded on TF-Serving at {server} ({message}); check the "
@@ -231,15 +264,83 @@ def _grpc_error(error, server, model_name, timeout):
     code, details = error.code(), error.details()
     if code == grpc.StatusCode.UNAVAILABLE:
         reason = "connection refused" if "connection refused" in details.lower() else details
-        return ClientError(f"cannot reach TF-Serving at {server}: {reason}; {_START_HINT}")
+        return Unavailable(server, reason)
     if code == grpc.StatusCode.NOT_FOUND:
         return _model_not_loaded(model_name, server, details)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return ClientError(
-            f"TF-Serving at {server} did not answer within {timeout:g} s; pass a larger "
-            "--timeout or fewer images per --batch_size"
-        )
+        return _timed_out(server, timeout)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return Rejected(server, code.name, details)
     return ClientError(f"TF-Serving at {server} rejected the request ({code.name}): {details}")
+
+
+def with_retries(call, retries):
+    """`call()`, tried again up to `retries` times while the server is Unavailable, waiting
+    FIRST_BACKOFF seconds, then twice as long each time."""
+    waited = 0.0
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except Unavailable as error:
+            if attempt == retries:
+                tries = f"{attempt + 1} tries over {waited:g} s" if attempt else "1 try"
+                raise Unavailable(error.server, f"{error.reason} ({tries})") from None
+            wait = FIRST_BACKOFF * 2**attempt
+            time.sleep(wait)
+            waited += wait
+
+
+def predict_files(predict, files, retries):
+    """[(path, prediction or a Rejected error)] for a batch of (path, bytes).
+
+    A batch the server refuses is sent again one file at a time, so each refusal is
+    pinned on its file.
+    """
+    try:
+        predictions = with_retries(lambda: predict([data for _, data in files]), retries)
+    except Rejected as error:
+        if len(files) == 1:
+            return [(files[0][0], error)]
+        return [outcome for one in files for outcome in predict_files(predict, [one], retries)]
+    return list(zip([path for path, _ in files], predictions, strict=True))
+
+
+def refusal_line(path, error):
+    """One line for a file the server refused: its path and the graph's own message."""
+    found = re.search(r"^assertion failed: \[image_bytes\[\d+\] (.*)\]$", error.message, re.M)
+    if found:  # the exported graph's check: it says what is wrong and what is accepted
+        return f"{path} {found[1]}"
+    return f"{path}: {' '.join(str(error).split())}"
+
+
+class Progress:
+    """`[#####-----] 120/500 images` on stderr, redrawn in place; a no-op when disabled."""
+
+    WIDTH = 30
+
+    def __init__(self, total, enabled):
+        self.total, self.done, self.enabled = total, 0, enabled
+
+    def advance(self, count):
+        self.done += count
+        self._draw()
+
+    def print(self, line, file):
+        """Prints `line` to `file` on a line of its own, the bar redrawn below it."""
+        if self.enabled and self.done:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+        print(line, file=file, flush=self.enabled)
+        self._draw()
+
+    def close(self):
+        if self.enabled and self.done:
+            print(file=sys.stderr)
+
+    def _draw(self):
+        if self.enabled and self.done:
+            filled = self.WIDTH * self.done // self.total
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            print(f"\r[{bar}] {self.done}/{self.total} images", end="", file=sys.stderr, flush=True)
 
 
 def _parse_args(argv):
@@ -258,36 +359,79 @@ def _parse_args(argv):
         "--server", help="HOST:PORT of TF-Serving (default localhost:8501 REST, :8500 gRPC)"
     )
     parser.add_argument("--top_k", type=int, default=5, help="classes shown per image")
-    parser.add_argument("--batch_size", type=int, default=16, help="images per request")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=16,
+        help="images per request (at most the export's --export_max_batch, default 64)",
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help=f"retries of a call while the server is unavailable, after {FIRST_BACKOFF:g} s, "
+        "then twice as long each time (%(default)s)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="progress bar on stderr (default: on a terminal, for more than one request)",
+    )
     parser.add_argument(
         "--metadata", help="exported version directory or its metadata.json, to name all classes"
     )
     args = parser.parse_args(argv)
-    if args.top_k < 1 or args.batch_size < 1 or args.timeout <= 0:
-        parser.error("--top_k and --batch_size must be >= 1 and --timeout > 0")
+    if args.top_k < 1 or args.batch_size < 1 or args.timeout <= 0 or args.retries < 0:
+        parser.error("--top_k and --batch_size must be >= 1, --timeout > 0 and --retries >= 0")
     if args.server is None:
         args.server = f"localhost:{DEFAULT_PORTS[args.protocol]}"
     return args
 
 
 def main(argv=None):
-    """Runs the CLI; returns the exit status (0, or 2 after printing a one-line error)."""
+    """Runs the CLI; returns the exit status: 0, or 2 after one line per problem."""
     args = _parse_args(argv)
-    predict = predict_rest if args.protocol == "rest" else predict_grpc
+    protocol = predict_rest if args.protocol == "rest" else predict_grpc
+
+    def predict(encoded):
+        return protocol(args.server, args.model_name, encoded, args.timeout)
+
     try:
         class_names = load_class_names(args.metadata) if args.metadata else None
-        paths = find_images(args.paths)
-        encoded = [read_image(path) for path in paths]  # every file checked before sending
-        for start in range(0, len(paths), args.batch_size):
-            batch = slice(start, start + args.batch_size)
-            predictions = predict(args.server, args.model_name, encoded[batch], args.timeout)
-            for path, prediction in zip(paths[batch], predictions, strict=True):
-                print(format_prediction(path, prediction, args.top_k, class_names))
     except ClientError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
+    paths, problems = find_images(args.paths)
+    files = []
+    for path in paths:  # every file checked before anything is sent
+        try:
+            files.append((path, read_image(path)))
+        except ClientError as error:
+            problems.append(str(error))
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    show = args.progress
+    if show is None:
+        show = sys.stderr.isatty() and len(files) > args.batch_size
+    progress = Progress(len(files), show)
+    try:
+        for start in range(0, len(files), args.batch_size):
+            batch = files[start : start + args.batch_size]
+            for path, outcome in predict_files(predict, batch, args.retries):
+                if isinstance(outcome, Rejected):
+                    progress.print(f"error: {refusal_line(path, outcome)}", sys.stderr)
+                    problems.append(path)
+                else:
+                    lines = format_prediction(path, outcome, args.top_k, class_names)
+                    progress.print(lines, sys.stdout)
+            progress.advance(len(batch))
+    except ClientError as error:
+        progress.print(f"error: {error}", sys.stderr)
+        return 2
+    finally:
+        progress.close()
+    return 2 if problems else 0
 
 
 if __name__ == "__main__":

@@ -16,17 +16,21 @@ class Preprocessing:
     Attributes:
         image_size: (height, width) the model takes.
         channels: channels the model takes (1 or 3).
-        scale: multiply pixels by this after mean subtraction (1/255 maps to [0, 1]).
+        scale: multiply pixels by this after mean subtraction (1/255 maps to [0, 1]); one
+            value, or one per channel (a per-channel standard deviation's inverse).
         mean: per-channel mean subtracted first, or None.
         resize_shorter: for large images: resize the shorter side to this before cropping
             (ImageNet: 256, then a 227 crop); None resizes straight to `image_size`.
+        reverse_channels: reverse the channels last (RGB to BGR), for models trained on
+            BGR input (the keras.applications ResNets, from Caffe).
     """
 
     image_size: tuple
     channels: int
-    scale: float = 1.0 / 255.0
+    scale: float | tuple = 1.0 / 255.0
     mean: tuple | None = None
     resize_shorter: int | None = None
+    reverse_channels: bool = False
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -35,15 +39,17 @@ class Preprocessing:
     def from_json(cls, data):
         data = dict(data)
         data["image_size"] = tuple(data["image_size"])
-        if data.get("mean") is not None:
-            data["mean"] = tuple(data["mean"])
+        for key in ("mean", "scale"):
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])
         return cls(**data)
 
     def _normalize(self, images):
         images = tf.cast(images, tf.float32)
         if self.mean is not None:
             images = images - tf.constant(self.mean, tf.float32)
-        return images * self.scale
+        images = images * tf.constant(self.scale, tf.float32)
+        return tf.reverse(images, [-1]) if self.reverse_channels else images
 
     def _match_channels(self, images):
         """Grey to RGB by repeating, RGB to grey by the ITU-R 601 luma weights."""
@@ -56,7 +62,7 @@ class Preprocessing:
             return tf.image.rgb_to_grayscale(images)
         raise ValueError(f"cannot map {have} image channels to {self.channels}")
 
-    def _resize_shorter_side(self, images):
+    def resize_shorter_side(self, images):
         """Resizes a batch so its shorter side is `resize_shorter`, keeping the aspect ratio."""
         shape = tf.shape(images)
         height, width = tf.cast(shape[-3], tf.float32), tf.cast(shape[-2], tf.float32)
@@ -74,7 +80,7 @@ class Preprocessing:
         """
         images = self._match_channels(tf.cast(images, tf.float32))
         if self.resize_shorter:
-            images = self._resize_shorter_side(images)
+            images = self.resize_shorter_side(images)
             images = tf.image.resize_with_crop_or_pad(images, *self.image_size)
         elif images.shape[-3:-1] != tuple(self.image_size):
             images = tf.image.resize(images, self.image_size)
@@ -89,7 +95,7 @@ class Preprocessing:
         if not self.resize_shorter:
             return self.eval_tf(image)
         image = self._match_channels(tf.cast(image, tf.float32))
-        image = self._resize_shorter_side(image)
+        image = self.resize_shorter_side(image)
         image = tf.image.random_crop(image, (*self.image_size, self.channels), seed=seed)
         image = tf.image.random_flip_left_right(image, seed=seed)
         return self._normalize(image)

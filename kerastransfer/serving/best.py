@@ -68,6 +68,8 @@ def export_run(study, record, stored):
         preprocessing=study.preprocessing,
         metadata=metadata,
         warmup_images=_warmup(half.test_x, study.preprocessing),
+        max_image_pixels=x.export_max_image_pixels,
+        max_batch=x.export_max_batch,
     )
 
 

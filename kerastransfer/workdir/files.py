@@ -4,6 +4,11 @@ Every file the package writes goes through here: write to a temporary file in th
 directory, flush, fsync, then rename over the target (rename is atomic on POSIX). Two
 exceptions by design: results.jsonl is an append-only log (workdir.results.ResultStore appends whole
 lines under a lock and fsyncs them), and TensorBoard event files belong to TensorFlow.
+
+A write that finds no room (full disk, quota, file size limit) raises errors.DiskFull and
+leaves the target as it was. An HDF5 file (Keras weights and checkpoints) is refused before
+it starts unless the disk has room to spare: h5py crashes the process when the disk fills
+while it writes (HDF5 1.14), which would end the run without its one-line reason.
 """
 
 import contextlib
@@ -11,30 +16,65 @@ import json
 import os
 import tempfile
 
+from kerastransfer.errors import NO_ROOM, DiskFull, UsageError
+
+# The free room an HDF5 write needs before it starts: at least this, and twice the largest
+# file beside it (a run's previous checkpoint).
+HDF5_MIN_FREE_BYTES = 64 << 20
+
+
+@contextlib.contextmanager
+def no_room_is_disk_full(path):
+    """Turns an OSError for want of room while writing `path` into errors.DiskFull."""
+    try:
+        yield
+    except OSError as error:  # h5py's write errors are OSErrors with the errno too
+        if error.errno in NO_ROOM:
+            raise DiskFull(path, os.strerror(error.errno)) from None
+        raise
+
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path`; renames it onto `path` if the block succeeds.
 
     Use it for writers that want a file name (Keras `save_weights`, matplotlib `savefig`).
+    A write that finds no room raises errors.DiskFull, with `path` untouched.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     base, ext = os.path.splitext(os.path.basename(path))
     if base.endswith(".weights"):  # Keras insists on the `.weights.h5` suffix
         base, ext = base[: -len(".weights")], ".weights" + ext
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=directory)
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-    os.close(fd)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_directory(directory)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with no_room_is_disk_full(path):
+        os.makedirs(directory, exist_ok=True)
+        if ext.endswith(".h5"):
+            _check_room_for_hdf5(path, directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=directory)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        os.close(fd)
+        try:
+            yield tmp
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_directory(directory)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def _check_room_for_hdf5(path, directory):
+    """Raises DiskFull unless `directory`'s file system has the room an HDF5 write needs."""
+    beside = (entry.stat().st_size for entry in os.scandir(directory) if entry.is_file())
+    needed = max(HDF5_MIN_FREE_BYTES, 2 * max(beside, default=0))
+    stat = os.statvfs(directory)
+    free = stat.f_bavail * stat.f_frsize
+    if stat.f_blocks and free < needed:  # some network file systems report no size at all
+        raise DiskFull(
+            path,
+            f"{free / 2**20:.1f} MiB free, under the {needed / 2**20:.0f} MiB an HDF5 file "
+            "needs to be written safely",
+        )
 
 
 def write_bytes(path, data):
@@ -91,3 +131,15 @@ def _fsync_directory(directory):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_json(path, key, fix):
+    """The JSON object stored at `path`, which must hold `key`; UsageError naming the file,
+    what is wrong and `fix` when it cannot be read, parsed, or lacks the key."""
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+        stored[key]  # noqa: B018  (without it the file is damaged)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"{path} is unreadable ({error}); {fix}") from None
+    return stored

@@ -14,6 +14,7 @@ import time
 from kerastransfer import __version__, config
 from kerastransfer.errors import UsageError
 from kerastransfer.workdir import files
+from kerastransfer.workdir.results import ResultStore
 
 CONFIG_FILE = "config.json"
 
@@ -30,19 +31,11 @@ def read_config(workdir):
             f"--workdir={workdir} has no {CONFIG_FILE}; run the grid there first "
             "(--mode=all or --mode=train)"
         )
-    try:
-        with open(path) as f:
-            stored = json.load(f)
-        stored["experiment"]  # noqa: B018  (a config.json without it is damaged)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise UsageError(
-            f"{path} is unreadable ({error}); fix or remove it, or pass --overwrite"
-        ) from None
-    return stored
+    return files.read_json(path, "experiment", "fix or remove it, or pass --overwrite")
 
 
 # Flags a later command on a finished workdir may change: where the data lives on this
-# machine, and what to export where.
+# machine, what to export where, and how the cut points are scored.
 LOCAL_FLAGS = (
     "data_dir",
     "manual_dir",
@@ -51,6 +44,11 @@ LOCAL_FLAGS = (
     "export_dir",
     "export_treatments",
     "model_name",
+    "estimators",
+    "score_examples",
+    "score_reduction",
+    "prune",
+    "prune_estimator",
 )
 
 
@@ -67,10 +65,12 @@ def stored_experiment(experiment):
 
 
 def check_workdir(experiment):
-    """Refuses a workdir whose config.json differs in a RESULT_FLAGS value.
+    """Refuses a workdir whose config.json differs in a RESULT_FLAGS value, or whose
+    results.jsonl is damaged, before anything in it is written.
 
     Returns the names of the differing flags (empty when the config matches or is new).
-    Raises UsageError unless --overwrite.
+    Raises UsageError unless --overwrite (which starts a changed workdir over, its
+    results.jsonl kept aside as it is).
     """
     if not os.path.exists(config_path(experiment.workdir)):
         return []
@@ -85,6 +85,8 @@ def check_workdir(experiment):
             f"workdir {experiment.workdir} was run with another config ({changes});"
             " use a new --workdir, restore those flags, or pass --overwrite"
         )
+    if not differing:
+        ResultStore(experiment.workdir).records()  # raises on a damaged line
     return differing
 
 

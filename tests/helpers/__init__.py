@@ -7,6 +7,7 @@ ports           free TCP ports on 127.0.0.1 (behind the free_port(s) fixtures)
 reliability     small studies, a runner read while it runs, snapshots of files
 studies         a smoke-sized study loaded in this process (tiny_study)
 data_fixtures   synthetic IDX files, PNG folders and in-memory sources
+exports         tiny models to export, smooth images, crafted PNGs of any claimed size
 transfer_asserts  the paper's definition of a transferred network, as assertions
 mock_tfds_run   a launcher script: the command line with TFDS mock data (run as a file)
 """
