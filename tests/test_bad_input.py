@@ -111,6 +111,18 @@ CASES = {
         lambda w, t: ["--learning_rate=0.5"],
         ["--learning_rate 0.05 -> 0.5", "--overwrite"],
     ),
+    "unknown_estimator": (
+        lambda w, t: ["--estimators=logme,logmee"],
+        ["'logmee'", "use any of logme,"],
+    ),
+    "prune_without_source_model": (
+        lambda w, t: ["--prune=2"],
+        ["--prune=2", "--source_model"],
+    ),
+    "score_without_trained_study": (
+        lambda w, t: ["--mode=score", f"--workdir={t}/empty"],
+        ["has no trained study to score", "--mode=train"],
+    ),
 }
 
 

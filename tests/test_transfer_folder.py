@@ -40,8 +40,12 @@ def fashion_halves():
     return half_a, half_b
 
 
-def test_own_model_to_own_folder_recommends_n_and_exports(tmp_path, fashion_halves):
+@pytest.fixture(scope="module")
+def source_and_folder(fashion_halves, tmp_path_factory):
+    """(a caffenet_small trained on half A of random:0 saved as .keras, a folder of half B's
+    images): a user's own model and own images."""
     half_a, half_b = fashion_halves
+    tmp = tmp_path_factory.mktemp("own")
     keras.utils.set_random_seed(0)
     source = models.build(
         "caffenet_small", num_classes=5, input_shape=(28, 28, 1), widths=SOURCE_WIDTHS, dropout=0.0
@@ -52,10 +56,18 @@ def test_own_model_to_own_folder_recommends_n_and_exports(tmp_path, fashion_halv
         metrics=["accuracy"],
     )
     source.fit(half_a.train_x / 255.0, half_a.train_y, batch_size=32, epochs=4, verbose=0)
-    source_path = str(tmp_path / "fashion_a.keras")
+    source_path = str(tmp / "fashion_a.keras")
     source.save(source_path)
-    folder = str(tmp_path / "half_b")
+    folder = str(tmp / "half_b")
     write_folder(folder, half_b.train_x, half_b.train_y, half_b.class_names)
+    return source_path, folder
+
+
+def test_own_model_to_own_folder_recommends_n_and_exports(
+    tmp_path, fashion_halves, source_and_folder
+):
+    _, half_b = fashion_halves
+    source_path, folder = source_and_folder
     workdir = str(tmp_path / "work")
 
     done = run_cli(
@@ -88,8 +100,11 @@ def test_own_model_to_own_folder_recommends_n_and_exports(tmp_path, fashion_halv
         served = tf.saved_model.load({version!r}).signatures["predict_image_bytes"]
         paths = sorted(glob.glob(os.path.join({folder!r}, "*", "*.png")))
         truth = [os.path.basename(os.path.dirname(p)) for p in paths]
-        out = served(image_bytes=tf.constant([open(p, "rb").read() for p in paths]))
-        names = [n.decode() for n in out["class_names"].numpy()]
+        names = []
+        for start in range(0, len(paths), 64):  # the export's --export_max_batch
+            files = [open(p, "rb").read() for p in paths[start:start + 64]]
+            out = served(image_bytes=tf.constant(files))
+            names += [n.decode() for n in out["class_names"].numpy()]
         print(json.dumps({{"accuracy": float(np.mean([a == b for a, b in zip(names, truth)])),
                            "count": len(paths)}}))
     """)
@@ -100,6 +115,47 @@ def test_own_model_to_own_folder_recommends_n_and_exports(tmp_path, fashion_halv
     served = json.loads(result.stdout.strip().splitlines()[-1])
     assert served["count"] == len(half_b.train_y)
     assert served["accuracy"] > 0.5  # five classes: chance is 0.2
+
+
+def test_prune_trains_only_the_best_scoring_cut_points(tmp_path, source_and_folder):
+    source_path, folder = source_and_folder
+    workdir = str(tmp_path / "work")
+    done = run_cli(
+        f"--flagfile={FLAGFILE}",
+        f"--source_model={source_path}",
+        f"--image_dir={folder}",
+        f"--workdir={workdir}",
+        "--layers=1,3,5,7",
+        "--prune=2",
+        "--epochs=4",
+        "--eval_every=5",
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    with open(os.path.join(workdir, "scores.json")) as f:
+        scores = json.load(f)
+    logme = {e["n"]: e["scores"]["logme"] for e in scores["entries"]}
+    assert sorted(logme) == [1, 3, 5, 7]  # every candidate scored
+    best_two = sorted(sorted(logme, key=lambda n: -logme[n])[:2])
+    pruned = scores["prune"]
+    assert pruned["trained"] == best_two and pruned["skipped"] == sorted(
+        {1, 3, 5, 7} - set(best_two)
+    )
+    assert (pruned["networks_planned"], pruned["networks_trained"]) == (18, 10)
+
+    records = read_records(workdir)
+    assert sorted((r["treatment"], r["n"], r["seed"]) for r in records) == sorted(
+        [("base", 0, s) for s in (0, 1)]
+        + [(t, n, s) for t in ("transfer", "transfer_ft") for n in best_two for s in (0, 1)]
+    )
+    with open(os.path.join(workdir, "recommendation.json")) as f:
+        result = json.load(f)
+    assert result["choice"]["n"] in best_two
+    assert result["pruning"]["networks_skipped"] == 8
+    assert result["pruning"]["seconds_saved_estimate"] > 0
+    assert {o["kendall"] for o in result["pruning"]["agreement"].values()} <= {-1.0, 1.0, None}
+    report = open(os.path.join(workdir, "report.md")).read()
+    assert "## Pruned by an estimator (--prune)" in report
+    assert f"Skipped: n = {', '.join(map(str, pruned['skipped']))}" in report
 
 
 def test_mobilenet_v2_backbone_with_random_weights_on_a_tiny_folder(tmp_path):

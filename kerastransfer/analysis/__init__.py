@@ -12,7 +12,10 @@ Pure Python and numpy, so the analysis runs anywhere the results file is. Module
     sizing          per finding, what would decide it and the command that grows the study
     summary         `analyze`: all of the above as the dict analysis.json holds
     recommendation  the own-model study's choice of n and mode
-May import numpy, kerastransfer.errors, kerastransfer.treatments and kerastransfer.workdir.*;
+    estimators      transferability estimators (LogME, H-score, TransRate, LEEP, probes)
+    agreement       the estimators' scores against the measured grid, and --prune's record
+May import numpy, scikit-learn (inside estimators' functions), kerastransfer.config,
+kerastransfer.errors, kerastransfer.treatments and kerastransfer.workdir.*;
 never TensorFlow, Keras, matplotlib or kerastransfer.reporting (which draws and writes what
 this package computes). `python -m kerastransfer.analysis` (__main__.py) is the command line.
 
@@ -22,6 +25,8 @@ t-interval, None (null in JSON) with fewer than two values or with values that a
 matched effects and findings take theirs over base networks (docs/statistics.md).
 """
 
+from kerastransfer.analysis.agreement import agreement as estimator_agreement
+from kerastransfer.analysis.agreement import pruning
 from kerastransfer.analysis.recommendation import recommend
 from kerastransfer.analysis.records import (
     PAPER_CSV,
@@ -41,6 +46,7 @@ __all__ = [
     "analyze",
     "cell_table",
     "difference",
+    "estimator_agreement",
     "find_cell",
     "json_safe",
     "load_paper_csv",
@@ -49,6 +55,7 @@ __all__ = [
     "ok_records",
     "paper_label",
     "pooled_bases",
+    "pruning",
     "recommend",
     "relative_drop",
     "split_group",

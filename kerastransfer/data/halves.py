@@ -8,6 +8,7 @@ held out of training and the evaluations run on the test images.
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from kerastransfer.data.pipeline import (
@@ -92,6 +93,15 @@ class InMemoryHalves(_Halves):
         x, y = (half.val_x, half.val_y) if part == "val" else (half.test_x, half.test_y)
         return ArrayBatches(x, y, EVAL_BATCH, transform=self.preprocessing.eval_tf)
 
+    def sample_batches(self, half, count):
+        """Batches of `count` training images drawn at random (seed 0, the same every
+        time), without augmentation: what the transferability estimators score."""
+        count = min(count, len(half.train_y))
+        chosen = np.sort(np.random.default_rng(0).choice(len(half.train_y), count, replace=False))
+        return ArrayBatches(
+            half.train_x[chosen], half.train_y[chosen], EVAL_BATCH, self.preprocessing.eval_tf
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class StreamedHalf:
@@ -129,6 +139,17 @@ class StreamedHalves(_Halves):
     def train_batches(self, half, seed, skip, batch_size):
         """Endless training batches. A resumed run does not replay the `skip` batches (that
         would decode them all again): it reshuffles with a seed moved by `skip` instead."""
+        return self._training_images(
+            half, batch_size=batch_size, training=True, seed=seed + skip
+        ).repeat()
+
+    def sample_batches(self, half, count):
+        """The first `count` training images of the stream, without augmentation."""
+        images = self._training_images(half, batch_size=EVAL_BATCH, training=False, seed=0)
+        return images.unbatch().take(count).batch(EVAL_BATCH)
+
+    def _training_images(self, half, *, batch_size, training, seed):
+        """One pass over the half's training images (all its images with --eval_split=test)."""
         c = self.config
         return make_streaming_half(
             self.source,
@@ -137,13 +158,13 @@ class StreamedHalves(_Halves):
             self.preprocessing,
             split_name="train",
             batch_size=batch_size,
-            training=True,
-            seed=seed + skip,
+            training=training,
+            seed=seed,
             part="train" if c.eval_split == "validation" else "all",
             validation_fraction=c.validation_fraction,
             examples_per_class=c.examples_per_class or None,
             max_examples_per_class=c.max_examples_per_class or None,
-        ).repeat()
+        )
 
     def eval_batches(self, half, part):
         c = self.config

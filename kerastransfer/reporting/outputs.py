@@ -7,14 +7,24 @@ outputs know (the figure paths, the report's name, the reproducing command) and 
 import os
 
 from kerastransfer import analysis
-from kerastransfer.reporting import plots, report
+from kerastransfer.reporting import estimators, plots, report
 from kerastransfer.workdir import files
 
 
 def write_analysis(
-    workdir, records, *, config=None, reference=None, source_label="results.jsonl", command=None
+    workdir,
+    records,
+    *,
+    config=None,
+    reference=None,
+    source_label="results.jsonl",
+    command=None,
+    scores=None,
 ):
     """Analyzes `records` and writes workdir/analysis.json, workdir/figures/* and workdir/report.md.
+
+    `scores`: the workdir's scores.json (or None); adds the estimators against the measured
+    accuracies (analysis.agreement) under "estimators", with figures/estimators.png.
 
     `reference`: records to compare with and draw faintly (analysis.load_paper_csv()), or None.
     `command`: the exact command that reproduces the study, quoted in the report.
@@ -29,6 +39,10 @@ def write_analysis(
     figures = plots.plot_figures(
         os.path.join(workdir, "figures"), records, reference_records=reference
     )
+    if scores is not None:
+        result["estimators"] = analysis.estimator_agreement(scores, records)
+        if result["estimators"]["groups"]:
+            figures += estimators.plot(result["estimators"], os.path.join(workdir, "figures"))
     result["figures"] = [os.path.relpath(p, workdir) for p in figures]
     result["report"] = "report.md"
     result["command"] = command

@@ -11,19 +11,26 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 from kerastransfer import analysis  # noqa: E402
-from kerastransfer.reporting import plots  # noqa: E402
+from kerastransfer.reporting import estimators, plots  # noqa: E402
 from kerastransfer.workdir import files  # noqa: E402
 
 
-def write_recommendation(workdir, records, command=None):
-    """Writes recommendation.json, report.md and figures/own_transfer.png; returns paths."""
+def write_recommendation(workdir, records, command=None, scores=None):
+    """Writes recommendation.json, report.md and figures/own_transfer.png (and, with the
+    workdir's `scores`, figures/estimators.png); returns paths."""
     result = analysis.recommend(records)
     figure = os.path.join(workdir, "figures", "own_transfer.png")
     plot(result, figure)
+    figures = [figure]
+    if scores is not None:
+        result["estimators"] = analysis.estimator_agreement(scores, records)
+        result["pruning"] = analysis.pruning(scores, records)
+        if result["estimators"]["groups"]:
+            figures += estimators.plot(result["estimators"], os.path.dirname(figure))
     paths = [os.path.join(workdir, "recommendation.json"), os.path.join(workdir, "report.md")]
     files.write_json(paths[0], analysis.json_safe(result))
     files.write_text(paths[1], render(result, command))
-    return paths + [figure]
+    return paths + figures
 
 
 def _points(diff):
@@ -157,9 +164,53 @@ def render(result, command=None):
             f"{_points(cell['test_gain_over_scratch'])} |"
         )
     lines += ["", "![accuracy vs n](figures/own_transfer.png)", ""]
+    lines += _pruning(result.get("pruning"))
+    if result.get("estimators"):
+        lines += [estimators.section(result["estimators"]), ""]
     if command:
         lines += ["Reproduce with:", "", "```", command, "```", ""]
     return "\n".join(lines)
+
+
+def _pruning(pruned):
+    """The --prune section: which n were skipped, by which estimator, whether its order held
+    among the trained ones, and the cost saved."""
+    if not pruned:
+        return []
+    name = estimators.NAMES.get(pruned["estimator"], pruned["estimator"])
+    orders = []
+    for treatment, order in pruned["agreement"].items():
+        mode = "frozen" if treatment == "transfer" else "fine-tuned"
+        if order["kendall"] is None:
+            orders.append(f"{mode}: not measured ({order['why']})")
+        else:
+            orders.append(f"{mode}: Kendall's tau {order['kendall']:+.2f}")
+    saved = pruned["seconds_saved_estimate"]
+    lines = [
+        "## Pruned by an estimator (--prune)",
+        "",
+        f"- {name} ranked the cut points n = {', '.join(map(str, pruned['ranking']))} "
+        f"(best first); the {pruned['k']} best were trained: n = "
+        f"{', '.join(map(str, pruned['trained']))}. Skipped: n = "
+        f"{', '.join(map(str, pruned['skipped']))}.",
+        "- Its order against the trained cut points' validation accuracy: "
+        + "; ".join(orders)
+        + " (+1: the same order as training's, -1: the reverse).",
+        f"- Cost: {pruned['networks_trained']} of {pruned['networks_planned']} networks "
+        f"trained ({pruned['networks_skipped']} skipped); scoring took "
+        f"{pruned['scoring_seconds']:.1f} s"
+        + (
+            ""
+            if saved is None
+            else f", training the skipped networks would have taken about {saved:.0f} s "
+            "more (their count times the mean training time of the trained transfers)"
+        )
+        + ".",
+        "- The recommendation is the best of the trained cut points only: a skipped n "
+        "that training would have preferred is not seen.",
+        "",
+    ]
+    return lines
 
 
 def plot(result, path):

@@ -11,6 +11,7 @@ import json
 
 from kerastransfer.analysis import power, sizing
 from kerastransfer.analysis.inference import NOUN
+from kerastransfer.reporting import estimators
 from kerastransfer.workdir import files
 
 MISSING = "–"
@@ -32,6 +33,7 @@ def render_report(analysis):
         _relative_drop(analysis),
         _findings(analysis),
         _power(analysis),
+        estimators.section(analysis.get("estimators")),
         _statistics(analysis),
         _figures(analysis),
         _timing(analysis),

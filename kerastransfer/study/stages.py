@@ -12,13 +12,14 @@ import numpy as np
 from kerastransfer import analysis, reporting, treatments
 from kerastransfer.console import log
 from kerastransfer.errors import StudyStopped, UsageError
-from kerastransfer.study import following, sharding
+from kerastransfer.study import following, scoring, sharding
 from kerastransfer.study.own_model import load_study
 from kerastransfer.study.runner import Runner
 from kerastransfer.training import strategies
 from kerastransfer.workdir import provenance
 from kerastransfer.workdir.lock import workdir_lock
 from kerastransfer.workdir.results import ResultStore, read_results
+from kerastransfer.workdir.scores import read_scores
 
 
 def run(experiment, argv):
@@ -27,6 +28,8 @@ def run(experiment, argv):
         return analyze(experiment)
     if experiment.mode == "export":
         return export(experiment)
+    if experiment.mode == "score":
+        return score(experiment)
     if experiment.grid.deterministic:
         _make_deterministic(experiment.grid.seed_offset)
     if experiment.mode == "tune":
@@ -56,6 +59,11 @@ def train(experiment, argv):
         provenance.write_config(experiment, argv)
         study.save_splits()
         trained_before = len(store.records())
+        if experiment.own_model and not experiment.sharded:
+            if experiment.scoring.prune:
+                scoring.prune(study, log)
+            else:
+                scoring.forget_prune(experiment.workdir)
         runner = Runner(study, store, log)
         if experiment.sharded:
             sharding.run_shard(runner)
@@ -88,6 +96,8 @@ def train(experiment, argv):
             if len(store.records()) == trained_before and os.path.isdir(export_base):
                 log("nothing new: analysis and export are up to date")
             else:
+                if experiment.scoring.estimators:
+                    score(experiment, study)
                 analyze(experiment, study)
                 if exportable or x.export_run:
                     export(experiment, study)
@@ -192,7 +202,9 @@ def analyze(experiment, study=None):
         except UsageError:
             config_data, command = None, None
     if experiment.own_model and not paper_csv:
-        paths = reporting.write_recommendation(experiment.workdir, records, command)
+        paths = reporting.write_recommendation(
+            experiment.workdir, records, command, scores=read_scores(experiment.workdir)
+        )
         log(f"analysis: {paths}")
         return
     reference = (
@@ -207,6 +219,7 @@ def analyze(experiment, study=None):
         reference=reference,
         command=command,
         source_label=label,
+        scores=None if paper_csv else read_scores(experiment.workdir),
     )
     if not paper_csv:
         paths += _representations(experiment, paths, study)
@@ -225,6 +238,29 @@ def _representations(experiment, figure_paths, study):
     cka_paths = cka.write_cka(study, records)
     cka.log_figures(experiment.workdir, figure_paths + cka_paths)
     return cka_paths
+
+
+def score(experiment, study=None):
+    """Scores every cut point with the transferability estimators (study/scoring.py): a
+    workdir's trained bases, or the given source model on a fresh workdir."""
+    from kerastransfer.study import scoring  # noqa: PLC0415  (imports TensorFlow)
+
+    if study is None:
+        if os.path.exists(provenance.config_path(experiment.workdir)):
+            study = load_study(provenance.stored_experiment(experiment)[0], log=log)
+        elif experiment.own_model:
+            study = load_study(experiment, log=log)
+        else:
+            raise UsageError(
+                f"--workdir={experiment.workdir} has no trained study to score; train it "
+                "first (--mode=train), or pass --source_model with --image_dir"
+            )
+    store = ResultStore(experiment.workdir)
+    latest = store.latest() if os.path.exists(store.path) else {}
+    scoring.score_study(study, latest, log)
+    paths = reporting.write_estimator_figure(experiment.workdir, list(latest.values()))
+    if paths:
+        log(f"figure: {paths[0]}")
 
 
 def export(experiment, study=None):

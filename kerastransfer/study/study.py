@@ -59,6 +59,9 @@ class Study:
             follower, which writes to a throwaway folder (study/following.py).
     """
 
+    # Block cut points by layer name (surgery.cut_layers); None: the model's own.
+    cuts = None
+
     def __init__(
         self,
         experiment,

@@ -1,0 +1,242 @@
+"""Transferability estimators against the measured grid: do they rank the cut points as
+training does?
+
+For each split and direction (source half -> target half), an estimator's score at each n,
+averaged over the seeds' source networks, is set against the mean measured test accuracy at
+the same n of the frozen (AnB) and of the fine-tuned (AnB+) transfers. Spearman's rho and
+Kendall's tau over the n that have both (at least MIN_POINTS of them) say how closely the
+estimator's ranking of the cut points follows training's; their mean over the groups
+summarizes an estimator, and `verdict` puts it in words. Scores of a base network that was
+trained again since (another weights_sha256 in the results) are left out.
+
+`pruning` reports an own-model study's --prune choice: what it skipped, how the estimator's
+order agreed with the cut points that were trained, and the networks and time it saved.
+"""
+
+import math
+
+import numpy as np
+
+from kerastransfer import treatments
+from kerastransfer.analysis.records import ok_records
+
+# Fewest cut points with both a score and a measured accuracy that a correlation is taken on.
+MIN_POINTS = 3
+# The measured treatments the scores are set against: frozen (AnB) and fine-tuned (AnB+).
+MEASURED = treatments.FROM_OTHER_HALF
+# A mean rank correlation of at least TRACKS "tracks" a treatment, of at least WEAK "tracks
+# weakly"; the same below 0 ranks the cut points in reverse.
+TRACKS, WEAK = 0.7, 0.3
+
+
+def verdict(rho):
+    """A mean rank correlation in words."""
+    if rho is None:
+        return "undetermined"
+    if rho >= TRACKS:
+        return "tracks"
+    if rho >= WEAK:
+        return "tracks weakly"
+    if rho > -WEAK:
+        return "does not track"
+    if rho > -TRACKS:
+        return "ranks in reverse weakly"
+    return "ranks in reverse"
+
+
+def current_entries(scores, records):
+    """The scores.json entries whose source network is the one the results hold now."""
+    weights = {
+        r["run"]: r.get("weights_sha256")
+        for r in records
+        if r["treatment"] == treatments.BASE and r["status"] == "ok"
+    }
+    return [
+        entry
+        for entry in scores["entries"]
+        if weights.get(entry["source_run"], entry["weights_sha256"]) == entry["weights_sha256"]
+    ]
+
+
+def _group_key(split, source, target):
+    return (split, source, target)
+
+
+def score_curves(entries):
+    """{(split, source, target): {estimator: {n: score averaged over the seeds}}}."""
+    pooled = {}
+    for entry in entries:
+        key = _group_key(entry["split"], entry["source"], entry["target"])
+        for name, value in entry["scores"].items():
+            if value is None:  # the estimator could not score this cut (e.g. NaN)
+                continue
+            pooled.setdefault(key, {}).setdefault(name, {}).setdefault(entry["n"], []).append(value)
+    return _mean_curves(pooled)
+
+
+def accuracy_curves(records, metric="test_accuracy"):
+    """{(split, source, target): {treatment: {n: mean `metric` over the seeds}}} of the
+    frozen and fine-tuned transfers."""
+    pooled = {}
+    for r in ok_records(records):
+        if r["treatment"] in MEASURED and r.get(metric) is not None:
+            key = _group_key(r["split"], r["source"], r["target"])
+            pooled.setdefault(key, {}).setdefault(r["treatment"], {}).setdefault(r["n"], []).append(
+                r[metric]
+            )
+    return _mean_curves(pooled)
+
+
+def _mean_curves(pooled):
+    """{key: {name: {n: [values]}}} -> the same with each list's mean, n in order."""
+    return {
+        key: {
+            name: {n: float(np.mean(values)) for n, values in sorted(by_n.items())}
+            for name, by_n in curves.items()
+        }
+        for key, curves in pooled.items()
+    }
+
+
+def correlate(scores, measured, min_points=MIN_POINTS):
+    """Spearman's rho and Kendall's tau between {n: score} and {n: accuracy} over their
+    common n; None (with `why`) when fewer than `min_points` or either side is constant."""
+    common = sorted(set(scores) & set(measured))
+    result = {"points": len(common), "spearman": None, "kendall": None, "why": None}
+    x = np.array([scores[n] for n in common])
+    y = np.array([measured[n] for n in common])
+    if len(common) < min_points:
+        result["why"] = f"{len(common)} cut points with both, fewer than {min_points}"
+    elif np.ptp(x) == 0:
+        result["why"] = "the score is the same at every n"
+    elif np.ptp(y) == 0:
+        result["why"] = "the accuracies are all equal"
+    else:
+        result["spearman"] = spearman(x, y)
+        result["kendall"] = kendall(x, y)
+    return result
+
+
+def _ranks(values):
+    """Ranks 1..N, ties sharing their mean rank."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(x, y):
+    """Spearman's rho: the Pearson correlation of the ranks (ties at their mean rank)."""
+    return float(np.corrcoef(_ranks(np.asarray(x)), _ranks(np.asarray(y)))[0, 1])
+
+
+def kendall(x, y):
+    """Kendall's tau-b: concordant minus discordant pairs over the pairs untied in each."""
+    x, y = np.asarray(x), np.asarray(y)
+    upper = np.triu_indices(len(x), k=1)
+    dx = np.sign(x[:, None] - x[None, :])[upper]
+    dy = np.sign(y[:, None] - y[None, :])[upper]
+    return float(np.sum(dx * dy) / np.sqrt(np.sum(dx != 0) * np.sum(dy != 0)))
+
+
+def agreement(scores, records):
+    """Each estimator's rank correlation with the measured AnB and AnB+ accuracies, per split
+    and direction and on average (see module doc), as a JSON-ready dict."""
+    curves = score_curves(current_entries(scores, records))
+    measured = accuracy_curves(records)
+    names = [name for name in scores["settings"]["estimators"]]
+    groups = []
+    for key in sorted(curves):
+        split, source, target = key
+        accuracy = measured.get(key, {})
+        layers = sorted({n for curve in curves[key].values() for n in curve})
+        groups.append(
+            {
+                "split": split,
+                "source": source,
+                "target": target,
+                "n": layers,
+                "scores": {
+                    name: [curves[key][name].get(n) for n in layers]
+                    for name in names
+                    if name in curves[key]
+                },
+                "accuracy": {t: [accuracy.get(t, {}).get(n) for n in layers] for t in MEASURED},
+                "correlations": {
+                    name: {t: correlate(curves[key][name], accuracy.get(t, {})) for t in MEASURED}
+                    for name in names
+                    if name in curves[key]
+                },
+            }
+        )
+    mean = {}
+    for name in names:
+        mean[name] = {}
+        for t in MEASURED:
+            found = [g["correlations"][name][t] for g in groups if name in g["correlations"]]
+            rhos = [c["spearman"] for c in found if c["spearman"] is not None]
+            taus = [c["kendall"] for c in found if c["kendall"] is not None]
+            rho = float(np.mean(rhos)) if rhos else None
+            mean[name][t] = {
+                "spearman": rho,
+                "kendall": float(np.mean(taus)) if taus else None,
+                "groups": len(rhos),
+                "verdict": verdict(rho),
+                "why": None if rhos else next((c["why"] for c in found), "no scores"),
+            }
+    return {
+        "estimators": names,
+        "measured": list(MEASURED),
+        "settings": scores["settings"],
+        "examples": sorted({entry["examples"] for entry in scores["entries"]}),
+        "groups": groups,
+        "mean": mean,
+    }
+
+
+def pruning(scores, records):
+    """What an own-model study's --prune choice did, or None when it pruned nothing.
+
+    The estimator's order of the trained cut points is set against their measured validation
+    accuracy (final weights, as the recommendation ranks them) per mode, by Kendall's tau
+    (with 2 trained n it is +1 or -1: the same order or the reverse). The time saved is an
+    estimate: the skipped networks at the mean training time of the trained transfers.
+    """
+    chosen = (scores or {}).get("prune")
+    if not chosen:
+        return None
+    estimator = chosen["estimator"]
+    curve = {
+        entry["n"]: entry["scores"][estimator]
+        for entry in current_entries(scores, records)
+        if estimator in entry["scores"]
+    }
+    ok = ok_records(records)
+    measured = accuracy_curves(ok, metric="final_val")
+    by_mode = next(iter(measured.values()), {})
+    orders = {
+        t: correlate(
+            {n: curve[n] for n in chosen["trained"] if n in curve},
+            by_mode.get(t, {}),
+            min_points=2,
+        )
+        for t in MEASURED
+    }
+    transfers = [
+        r["train_seconds"]
+        for r in ok
+        if r["treatment"] in MEASURED and r.get("train_seconds") is not None
+    ]
+    skipped = chosen["networks_planned"] - chosen["networks_trained"]
+    per_network = float(np.mean(transfers)) if transfers else None
+    trained_seconds = [r["train_seconds"] for r in ok if r.get("train_seconds") is not None]
+    return {
+        **chosen,
+        "agreement": orders,
+        "networks_skipped": skipped,
+        "train_seconds": math.fsum(trained_seconds) if trained_seconds else None,
+        "seconds_saved_estimate": None if per_network is None else per_network * skipped,
+    }

@@ -1,0 +1,169 @@
+"""The transferability estimators beside the measured grid: figures/estimators.png and the
+report.md section that says which estimator tracks which treatment.
+
+The numbers come from kerastransfer.analysis.agreement; this module draws and words them.
+"""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+from kerastransfer import treatments  # noqa: E402
+from kerastransfer.analysis import estimator_agreement  # noqa: E402
+from kerastransfer.analysis.agreement import TRACKS, WEAK  # noqa: E402
+from kerastransfer.analysis.estimators import ESTIMATOR_NAMES as NAMES  # noqa: E402
+from kerastransfer.reporting.plots import save_figure  # noqa: E402
+from kerastransfer.workdir.scores import read_scores  # noqa: E402
+
+# A verdict of analysis.agreement.verdict with the treatment's name put in.
+PHRASES = {
+    "tracks": "tracks {}",
+    "tracks weakly": "tracks {} weakly",
+    "does not track": "does not track {}",
+    "ranks in reverse weakly": "ranks {}'s cut points in reverse, weakly",
+    "ranks in reverse": "ranks {}'s cut points in reverse",
+}
+MEASURED_STYLE = {"transfer": ("black", "-"), "transfer_ft": ("dimgray", "--")}
+
+
+def write_figure(workdir, records):
+    """Draws figures/estimators.png and .pdf from scores.json and `records`; returns the
+    paths ([] when the workdir has no scores)."""
+    scores = read_scores(workdir)
+    result = None if scores is None else estimator_agreement(scores, records)
+    if result is None or not result["groups"]:
+        return []
+    return plot(result, os.path.join(workdir, "figures"))
+
+
+def _normalized(values):
+    """Values rescaled to [0, 1] over the cut points (None stays None; all equal: 0.5)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return values
+    low, high = min(known), max(known)
+    return [None if v is None else 0.5 if high == low else (v - low) / (high - low) for v in values]
+
+
+def _span(values):
+    """The range of the accuracies a rescaled curve stands for, e.g. "0.750-0.901"."""
+    known = [v for v in values if v is not None]
+    return f"{min(known):.3f}-{max(known):.3f}"
+
+
+def plot(result, figures_dir):
+    """One panel per split and direction: every estimator's scores against n, each rescaled
+    to [0, 1], beside the measured AnB and AnB+ accuracies rescaled the same way."""
+    groups = result["groups"]
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False, sharey=True
+    )
+    for axis, group in zip(axes[0], groups):
+        layers = group["n"]
+        for name, values in group["scores"].items():
+            points = _normalized(values)
+            axis.plot(
+                layers,
+                [np.nan if v is None else v for v in points],
+                marker="o",
+                markersize=3,
+                linewidth=1,
+                label=NAMES.get(name, name),
+            )
+        for treatment, values in group["accuracy"].items():
+            if any(v is not None for v in values):
+                colour, style = MEASURED_STYLE[treatment]
+                axis.plot(
+                    layers,
+                    [np.nan if v is None else v for v in _normalized(values)],
+                    color=colour,
+                    linestyle=style,
+                    linewidth=2.5,
+                    label=f"measured {treatments.display_name(treatment, group['target'])} "
+                    f"({_span(values)})",
+                )
+        axis.set_title(f"{group['split']}  {group['source']}->{group['target']}")
+        axis.set_xlabel("cut point n")
+        axis.set_xticks(layers)
+    axes[0][0].set_ylabel("rescaled to [0, 1] over n")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle("Transferability estimators against the measured accuracies", fontsize=10)
+    return save_figure(fig, figures_dir, "estimators")
+
+
+def _rho(value):
+    return "–" if value is None else f"{value:+.2f}"
+
+
+def _counts(examples):
+    return str(examples[0]) if len(examples) == 1 else f"{examples[0]} to {examples[-1]}"
+
+
+def section(result):
+    """report.md's section on the estimators, or "" without scores."""
+    if result is None or not result["groups"]:
+        return ""
+    settings = result["settings"]
+    measured = result["measured"]
+    lines = [
+        "## Transferability estimators against the measured grid",
+        "",
+        f"Each estimator scored every cut point on {_counts(result['examples'])} training "
+        f"images of the target half ({settings['reduction']} features), without training; "
+        "Spearman's rho (Kendall's tau) between its scores and the measured mean test "
+        "accuracy over the cut points, per split and direction "
+        f"(figures/estimators.png). An estimator tracks a treatment at a mean rho of at "
+        f"least {TRACKS}, tracks weakly from {WEAK}. The estimators read the cut's features "
+        "through a linear or nearest-neighbour readout; AnB retrains every layer above n, "
+        "AnB+ every layer.",
+        "",
+    ]
+    columns = [
+        f"{g['split']} {treatments.display_name(t, g['target'])}"
+        for g in result["groups"]
+        for t in measured
+    ]
+    mean_columns = [f"mean {treatments.display_name(t)}" for t in measured]
+    lines.append("| estimator | " + " | ".join(columns + mean_columns) + " |")
+    lines.append("|---" * (1 + len(columns) + len(mean_columns)) + "|")
+    for name in result["estimators"]:
+        cells = []
+        for g in result["groups"]:
+            for t in measured:
+                found = g["correlations"].get(name, {}).get(t)
+                cells.append(
+                    "–"
+                    if not found or found["spearman"] is None
+                    else f"{_rho(found['spearman'])} ({_rho(found['kendall'])})"
+                )
+        for t in measured:
+            mean = result["mean"][name][t]
+            cells.append(f"{_rho(mean['spearman'])} ({_rho(mean['kendall'])})")
+        lines.append(f"| {NAMES.get(name, name)} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name in result["estimators"]:
+        words = []
+        for t in measured:
+            mean = result["mean"][name][t]
+            label = treatments.display_name(t)
+            words.append(
+                f"{PHRASES[mean['verdict']].format(label)} (mean rho {_rho(mean['spearman'])})"
+                if mean["spearman"] is not None
+                else f"cannot rank {label} ({mean['why']})"
+            )
+        lines.append(f"- {NAMES.get(name, name)}: " + "; ".join(words) + ".")
+    missing = [
+        f"{g['split']} {g['source']}->{g['target']}"
+        for g in result["groups"]
+        if all(v is None for values in g["accuracy"].values() for v in values)
+    ]
+    if missing:
+        lines.append(
+            f"- Scored without measured accuracies yet: {', '.join(missing)} "
+            "(train the grid there)."
+        )
+    return "\n".join(lines)

@@ -1,0 +1,328 @@
+"""Transferability estimators on a study's cut points: every n scored in seconds, untrained.
+
+A source network (each trained base of the grid, scored on the other half: base A on half B,
+base B on half A, per split and seed; or the own-model study's source model, scored on the
+target images) runs once over a sample of the target's training images (--score_examples,
+drawn with seed 0, no augmentation). Its output at the cut of every n of --layers is the
+frozen prefix's features, reduced to one vector per image (--score_reduction):
+
+    gap  the mean of each channel over the spatial positions (a dense layer's output as is);
+    pca  the flattened maps projected on their first PCA_COMPONENTS principal components.
+
+Each of --estimators (analysis/estimators.py) scores the vectors against the target labels;
+LEEP reads the source head's class probabilities on the same images. The results go to
+workdir/scores.json (one entry per source, target and n), TensorBoard scalars
+(tensorboard/scores/<split>/<source>n<target>/seed<s>, one step per n), figures/estimators.png
+and one console line per cut. Entries already in scores.json for the same source weights and
+settings are kept, not computed again.
+"""
+
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerastransfer import surgery, treatments
+from kerastransfer.analysis import estimators, json_safe
+from kerastransfer.config import DIRECTIONS
+from kerastransfer.data.splits import ALL_SPLIT
+from kerastransfer.errors import UsageError
+from kerastransfer.study.plan import base_id
+from kerastransfer.workdir.scores import read_scores, write_scores
+
+# Principal components kept by --score_reduction=pca.
+PCA_COMPONENTS = 64
+# The own-model study's source: the given model, not a run of the study.
+SOURCE_MODEL = "source model"
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A network whose cut points are scored, and the half whose images score them."""
+
+    split: str
+    source: str  # the half the network was trained on ("A" stands for a given model)
+    target: str
+    seed: int | None
+    run: str  # the network's run id, or SOURCE_MODEL
+    weights_sha256: str
+    record: dict | None = None  # the base's run record; None for a given source model
+
+    @property
+    def label(self):
+        seed = "" if self.seed is None else f" seed {self.seed}"
+        return f"{self.split} {self.source}->{self.target}{seed}"
+
+
+def settings_of(experiment):
+    """What every score depends on besides the source weights: a changed value scores again."""
+    s = experiment.scoring
+    return {
+        "estimators": list(s.estimators),
+        "reduction": s.score_reduction,
+        "examples": s.score_examples,
+        "pca_components": PCA_COMPONENTS if s.score_reduction == "pca" else None,
+    }
+
+
+def sources(study, latest):
+    """The networks to score: the grid's trained bases (from `latest`, {run id: record}),
+    each on the other half of its split; or the own-model study's source model."""
+    e = study.experiment
+    if e.own_model:
+        (split,) = study.splits
+        return [Source(split, "A", "B", None, SOURCE_MODEL, study.source_digest)]
+    found = []
+    for split in study.splits:
+        if split == ALL_SPLIT:  # one half: nothing to transfer from
+            continue
+        for target in DIRECTIONS[e.grid.directions]:
+            for seed in e.grid.seeds:
+                source = treatments.other_half(target)
+                record = latest.get(base_id(split, source, seed))
+                if record is not None and record["status"] == "ok":
+                    found.append(
+                        Source(
+                            split,
+                            source,
+                            target,
+                            seed,
+                            record["run"],
+                            record["weights_sha256"],
+                            record,
+                        )
+                    )
+    return found
+
+
+def score_study(study, latest, log):
+    """Scores every source's cut points (see module doc) and writes scores.json and the
+    TensorBoard scalars; returns the scores dict.
+
+    Entries of scores.json with the same settings and source weights are kept; the other
+    keys of the file (the --prune choice) are kept with them.
+    """
+    e = study.experiment
+    settings = settings_of(e)
+    stored = read_scores(study.workdir)
+    if not stored or stored.get("settings") != settings:
+        stored = {"entries": []}
+    todo = sources(study, latest)
+    if not todo:
+        raise UsageError(
+            f"nothing to score in --workdir={study.workdir}: no base network has finished; "
+            "train first (--mode=train), or pass --source_model with --image_dir"
+        )
+    entries, started = [], time.perf_counter()
+    for source in todo:
+        done = [
+            entry
+            for entry in stored["entries"]
+            if (entry["source_run"], entry["weights_sha256"], entry["split"], entry["target"])
+            == (source.run, source.weights_sha256, source.split, source.target)
+        ]
+        if {entry["n"] for entry in done} >= set(e.grid.layers):
+            entries += done
+        else:
+            entries += _score_source(study, source, settings, log)
+    scores = {
+        **stored,
+        "settings": settings,
+        "seconds": time.perf_counter() - started,
+        "entries": entries,
+    }
+    os.makedirs(study.workdir, exist_ok=True)
+    path = write_scores(study.workdir, scores)
+    _log_scalars(study.workdir, scores)
+    log(f"scores: {path} ({scores['seconds']:.1f} s)")
+    return scores
+
+
+def prune(study, log):
+    """--prune=K: scores the source model's cut points, keeps the K best n of --layers by
+    --prune_estimator (ties go to the lower n) and drops the other n's runs from the plan.
+
+    The choice goes into scores.json under "prune", which the recommendation reports.
+    """
+    s = study.experiment.scoring
+    scores = score_study(study, {}, log)
+    by_n = {
+        entry["n"]: entry["scores"][s.prune_estimator]
+        for entry in scores["entries"]
+        if entry["source_run"] == SOURCE_MODEL
+    }
+    layers = study.experiment.grid.layers
+    ranked = sorted(layers, key=lambda n: (-by_n[n], n))
+    kept = sorted(ranked[: s.prune])
+    runs = [spec for spec in study.runs if spec.treatment == treatments.BASE or spec.n in kept]
+    scores["prune"] = {
+        "estimator": s.prune_estimator,
+        "k": s.prune,
+        "candidates": list(layers),
+        "ranking": ranked,
+        "trained": kept,
+        "skipped": sorted(set(layers) - set(kept)),
+        "networks_planned": len(study.runs),
+        "networks_trained": len(runs),
+        "scoring_seconds": scores["seconds"],
+    }
+    write_scores(study.workdir, scores)
+    log(
+        f"prune: {s.prune_estimator} ranks n={','.join(map(str, ranked))}; training n="
+        f"{','.join(map(str, kept))} ({len(runs)} of {len(study.runs)} networks)"
+    )
+    study.runs = runs
+
+
+def forget_prune(workdir):
+    """Drops an earlier --prune choice from scores.json: this study trains every n."""
+    scores = read_scores(workdir)
+    if scores and scores.pop("prune", None):
+        write_scores(workdir, scores)
+
+
+def _score_source(study, source, settings, log):
+    """The entries of one source network: one per n of --layers."""
+    started = time.perf_counter()
+    model = _network(study, source)
+    cuts = surgery.cut_layers(model, study.cuts)
+    layers = study.experiment.grid.layers
+    half = study.halves.half(source.split, source.target)
+    batches = study.halves.sample_batches(half, settings["examples"])
+    names = [cuts[n - 1] for n in layers]
+    features, probabilities, labels = cut_features(
+        model,
+        names,
+        batches,
+        settings["reduction"],
+        budget_bytes=study.experiment.grid.cache_budget_mb * 2**20,
+        examples=settings["examples"],
+    )
+    entries = []
+    for n, name, maps in zip(layers, names, features):
+        began = time.perf_counter()
+        vectors = (
+            estimators.reduce_features(maps, "pca", size=PCA_COMPONENTS)
+            if settings["reduction"] == "pca"
+            else maps
+        )
+        values = json_safe(
+            estimators.score(
+                vectors,
+                labels,
+                source_probabilities=probabilities,
+                estimators=settings["estimators"],
+            )
+        )
+        entries.append(
+            {
+                "split": source.split,
+                "source": source.source,
+                "target": source.target,
+                "seed": source.seed,
+                "source_run": source.run,
+                "weights_sha256": source.weights_sha256,
+                "n": n,
+                "cut": name,
+                "dims": int(vectors.shape[1]),
+                "examples": len(labels),
+                "scores": values,
+                "seconds": time.perf_counter() - began,
+            }
+        )
+        text = "  ".join(
+            f"{key} {'n/a' if value is None else format(value, '.4g')}"
+            for key, value in values.items()
+        )
+        log(f"score {source.label} n={n} ({name}, {vectors.shape[1]} dims): {text}")
+    log(
+        f"scored {source.label}: {len(layers)} cut points on {len(labels)} images in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    return entries
+
+
+def _network(study, source):
+    if source.record is None:
+        return study.source_net
+    return study.trained_network(source.record)
+
+
+def cut_features(model, names, batches, reduction, *, budget_bytes, examples):
+    """([features at each named layer], source class probabilities, labels) for `batches`
+    of (images, labels), at most `examples` of them, in one forward pass.
+
+    Features are float32 (N, channels) spatial means for reduction "gap", the flattened
+    maps for "pca" (UsageError when they would take more than `budget_bytes`). The
+    probabilities are the model's output, put through a softmax when they are not already
+    a distribution.
+    """
+    outputs = [model.get_layer(name).output for name in names]
+    if reduction == "pca":
+        need = sum(int(np.prod(o.shape[1:])) for o in outputs) * 4 * examples
+        if need > budget_bytes:
+            raise UsageError(
+                f"--score_reduction=pca holds the flattened maps of every cut point: "
+                f"{need / 2**20:.0f} MB for --score_examples={examples}, over "
+                f"--cache_budget_mb={budget_bytes // 2**20}; use --score_reduction=gap or "
+                "fewer --score_examples"
+            )
+    probe = keras.Model(model.input, [*outputs, model.output])
+    spec = tf.TensorSpec([None, *model.input.shape[1:]], model.input.dtype)
+
+    @tf.function(input_signature=[spec])
+    def call(images):
+        *maps, head = probe(images, training=False)
+        return [_vectors(m, reduction) for m in maps], tf.cast(head, tf.float32)
+
+    parts, heads, labels = [], [], []
+    for images, targets in batches:
+        maps, head = call(images)
+        parts.append([m.numpy() for m in maps])
+        heads.append(head.numpy())
+        labels.append(np.asarray(targets))
+    features = [np.concatenate([part[i] for part in parts]) for i in range(len(names))]
+    return features, _distribution(np.concatenate(heads)), np.concatenate(labels)
+
+
+def _vectors(maps, reduction):
+    """One float32 vector per image: spatial means (gap) or the flattened maps (pca)."""
+    maps = tf.cast(maps, tf.float32)
+    if reduction == "gap" and maps.shape.rank > 2:
+        return tf.reduce_mean(maps, axis=list(range(1, maps.shape.rank - 1)))
+    return tf.reshape(maps, [tf.shape(maps)[0], -1])
+
+
+def _distribution(head):
+    """Rows that are probability distributions: `head` itself when it is one (a softmax
+    head), else its softmax (a head that outputs logits)."""
+    if head.min() >= 0 and np.allclose(head.sum(axis=1), 1, atol=1e-3):
+        return head
+    shifted = np.exp(head - head.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _log_scalars(workdir, scores):
+    """Each source's scores as TensorBoard scalars, one step per n."""
+    groups = {}
+    for entry in scores["entries"]:
+        seed = "source_model" if entry["seed"] is None else f"seed{entry['seed']}"
+        folder = os.path.join(
+            workdir,
+            "tensorboard",
+            "scores",
+            entry["split"],
+            f"{entry['source']}n{entry['target']}",
+            seed,
+        )
+        groups.setdefault(folder, []).append(entry)
+    for folder, entries in groups.items():
+        writer = tf.summary.create_file_writer(folder)
+        with writer.as_default():
+            for entry in entries:
+                for name, value in entry["scores"].items():
+                    tf.summary.scalar(f"score/{name}", value, step=entry["n"])
+        writer.close()

@@ -1,0 +1,308 @@
+"""Transferability estimators (kerastransfer.analysis.estimators): closed forms, invariances,
+separable against noise, and the guards."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn.covariance import LedoitWolf
+
+from kerastransfer.analysis import estimators as E
+
+FEATURE_ESTIMATORS = {
+    "logme": E.logme,
+    "hscore": E.h_score,
+    "transrate": E.transrate,
+    "linear_probe": E.linear_probe,
+    "knn": E.knn,
+}
+
+
+def blobs(seed=0, n_per_class=30, d=6, classes=3, shift=4.0):
+    """Gaussian features whose class c is shifted along axis c, and their labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(classes), n_per_class)
+    features = rng.normal(size=(len(labels), d))
+    features[np.arange(len(labels)), labels] += shift
+    return features, labels
+
+
+def orthogonal(d, seed=1):
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(d, d)))
+    return q
+
+
+def dense_log_evidence(features, target, alpha, beta):
+    """log N(y | 0, I/beta + X X^T/alpha) / N, the marginal likelihood of Bayesian regression."""
+    n = len(target)
+    covariance = np.eye(n) / beta + features @ features.T / alpha
+    return multivariate_normal(np.zeros(n), covariance).logpdf(target) / n
+
+
+# Closed forms and hand-worked cases.
+
+
+def test_h_score_by_hand_in_one_dimension():
+    # var(x) = (9 + 1 + 1 + 9) / 4 = 5; class means 1 and 5 around 3: between variance 4.
+    x, y = np.array([[0.0], [2.0], [4.0], [6.0]]), np.array([0, 0, 1, 1])
+    assert E.h_score(x, y, shrinkage=0) == pytest.approx(0.8)
+    # One feature: Ledoit-Wolf's target tr(S)/d I is S itself, so the default agrees.
+    assert E.h_score(x, y) == pytest.approx(0.8)
+
+
+def test_h_score_matches_the_formula_in_two_dimensions():
+    x, y = blobs(n_per_class=15, d=2, classes=2, shift=1.5)
+    means = np.stack([x[y == c].mean(axis=0) for c in (0, 1)])[y]  # E[X|y] for each example
+    between = np.cov(means, rowvar=False, bias=True)
+    plain = np.trace(np.linalg.inv(np.cov(x, rowvar=False, bias=True)) @ between)
+    shrunk = np.trace(np.linalg.inv(LedoitWolf().fit(x).covariance_) @ between)
+    assert E.h_score(x, y, shrinkage=0) == pytest.approx(plain, rel=1e-10)
+    assert E.h_score(x, y) == pytest.approx(shrunk, rel=1e-10)
+    assert abs(shrunk - plain) > 1e-2  # the shrinkage is not negligible here
+
+
+def test_leep_by_hand():
+    # P(y, z) = [[1/3, 0], [1/6, 1/2]]; P(z) = [1/2, 1/2]; P(y|z) = [[2/3, 0], [1/3, 1]].
+    # Likelihoods: 2/3 (example 0), 1 (example 1), .5 * 1/3 + .5 * 1 = 2/3 (example 2).
+    theta = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    labels = np.array([0, 1, 1])
+    assert E.leep(theta, labels) == pytest.approx(2 * math.log(2 / 3) / 3)
+    # A source class no example predicts (column of zeros) changes nothing.
+    padded = np.hstack([theta, np.zeros((3, 1))])
+    assert E.leep(padded, labels) == pytest.approx(2 * math.log(2 / 3) / 3)
+
+
+def test_coding_rate_of_orthogonal_columns_and_rows():
+    eps = 1e-2
+    # Orthogonal columns: Z^T Z = diag(c^2), so logdet = sum log(1 + d/(N eps^2) c^2).
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(8, 3)))
+    c = np.array([0.5, 1.0, 2.0])
+    expected = 0.5 * np.sum(np.log1p(3 / (8 * eps**2) * c**2))
+    assert E.coding_rate(q * c, eps) == pytest.approx(expected, rel=1e-12)
+    # d > N through the N x N Gram matrix: orthogonal rows give Z Z^T = diag(r^2).
+    r = np.array([1.0, 3.0])
+    expected = 0.5 * np.sum(np.log1p(8 / (2 * eps**2) * r**2))
+    assert E.coding_rate((q[:, :2] * r).T, eps) == pytest.approx(expected, rel=1e-12)
+
+
+def test_transrate_matches_dense_log_determinants():
+    x, y = blobs(n_per_class=10, d=3, classes=2, shift=2.0)
+    eps, (n, d) = 1e-3, x.shape
+    z = x - x.mean(axis=0)
+    z *= math.sqrt(n / np.sum(z**2))
+
+    def rate(part):
+        gram = part.T @ part
+        return 0.5 * np.linalg.slogdet(np.eye(d) + d / (len(part) * eps**2) * gram)[1]
+
+    expected = rate(z) - sum(np.mean(y == c) * rate(z[y == c]) for c in (0, 1))
+    assert E.transrate(x, y, eps=eps) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("n, d", [(40, 5), (25, 25)])
+def test_logme_fixed_point_is_the_maximum_of_the_dense_evidence(n, d):
+    rng = np.random.default_rng(n + d)
+    target = (rng.random(n) < 0.5).astype(float)
+    features = rng.normal(size=(n, d))
+    features[:, 0] += 2 * target
+    fit = E.logme_evidence(features, target)
+    best = dense_log_evidence(features, target, fit.alpha, fit.beta)
+    assert fit.log_evidence == pytest.approx(best, rel=1e-9)
+    for alpha_factor, beta_factor in [(1.2, 1), (1 / 1.2, 1), (1, 1.2), (1, 1 / 1.2)]:
+        moved = dense_log_evidence(
+            features, target, fit.alpha * alpha_factor, fit.beta * beta_factor
+        )
+        assert moved < best
+
+
+def test_logme_evidence_with_more_dimensions_than_examples():
+    # The zero singular values beyond rank N must drop out exactly.
+    rng = np.random.default_rng(3)
+    features, target = rng.normal(size=(12, 60)), np.repeat([0.0, 1.0], 6)
+    fit = E.logme_evidence(features, target)
+    assert np.isfinite(fit.log_evidence) and fit.alpha > 0 and fit.beta > 0
+    assert fit.log_evidence == pytest.approx(
+        dense_log_evidence(features, target, fit.alpha, fit.beta), rel=1e-9
+    )
+
+
+def test_logme_is_the_mean_evidence_of_the_one_hot_columns():
+    x, y = blobs(n_per_class=10, d=4)
+    columns = [E.logme_evidence(x, (y == c).astype(float)).log_evidence for c in range(3)]
+    assert E.logme(x, y) == pytest.approx(np.mean(columns), rel=1e-12)
+
+
+def test_logme_of_zero_features_is_the_evidence_of_the_labels_as_noise():
+    # alpha -> inf: y ~ N(0, I/beta), beta = N / ||y||^2.
+    labels = np.array([0, 0, 1, 1, 1])
+    expected = np.mean(
+        [
+            multivariate_normal(np.zeros(5), np.eye(5) * np.sum(column) / 5).logpdf(column) / 5
+            for column in ((labels == 0).astype(float), (labels == 1).astype(float))
+        ]
+    )
+    assert E.logme(np.zeros((5, 3)), labels) == pytest.approx(expected, rel=1e-12)
+
+
+# Invariances.
+
+
+def all_scores(x, y, theta=None):
+    return E.score(x, y, source_probabilities=theta)
+
+
+def test_relabelling_classes_changes_no_score():
+    x, y = blobs(shift=1.0)
+    theta = np.random.default_rng(2).dirichlet(np.ones(4), size=len(y))
+    relabelled = np.array([7, -3, 2])[y]
+    before, after = all_scores(x, y, theta), all_scores(x, relabelled, theta)
+    assert set(before) == set(E.ESTIMATORS)
+    for name in E.ESTIMATORS:
+        assert after[name] == pytest.approx(before[name], rel=1e-9), name
+
+
+def test_rotation_leaves_logme_hscore_transrate_and_knn_unchanged():
+    x, y = blobs(shift=1.0)
+    rotated = x @ orthogonal(x.shape[1])
+    for name in ("logme", "hscore", "transrate", "knn"):
+        function = FEATURE_ESTIMATORS[name]
+        assert function(rotated, y) == pytest.approx(function(x, y), rel=1e-8), name
+
+
+def test_scaling_and_translation():
+    x, y = blobs(shift=1.0)
+    moved = 7.0 * x + 3.0
+    for name in ("hscore", "transrate", "knn"):
+        function = FEATURE_ESTIMATORS[name]
+        assert function(moved, y) == pytest.approx(function(x, y), rel=1e-8), name
+    # The linear probe standardizes each feature: any positive per-feature scale and shift.
+    per_feature = x * np.linspace(0.1, 10.0, x.shape[1]) - 5.0
+    assert E.linear_probe(per_feature, y) == pytest.approx(E.linear_probe(x, y), abs=1e-12)
+    # LogME has no intercept, so only scaling; alpha absorbs it up to the fixed point's tolerance.
+    assert E.logme(7.0 * x, y) == pytest.approx(E.logme(x, y), rel=1e-4)
+
+
+def test_leep_ignores_the_order_of_source_classes():
+    y = np.repeat(np.arange(3), 10)
+    theta = np.random.default_rng(5).dirichlet(np.ones(5), size=len(y))
+    assert E.leep(theta[:, ::-1], y) == pytest.approx(E.leep(theta, y), rel=1e-12)
+
+
+# Separable against noise.
+
+
+def test_separable_features_score_higher_than_noise_for_every_estimator():
+    x, y = blobs(shift=8.0)
+    noise = np.random.default_rng(9).normal(size=x.shape)
+    rng = np.random.default_rng(4)
+    aligned = np.full((len(y), 3), 0.05)
+    aligned[np.arange(len(y)), y] = 0.9
+    random_theta = rng.dirichlet(np.ones(3), size=len(y))
+    separable, noisy = all_scores(x, y, aligned), all_scores(noise, y, random_theta)
+    for name in E.ESTIMATORS:
+        assert separable[name] > noisy[name], name
+    # The accuracy estimators saturate on separable features; noise stays near chance (1/3).
+    assert separable["linear_probe"] == 1.0 and separable["knn"] == 1.0
+    assert noisy["linear_probe"] < 0.6 and noisy["knn"] < 0.6
+
+
+# Guards.
+
+
+def test_more_dimensions_than_examples_gives_finite_scores():
+    x, y = blobs(n_per_class=8, d=100, classes=2)
+    scores = E.score(x, y)
+    assert list(scores) == ["logme", "hscore", "transrate", "linear_probe", "knn"]
+    assert all(np.isfinite(value) for value in scores.values()), scores
+
+
+def test_constant_and_zero_features_give_finite_scores():
+    x, y = blobs(n_per_class=10, d=4, classes=2)
+    x[:, 1] = 0.1  # a constant column whose mean is inexact in floating point
+    assert all(np.isfinite(value) for value in E.score(x, y).values())
+    # Unshrunk, the pseudo-inverse drops the constant direction: the other features' H-score.
+    without = np.delete(x, 1, axis=1)
+    assert E.h_score(x, y, shrinkage=0) == pytest.approx(E.h_score(without, y, 0), rel=1e-9)
+    for constant in (np.zeros((20, 3)), np.full((20, 3), 0.1)):
+        scores = E.score(constant, y)
+        assert scores["hscore"] == 0.0 and scores["transrate"] == 0.0
+        assert all(np.isfinite(value) for value in scores.values()), scores
+
+
+@pytest.mark.parametrize("name", list(FEATURE_ESTIMATORS) + ["leep"])
+def test_one_class_is_refused(name):
+    x, y = np.random.default_rng(0).random((6, 3)), np.full(6, 4)
+    function = E.leep if name == "leep" else FEATURE_ESTIMATORS[name]
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        function(x / x.sum(axis=1, keepdims=True), y)
+
+
+def test_bad_shapes_and_values_are_refused():
+    with pytest.raises(ValueError, match="at least 2 examples"):
+        E.logme(np.ones((1, 3)), [0])
+    with pytest.raises(ValueError, match="2-D"):
+        E.h_score(np.ones((4, 2, 2)), [0, 0, 1, 1])
+    with pytest.raises(ValueError, match="labels must have shape"):
+        E.transrate(np.ones((4, 2)), [0, 1])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        E.knn(np.array([[0.0], [np.nan], [1.0], [2.0]]), [0, 0, 1, 1])
+    with pytest.raises(ValueError, match="rows that sum to 1"):
+        E.leep(np.array([[0.5, 0.2], [0.5, 0.5]]), [0, 1])
+    with pytest.raises(ValueError, match="shrinkage must be"):
+        E.h_score(np.ones((4, 2)), [0, 0, 1, 1], shrinkage=1.5)
+    with pytest.raises(ValueError, match="folds >= 2"):
+        E.linear_probe(np.ones((4, 2)), [0, 0, 1, 1], folds=1)
+    with pytest.raises(ValueError, match="all zeros"):
+        E.logme_evidence(np.ones((4, 2)), np.zeros(4))
+
+
+def test_a_class_of_one_example_makes_the_fold_estimators_nan():
+    x, y = blobs(n_per_class=5, d=3, classes=2)
+    x, y = np.vstack([x, np.zeros((1, 3))]), np.append(y, 9)
+    for name in ("linear_probe", "knn"):
+        with pytest.warns(RuntimeWarning, match="single example"):
+            assert math.isnan(FEATURE_ESTIMATORS[name](x, y))
+    for name in ("logme", "hscore", "transrate"):
+        assert np.isfinite(FEATURE_ESTIMATORS[name](x, y)), name
+
+
+def test_folds_shrink_to_the_smallest_class_and_repeat_for_a_seed():
+    x, y = blobs(n_per_class=2, d=3, classes=2, shift=20.0)  # 2 examples a class: 2 folds
+    assert E.linear_probe(x, y) == 1.0 and E.knn(x, y) == 1.0  # k capped at 1 example a class
+    x, y = blobs(shift=0.5)
+    assert E.knn(x, y, seed=3) == E.knn(x, y, seed=3)
+    assert E.linear_probe(x, y, seed=3) == E.linear_probe(x, y, seed=3)
+
+
+def test_reduce_features():
+    maps = np.random.default_rng(0).normal(size=(4, 3, 5, 6))
+    pooled = E.reduce_features(maps)
+    assert pooled.shape == (4, 6)
+    np.testing.assert_allclose(pooled[1, 2], maps[1, :, :, 2].mean())
+    flat = np.arange(8.0).reshape(4, 2)
+    np.testing.assert_array_equal(E.reduce_features(flat), flat)
+    assert E.reduce_features(maps, "pca", size=3).shape == (4, 3)
+    assert E.reduce_features(maps, "pca", size=50).shape == (4, 4)  # capped at min(N, D)
+    assert E.reduce_features(maps, "pca").shape == (4, 4)
+    np.testing.assert_array_equal(
+        E.reduce_features(maps, "pca", size=2), E.reduce_features(maps, "pca", size=2)
+    )
+    with pytest.raises(ValueError, match="'gap' or 'pca'"):
+        E.reduce_features(maps, "max")
+    with pytest.raises(ValueError, match="only to method='pca'"):
+        E.reduce_features(maps, size=3)
+
+
+def test_score_picks_estimators_and_matches_the_functions():
+    x, y = blobs(n_per_class=10, d=4)
+    theta = np.random.default_rng(1).dirichlet(np.ones(3), size=len(y))
+    scores = E.score(x, y, theta, estimators=["leep", "hscore"])
+    assert list(scores) == ["hscore", "leep"]
+    assert scores == {"hscore": E.h_score(x, y), "leep": E.leep(theta, y)}
+    assert list(E.score(x, y, theta)) == list(E.ESTIMATORS)
+    assert set(E.ESTIMATOR_NAMES) == set(E.ESTIMATORS)
+    with pytest.raises(ValueError, match="leep needs source_probabilities"):
+        E.score(x, y, estimators=["leep"])
+    with pytest.raises(ValueError, match="unknown estimators"):
+        E.score(x, y, estimators=["logme", "nce"])
