@@ -392,6 +392,24 @@ def validate(experiment):
         )
     _validate_scale_out(e)
     _validate_scoring(e)
+    _validate_cuts(e)
+
+
+def _validate_cuts(e):
+    """--cut_every thins a given model's own cut points; it has no meaning elsewhere."""
+    m = e.model
+    if m.cut_every < 1:
+        raise UsageError(f"--cut_every={m.cut_every} must be 1 or more (1 keeps every cut)")
+    if m.cut_every > 1 and not e.own_model:
+        raise UsageError(
+            f"--cut_every={m.cut_every} thins the cut points of a given source model: pass "
+            "--source_model (or --arch with --source_weights), or drop --cut_every"
+        )
+    if m.cut_layers and m.cut_every != 1:
+        raise UsageError(
+            f"--cut_every={m.cut_every} thins the default cut points, but --cut_layers names "
+            "them; pass one of the two"
+        )
 
 
 def _validate_scoring(e):

@@ -1,9 +1,10 @@
 """Network surgery: the paper's transferred networks built from a trained base in one call.
 
-"Layer n" is the n-th block of a model. For caffenet-style models a block is a weight layer
-plus the parameter-free layers after it (ReLU, pooling, LRN, dropout); for keras.applications
-backbones it is a stage whose last layer is a named cut point. The head (the last weight
-layer) is never transferred.
+"Layer n" is the n-th block of a model. For a model with residual structure (the
+keras.applications and keras-hub backbones, a user's ResNet) a block is a stage, found from
+the model's structure (models/stages.py); for a transformer, one block. For caffenet-style
+chains a block is a weight layer plus the parameter-free layers after it (ReLU, pooling, LRN,
+dropout). The head (the last weight layer) is never transferred.
 
 Everything here is plain Keras 3, so it runs on any backend and inside any
 `tf.distribute` strategy scope (call it inside the scope to place the new variables there).
@@ -18,7 +19,8 @@ Example:
 import keras
 
 from kerastransfer.errors import UsageError
-from kerastransfer.models.applications import STAGE_CUTS
+from kerastransfer.models.layers import fresh_copy
+from kerastransfer.models.stages import stage_cuts
 
 MODES = ("frozen", "fine_tuned", "random_frozen")
 
@@ -39,12 +41,13 @@ def cut_layers(model, names=None):
     Args:
         model: a functional Keras model.
         names: explicit cut points (layer names), e.g. for a user's own model. When None:
-            the backbone's stage boundaries if the model is a known backbone, else one cut
-            per weight layer below the head, after the parameter-free layers that follow it.
+            the ends of the model's stages if it has residual structure (or its transformer
+            blocks), else one cut per weight layer below the head, after the parameter-free
+            layers that follow it.
     """
     layer_names = [layer.name for layer in model.layers]
-    if names is None and model.name in STAGE_CUTS:
-        names = STAGE_CUTS[model.name]
+    if names is None:
+        names = stage_cuts(model)
     if names is not None:
         unknown = [name for name in names if name not in layer_names]
         if unknown:
@@ -150,10 +153,7 @@ def fresh_clone(base, num_classes=None):
     units = num_classes if num_classes is not None else _units(head)
 
     def clone_layer(layer):
-        config = layer.get_config()
-        if layer.name == head.name:
-            config["units"] = units
-        return layer.__class__.from_config(config)
+        return fresh_copy(layer, units=units) if layer.name == head.name else fresh_copy(layer)
 
     return keras.models.clone_model(base, clone_function=clone_layer)
 

@@ -85,9 +85,13 @@ def test_backbones_and_registry_errors(tmp_path):
     with pytest.raises(
         UsageError,
         match="unknown --arch='alexnet'; known architectures: "
-        "caffenet, caffenet_small, resnet50, mobilenet_v2",
+        "caffenet, caffenet_small, resnet50, .*, mobilenet_v2, .*, convnext_tiny, .*densenet201$",
     ):
         models.build("alexnet", num_classes=2, input_shape=(28, 28, 1))
+    with pytest.raises(
+        UsageError, match=r"--arch=resnet50 cannot take 28x28 images .*--image_size"
+    ):
+        models.build("resnet50", num_classes=2, input_shape=(28, 28, 3))
     with pytest.raises(UsageError, match="weights file .* does not exist"):
         models.build(
             "mobilenet_v2",
@@ -109,6 +113,8 @@ def test_backbone_weights_load_from_a_local_file(tmp_path):
     np.testing.assert_array_equal(
         model.get_layer("Conv1").get_weights()[0], source.get_layer("Conv1").get_weights()[0]
     )
+    with pytest.raises(UsageError, match=r"does not fit --arch=mobilenet_v3_small .*MobileNetV3"):
+        models.build("mobilenet_v3_small", num_classes=3, input_shape=(32, 32, 3), weights=path)
 
 
 @pytest.mark.parametrize(

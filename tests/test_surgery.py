@@ -85,14 +85,15 @@ def test_unknown_mode_and_cut_layer():
 def test_frozen_batch_norm_runs_in_inference_mode():
     keras.utils.set_random_seed(0)
     base = models.build("mobilenet_v2", num_classes=3, input_shape=(32, 32, 3), dropout=0.0)
-    model = surgery.transfer(base, 2, "frozen")
-    bn = model.get_layer("bn_Conv1")
-    moving_mean = bn.moving_mean.numpy().copy()
+    model = surgery.transfer(base, 1, "frozen")  # n=1 ends at block_2_add
+    frozen, trained = model.get_layer("bn_Conv1"), model.get_layer("block_3_expand_BN")
+    before = [bn.moving_mean.numpy().copy() for bn in (frozen, trained)]
     one_step_rgb = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
     model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
     model.fit(one_step_rgb, np.zeros(8), epochs=1, verbose=0)
-    np.testing.assert_array_equal(bn.moving_mean.numpy(), moving_mean)
-    assert model.get_layer("block_3_expand").trainable
+    np.testing.assert_array_equal(frozen.moving_mean.numpy(), before[0])
+    assert not np.array_equal(trained.moving_mean.numpy(), before[1])
+    assert not frozen.trainable and trained.trainable
 
 
 def test_user_model_with_named_cuts(tmp_path):

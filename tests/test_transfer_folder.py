@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from helpers.cli import REPO, run_cli
 from helpers.records import records as read_records
-from kerastransfer import data, models
+from kerastransfer import data, models, surgery
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +92,9 @@ def test_own_model_to_own_folder_recommends_n_and_exports(
     assert choice["n"] in (1, 3, 7) and choice["mode"] in ("frozen", "fine-tuned")
     assert choice["gain_over_scratch"]["ci"] is not None  # two seeds give an interval
     report = open(os.path.join(workdir, "report.md")).read()
-    assert f"Use n = {choice['n']}, {choice['mode']}" in report
+    cuts = surgery.cut_layers(keras.models.load_model(source_path))
+    assert choice["cut"] == cuts[choice["n"] - 1]  # the source model's own layer name
+    assert f"Use n = {choice['n']} ({choice['cut']}), {choice['mode']}" in report
 
     version = os.path.join(workdir, "export", "kerastransfer", "1")
     check = textwrap.dedent(f"""
@@ -178,7 +180,7 @@ def test_mobilenet_v2_backbone_with_random_weights_on_a_tiny_folder(tmp_path):
         "--image_size=32",
         f"--image_dir={folder}",
         f"--workdir={workdir}",
-        "--layers=2,7",
+        "--layers=2,6",
         "--seeds=0",
         "--epochs=1",
         "--batch_size=8",

@@ -72,6 +72,7 @@ def recommend(records):
                 "treatment": mode,
                 "mode": "fine-tuned" if treatments.get(mode).fine_tuned else "frozen",
                 "n": n,
+                "cut": next((r["cut"] for r in runs if r.get("cut")), None),
                 "seeds": len(runs),
                 **{
                     name: summarize(_values(runs, metric), bounds=ACCURACY_BOUNDS)
@@ -105,6 +106,7 @@ def recommend(records):
             "treatment": best["treatment"],
             "mode": best["mode"],
             "n": best["n"],
+            "cut": best["cut"],
             "validation": best["validation"]["mean"],
             "test": best["test"]["mean"],
             "gain_over_scratch": best["gain_over_scratch"],
@@ -114,6 +116,7 @@ def recommend(records):
             else {
                 "mode": runner_up["mode"],
                 "n": runner_up["n"],
+                "cut": runner_up["cut"],
                 "margin": gain(best["_runs"], runner_up["_runs"], "validation"),
                 "test_margin": gain(best["_runs"], runner_up["_runs"], "test"),
             },

@@ -1,5 +1,6 @@
 """Model registry: `build(arch, ...)` for every architecture the study can use, with each
-architecture's input (`input_spec_for`) and stage cut points (`STAGE_CUTS`).
+architecture's input (`input_spec_for`); stage cut points found from a model's structure
+(`stage_cuts`); keras-hub presets on disk (`load_hub_backbone`, an optional extra).
 
 May import: errors; plain Keras only (no TensorFlow), never data/, training/ or study/.
 
@@ -12,10 +13,14 @@ import os
 import keras
 
 from kerastransfer.errors import UsageError
-from kerastransfer.models.applications import BACKBONES, STAGE_CUTS, backbone
+from kerastransfer.models.applications import BACKBONES, backbone, classifier
 from kerastransfer.models.caffenet import SMALL_WIDTHS, caffenet, caffenet_small
+from kerastransfer.models.hub import is_hub_source
+from kerastransfer.models.hub import load_backbone as load_hub_backbone
+from kerastransfer.models.hub import weights_file as hub_weights_file
 from kerastransfer.models.layers import LocalResponseNormalization
-from kerastransfer.models.preprocessing import input_spec_for
+from kerastransfer.models.preprocessing import input_spec_for, normalization
+from kerastransfer.models.stages import stage_cuts, with_add_layers
 
 ARCHITECTURES = ("caffenet", "caffenet_small", *BACKBONES)
 
@@ -34,7 +39,8 @@ def build(
         dropout: rate after fc6 and fc7 (caffenet*), before the head (backbones), in
             [0, 1); every architecture gets the rate it is given (0 = no dropout layer on a
             backbone).
-        weights: backbones only: a local weights file for the backbone.
+        weights: keras.applications backbones (BACKBONES) only: a local weights file for
+            the backbone without its top.
 
     Raises:
         UsageError: an unknown `arch`, a dropout outside [0, 1), a missing weights file.
@@ -53,7 +59,10 @@ def build(
 
 
 def load_user_model(path):
-    """Loads a user's functional model from a `.keras` file, with a clear error if it fails."""
+    """Loads a user's functional model from a `.keras` file, with a clear error if it fails.
+
+    Residuals written `a + b` become Add layers (models/stages.py), so blocks can end there.
+    """
     if not os.path.isfile(path):
         raise UsageError(f"--source_model={path!r} does not exist; pass a saved .keras file")
     try:
@@ -65,16 +74,21 @@ def load_user_model(path):
         ) from None
     if not isinstance(model, keras.Model) or not hasattr(model, "inputs"):
         raise UsageError(f"--source_model={path!r} is not a functional Keras model")
-    return model
+    return with_add_layers(model)
 
 
 __all__ = [
     "ARCHITECTURES",
     "BACKBONES",
     "SMALL_WIDTHS",
-    "STAGE_CUTS",
     "LocalResponseNormalization",
     "build",
-    "load_user_model",
+    "classifier",
+    "hub_weights_file",
     "input_spec_for",
+    "is_hub_source",
+    "load_hub_backbone",
+    "load_user_model",
+    "normalization",
+    "stage_cuts",
 ]

@@ -2,7 +2,7 @@
 
 Nothing downloads here, so weights come from a local file (`weights=PATH`, an `.h5` /
 `.weights.h5` file of the backbone without top) or are random (`weights=None`). "Layer n"
-means the n-th stage boundary (see `STAGE_CUTS`).
+means the n-th stage (models/stages.py finds them from the model's structure).
 """
 
 import os
@@ -10,52 +10,83 @@ import os
 import keras
 
 from kerastransfer.errors import UsageError
+from kerastransfer.models.stages import with_add_layers
 
+# --arch name -> (the keras.applications module whose preprocess_input the model expects,
+# the constructor). One family per module; every model of a family is listed.
 BACKBONES = {
-    "resnet50": keras.applications.ResNet50,
-    "mobilenet_v2": keras.applications.MobileNetV2,
+    "resnet50": ("resnet", "ResNet50"),
+    "resnet101": ("resnet", "ResNet101"),
+    "resnet152": ("resnet", "ResNet152"),
+    "resnet50_v2": ("resnet_v2", "ResNet50V2"),
+    "resnet101_v2": ("resnet_v2", "ResNet101V2"),
+    "resnet152_v2": ("resnet_v2", "ResNet152V2"),
+    "mobilenet_v2": ("mobilenet_v2", "MobileNetV2"),
+    "mobilenet_v3_small": ("mobilenet_v3", "MobileNetV3Small"),
+    "mobilenet_v3_large": ("mobilenet_v3", "MobileNetV3Large"),
+    **{f"efficientnet_b{i}": ("efficientnet", f"EfficientNetB{i}") for i in range(8)},
+    **{
+        f"efficientnet_v2_{size.lower()}": ("efficientnet_v2", f"EfficientNetV2{size}")
+        for size in ("B0", "B1", "B2", "B3", "S", "M", "L")
+    },
+    **{
+        f"convnext_{size.lower()}": ("convnext", f"ConvNeXt{size}")
+        for size in ("Tiny", "Small", "Base", "Large", "XLarge")
+    },
+    "densenet121": ("densenet", "DenseNet121"),
+    "densenet169": ("densenet", "DenseNet169"),
+    "densenet201": ("densenet", "DenseNet201"),
 }
 
-# Cut points (last layer of each block) of the keras.applications backbones we support,
-# keyed by the model name models.build gives them: one per stage boundary.
-STAGE_CUTS = {
-    "resnet50": (
-        "pool1_pool",
-        "conv2_block3_out",
-        "conv3_block4_out",
-        "conv4_block6_out",
-        "conv5_block3_out",
-    ),
-    "mobilenet_v2": (
-        "expanded_conv_project_BN",
-        "block_2_add",
-        "block_5_add",
-        "block_9_add",
-        "block_12_add",
-        "block_15_add",
-        "out_relu",
-    ),
-}
+
+def preprocess_input(arch):
+    """The `preprocess_input` of `arch`'s keras.applications module (pixels 0..255 in)."""
+    return getattr(keras.applications, BACKBONES[arch][0]).preprocess_input
 
 
 def backbone(arch, num_classes, input_shape=(224, 224, 3), weights=None, dropout=0.0):
     """A keras.applications backbone plus global pooling and a softmax Dense head.
 
     The model is flat (the backbone's layers are its layers) so surgery can cut at stage
-    boundaries by name; it is named after `arch`, which is how surgery finds the cuts.
+    boundaries by name.
     """
     if weights is not None and not os.path.isfile(weights):
         raise UsageError(
             f"backbone weights file {weights!r} does not exist; pass a local "
             "file with --source_weights (nothing downloads here) or omit it"
         )
-    features = BACKBONES[arch](include_top=False, weights=None, input_shape=input_shape)
+    constructor = getattr(keras.applications, BACKBONES[arch][1])
+    try:
+        features = constructor(include_top=False, weights=None, input_shape=input_shape)
+    except ValueError as error:  # e.g. "Input size must be at least 32x32"
+        raise UsageError(
+            f"--arch={arch} cannot take {input_shape[0]}x{input_shape[1]} images "
+            f"({str(error).splitlines()[0]}); pass a larger --image_size"
+        ) from None
     if weights is not None:
-        features.load_weights(weights)
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features.output)
+        try:
+            features.load_weights(weights)
+        except Exception as error:  # h5py and Keras raise many types for a mismatched file
+            raise UsageError(
+                f"--source_weights={weights!r} does not fit --arch={arch} "
+                f"({type(error).__name__}); save the weights of "
+                f"keras.applications.{BACKBONES[arch][1]}(include_top=False)"
+            ) from None
+    return classifier(with_add_layers(features), num_classes, dropout, name=arch)
+
+
+def classifier(features, num_classes, dropout=0.0, name=None):
+    """`features` (a functional model of images) plus global average pooling over its
+    positions (feature map or tokens), dropout, and a float32 softmax Dense head."""
+    pooling = (
+        keras.layers.GlobalAveragePooling2D
+        if len(features.output.shape) == 4
+        else keras.layers.GlobalAveragePooling1D
+    )
+    x = pooling(name="avg_pool")(features.output)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(
         num_classes, activation="softmax", dtype="float32", name="predictions"
     )(x)
-    return keras.Model(features.input, outputs, name=arch)
+    return keras.Model(features.input, outputs, name=name or features.name)

@@ -1,4 +1,7 @@
-"""Layers Keras lacks, written with `keras.ops` so they run on every backend."""
+"""Layers Keras lacks, written with `keras.ops` so they run on every backend, and a fresh
+copy of any layer from its config."""
+
+import inspect
 
 import keras
 from keras import ops
@@ -45,3 +48,25 @@ class LocalResponseNormalization(keras.layers.Layer):
             "beta": self.beta,
             "k": self.k,
         }
+
+
+def fresh_copy(op, **changes):
+    """A new copy of a layer (or graph operation) made from its config: fresh weights.
+
+    Some keras-hub layers write derived values into their config that their constructor
+    refuses (ViTPatchingAndEmbedding's num_patches in keras-hub 0.32); those are dropped when
+    no constructor in the class's hierarchy names them.
+
+    Args:
+        op: the layer or operation to copy.
+        **changes: config values to change, e.g. `units=5` or `name="x"`.
+    """
+    config = {**op.get_config(), **changes}
+    try:
+        return op.__class__.from_config(config)
+    except TypeError:
+        accepted = set()
+        for cls in type(op).__mro__:
+            if "__init__" in vars(cls):
+                accepted.update(inspect.signature(cls.__init__).parameters)
+        return op.__class__.from_config({k: v for k, v in config.items() if k in accepted})

@@ -1,10 +1,12 @@
-"""What each architecture expects of its input: size, channels, scale and mean.
+"""What each architecture expects of its input: size, channels, scale, mean, channel order.
 
 Plain values (no TensorFlow here): the data layer turns them into a data.Preprocessing, which
 the training pipelines and the exported SavedModel both apply.
 """
 
-from kerastransfer.models.applications import BACKBONES
+import numpy as np
+
+from kerastransfer.models.applications import BACKBONES, preprocess_input
 
 # Per-channel RGB mean of the ILSVRC2012 training set, in 0..255 pixel units (Caffe's reference
 # model subtracted a mean image; its channel means are these values).
@@ -20,7 +22,7 @@ def input_spec_for(arch, image_size, source_image_shape):
         source_image_shape: (H, W, C) of the dataset's images, or None when they vary.
     Returns:
         {"image_size": (H, W), "channels": C, and for caffenet "scale", "mean" and
-        "resize_shorter"}.
+        "resize_shorter"; for a keras.applications backbone what its preprocess_input does}.
     """
     if arch == "caffenet":
         size = image_size or 227
@@ -31,9 +33,55 @@ def input_spec_for(arch, image_size, source_image_shape):
             "mean": IMAGENET_MEAN_RGB,
             "resize_shorter": round(size * 256 / 227),
         }
+    normalized = normalization(arch) if arch in BACKBONES else {}
     if source_image_shape is None:  # variable sizes: resize to the requested or a common size
         size = image_size or 224
-        return {"image_size": (size, size), "channels": 3}
+        return {"image_size": (size, size), "channels": 3, **normalized}
     size = (image_size,) * 2 if image_size else tuple(source_image_shape[:2])
     channels = 3 if arch in BACKBONES else source_image_shape[2]
-    return {"image_size": size, "channels": channels}
+    return {"image_size": size, "channels": channels, **normalized}
+
+
+def normalization(arch):
+    """The data.Preprocessing arguments that compute what `arch`'s own `preprocess_input`
+    computes: ResNet's BGR mean subtraction, MobileNetV2's [-1, 1], DenseNet's per-channel
+    standardization, or nothing for the models that normalize inside (EfficientNet,
+    ConvNeXt, MobileNetV3)."""
+    return affine_of(preprocess_input(arch))
+
+
+def affine_of(function):
+    """{"mean", "scale", "reverse_channels"} with which data.Preprocessing computes what
+    `function` does to RGB pixels 0..255: `(x - mean) * scale`, then the channel order
+    reversed or not.
+
+    Found by probing `function` with one pixel per channel and checked on random pixels.
+
+    Raises:
+        ValueError: `function` is not a per-channel affine map with at most a channel reversal.
+    """
+    probe = np.zeros((4, 1, 1, 3), np.float32)
+    probe[1:, 0, 0] = 255.0 * np.eye(3)
+    out = np.asarray(function(probe.copy()), np.float64).reshape(4, 3)
+    offset, response = out[0], out[1:] - out[0]  # response[input channel, output channel]
+    reverse = not np.allclose(response, np.diag(np.diag(response)))  # not channel-wise
+    if reverse:
+        offset, response = offset[::-1], response[:, ::-1]
+    scale = np.diag(response) / 255.0
+    mean = -offset / scale
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype(np.float32)
+    expected = np.asarray(function(pixels.copy()), np.float64)
+    ours = (pixels - mean) * scale
+    if not np.allclose(ours[..., ::-1] if reverse else ours, expected, rtol=1e-4, atol=1e-3):
+        raise ValueError(f"{function} is not a per-channel affine map of the pixels")
+    scale = _rounded(scale)
+    return {
+        "mean": None if np.allclose(mean, 0) else _rounded(mean),
+        "scale": scale[0] if len(set(scale)) == 1 else scale,
+        "reverse_channels": reverse,
+    }
+
+
+def _rounded(values):
+    """A tuple of floats to 6 significant digits, as readable in config and metadata files."""
+    return tuple(float(f"{value:.6g}") for value in values)

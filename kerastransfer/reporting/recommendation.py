@@ -92,6 +92,12 @@ def _spread(result):
     )
 
 
+def _at(cell):
+    """A cut point in words: "n = 3 (conv3_block4_out)", the layer the model's own name for
+    it; "n = 3" when the records do not name it."""
+    return f"n = {cell['n']}" + (f" ({cell['cut']})" if cell.get("cut") else "")
+
+
 def render(result, command=None):
     """report.md for an own-model study: the recommendation first, then the table."""
     lines = ["# Transfer your own model: recommendation", ""]
@@ -99,9 +105,9 @@ def render(result, command=None):
     if choice is None:
         lines.append("No recommendation: the baseline or the transferred runs are missing.")
     else:
-        name = f"n = {choice['n']} {choice['mode']}"
+        name = f"{_at(choice)} {choice['mode']}"
         lines += [
-            f"**Use n = {choice['n']}, {choice['mode']}** (validation accuracy "
+            f"**Use {_at(choice)}, {choice['mode']}** (validation accuracy "
             f"{_acc(choice['validation'])}, test {_acc(choice['test'])}).",
             "",
         ]
@@ -109,7 +115,7 @@ def render(result, command=None):
         margins = (runner_up["margin"], runner_up["test_margin"]) if runner_up else ()
         if runner_up and not _separable(*margins):
             lines += [
-                f"{name}, not separable from n = {runner_up['n']} {runner_up['mode']} at "
+                f"{name}, not separable from {_at(runner_up)} {runner_up['mode']} at "
                 f"this size: {_why_not(*margins)}.",
                 "",
             ]
@@ -121,7 +127,7 @@ def render(result, command=None):
         ]
         if runner_up:
             lines += [
-                f"- margin over the best {runner_up['mode']} choice (n = {runner_up['n']}): "
+                f"- margin over the best {runner_up['mode']} choice ({_at(runner_up)}): "
                 f"test {_points(runner_up['test_margin'])}, validation "
                 f"{_points(runner_up['margin'])}"
             ]
@@ -158,7 +164,9 @@ def render(result, command=None):
         )
     for cell in result["cells"]:
         lines.append(
-            f"| {cell['mode']} | {cell['n']} | {cell['seeds']} | "
+            f"| {cell['mode']} | {cell['n']}"
+            + (f" ({cell['cut']})" if cell.get("cut") else "")
+            + f" | {cell['seeds']} | "
             f"{_acc(cell['validation']['mean'])} | {_acc(cell['test']['mean'])} | "
             f"{_acc(cell['best_k']['mean'])} | {_points(cell['gain_over_scratch'])} | "
             f"{_points(cell['test_gain_over_scratch'])} |"
@@ -235,7 +243,9 @@ def plot(result, path):
             linestyle="--",
             label="from scratch",
         )
-    axes.set_xlabel("Layer n up to which the source model is transferred")
+    cuts = {c["n"]: c.get("cut") for c in result["cells"]}
+    axes.set_xticks(sorted(cuts), [f"{n}\n{cuts[n]}" if cuts[n] else str(n) for n in sorted(cuts)])
+    axes.set_xlabel("Block n up to which the source model is transferred (its last layer)")
     axes.set_ylabel("Validation accuracy (final weights)")
     axes.legend(loc="best")
     axes.grid(alpha=0.3)

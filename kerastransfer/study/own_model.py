@@ -1,11 +1,13 @@
 """Transfer your own model to your own images: which n, frozen or fine-tuned?
 
 The practitioner's version of the study. The source is a trained model (a user's `.keras`
-file, or a keras.applications backbone with local weights) instead of a base net trained on
-half A; the target is a whole dataset (`--dataset`, e.g. `image_folder` with `--image_dir`).
-For each n it trains frozen (AnB) and fine-tuned (AnB+) transfers, plus the same architecture
-from scratch on the target as the baseline; analysis/recommendation.py then recommends the n
-and mode with the best validation accuracy.
+file, a keras.applications backbone with local weights, or a keras-hub preset directory)
+instead of a base net trained on half A; the target is a whole dataset (`--dataset`, e.g.
+`image_folder` with `--image_dir`). For each n it trains frozen (AnB) and fine-tuned (AnB+)
+transfers, plus the same architecture from scratch on the target as the baseline;
+analysis/recommendation.py then recommends the n and mode with the best validation accuracy.
+The source's preprocessing (its preprocess_input, or the preset's image converter) is the
+study's, so training, scoring and the exported model all apply it.
 """
 
 from kerastransfer import data, models, surgery, treatments
@@ -29,8 +31,10 @@ class OwnModelStudy(Study):
     def __init__(self, experiment, *, source_net, cuts, **kwargs):
         super().__init__(experiment, **kwargs)
         self.source_net, self.cuts = source_net, cuts
-        model = experiment.model
-        self.source_digest = file_digest(model.source_model or model.source_weights)
+        source = experiment.model.source_model or experiment.model.source_weights
+        self.source_digest = file_digest(
+            models.hub_weights_file(source) if models.is_hub_source(source) else source
+        )
 
     @classmethod
     def load(cls, experiment, log=print, strategy=None, outdir=None):
@@ -49,9 +53,9 @@ class OwnModelStudy(Study):
                 class_names=tuple(source.class_names),
             )
         }
-        source_net = _load_source_net(experiment)
-        cuts = list(experiment.model.cut_layers) or None
-        blocks = surgery.num_blocks(source_net, cuts)
+        source_net, normalization = _load_source_net(experiment)
+        cuts = _cut_points(source_net, experiment.model)
+        blocks = len(cuts)
         check_layers(
             experiment.grid.layers, blocks, "the source model", "pass --cut_layers to define blocks"
         )
@@ -59,7 +63,7 @@ class OwnModelStudy(Study):
             experiment,
             source=source,
             splits=splits,
-            preprocessing=_adapt_input(source_net),
+            preprocessing=_adapt_input(source_net, normalization),
             runs=plan_own_model(experiment),
             log=log,
             strategy=strategy,
@@ -92,23 +96,47 @@ class OwnModelStudy(Study):
             self.source_net, spec.n, mode, num_classes=num_classes, cut_names=self.cuts
         )
 
+    def train_run(self, spec, base_record):
+        """Study.train_run, with the layer its n cuts after (`cut`), so the report can name
+        the cut point in the model's own terms (e.g. conv3_block4_out)."""
+        record = super().train_run(spec, base_record)
+        if spec.n:
+            record["cut"] = self.cuts[spec.n - 1]
+        return record
+
 
 def _load_source_net(experiment):
+    """(the source network with a classifier head, its data.Preprocessing normalization)."""
     m = experiment.model
+    if models.is_hub_source(m.source_model):
+        features, normalization = models.load_hub_backbone(m.source_model, m.image_size)
+        return models.classifier(features, num_classes=2), normalization
     if m.source_model:
-        return models.load_user_model(m.source_model)
+        return models.load_user_model(m.source_model), {}
     if m.arch not in models.BACKBONES:
         raise UsageError(
-            f"--source_weights needs --arch={'|'.join(models.BACKBONES)}, not --arch={m.arch}"
+            f"--source_weights needs --arch set to a keras.applications backbone "
+            f"({', '.join(models.BACKBONES)}), not --arch={m.arch}"
         )
     size = m.image_size or 224
-    return models.build(
+    net = models.build(
         m.arch, num_classes=2, input_shape=(size, size, 3), weights=m.source_weights, dropout=0.0
     )
+    return net, models.normalization(m.arch)
 
 
-def _adapt_input(model):
-    """Target images are resized and their channels mapped to what the model takes."""
+def _cut_points(model, m):
+    """The layer names that end blocks 1, 2, ...: --cut_layers, else the model's own
+    (surgery.cut_layers), every --cut_every-th of them and the last (config.py checks the
+    flags)."""
+    cuts = surgery.cut_layers(model, list(m.cut_layers) or None)
+    kept = cuts[m.cut_every - 1 :: m.cut_every]
+    return kept if kept and kept[-1] == cuts[-1] else [*kept, cuts[-1]]
+
+
+def _adapt_input(model, normalization):
+    """Target images are resized, their channels mapped to what the model takes, and
+    normalized as the source model expects."""
     shape = model.input_shape
     if len(shape) != 4 or None in shape[1:]:
         raise UsageError(
@@ -121,4 +149,4 @@ def _adapt_input(model):
             f"the source model takes {channels}-channel images; only 1 "
             "(grey) or 3 (RGB) can be made from image files"
         )
-    return Preprocessing((height, width), channels)
+    return Preprocessing((height, width), channels, **normalization)
