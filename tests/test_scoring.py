@@ -10,11 +10,11 @@ import pytest
 import scipy.stats
 import tensorflow as tf
 
-from helpers.cli import SMOKE, run_cli
 from helpers.records import records as read_records
 from kerastransfer import config, surgery
 from kerastransfer.analysis import agreement
 from kerastransfer.analysis.estimators import ESTIMATORS
+from kerastransfer.study import stages
 from kerastransfer.study.own_model import load_study
 from kerastransfer.workdir.provenance import stored_experiment
 
@@ -140,27 +140,22 @@ def test_the_smoke_study_scores_every_cut_point_and_reports_the_agreement(smoke_
 
 
 @pytest.mark.e2e
-def test_score_mode_keeps_what_it_scored_and_scores_again_when_settings_change(smoke_copy):
+def test_score_mode_keeps_what_it_scored_and_scores_again_when_settings_change(smoke_copy, capsys):
+    # In this process: a command per step would cost its start-up.
     path = os.path.join(smoke_copy, "scores.json")
     with open(path) as f:
         before = json.load(f)["entries"]
-    again = run_cli(f"--flagfile={SMOKE}", f"--workdir={smoke_copy}", "--mode=score")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "score random0" not in again.stdout  # nothing computed again
+    stages.score(config.Experiment(workdir=smoke_copy, mode="score"))
+    assert "score random0" not in capsys.readouterr().out  # nothing computed again
     with open(path) as f:
         assert json.load(f)["entries"] == before
 
     # n=1 of the smoke widths: 8 channels at 14 x 14 = 1,568 values; pca (the default) keeps
     # 64 components, gap the 8 channels' means.
     assert before[0]["dims"] == 64
-    gap = run_cli(
-        f"--flagfile={SMOKE}",
-        f"--workdir={smoke_copy}",
-        "--mode=score",
-        "--score_reduction=gap",
-        "--estimators=logme,hscore",
-    )
-    assert gap.returncode == 0, gap.stderr[-3000:]
+    scoring = config.ScoringConfig(score_reduction="gap", estimators=("logme", "hscore"))
+    stages.score(config.Experiment(workdir=smoke_copy, mode="score", scoring=scoring))
+    assert "score random0 A->B seed 0 n=1 (pool1, 8 dims)" in capsys.readouterr().out
     with open(path) as f:
         scores = json.load(f)
     assert scores["settings"]["reduction"] == "gap"
