@@ -116,7 +116,7 @@ def score_study(study, latest, log):
             f"nothing to score in --workdir={study.workdir}: no base network has finished; "
             "train first (--mode=train), or pass --source_model with --image_dir"
         )
-    entries, started = [], time.perf_counter()
+    entries, computed, started = [], [], time.perf_counter()
     for source in todo:
         done = [
             entry
@@ -127,7 +127,9 @@ def score_study(study, latest, log):
         if {entry["n"] for entry in done} >= set(e.grid.layers):
             entries += done
         else:
-            entries += _score_source(study, source, settings, log)
+            scored = _score_source(study, source, settings, log)
+            computed += scored
+            entries += scored
     scores = {
         **stored,
         "settings": settings,
@@ -136,7 +138,7 @@ def score_study(study, latest, log):
     }
     os.makedirs(study.workdir, exist_ok=True)
     path = write_scores(study.workdir, scores)
-    _log_scalars(study.workdir, scores)
+    _log_scalars(study.workdir, computed)  # kept entries have their events already
     log(f"scores: {path} ({scores['seconds']:.1f} s)")
     return scores
 
@@ -305,10 +307,10 @@ def _distribution(head):
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def _log_scalars(workdir, scores):
-    """Each source's scores as TensorBoard scalars, one step per n."""
+def _log_scalars(workdir, entries):
+    """The entries' scores as TensorBoard scalars, one step per n of each source."""
     groups = {}
-    for entry in scores["entries"]:
+    for entry in entries:
         seed = "source_model" if entry["seed"] is None else f"seed{entry['seed']}"
         folder = os.path.join(
             workdir,
