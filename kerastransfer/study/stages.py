@@ -96,7 +96,8 @@ def train(experiment, argv):
             if len(store.records()) == trained_before and os.path.isdir(export_base):
                 log("nothing new: analysis and export are up to date")
             else:
-                if experiment.scoring.estimators:
+                # Nothing to score where no base finished or the only split is `all`.
+                if experiment.scoring.estimators and scoring.sources(study, latest):
                     score(experiment, study)
                 analyze(experiment, study)
                 if exportable or x.export_run:
@@ -243,8 +244,6 @@ def _representations(experiment, figure_paths, study):
 def score(experiment, study=None):
     """Scores every cut point with the transferability estimators (study/scoring.py): a
     workdir's trained bases, or the given source model on a fresh workdir."""
-    from kerastransfer.study import scoring  # noqa: PLC0415  (imports TensorFlow)
-
     if study is None:
         if os.path.exists(provenance.config_path(experiment.workdir)):
             study = load_study(provenance.stored_experiment(experiment)[0], log=log)
