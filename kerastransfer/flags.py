@@ -345,9 +345,11 @@ flags.DEFINE_enum(
 flags.DEFINE_enum(
     "mixed_precision",
     default("mixed_precision"),
-    ["none", "mixed_bfloat16", "mixed_float16"],
+    ["none", "auto", "mixed_bfloat16", "mixed_float16"],
     "Keras mixed-precision policy: compute in 16 bits, keep variables and the "
-    "softmax head in float32 (mixed_float16 adds loss scaling). For GPUs/TPUs.",
+    "softmax head in float32 (mixed_float16 adds loss scaling). auto: "
+    "mixed_bfloat16 on a machine without GPUs whose CPU has bfloat16 instructions "
+    "(AMX or AVX512_BF16), else none.",
 )
 flags.DEFINE_integer(
     "runs_in_flight",

@@ -8,10 +8,12 @@ import h5py
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from helpers.cli import SMOKE, run_cli
 from helpers.records import records as read_records
 from kerastransfer import config, models
+from kerastransfer.training import strategies
 from kerastransfer.training.strategies import set_precision
 
 
@@ -21,14 +23,31 @@ def test_mixed_bfloat16_computes_in_16_bits_with_a_float32_head():
         model = models.build(
             "caffenet_small", num_classes=5, input_shape=(28, 28, 1), widths=(8, 8, 8, 8, 8, 16, 16)
         )
-        conv1, fc8 = model.get_layer("conv1"), model.get_layer("fc8")
+        conv1 = model.get_layer("conv1")
         assert (conv1.compute_dtype, conv1.kernel.dtype) == ("bfloat16", "float32")
-        assert fc8.compute_dtype == "float32"
+        assert model.get_layer("conv5").compute_dtype == "bfloat16"
+        for name in ("fc6", "drop6", "fc7", "drop7", "fc8"):  # fully connected: float32
+            assert model.get_layer(name).compute_dtype == "float32", name
         output = model(np.zeros((2, 28, 28, 1), np.float32))
         assert output.dtype == "float32"
     finally:
         set_precision("none")
     assert keras.config.dtype_policy().name == "float32"
+    float32_model = models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1))
+    assert {layer.compute_dtype for layer in float32_model.layers[1:]} == {"float32"}
+
+
+def test_auto_means_bfloat16_only_on_a_cpu_with_bfloat16_instructions(monkeypatch):
+    assert not tf.config.list_physical_devices("GPU")  # this machine computes on its CPU
+    for has_bfloat16, expected in ((True, "mixed_bfloat16"), (False, "none")):
+        monkeypatch.setattr(strategies, "cpu_has_bfloat16", lambda has=has_bfloat16: has)
+        assert strategies.resolve_precision("auto") == expected
+    for policy in ("none", "mixed_bfloat16", "mixed_float16"):
+        assert strategies.resolve_precision(policy) == policy
+    with open("/proc/cpuinfo") as f:
+        text = f.read()
+    monkeypatch.undo()
+    assert strategies.cpu_has_bfloat16() == (" amx_bf16" in text or " avx512_bf16" in text)
 
 
 @pytest.mark.e2e

@@ -7,7 +7,7 @@ to its block, which is what `kerastransfer.surgery` relies on.
 
 import keras
 
-from kerastransfer.models.layers import LocalResponseNormalization
+from kerastransfer.models.layers import LocalResponseNormalization, fully_connected_dtype
 
 # caffenet_small's default widths: conv1..conv5 filters, then fc6 and fc7 units. Chosen so the
 # default Fashion-MNIST study fits its time budget (see configs/fashion_mnist.flags).
@@ -71,8 +71,9 @@ def caffenet(num_classes=1000, input_shape=(227, 227, 3), weight_decay=5e-4, dro
             bias_initializer=const(1.0),
             kernel_regularizer=reg,
             name=name,
+            dtype=fully_connected_dtype(),
         )(x)
-        x = keras.layers.Dropout(dropout, name=f"drop{name[2:]}")(x)
+        x = keras.layers.Dropout(dropout, name=f"drop{name[2:]}", dtype=fully_connected_dtype())(x)
     outputs = keras.layers.Dense(
         num_classes,
         activation="softmax",
@@ -127,8 +128,9 @@ def caffenet_small(
             kernel_initializer="he_normal",
             kernel_regularizer=reg,
             name=name,
+            dtype=fully_connected_dtype(),
         )(x)
-        x = keras.layers.Dropout(dropout, name=f"drop{name[2:]}")(x)
+        x = keras.layers.Dropout(dropout, name=f"drop{name[2:]}", dtype=fully_connected_dtype())(x)
     outputs = keras.layers.Dense(
         num_classes, activation="softmax", dtype="float32", kernel_regularizer=reg, name="fc8"
     )(x)

@@ -10,17 +10,46 @@ Example (two machines; see docs/scale_out.md):
     python -m kerastransfer.run --flagfile=configs/imagenet_paper.flags --strategy=multi_worker
 """
 
+import functools
+
 import keras
 import tensorflow as tf
+
+# /proc/cpuinfo flags of the bfloat16 instructions that make mixed_bfloat16 pay on a CPU.
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def set_precision(policy):
     """--mixed_precision: Keras's global dtype policy for every model built afterwards.
 
-    Variables stay float32 and every model's softmax head is built with dtype float32;
+    Variables stay float32 and every model's softmax head is built with dtype float32
+    (CaffeNet's fc6/fc7 too, under mixed_bfloat16: models/layers.fully_connected_dtype);
     mixed_float16 also wraps the optimizer in loss scaling (Keras does it in compile).
     """
+    policy = resolve_precision(policy)
     keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
+
+
+def resolve_precision(policy):
+    """The policy --mixed_precision=auto stands for on this machine: mixed_bfloat16 where
+    there is no GPU and the CPU has bfloat16 instructions, else none (float32). Other
+    values stand for themselves."""
+    if policy != "auto":
+        return policy
+    if tf.config.list_physical_devices("GPU") or not cpu_has_bfloat16():
+        return "none"
+    return "mixed_bfloat16"
+
+
+@functools.cache
+def cpu_has_bfloat16():
+    """True when /proc/cpuinfo lists AMX-BF16 or AVX512_BF16 (False where it does not exist)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = {word for line in f if line.startswith("flags") for word in line.split()}
+    except OSError:
+        return False
+    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
 
 
 def make_strategy(name):
