@@ -71,6 +71,7 @@ def test_a_finished_study_grows_by_its_new_runs_only(smoke_copy):
         "--directions=both",
         "--splits=random:0,random:1",
         "--layers=1",
+        "--mode=train",  # the analysis and export of a grown study ran above
     )
     assert done.returncode == 0, done.stderr[-3000:]
     newer = records(smoke_copy)[len(grown) :]
