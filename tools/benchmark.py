@@ -37,7 +37,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -357,10 +356,16 @@ def compare_trainers(setup, steps, repeats, log):
 class Lever(KerasTransfer):
     """Row 5b's trainer changed in one way: compile options or the validation batch."""
 
-    def __init__(self, setup, steps, name, compile_options=None, eval_batch=None):
-        super().__init__(setup, steps, study_schedule=True)
+    def __init__(self, setup, steps, name, compile_options=None, eval_batch=None, precision=None):
         from kerastransfer import data  # noqa: PLC0415
+        from kerastransfer.training import strategies  # noqa: PLC0415
 
+        if precision:  # the model is built under the policy; the others stay float32
+            strategies.set_precision(precision)
+        try:
+            super().__init__(setup, steps, study_schedule=True)
+        finally:
+            strategies.set_precision("none")
         self.name = name
         if compile_options:
             self.model.compile(
@@ -385,6 +390,12 @@ def compare_levers(setup, steps, repeats, log):
         Lever(setup, steps, "steps_per_execution=1 (Keras's default)", {"steps_per_execution": 1}),
         Lever(setup, steps, "jit_compile=True (XLA)", {"jit_compile": True}),
         Lever(setup, steps, "validation batch 1500 instead of 512", eval_batch=1500),
+        Lever(
+            setup,
+            steps,
+            "mixed_bfloat16, fc6/fc7 in float32 (--mixed_precision=auto on a bfloat16 CPU)",
+            precision="mixed_bfloat16",
+        ),
     ]
     for trainer in trainers:
         trainer.run(trainer.every)
@@ -612,21 +623,28 @@ def frozen_runs(setup, layers, repeats, log):
 
 # ----- row 7: the default study ------------------------------------------------------------
 def timed_subprocess(command, log):
-    """Runs `command` from the repository; (wall seconds, its stdout). Raises on failure."""
+    """Runs `command` from the repository; (wall seconds, its stdout, the peak resident
+    memory of it and its children in bytes). Raises on failure."""
     log(f"  {' '.join(command)}")
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if child.returncode != 0:
         what = " ".join(command[1:3])
-        raise RuntimeError(f"{what} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return wall, done.stdout
+        raise RuntimeError(f"{what} failed ({child.returncode}):\n{stderr[-3000:]}")
+    return wall, stdout, usage.ru_maxrss * 1024  # KiB on Linux
 
 
 def run_study(flagfile, workdir, log, *flags):
-    """Runs the study (with `flags` added) in a subprocess; wall seconds, the peak RSS of
-    this process's children so far (bytes) and the study's stdout."""
-    wall, stdout = timed_subprocess(
+    """Runs the study (with `flags` added) in a subprocess; wall seconds, its peak RSS
+    (bytes) and its stdout."""
+    wall, stdout, peak = timed_subprocess(
         [
             sys.executable,
             "-m",
@@ -637,7 +655,6 @@ def run_study(flagfile, workdir, log, *flags):
         ],
         log,
     )
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
     return wall, peak, stdout
 
 
@@ -671,11 +688,12 @@ def study_floor(flagfile, workdir, records):
     return total
 
 
-def study_row(flagfile, peak, log):
-    """Row 7: the default study, timed, with its FLOP floor and the base accuracies."""
+def study_row(flagfile, peak, log, *flags):
+    """Row 7: the default study (with `flags` added), timed, with its FLOP floor, its
+    precision and its test accuracies (per treatment, and the bases of random:0)."""
     workdir = tempfile.mkdtemp(prefix="kt-benchmark-study-")
     try:
-        wall, rss, stdout = run_study(flagfile, workdir, log)
+        wall, rss, stdout = run_study(flagfile, workdir, log, *flags)
         with open(os.path.join(workdir, "results.jsonl")) as f:
             records = [json.loads(line) for line in f if line.strip()]
         floor = study_floor(flagfile, workdir, records) / (peak * 1e9)
@@ -685,19 +703,55 @@ def study_row(flagfile, peak, log):
             if r["treatment"] == "base" and r["split"] == "random0"
         }
         return {
+            "flags": list(flags),
             "wall_seconds": wall,
             "floor_seconds": floor,
             "ratio": wall / floor,
             "peak_rss_bytes": rss,
             "networks": len(records),
             "ok": sum(r["status"] == "ok" for r in records),
+            "precision": sorted({r["dtype_policy"] for r in records if r["status"] == "ok"}),
             "train_seconds": sum(r.get("train_seconds", 0.0) for r in records),
             "cache_seconds": sum(r.get("cache_seconds", 0.0) for r in records),
             "base_accuracy": bases,
             "base_accuracy_mean": sum(bases.values()) / max(len(bases), 1),
+            "test_accuracy": {r["run"]: r["test_accuracy"] for r in records if r["status"] == "ok"},
+            "mean_accuracy": mean_by_treatment(records),
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def mean_by_treatment(records):
+    """Mean test accuracy of the finished runs, per treatment."""
+    accuracies = {}
+    for record in records:
+        if record["status"] == "ok":
+            accuracies.setdefault(record["treatment"], []).append(record["test_accuracy"])
+    return {name: sum(values) / len(values) for name, values in accuracies.items()}
+
+
+def precision_change(study, float32):
+    """What a precision did to the study's accuracy, against the same study in float32: the
+    largest change of a treatment's mean and of a base network's test accuracy, in points
+    (a precision may become the default only within 0.3 and 1 point), and its speed-up."""
+    means = {
+        name: 100 * (study["mean_accuracy"][name] - float32["mean_accuracy"][name])
+        for name in float32["mean_accuracy"]
+    }
+    bases = {
+        run: 100 * (study["test_accuracy"][run] - accuracy)
+        for run, accuracy in float32["test_accuracy"].items()
+        if "/base/" in run and run in study["test_accuracy"]
+    }
+    return {
+        "treatment_mean_points": means,
+        "base_points": bases,
+        "largest_mean_change": max(map(abs, means.values())),
+        "largest_base_change": max(map(abs, bases.values())),
+        "speedup": float32["wall_seconds"] / study["wall_seconds"],
+        "float32_peak_rss_bytes": float32["peak_rss_bytes"],
+    }
 
 
 # ----- row 8: the study against the same networks trained by hand ---------------------------
@@ -783,7 +837,7 @@ def by_hand_row(flagfile, log):
         )
         with open(os.path.join(workdir, "study", "results.jsonl")) as f:
             records = [json.loads(line) for line in f if line.strip()]
-        hand, stdout = timed_subprocess(
+        hand, stdout, _ = timed_subprocess(
             [
                 sys.executable,
                 os.path.abspath(__file__),
@@ -797,10 +851,6 @@ def by_hand_row(flagfile, log):
             by_hand = json.load(f)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    mean = {}
-    for record in records:
-        if record["status"] == "ok":
-            mean.setdefault(record["treatment"], []).append(record["test_accuracy"])
     return {
         "split": split,
         "networks": len(records),
@@ -808,7 +858,8 @@ def by_hand_row(flagfile, log):
         "by_hand_seconds": hand,
         "by_hand_networks": by_hand["networks"],
         "ratio": hand / ours,
-        "package_accuracy": {name: sum(v) / len(v) for name, v in mean.items()},
+        "package_accuracy": mean_by_treatment(records),
+        "package_precision": sorted({r["dtype_policy"] for r in records if r["status"] == "ok"}),
         "by_hand_accuracy": by_hand["mean_test_accuracy"],
     }
 
@@ -830,6 +881,7 @@ def run_benchmark(
     import tensorflow as tf  # noqa: PLC0415
 
     from kerastransfer import flops  # noqa: PLC0415
+    from kerastransfer.training import strategies  # noqa: PLC0415
 
     steps = steps or (75 if quick else 225)
     repeats = repeats or (2 if quick else 3)
@@ -885,6 +937,14 @@ def run_benchmark(
             log("row 7: the default study")
             results["study"] = study_row(flagfile, results["peak_gflops"], log)
             results["load_after_row_7"] = other_load()
+            if strategies.resolve_precision("auto") != "none":
+                log("row 7b: the default study with --mixed_precision=auto (bfloat16 here)")
+                results["study_auto"] = study_row(
+                    flagfile, results["peak_gflops"], log, "--mixed_precision=auto"
+                )
+                results["precision_change"] = precision_change(
+                    results["study_auto"], results["study"]
+                )
             log("row 8: the first split through kerastransfer, then by hand")
             results["by_hand"] = by_hand_row(flagfile, log)
             results["load_after_row_8"] = other_load()
@@ -950,6 +1010,20 @@ def targets(results):
             ("base nets on random:0 >= 0.89 (mean of A and B)", study["base_accuracy_mean"], 0.89),
             ("default study within 1.6x of its FLOP floor", study["ratio"], -1.6),
             ("peak resident memory <= 3 GB", study["peak_rss_bytes"] / 1e9, -3.0),
+        ]
+    change = results.get("precision_change")
+    if change:
+        rows += [
+            (
+                "row 7b (bfloat16) moves no treatment's mean test accuracy over 0.3 points",
+                change["largest_mean_change"],
+                -0.3,
+            ),
+            (
+                "row 7b (bfloat16) moves no base net's test accuracy over 1 point",
+                change["largest_base_change"],
+                -1.0,
+            ),
         ]
     grid = results.get("by_hand")
     if grid:
@@ -1033,7 +1107,20 @@ def _study_rows(results):
                 f"{study['wall_seconds']:.0f} s wall",
                 f"floor {study['floor_seconds']:.0f} s, {study['ratio']:.1f}x floor; "
                 f"peak RSS {study['peak_rss_bytes'] / 1e9:.2f} GB; base acc. "
-                f"{study['base_accuracy_mean']:.4f}",
+                f"{study['base_accuracy_mean']:.4f}; {', '.join(study['precision'])}",
+            )
+        )
+    auto = results.get("study_auto")
+    if auto:
+        change = results["precision_change"]
+        rows.append(
+            (
+                "7b",
+                "row 7 with --mixed_precision=auto",
+                f"{auto['wall_seconds']:.0f} s wall",
+                f"{change['speedup']:.2f}x as fast as row 7; {auto['ratio']:.1f}x floor; "
+                f"peak RSS {auto['peak_rss_bytes'] / 1e9:.2f} GB; base acc. "
+                f"{auto['base_accuracy_mean']:.4f}; {', '.join(auto['precision'])}",
             )
         )
     grid = results.get("by_hand")
