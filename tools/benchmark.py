@@ -623,8 +623,8 @@ def frozen_runs(setup, layers, repeats, log):
 
 # ----- row 7: the default study ------------------------------------------------------------
 def timed_subprocess(command, log):
-    """Runs `command` from the repository; (wall seconds, its stdout, the peak resident
-    memory of it and its children in bytes). Raises on failure."""
+    """Runs `command` from the repository; (wall seconds, its stdout, its peak resident
+    memory in bytes, sampled every 0.5 s). Raises on failure."""
     log(f"  {' '.join(command)}")
     peak = 0
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -728,7 +728,7 @@ def study_row(flagfile, peak, log, *flags):
             "peak_rss_bytes": rss,
             "networks": len(records),
             "ok": sum(r["status"] == "ok" for r in records),
-            "precision": sorted({r["dtype_policy"] for r in records if r["status"] == "ok"}),
+            "precision": precisions(records),
             "train_seconds": sum(r.get("train_seconds", 0.0) for r in records),
             "cache_seconds": sum(r.get("cache_seconds", 0.0) for r in records),
             "base_accuracy": bases,
@@ -738,6 +738,11 @@ def study_row(flagfile, peak, log, *flags):
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def precisions(records):
+    """The dtype policies the finished runs trained in, sorted."""
+    return sorted({r["dtype_policy"] for r in records if r["status"] == "ok"})
 
 
 def mean_by_treatment(records):
@@ -877,7 +882,7 @@ def by_hand_row(flagfile, log):
         "by_hand_networks": by_hand["networks"],
         "ratio": hand / ours,
         "package_accuracy": mean_by_treatment(records),
-        "package_precision": sorted({r["dtype_policy"] for r in records if r["status"] == "ok"}),
+        "package_precision": precisions(records),
         "by_hand_accuracy": by_hand["mean_test_accuracy"],
     }
 
