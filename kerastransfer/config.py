@@ -68,7 +68,8 @@ class GridConfig:
     """Which networks the study trains, and what a failed run or damaged file does."""
 
     layers: tuple = (1, 2, 3, 4, 5, 6, 7)
-    treatments: tuple = treatments.NAMES
+    treatments: tuple = treatments.PAPER_NAMES
+    design: str = "grid"
     directions: str = "AB"
     seeds: tuple = (0,)
     seed_offset: int = 0
@@ -254,6 +255,8 @@ RESULT_FLAGS = (
 MAX_IMAGE_PIXELS_LIMIT = 2**31 - 1
 # --directions: the halves the grid's networks target.
 DIRECTIONS = {"AB": ("B",), "BA": ("A",), "both": ("B", "A")}
+# --design: every cell for every base network, or only the cells the findings read.
+DESIGNS = ("grid", "findings")
 # Flags that are lists of integers.
 INT_LISTS = ("layers", "seeds", "widths")
 

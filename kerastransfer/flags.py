@@ -8,7 +8,7 @@ Flagfiles in configs/ set them; `--flagfile` may be given several times (later f
 from absl import flags
 
 from kerastransfer import treatments
-from kerastransfer.config import DIRECTIONS, default
+from kerastransfer.config import DESIGNS, DIRECTIONS, default
 
 
 def _listed(name):
@@ -107,7 +107,17 @@ flags.DEFINE_list("layers", _listed("layers"), "Values of n: transfer the first 
 flags.DEFINE_list(
     "treatments",
     _listed("treatments"),
-    "Which transferred networks to train: " + ", ".join(treatments.NAMES) + ".",
+    "Which transferred networks to train: " + ", ".join(treatments.NAMES) + " (base_long: "
+    "the compute-matched base, the base trained on for as many more steps as a transferred "
+    "network trains).",
+)
+flags.DEFINE_enum(
+    "design",
+    default("design"),
+    list(DESIGNS),
+    "Which cells each base network (split x target half x seed) trains: grid = every "
+    "treatment at every n of --layers; findings = only the cells the five findings read "
+    "(kerastransfer/designs.py), plus the whole grid for the first base network (Figure 2).",
 )
 flags.DEFINE_enum(
     "directions",
@@ -348,8 +358,10 @@ flags.DEFINE_enum(
     ["none", "auto", "mixed_bfloat16", "mixed_float16"],
     "Keras mixed-precision policy: compute in 16 bits, keep variables and the "
     "softmax head in float32 (mixed_float16 adds loss scaling). auto: "
-    "mixed_bfloat16 on a machine without GPUs whose CPU has bfloat16 instructions "
-    "(AMX or AVX512_BF16), else none.",
+    "mixed_bfloat16 on a machine without GPUs whose kind of CPU (AMX or AVX512_BF16) "
+    "passed the precision test (BENCHMARKS.md; training/strategies.py "
+    "BFLOAT16_VERDICTS), else none; config.json and the records store the policy it "
+    "stood for.",
 )
 flags.DEFINE_integer(
     "runs_in_flight",

@@ -8,6 +8,12 @@ The paper's names are seen from the target half B: BnB (selffer), BnB+ (selffer 
 AnB (transfer), AnB+ (transfer fine-tuned) and random features (Yosinski et al. 2014,
 Section 2 and Figure 1; docs/paper.md). Networks that target A (--directions) are AnA, BnA...;
 the paper pools both directions under the B names.
+
+One row is not the paper's: the compute-matched base (baseB-long), the trained base itself
+trained on for as many more steps as a transferred network trains, with the same solver. A
+transferred network's copied layers have seen the base's steps and then its own; comparing
+it with this control as well as with the plain base separates what transfer gives from what
+extra training gives (docs/statistics.md).
 """
 
 import dataclasses
@@ -27,17 +33,22 @@ class Treatment:
             "other" (the other half's base) or None (random, untrained layers).
         surgery_mode: the `surgery.transfer` mode: frozen, fine_tuned or random_frozen.
         fine_tuned: True when the copied layers keep training (--fine_tune_lr_scale applies).
+        per_layer: True when the treatment has a network per layer n; False for the
+            compute-matched base, which copies the whole base (every block and its head).
     """
 
     name: str
     paper_name: str
     source: str | None
-    surgery_mode: str
+    surgery_mode: str | None
     fine_tuned: bool
+    per_layer: bool = True
 
     def name_for(self, target):
         """The paper's name for networks that target half `target`: BnB, AnB+ for B; AnA,
-        BnA+ for A (the paper's B->A networks)."""
+        BnA+ for A (the paper's B->A networks); baseB-long, baseA-long."""
+        if not self.per_layer:
+            return f"base{target}-long"
         if self.source is None:
             return self.paper_name
         source = self.source_half(target)
@@ -61,13 +72,17 @@ TABLE = (
     Treatment("transfer", "AnB", "other", "frozen", fine_tuned=False),
     Treatment("transfer_ft", "AnB+", "other", "fine_tuned", fine_tuned=True),
     Treatment("random", "random", None, "random_frozen", fine_tuned=False),
+    Treatment("base_long", "baseB-long", "same", None, fine_tuned=True, per_layer=False),
 )
 BY_NAME = {treatment.name: treatment for treatment in TABLE}
-# The grid's treatments in the paper's order (Figure 2's legend), and with the base first.
+# The compute-matched base (not the paper's), and the paper's five treatments in its order
+# (Figure 2's legend).
+LONG_BASE = "base_long"
+PAPER_NAMES = tuple(t.name for t in TABLE if t.per_layer)
 NAMES = tuple(BY_NAME)
 ALL_NAMES = (BASE, *NAMES)
-# Treatments whose layers come from a trained base (the ones CKA compares with their base).
-COPIED = tuple(t.name for t in TABLE if t.source is not None)
+# Treatments whose first n layers come from a trained base (the ones CKA compares with it).
+COPIED = tuple(t.name for t in TABLE if t.source is not None and t.per_layer)
 # What a transferred model is exported from by default, and the own-model study's modes.
 FROM_OTHER_HALF = tuple(t.name for t in TABLE if t.source == "other")
 

@@ -114,6 +114,7 @@ def in_package(module, package):
         "workdir",
         "config",
         "treatments",
+        "designs",
         "analysis",
         "reporting",
         "serving",
@@ -161,7 +162,17 @@ def loads_on_import(module, files, seen=None):
 
 
 @pytest.mark.parametrize(
-    "module", ["models", "surgery", "flops", "analysis", "config", "treatments", "workdir.results"]
+    "module",
+    [
+        "models",
+        "surgery",
+        "flops",
+        "analysis",
+        "config",
+        "treatments",
+        "designs",
+        "workdir.results",
+    ],
 )
 def test_no_tensorflow_below_the_training_layer(module):
     """models/, surgery, analysis/, the config and the results store are plain Keras or

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers.cli import run_cli
-from kerastransfer import analysis
+from kerastransfer import analysis, designs
 from kerastransfer.analysis import findings, inference, stats
 from kerastransfer.analysis.baselines import matched_points
 from kerastransfer.reporting import plots, recommendation, report
@@ -84,17 +84,17 @@ def _true_effects():
     repair)."""
     layers = range(1, 8)
     return [
-        np.mean([_effect("random0", "selffer", n) for n in findings.MIDDLE_LAYERS]),
+        np.mean([_effect("random0", "selffer", n) for n in designs.MIDDLE_LAYERS]),
         np.mean(
             [
                 _effect("random0", "selffer_ft", n) - _effect("random0", "selffer", n)
-                for n in findings.MIDDLE_LAYERS
+                for n in designs.MIDDLE_LAYERS
             ]
         ),
         np.mean(
             [
                 _effect("random0", "transfer", n) - _effect("random0", "selffer", n)
-                for n in findings.HIGH_LAYERS
+                for n in designs.HIGH_LAYERS
             ]
         ),
         np.mean([_effect("random0", "transfer_ft", n) for n in layers]),

@@ -14,6 +14,7 @@ Pure Python and numpy, so the analysis runs anywhere the results file is. Module
     recommendation  the own-model study's choice of n and mode
     estimators      transferability estimators (LogME, H-score, TransRate, LEEP, probes)
     agreement       the estimators' scores against the measured grid, and --prune's record
+    precision       a precision against float32: a paired equivalence test (90% CI) over a study
 May import numpy, scikit-learn (inside estimators' functions), kerastransfer.config,
 kerastransfer.errors, kerastransfer.treatments and kerastransfer.workdir.*;
 never TensorFlow, Keras, matplotlib or kerastransfer.reporting (which draws and writes what
@@ -34,11 +35,11 @@ from kerastransfer.analysis.records import (
     metric_description,
     ok_records,
     paper_label,
-    split_group,
 )
 from kerastransfer.analysis.stats import difference, summarize
 from kerastransfer.analysis.summary import analyze, json_safe
 from kerastransfer.analysis.tables import cell_table, find_cell, pooled_bases, relative_drop
+from kerastransfer.designs import split_group
 from kerastransfer.workdir.results import normalize_records
 
 __all__ = [

@@ -9,14 +9,21 @@ the tests and the rule.
 """
 
 from kerastransfer.analysis.baselines import matched_points
-from kerastransfer.analysis.inference import compare, over_units, select, unpaired
-from kerastransfer.analysis.records import group_order, split_group
-from kerastransfer.analysis.stats import CONFIDENCE
+from kerastransfer.analysis.inference import (
+    PAIRED,
+    Value,
+    compare,
+    over_units,
+    select,
+    unit_means,
+    unpaired,
+    without_ids,
+)
+from kerastransfer.analysis.records import group_order
+from kerastransfer.analysis.stats import CONFIDENCE, summarize
 from kerastransfer.analysis.tables import LAYER_RANGES
-
-# Layers the findings look at: where BnB dips (finding 1) and where AnB leaves BnB (finding 2).
-MIDDLE_LAYERS = range(3, 6)
-HIGH_LAYERS = range(6, 8)
+from kerastransfer.designs import HIGH_LAYERS, MIDDLE_LAYERS, split_group
+from kerastransfer.treatments import LONG_BASE
 
 # An effect whose whole 95% CI lies within +-NEGLIGIBLE_POINTS points counts as no effect: the
 # smallest effect the paper reports (Table 1) is 1.4 points, and split-to-split sd is 0.5.
@@ -57,11 +64,13 @@ def _layers_text(layers):
     return "n=" + ",".join(map(str, layers))
 
 
-def _measured(measure, effect, direction):
-    """An effect (an inference dict) with its measure, status and why."""
+def _measured(measure, effect, direction, comparison=None):
+    """An effect (an inference dict) with its measure, what it is compared with, status and
+    why."""
     status, why = decide(effect["effect"], effect["ci"], direction, effect["why"])
     return {
         "measure": measure,
+        "comparison": comparison,
         "effect": effect["effect"],
         "ci": effect["ci"],
         "sd": effect["sd"],
@@ -77,15 +86,16 @@ def _measured(measure, effect, direction):
     }
 
 
-def _finding(number, name, claim, measure, direction, effect, parts=None):
-    """One findings entry; `effect` is an inference dict in points. With `parts` (entries of
-    _measured), the headline effect is the first part and the status is that of all parts."""
+def _finding(number, name, claim, measure, direction, effect, comparison, parts=None):
+    """One findings entry; `effect` is an inference dict in points, `comparison` says what it
+    is measured against. With `parts` (entries of _measured), the headline effect is the first
+    part and the status is that of all parts."""
     entry = {
         "finding": number,
         "name": name,
         "claim": claim,
         "direction": "positive" if direction > 0 else "negative",
-        **_measured(measure, effect, direction),
+        **_measured(measure, effect, direction, comparison),
         "unit": "points",
         "rule": RULE,
     }
@@ -126,9 +136,10 @@ def _distant_first(group):
 
 
 def _random_features_comparison(matched):
-    """(measure, effect) of finding 5: random features against AnB of the same split group,
-    the most distant group that has both (paired). When no group has both (the paper: random
-    features only on all 1000 classes), against AnB of the most distant group, unpaired."""
+    """(measure, effect, what it is compared with) of finding 5: random features against AnB
+    of the same split group, the most distant group that has both (paired). When no group has
+    both (the paper: random features only on all 1000 classes), against AnB of the most
+    distant group, unpaired."""
     values = {"random": {}, "transfer": {}}
     for treatment, by_group in values.items():
         for value in select(matched, treatment, None, None):
@@ -146,80 +157,140 @@ def _random_features_comparison(matched):
             f"AnB of the {distant[0] if distant else 'no'} split group; random features "
             f"on other splits (as in the paper's Figure 3)"
         )
-    shared = sorted({v.key[-1] for v in mine} & {v.key[-1] for v in theirs})
-    effect = compare(
-        [v for v in mine if v.key[-1] in shared],
-        [v for v in theirs if v.key[-1] in shared],
-        names=("random features", "AnB"),
+    shared = sorted(set(layers_of(mine)) & set(layers_of(theirs)))
+    effect = compare(_at(mine, shared), _at(theirs, shared), names=("random features", "AnB"))
+    comparison = (
+        "AnB of the same split, half, seed and n (paired)"
+        if effect["test"] == PAIRED
+        else "AnB of another split group (unpaired, Welch)"
     )
-    return (f"(random - own base) - (AnB - own base), {where}, at {_layers_text(shared)}", effect)
+    return (
+        f"(random - own base) - (AnB - own base), {where}, at {_layers_text(shared)}",
+        effect,
+        comparison,
+    )
+
+
+def layers_of(values):
+    """The n that `values` have runs at, sorted (a unit averages its own runs first; under
+    --design=findings most units have one n of a range and one unit has them all)."""
+    return sorted({v.key[-1] for v in values})
+
+
+def _at(values, layers):
+    return [v for v in values if v.key[-1] in layers]
+
+
+def _against_long_base(values, matched):
+    """`values` (each run minus its own base) minus its unit's compute-matched base (also
+    minus that base): each run against the base trained on for as many more steps."""
+    extra = unit_means(select(matched, LONG_BASE, None, None))
+    return [Value(v.unit, v.key, v.value - extra[v.unit]) for v in values if v.unit in extra]
+
+
+def _controlled(measure, values, matched, direction):
+    """The same effect against the compute-matched base, or None without one."""
+    against = _against_long_base(values, matched)
+    if not against:
+        return None
+    return _measured(
+        measure, over_units(against), direction, "the compute-matched base of the same half"
+    )
+
+
+OWN_BASE = "the base network of the same split, target half and seed"
 
 
 def check(records):
     """Checks the paper's five findings on `records`; every effect is in matched points over
-    base networks, paired where two treatments share split, target half, seed and n."""
+    base networks, paired where two treatments share split, target half, seed and n, at the
+    layers every base network of the effect has (shared_layers). Findings 1 and 3, measured
+    against the plain base as the paper does, also carry `control`: the same effect against
+    the compute-matched base (treatments.LONG_BASE), where the study trained one."""
     matched, _ = matched_points(records)
-    middle, high = _layers_text(list(MIDDLE_LAYERS)), _layers_text(list(HIGH_LAYERS))
 
-    dip = over_units(select(matched, "selffer", MIDDLE_LAYERS))
-    repair = compare(
-        select(matched, "selffer_ft", MIDDLE_LAYERS),
-        select(matched, "selffer", MIDDLE_LAYERS),
-        names=("BnB+", "BnB"),
-    )
-    dip_measure = f"BnB - own base at {middle}, random splits (the dip)"
+    bnb = select(matched, "selffer", MIDDLE_LAYERS)
+    middle = layers_of(bnb)
+    dip_values = _at(bnb, middle)
+    repaired = select(matched, "selffer_ft", MIDDLE_LAYERS)
+    repair_layers = [n for n in layers_of(repaired) if n in middle]
+    repair = compare(_at(repaired, repair_layers), _at(bnb, repair_layers), names=("BnB+", "BnB"))
+    dip_measure = f"BnB - own base at {_layers_text(middle)}, random splits (the dip)"
     parts = [
-        _measured(dip_measure, dip, -1),
+        _measured(dip_measure, over_units(dip_values), -1, OWN_BASE),
         _measured(
-            f"BnB+ - BnB at {middle}, random splits (fine-tuning removes the dip)", repair, +1
+            f"BnB+ - BnB at {_layers_text(repair_layers)}, random splits (fine-tuning removes "
+            "the dip)",
+            repair,
+            +1,
+            "BnB of the same base network and n (paired)",
         ),
     ]
-    result = [
-        _finding(
-            1,
-            "fragile co-adaptation",
-            "BnB dips below base at middle layers (worst -3.2 points at n=5); BnB+ removes the dip",
-            dip_measure,
-            -1,
-            dip,
-            parts,
-        )
-    ]
+    dip = _finding(
+        1,
+        "fragile co-adaptation",
+        "BnB dips below base at middle layers (worst -3.2 points at n=5); BnB+ removes the dip",
+        dip_measure,
+        -1,
+        over_units(dip_values),
+        OWN_BASE,
+        parts,
+    )
+    dip["control"] = _controlled(
+        f"BnB - compute-matched base at {_layers_text(middle)}, random splits",
+        dip_values,
+        matched,
+        -1,
+    )
+    result = [dip]
 
+    anb = select(matched, "transfer", HIGH_LAYERS)
+    high = layers_of(anb)
     result.append(
         _finding(
             2,
             "specificity",
             "AnB follows BnB up to n=5, then falls below it (-8.3 points at n=7)",
-            f"AnB - BnB at {high}, random splits",
+            f"AnB - BnB at {_layers_text(high)}, random splits",
             -1,
             compare(
-                select(matched, "transfer", HIGH_LAYERS),
-                select(matched, "selffer", HIGH_LAYERS),
+                _at(anb, high),
+                _at(select(matched, "selffer", HIGH_LAYERS), high),
                 names=("AnB", "BnB"),
             ),
+            "BnB of the same split, half, seed and n (paired; else over base networks)",
         )
     )
 
-    boost_layers = LAYER_RANGES["1-7"]
-    result.append(
-        _finding(
-            3,
-            "generalization boost",
-            "AnB+ beats the base at every n (Table 1: +1.6 / +1.8 / +2.1 points over baseB)",
-            f"AnB+ - own base at {_layers_text(list(boost_layers))}, random splits",
-            +1,
-            over_units(select(matched, "transfer_ft", boost_layers)),
-        )
+    anb_plus = select(matched, "transfer_ft", LAYER_RANGES["1-7"])
+    boost_layers = layers_of(anb_plus)
+    boost_values = _at(anb_plus, boost_layers)
+    boost = _finding(
+        3,
+        "generalization boost",
+        "AnB+ beats the base at every n (Table 1: +1.6 / +1.8 / +2.1 points over baseB)",
+        f"AnB+ - own base at {_layers_text(boost_layers)}, random splits",
+        +1,
+        over_units(boost_values),
+        OWN_BASE,
     )
+    boost["control"] = _controlled(
+        f"AnB+ - compute-matched base at {_layers_text(boost_layers)}, random splits",
+        boost_values,
+        matched,
+        +1,
+    )
+    result.append(boost)
 
-    common = {v.key[-1] for v in select(matched, "transfer", None, "dissimilar")} & {
-        v.key[-1] for v in select(matched, "transfer")
-    }
+    distant_anb, random_anb = (
+        select(matched, "transfer", None, "dissimilar"),
+        select(matched, "transfer"),
+    )
+    common = set(layers_of(distant_anb)) & set(layers_of(random_anb))
     layers = [max(common)] if common else []
     distance = unpaired(
-        select(matched, "transfer", layers, "dissimilar"),
-        select(matched, "transfer", layers),
+        _at(distant_anb, layers),
+        _at(random_anb, layers),
         names=("dissimilar split", "random splits"),
     )
     if not layers:
@@ -234,10 +305,11 @@ def check(records):
             f"({_layers_text(layers)})",
             -1,
             distance,
+            "AnB's drop from its own base on the random splits (unpaired, Welch)",
         )
     )
 
-    measure, effect = _random_features_comparison(matched)
+    measure, effect, comparison = _random_features_comparison(matched)
     result.append(
         _finding(
             5,
@@ -247,6 +319,38 @@ def check(records):
             measure,
             -1,
             effect,
+            comparison,
         )
     )
     return result
+
+
+def base_convergence(records):
+    """Whether the base networks had stopped improving when their training ended.
+
+    `late_gain`: per base network, the mean of its last k validation accuracies minus the mean
+    of the k before them (k = best_k), in points, summarized over bases; `long_base`: the
+    compute-matched bases against their own bases, over base networks. `improving` is True
+    when the compute-matched bases beat their bases (the CI above 0), or, without them, when
+    the mean late gain is over NEGLIGIBLE_POINTS; then "BnB beats its base" may be extra
+    training rather than transfer.
+    """
+    gains = []
+    for r in records:
+        history = [accuracy for _, accuracy in r.get("val_history") or []]
+        k = r.get("k") or 1
+        if r["status"] == "ok" and r["treatment"] == "base" and len(history) >= 2 * k:
+            late, before = history[-k:], history[-2 * k : -k]
+            gains.append(100.0 * (sum(late) / k - sum(before) / k))
+    matched, _ = matched_points(records)
+    longer = over_units(select(matched, LONG_BASE, None, None))
+    late_gain = summarize(gains) if gains else None
+    if longer["units"]:
+        improving = longer["ci"] is not None and longer["ci"][0] > 0
+    else:
+        improving = late_gain is not None and late_gain["mean"] > NEGLIGIBLE_POINTS
+    return {
+        "late_gain": late_gain,
+        "long_base": without_ids(longer) if longer["units"] else None,
+        "improving": improving,
+    }

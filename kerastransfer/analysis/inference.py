@@ -12,8 +12,8 @@ treatments' runs, and the value in points.
 import collections
 
 from kerastransfer.analysis.baselines import unit_label, unit_of
-from kerastransfer.analysis.records import split_group
 from kerastransfer.analysis.stats import difference, summarize
+from kerastransfer.designs import split_group
 
 Value = collections.namedtuple("Value", "unit key value")
 NOUN = "base network"

@@ -110,11 +110,6 @@ def load_paper_csv(path=None):
     return records
 
 
-def split_group(split):
-    """The split's group: "random" for random0, random1, ...; any other split is its own."""
-    return "random" if split.startswith("random") else split
-
-
 def group_order(group):
     """Sort key: random splits first, then the dissimilar split, then the rest by name."""
     return ({"random": 0, "dissimilar": 1}.get(group, 2), group)

@@ -16,10 +16,10 @@ from kerastransfer.analysis.records import (
     metric_description,
     ok_records,
     paper_label,
-    split_group,
 )
 from kerastransfer.analysis.stats import CONFIDENCE
 from kerastransfer.analysis.tables import cell_table, matched_table, relative_drop, table1
+from kerastransfer.designs import split_group
 from kerastransfer.workdir.results import STATUSES, normalize_records
 
 
@@ -85,6 +85,7 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
         "relative_drop": relative_drop(records),
         "base_networks": sorted({unit_label(m.unit) for m in matched_points(records)[0]}),
         "findings": checked,
+        "base_convergence": findings.base_convergence(records),
         "multiple_testing": findings.multiple_testing(checked),
         "power": sized,
         "timing": timing(records),

@@ -9,8 +9,9 @@ statistics average each base network's runs first (kerastransfer.analysis.infere
 from kerastransfer import treatments
 from kerastransfer.analysis.baselines import matched_points, unit_of
 from kerastransfer.analysis.inference import compare, over_units, select, unit_means, without_ids
-from kerastransfer.analysis.records import group_order, ok_records, split_group
+from kerastransfer.analysis.records import group_order, ok_records
 from kerastransfer.analysis.stats import summarize
+from kerastransfer.designs import split_group
 
 # The layer ranges of the paper's Table 1.
 LAYER_RANGES = {"1-7": range(1, 8), "3-7": range(3, 8), "5-7": range(5, 8)}

@@ -82,18 +82,26 @@ def cka_heatmap(study, records, split):
         rows.append(
             f"{treatments.display_name(record['treatment'], record['target'])} n={record['n']}"
         )
-        matrix.append(
-            [similarity.gram_cka(a, b) for a, b in zip(grams, base_grams[record["source"]])]
-        )
+        matrix.append([_cka_or_none(a, b) for a, b in zip(grams, base_grams[record["source"]])])
     path = os.path.join(study.workdir, "figures", f"cka_{split}.png")
     plots.plot_cka(
-        np.array(matrix),
+        np.array(matrix, dtype=float),
         rows,
         names,
         path,
         title=f"Linear CKA with the source base, per layer ({split})",
     )
     return path, {"rows": rows, "layers": names, "matrix": matrix}
+
+
+def _cka_or_none(gram_a, gram_b):
+    """Linear CKA of two Gram matrices, or None where it is undefined (a layer whose
+    activations are constant on the probe batch, as in a dead network): one cell, not the
+    analysis, is lost."""
+    try:
+        return similarity.gram_cka(gram_a, gram_b)
+    except ValueError:
+        return None
 
 
 def write_cka(study, records):

@@ -434,7 +434,8 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
 
 
 def plot_cka(matrix, row_labels, col_labels, path, *, title="Linear CKA"):
-    """Heatmap of a CKA matrix (rows: row_labels, columns: col_labels), values written in cells.
+    """Heatmap of a CKA matrix (rows: row_labels, columns: col_labels), values written in cells
+    (NaN, an undefined CKA, as "n/a").
 
     Writes `path` (its extension picks the format) atomically and returns it.
     """
@@ -453,7 +454,7 @@ def plot_cka(matrix, row_labels, col_labels, path, *, title="Linear CKA"):
             axis.text(
                 j,
                 i,
-                f"{matrix[i, j]:.2f}",
+                "n/a" if np.isnan(matrix[i, j]) else f"{matrix[i, j]:.2f}",
                 ha="center",
                 va="center",
                 fontsize=7,

@@ -27,17 +27,18 @@ def render_report(analysis):
     """The whole report as Markdown text."""
     sections = [
         _title(analysis),
-        _configuration(analysis),
+        _summary(analysis),
+        _findings(analysis),
+        _figures(analysis),
         _results(analysis),
         _table1(analysis),
         _relative_drop(analysis),
-        _findings(analysis),
         _power(analysis),
         estimators.section(analysis.get("estimators")),
         _statistics(analysis),
-        _figures(analysis),
         _timing(analysis),
         _not_ok(analysis),
+        _configuration(analysis),
         _reproduce(analysis),
     ]
     return "\n\n".join(s.rstrip() for s in sections if s) + "\n"
@@ -121,6 +122,51 @@ def _title(analysis):
         f"{round(100 * analysis['confidence'])}% t-intervals: of accuracies over networks, "
         f'of effects over base networks (see "Statistics" below).'
     )
+
+
+def _verdict(entry):
+    """'**status** (+0.89 points, 95% CI [+0.28, +1.50], 4 base networks)' of a finding."""
+    if entry["effect"] is None:
+        return f"**{entry['status']}** ({entry['why']})"
+    interval = "" if entry["ci"] is None else f", CI {_interval(entry['ci'], _pts)}"
+    return (
+        f"**{entry['status']}** ({_pts(entry['effect'])} points{interval}, {_units(entry)} {NOUN}s)"
+    )
+
+
+def _summary(analysis):
+    """What the study found, in a few lines: each finding's verdict and what it is measured
+    against, and a warning when the base networks were still improving."""
+    lines = ["## What this study found", ""]
+    for f in analysis["findings"]:
+        line = f"- Finding {f['finding']}, {f['name']}: {_verdict(f)}, against {f['comparison']}"
+        control = f.get("control")
+        if control:
+            line += f"; against the compute-matched base: {_verdict(control)}"
+        lines.append(line + ".")
+    convergence = analysis.get("base_convergence")
+    if convergence and convergence["improving"]:
+        late, longer = convergence["late_gain"], convergence["long_base"]
+        evidence = []
+        if longer:
+            evidence.append(
+                f"trained on for as many more steps as a transferred network, they gained "
+                f"{_pts(longer['effect'])} points (CI {_interval(longer['ci'], _pts)}, "
+                f"{longer['units']} {NOUN}s)"
+            )
+        if late:
+            evidence.append(
+                f"their last validation accuracies were {_pts(late['mean'])} points above the "
+                f"ones before ({late['count']} bases)"
+            )
+        lines += [
+            "",
+            "**Warning: the base networks had not stopped improving** when their training "
+            f"ended: {'; '.join(evidence)}. An effect measured against the plain base may be "
+            "extra training rather than transfer; the compute-matched comparison separates "
+            "the two.",
+        ]
+    return "\n".join(lines)
 
 
 def _configuration(analysis):
@@ -361,6 +407,7 @@ def _findings(analysis):
         "base networks",
         "test",
         "measure",
+        "compared with",
         "why",
     ]
     if paper:
@@ -376,23 +423,27 @@ def _findings(analysis):
             _units(f),
             f["test"],
             f["measure"],
+            f["comparison"],
             f["why"],
         ]
         if paper:
             row.append(f"{paper[f['finding']]['status']}, {_pts(paper[f['finding']]['effect'])}")
         rows.append(row)
-        for part in f.get("parts", []):
+        extra = [("part", part) for part in f.get("parts", [])]
+        extra += [("control", f["control"])] if f.get("control") else []
+        for kind, entry in extra:
             rows.append(
                 [
                     "",
-                    f"part: {part['measure']}",
-                    part["status"],
-                    _pts(part["effect"]),
-                    _interval(part["ci"], _pts),
-                    _units(part),
-                    part["test"],
+                    f"{kind}: {entry['measure']}",
+                    entry["status"],
+                    _pts(entry["effect"]),
+                    _interval(entry["ci"], _pts),
+                    _units(entry),
+                    entry["test"],
                     "",
-                    part["why"],
+                    entry["comparison"],
+                    entry["why"],
                 ]
                 + ([""] if paper else [])
             )
@@ -400,7 +451,10 @@ def _findings(analysis):
         [
             "## Findings check",
             "Effects are differences of matched points (each run minus the base of its own split "
-            "and target half), averaged per base network; intervals are over base networks.",
+            "and target half), averaged per base network; intervals are over base networks. A "
+            "control row measures the same effect against the compute-matched base (the base "
+            "trained on for as many more steps as a transferred network trains); the status "
+            "is the paper's comparison's.",
             _table(header, rows),
         ]
     )

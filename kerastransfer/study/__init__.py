@@ -5,6 +5,7 @@ plan (RunSpec, the grid's and the own model's plans), study (Study: data + train
 runner (the one loop shared by the grid, shards and own-model studies), sharding (claims on
 runs between processes), following (a multi-worker follower's stand-in store), own_model (a
 Study whose source is the user's model), stages (train, analyze, export: what run.py calls).
-May import everything below it (data, models, surgery, training, workdir, treatments, config),
+May import everything below it (data, models, surgery, training, workdir, treatments, designs,
+config),
 and analysis, reporting, serving and tuning from stages only; nothing below imports study/.
 """

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from kerastransfer import treatments
+from kerastransfer import designs, treatments
 from kerastransfer.config import DIRECTIONS
 from kerastransfer.data.splits import ALL_SPLIT
 from kerastransfer.errors import UsageError
@@ -33,7 +33,7 @@ class RunSpec:
     @property
     def label(self):
         name = treatments.display_name(self.treatment, self.target)
-        return name if self.treatment == treatments.BASE else f"{name} n={self.n}"
+        return f"{name} n={self.n}" if self.n else name
 
     @classmethod
     def of(cls, record):
@@ -42,8 +42,10 @@ class RunSpec:
         return cls(**{k: v for k, v in record.items() if k in fields})
 
 
-def base_id(split, half, seed):
-    return f"{split}/{treatments.BASE}/{half}/seed{seed}"
+def base_id(split, half, seed, treatment=treatments.BASE):
+    """A base network's id, e.g. random0/base/B/seed0 (random0/base_long/B/seed0 for the
+    compute-matched base of that half)."""
+    return f"{split}/{treatment}/{half}/seed{seed}"
 
 
 def run_id(split, treatment, target, n, seed):
@@ -54,8 +56,9 @@ def run_id(split, treatment, target, n, seed):
 
 
 def plan(experiment, split_names):
-    """Every run of the paper's grid in execution order: all bases first, then the grid,
-    one direction after the other (--directions).
+    """Every run of the study in execution order: all bases first, then the compute-matched
+    bases (base_long in --treatments), then the grid, one direction after the other
+    (--directions); --design says which cells each base network trains (designs.py).
 
     The `all` split's halves are the same (every class), so it has one base, on B, and its
     networks target B whatever the directions.
@@ -67,10 +70,24 @@ def plan(experiment, split_names):
         for seed in g.seeds
         for half in (("B",) if split == ALL_SPLIT else ("A", "B"))
     ]
+
+    def targets(split):
+        return ("B",) if split == ALL_SPLIT else DIRECTIONS[g.directions]
+
+    wanted = designs.cell_filter(g, split_names, DIRECTIONS[g.directions])
+    per_layer = [name for name in g.treatments if treatments.get(name).per_layer]
+    runs += [
+        RunSpec(base_id(split, target, seed, name), name, split, target, target, 0, seed)
+        for split in split_names
+        for seed in g.seeds
+        for target in targets(split)
+        for name in g.treatments
+        if not treatments.get(name).per_layer and wanted(split, target, seed, name, 0)
+    ]
     for split in split_names:
-        for target in ("B",) if split == ALL_SPLIT else DIRECTIONS[g.directions]:
+        for target in targets(split):
             for n in g.layers:
-                for name in g.treatments:
+                for name in per_layer:
                     source = treatments.get(name).source_half(target)
                     runs += [
                         RunSpec(
@@ -83,6 +100,7 @@ def plan(experiment, split_names):
                             seed,
                         )
                         for seed in g.seeds
+                        if wanted(split, target, seed, name, n)
                     ]
     return runs
 

@@ -176,9 +176,12 @@ class Study:
         return model
 
     def network(self, spec, base_record, num_classes):
-        """The untrained network of a run: fresh base, or surgery on a trained/fresh base."""
+        """The untrained network of a run: fresh base, surgery on a trained/fresh base, or the
+        trained base itself (the compute-matched base trains on from there)."""
         if spec.treatment == treatments.BASE:
             return self.build_model(num_classes)
+        if not treatments.get(spec.treatment).per_layer:
+            return self.trained_network(base_record)
         mode = treatments.get(spec.treatment).surgery_mode
         if spec.treatment == "random":
             return surgery.transfer(self.build_model(num_classes), spec.n, mode)

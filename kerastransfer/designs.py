@@ -1,0 +1,71 @@
+"""Study designs: which cells (treatment, n) each base network of a study trains.
+
+A study's unit of replication is a base network: split x target half x seed
+(docs/statistics.md). `--design=grid` trains every treatment of --treatments at every n of
+--layers for every unit, as the paper did. `--design=findings` trains for every unit only the
+cells that the five findings read (analysis/findings.py), each of their layer ranges at one
+n, and the whole grid for one unit, the first split's B half at the first seed, which Figure 2
+draws at every n. A unit of a random split then costs six networks instead of 36, so more
+units (both directions, more seeds) fit in the same time, and each finding's interval rests
+on them.
+
+This module imports no TensorFlow.
+"""
+
+from kerastransfer import treatments
+
+# Layers the findings look at: where BnB dips (finding 1) and where AnB leaves BnB (finding 2).
+MIDDLE_LAYERS = range(3, 6)
+HIGH_LAYERS = range(6, 8)
+
+
+def split_group(split):
+    """The split's group: "random" for random0, random1, ...; any other split is its own."""
+    return "random" if split.startswith("random") else split
+
+
+def findings_cells(layers):
+    """{"random" or "distant": {treatment: set of n}}: the cells the findings read, taken at
+    one n of `layers` per range.
+
+    Random splits: BnB and BnB+ at the middle n (finding 1, the dip and its repair), AnB+ at
+    the middle n (finding 3, the boost), BnB and AnB at the high n (finding 2, specificity;
+    AnB there is also finding 4's random side), and the compute-matched base (n = 0), which
+    findings 1 and 3 are measured against as well as the plain base. Any other split (the
+    dissimilar one): AnB at the deepest n (finding 4) and random features with AnB at the
+    middle n (finding 5). The middle n is the centre of 3..5 in `layers` (else of `layers`),
+    the high n the deepest of 6..7 (else the deepest n).
+    """
+    layers = sorted(layers)
+    middle_range = [n for n in layers if n in MIDDLE_LAYERS] or layers
+    middle = middle_range[len(middle_range) // 2]
+    deepest = layers[-1]
+    high = max((n for n in layers if n in HIGH_LAYERS), default=deepest)
+    return {
+        "random": {
+            "selffer": {middle, high},
+            "selffer_ft": {middle},
+            "transfer": {high},
+            "transfer_ft": {middle},
+            treatments.LONG_BASE: {0},
+        },
+        "distant": {"transfer": {middle, deepest}, "random": {middle}},
+    }
+
+
+def cell_filter(grid, split_names, targets):
+    """A function (split, target, seed, treatment, n) -> bool: whether the design trains that
+    cell. `targets` are the halves the study's networks target, in order; the grid design
+    trains every cell."""
+    if grid.design == "grid":
+        return lambda split, target, seed, treatment, n: True
+    cells = findings_cells(grid.layers)
+    figure_unit = (split_names[0], targets[0], grid.seeds[0])
+
+    def wanted(split, target, seed, treatment, n):
+        if (split, target, seed) == figure_unit:
+            return True
+        kind = "random" if split_group(split) == "random" else "distant"
+        return n in cells[kind].get(treatment, ())
+
+    return wanted

@@ -1,0 +1,173 @@
+"""--design=findings and the compute-matched base: which networks a unit trains, the layers
+every finding reads, the control it is measured against, and the report that leads with them."""
+
+import collections
+import re
+
+import numpy as np
+
+from helpers.records import run_record
+from helpers.studies import tiny_study
+from kerastransfer import config, designs, treatments
+from kerastransfer.analysis import findings, summary
+from kerastransfer.reporting import report
+from kerastransfer.study.plan import plan
+
+EVERY = (*treatments.PAPER_NAMES, treatments.LONG_BASE)
+
+
+def _experiment(**flags):
+    return config.Experiment(workdir="/tmp/unused").replace(
+        layers=(1, 2, 3, 4, 5, 6, 7), treatments=EVERY, seeds=(0, 1), directions="both", **flags
+    )
+
+
+def test_findings_design_gives_each_unit_the_cells_its_findings_read_and_one_unit_every_cell():
+    runs = plan(_experiment(design="findings"), ["random0", "dissimilar"])
+    cells = collections.defaultdict(set)
+    for spec in runs:
+        cells[(spec.split, spec.target, spec.seed)].add((spec.treatment, spec.n))
+    assert len(cells) == 8  # 2 splits x 2 target halves x 2 seeds: every base network
+    grid = {(name, n) for name in treatments.PAPER_NAMES for n in range(1, 8)}
+    assert cells[("random0", "B", 0)] == grid | {("base", 0), (treatments.LONG_BASE, 0)}
+    random_unit = {
+        ("base", 0),
+        ("selffer", 4),
+        ("selffer", 7),
+        ("selffer_ft", 4),
+        ("transfer", 7),
+        ("transfer_ft", 4),
+        (treatments.LONG_BASE, 0),
+    }
+    for unit in (("random0", "A", 0), ("random0", "A", 1), ("random0", "B", 1)):
+        assert cells[unit] == random_unit, unit
+    for target in ("A", "B"):
+        for seed in (0, 1):
+            assert cells[("dissimilar", target, seed)] == {
+                ("base", 0),
+                ("transfer", 4),
+                ("transfer", 7),
+                ("random", 4),
+            }
+    assert len(runs) == len({spec.run for spec in runs}) == 74
+    # Bases first, then the compute-matched bases, which copy their own half's base.
+    kinds = [spec.treatment for spec in runs]
+    assert kinds[:8] == ["base"] * 8 and kinds[8:12] == [treatments.LONG_BASE] * 4
+    long_base = runs[8]
+    assert long_base.run == "random0/base_long/B/seed0" and long_base.label == "baseB-long"
+    assert long_base.base_run == "random0/base/B/seed0"
+
+
+def test_the_grid_design_trains_every_cell_and_findings_cells_follow_the_layers():
+    runs = plan(_experiment(design="grid"), ["random0"])
+    assert len(runs) == 4 + 4 + 4 * 7 * 5  # bases, compute-matched bases, the grid
+    cells = designs.findings_cells([3, 5, 7])
+    assert cells["random"]["selffer"] == {5, 7} and cells["distant"]["transfer"] == {5, 7}
+    assert designs.findings_cells([1, 2])["random"]["selffer"] == {2}  # no n in 3..7
+
+
+def _unit_records(split, target, seed, base, extra):
+    """A base network at accuracy `base` and its runs, {(treatment, n): accuracy}."""
+    records = [run_record(split, "base", target, 0, seed, base)]
+    records += [
+        run_record(split, name, target, n, seed, accuracy) for (name, n), accuracy in extra.items()
+    ]
+    return records
+
+
+def _study(rng):
+    """Four random0 units and four dissimilar ones: BnB equal to its base at n = 4 and 2
+    points under it at n = 3 and 5 (one unit has those), the compute-matched base 2 points
+    over its base, AnB+ 1 point over the base."""
+    records = []
+    for target in ("A", "B"):
+        for seed in (0, 1):
+            base = 0.80 + rng.normal(0, 0.02)
+            noise = {key: rng.normal(0, 0.001) for key in range(8)}
+            cells = {
+                ("selffer", 4): base + noise[0],
+                ("selffer", 7): base + noise[1],
+                ("transfer", 7): base - 0.08 + noise[2],
+                ("selffer_ft", 4): base + noise[3],
+                ("transfer_ft", 4): base + 0.01 + noise[4],
+                (treatments.LONG_BASE, 0): base + 0.02 + noise[5],
+            }
+            if (target, seed) == ("B", 0):
+                cells |= {("selffer", 3): base - 0.02, ("selffer", 5): base - 0.02}
+            records += _unit_records("random0", target, seed, base, cells)
+            records += _unit_records(
+                "dissimilar",
+                target,
+                seed,
+                base,
+                {
+                    ("transfer", 7): base - 0.25 + noise[6],
+                    ("transfer", 4): base - 0.05 + noise[7],
+                    ("random", 4): base - 0.3 + noise[6],
+                },
+            )
+    return records
+
+
+def test_each_unit_averages_its_own_layers_and_findings_1_and_3_face_the_long_base():
+    checked = {f["finding"]: f for f in findings.check(_study(np.random.default_rng(0)))}
+    dip = checked[1]
+    # The unit with n = 3, 4, 5 averages its three (-4/3 points), the others have n = 4 (0).
+    assert "at n=3..5," in dip["measure"] and abs(dip["effect"] + 1 / 3) < 0.1
+    assert dip["units"] == 4 and dip["networks"] == 6
+    assert dip["parts"][0]["status"] == "inconclusive"  # the CI includes 0
+    assert dip["parts"][1]["status"] == "not reproduced"  # BnB+ = BnB: negligible
+    assert dip["status"] == "not reproduced"
+    assert dip["comparison"] == findings.OWN_BASE
+    control = dip["control"]
+    assert "compute-matched base" in control["measure"] and control["units"] == 4
+    assert abs(control["effect"] + 7 / 3) < 0.1 and control["status"] == "reproduced"
+    boost = checked[3]
+    assert abs(boost["effect"] - 1.0) < 0.2 and boost["status"] == "reproduced"
+    assert abs(boost["control"]["effect"] + 1.0) < 0.2
+    assert boost["control"]["status"] == "not reproduced"  # the boost is extra training
+    assert "n=7" in checked[4]["measure"] and checked[4]["status"] == "reproduced"
+    assert checked[5]["status"] == "reproduced" and "at n=4" in checked[5]["measure"]
+    assert "control" not in checked[2]  # only findings 1 and 3 are measured against it
+
+
+def test_the_report_opens_with_its_findings_and_warns_when_bases_were_still_improving():
+    records = _study(np.random.default_rng(1))
+    analysis = summary.analyze(records, config={"experiment": {"seeds": [0, 1]}})
+    convergence = analysis["base_convergence"]
+    assert convergence["improving"] and convergence["long_base"]["units"] == 4
+    text = report.render_report(analysis)
+    order = [
+        text.index(heading)
+        for heading in (
+            "## What this study found",
+            "## Findings check",
+            "## Configuration",
+            "## How to reproduce",
+        )
+    ]
+    assert order == sorted(order)
+    opening = text[order[0] : order[1]]
+    assert opening.count("- Finding ") == 5
+    assert "against the compute-matched base: **not reproduced**" in opening
+    assert "**Warning: the base networks had not stopped improving**" in opening
+    gained = float(re.search(r"they gained ([+-][0-9.]+) points", opening).group(1))
+    assert abs(gained - 2.0) < 0.2
+    # Without compute-matched bases or late gains, no warning.
+    plain = [r for r in records if r["treatment"] != treatments.LONG_BASE]
+    assert not summary.analyze(plain)["base_convergence"]["improving"]
+    assert "Warning" not in report.render_report(summary.analyze(plain))
+
+
+def test_the_compute_matched_base_trains_on_from_its_own_base(tmp_path):
+    study = tiny_study(tmp_path, layers=(7,), treatments=(treatments.LONG_BASE,))
+    assert [spec.treatment for spec in study.runs] == ["base", "base", treatments.LONG_BASE]
+    base_spec, long_spec = study.runs[1], study.runs[2]
+    base_record = study.train_run(base_spec, None)
+    start = study.network(long_spec, base_record, base_record["num_classes"])
+    trained = study.trained_network(base_record)
+    for mine, theirs in zip(start.weights, trained.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    record = study.train_run(long_spec, base_record)
+    assert record["status"] == "ok" and record["steps"] == base_record["steps"]
+    assert record["n"] == 0 and record["run"] == "random0/base_long/B/seed0"
