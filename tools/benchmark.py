@@ -13,6 +13,8 @@ hold on a noisy machine):
      the cached images/s pays for computing the features (block by block, as the study);
   7. (full run only) the whole default study in a subprocess: wall time, its floor (the sum
      over runs of training FLOPs / row 1), their ratio, and the child's peak resident memory;
+     7b: (on a CPU with bfloat16 instructions) the same study in mixed_bfloat16, and the
+     precision test of its networks against row 7's (docs/statistics.md, "Precision");
   8. (full run only) the study's first split (one seed, A->B) through kerastransfer in a
      subprocess, analysis and export included, then the same networks trained by hand in a
      subprocess (`grid_by_hand`: the loop a user writes with `set_weights`, `trainable` and
@@ -393,7 +395,7 @@ def compare_levers(setup, steps, repeats, log):
         Lever(
             setup,
             steps,
-            "mixed_bfloat16, fc6/fc7 in float32 (--mixed_precision=auto on a bfloat16 CPU)",
+            "mixed_bfloat16, fc6/fc7 in float32 (--mixed_precision=mixed_bfloat16)",
             precision="mixed_bfloat16",
         ),
     ]
@@ -706,9 +708,24 @@ def study_floor(flagfile, workdir, records):
     return total
 
 
+# What the precision test reads of a study's records: the pairing, test accuracy, findings.
+RECORD_FIELDS = (
+    "run",
+    "treatment",
+    "split",
+    "source",
+    "target",
+    "n",
+    "seed",
+    "status",
+    "best_k",
+    "test_accuracy",
+)
+
+
 def study_row(flagfile, peak, log, *flags):
     """Row 7: the default study (with `flags` added), timed, with its FLOP floor, its
-    precision and its test accuracies (per treatment, and the bases of random:0)."""
+    precision, its bases' test accuracies on random:0 and its records (RECORD_FIELDS)."""
     workdir = tempfile.mkdtemp(prefix="kt-benchmark-study-")
     try:
         wall, rss, stdout = run_study(flagfile, workdir, log, *flags)
@@ -733,8 +750,7 @@ def study_row(flagfile, peak, log, *flags):
             "cache_seconds": sum(r.get("cache_seconds", 0.0) for r in records),
             "base_accuracy": bases,
             "base_accuracy_mean": sum(bases.values()) / max(len(bases), 1),
-            "test_accuracy": {r["run"]: r["test_accuracy"] for r in records if r["status"] == "ok"},
-            "mean_accuracy": mean_by_treatment(records),
+            "records": [{name: r.get(name) for name in RECORD_FIELDS} for r in records],
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -755,26 +771,60 @@ def mean_by_treatment(records):
 
 
 def precision_change(study, float32):
-    """What a precision did to the study's accuracy, against the same study in float32: the
-    largest change of a treatment's mean and of a base network's test accuracy, in points
-    (a precision may become the default only within 0.3 and 1 point), and its speed-up."""
-    means = {
-        name: 100 * (study["mean_accuracy"][name] - float32["mean_accuracy"][name])
-        for name in float32["mean_accuracy"]
-    }
-    bases = {
-        run: 100 * (study["test_accuracy"][run] - accuracy)
-        for run, accuracy in float32["test_accuracy"].items()
-        if "/base/" in run and run in study["test_accuracy"]
-    }
+    """What a precision did against the same study in float32: the precision test of their
+    networks (kerastransfer.analysis.precision), the speed-up and float32's peak memory."""
+    from kerastransfer.analysis.precision import precision_test  # noqa: PLC0415
+
     return {
-        "treatment_mean_points": means,
-        "base_points": bases,
-        "largest_mean_change": max(map(abs, means.values())),
-        "largest_base_change": max(map(abs, bases.values())),
+        "test": precision_test(study["records"], float32["records"]),
         "speedup": float32["wall_seconds"] / study["wall_seconds"],
         "float32_peak_rss_bytes": float32["peak_rss_bytes"],
     }
+
+
+def interval_text(interval, confidence):
+    """ "90% CI [-2.94, +0.60]", or why there is none."""
+    if interval["ci"] is None:
+        return f"no CI ({interval['why']})"
+    low, high = interval["ci"]
+    return f"{confidence:.0%} CI [{low:+.2f}, {high:+.2f}]"
+
+
+def precision_summary(test):
+    """The precision test in a line: mean paired difference, its CI, networks, verdict."""
+    overall = test["overall"]
+    mean = "-" if overall["mean"] is None else f"{overall['mean']:+.2f}"
+    return (
+        f"mean paired difference {mean} points, {interval_text(overall, test['confidence'])} "
+        f"over {overall['networks']} networks: {'passed' if test['passed'] else 'failed'}"
+    )
+
+
+def precision_lines(test):
+    """The precision test in full: overall, per treatment, findings changed, the largest
+    paired difference and the verdict with every reason it failed."""
+    changed = ", ".join(
+        f"{number} {c['float32']} -> {c['candidate']}"
+        for number, c in test["findings_changed"].items()
+    )
+    lines = [f"precision test (row 7b - row 7, test accuracy): {precision_summary(test)}"]
+    lines += [
+        f"  {name}: mean {t['mean']:+.2f}, {interval_text(t, test['confidence'])}, "
+        f"{t['networks']} networks (bound +-{t['bound']:g})"
+        for name, t in test["treatments"].items()
+    ]
+    lines.append(f"  findings that changed status: {changed or 'none'}")
+    if test["largest"]:
+        lines.append(
+            f"  largest paired difference: {test['largest']['run']} "
+            f"{test['largest']['points']:+.2f} points"
+        )
+    lines.append(
+        "  verdict: at parity"
+        if test["passed"]
+        else "  verdict: not at parity: " + "; ".join(test["why"])
+    )
+    return lines
 
 
 # ----- row 8: the study against the same networks trained by hand ---------------------------
@@ -960,14 +1010,17 @@ def run_benchmark(
             log("row 7: the default study")
             results["study"] = study_row(flagfile, results["peak_gflops"], log)
             results["load_after_row_7"] = other_load()
-            if strategies.resolve_precision("auto") != "none":
-                log("row 7b: the default study with --mixed_precision=auto (bfloat16 here)")
-                results["study_auto"] = study_row(
-                    flagfile, results["peak_gflops"], log, "--mixed_precision=auto"
+            if strategies.cpu_has_bfloat16():
+                kind = strategies.cpu_bfloat16_kind()
+                log(f"row 7b: the default study in mixed_bfloat16 ({kind} here)")
+                results["study_bfloat16"] = study_row(
+                    flagfile, results["peak_gflops"], log, "--mixed_precision=mixed_bfloat16"
                 )
-                results["precision_change"] = precision_change(
-                    results["study_auto"], results["study"]
-                )
+                results["precision_change"] = {
+                    **precision_change(results["study_bfloat16"], results["study"]),
+                    "cpu_kind": kind,
+                    "declared": strategies.BFLOAT16_VERDICTS[kind],
+                }
             log("row 8: the first split through kerastransfer, then by hand")
             results["by_hand"] = by_hand_row(flagfile, log)
             results["load_after_row_8"] = other_load()
@@ -1036,30 +1089,30 @@ def targets(results):
         ]
     change = results.get("precision_change")
     if change:
-        rows += [
+        ci = change["test"]["overall"]["ci"]
+        rows.append(
             (
-                "row 7b (bfloat16) moves no treatment's mean test accuracy over 0.3 points",
-                change["largest_mean_change"],
-                -0.3,
-            ),
-            (
-                "row 7b (bfloat16) moves no base net's test accuracy over 1 point",
-                change["largest_base_change"],
-                -1.0,
-            ),
-        ]
+                "row 7b (bfloat16) at parity with row 7 by the precision test (value: the "
+                "farthest end of the 90% CI over all networks, points)",
+                None if ci is None else max(map(abs, ci)),
+                -0.5,
+                change["test"]["passed"],
+            )
+        )
     grid = results.get("by_hand")
     if grid:
         rows.append(("one split >= 2x faster than by hand (row 8)", grid["ratio"], 2.0))
-    # A negative bound is an upper bound.
+    # A negative bound is an upper bound; a fourth item, where there is one, is the verdict.
     return [
         {
             "target": name,
             "value": value,
             "bound": abs(bound),
-            "met": None if value is None else (value <= -bound if bound < 0 else value >= bound),
+            "met": verdict[0]
+            if verdict
+            else (None if value is None else (value <= -bound if bound < 0 else value >= bound)),
         }
-        for name, value, bound in rows
+        for name, value, bound, *verdict in rows
     ]
 
 
@@ -1133,17 +1186,18 @@ def _study_rows(results):
                 f"{study['base_accuracy_mean']:.4f}; {', '.join(study['precision'])}",
             )
         )
-    auto = results.get("study_auto")
-    if auto:
+    bfloat16 = results.get("study_bfloat16")
+    if bfloat16:
         change = results["precision_change"]
         rows.append(
             (
                 "7b",
-                "row 7 with --mixed_precision=auto",
-                f"{auto['wall_seconds']:.0f} s wall",
-                f"{change['speedup']:.2f}x as fast as row 7; {auto['ratio']:.1f}x floor; "
-                f"peak RSS {auto['peak_rss_bytes'] / 1e9:.2f} GB; base acc. "
-                f"{auto['base_accuracy_mean']:.4f}; {', '.join(auto['precision'])}",
+                "row 7 with --mixed_precision=mixed_bfloat16",
+                f"{bfloat16['wall_seconds']:.0f} s wall",
+                f"{change['speedup']:.2f}x as fast as row 7; {bfloat16['ratio']:.1f}x floor; "
+                f"peak RSS {bfloat16['peak_rss_bytes'] / 1e9:.2f} GB; base acc. "
+                f"{bfloat16['base_accuracy_mean']:.4f}; {', '.join(bfloat16['precision'])}; "
+                f"precision test: {precision_summary(change['test'])}",
             )
         )
     grid = results.get("by_hand")
@@ -1180,6 +1234,9 @@ def print_table(results, out=print):
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         out("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    if "precision_change" in results:
+        for line in precision_lines(results["precision_change"]["test"]):
+            out(line)
     for t in results["targets"]:
         value = "-" if t["value"] is None else f"{t['value']:.3g}"
         met = "skipped" if t["met"] is None else ("met" if t["met"] else "NOT met")

@@ -238,7 +238,7 @@ def levers_section(results):
             continue
         kept = "yes" if found is ours else "no"
         if "mixed_bfloat16" in name:
-            kept = "opt-in: --mixed_precision=auto"
+            kept = "opt-in: --mixed_precision=mixed_bfloat16"
         lines.append(
             f"| {name} | {max(found['rates']):.0f} | {min(found['cpu_us']):.0f} | "
             f"{min(found['cpu_us']) / min(ours['cpu_us']):.2f}x | {kept} |"
@@ -300,36 +300,59 @@ def levers_section(results):
 def mixed_precision_section(results):
     """Mixed precision: what row 7's precision did on this CPU, then the GPU arithmetic."""
     lines = ["## Mixed precision", ""]
-    auto, change = results.get("study_auto"), results.get("precision_change")
+    bfloat16, change = results.get("study_bfloat16"), results.get("precision_change")
     if change:
-        means = ", ".join(
-            f"{name} {points:+.2f}" for name, points in change["treatment_mean_points"].items()
+        test = change["test"]
+        treatments = "; ".join(
+            f"{name} {t['mean']:+.2f}, {benchmark.interval_text(t, test['confidence'])} "
+            f"({t['networks']} networks)"
+            for name, t in test["treatments"].items()
         )
-        bases = ", ".join(f"{run} {points:+.2f}" for run, points in change["base_points"].items())
-        rule = [t for t in results["targets"] if t["target"].startswith("row 7b")]
+        changed = ", ".join(
+            f"finding {number} {c['float32']} -> {c['candidate']}"
+            for number, c in test["findings_changed"].items()
+        )
+        largest = test["largest"]
         verdict = (
-            "it could become the default on such CPUs"
-            if all(t["met"] for t in rule)
-            else "that breaks the rule for a default, so float32 stays the default everywhere "
-            "and bfloat16 is `--mixed_precision=auto` (or `mixed_bfloat16`), a choice"
+            "at parity: bfloat16 is harmless for this study on this kind of CPU"
+            if test["passed"]
+            else "not at parity (" + "; ".join(test["why"]) + ")"
+        )
+        declared = change["declared"]["passed"]
+        agrees = (
+            "this run agrees"
+            if declared is test["passed"]
+            else "this run **disagrees**: update BFLOAT16_VERDICTS from it"
         )
         lines += [
-            f"Row 7b ran the default study with `--mixed_precision=auto`, which on this CPU "
-            f"(AMX or AVX512_BF16, no GPU) means {', '.join(auto['precision'])}: convolutions "
-            "compute in bfloat16, while fc6/fc7, the softmax head and all variables stay "
-            f"float32. It was {change['speedup']:.2f}x as fast as row 7 in float32, with "
-            f"{auto['peak_rss_bytes'] / 1e9:.2f} GB peak RSS against "
-            f"{change['float32_peak_rss_bytes'] / 1e9:.2f} GB (cached features are "
-            "bfloat16). Change of the mean test accuracy per treatment, in points: "
-            f"{means}; of each base network: {bases}. A precision may become the default "
-            "only if no treatment's mean moves more than 0.3 points and no base network more "
-            f"than 1 point: {verdict}.",
+            f"Row 7b ran the default study with `--mixed_precision=mixed_bfloat16` on this CPU "
+            f"({change['cpu_kind'].upper()}, no GPU; its records say "
+            f"{', '.join(bfloat16['precision'])}): convolutions compute in bfloat16, while "
+            "fc6/fc7, the softmax head and all variables stay float32. It was "
+            f"{change['speedup']:.2f}x as fast as row 7 in float32, with "
+            f"{bfloat16['peak_rss_bytes'] / 1e9:.2f} GB peak RSS against "
+            f"{change['float32_peak_rss_bytes'] / 1e9:.2f} GB (cached features are bfloat16).",
+            "",
+            'The precision test (docs/statistics.md, "Precision") pairs each network with '
+            "itself in row 7 and takes test accuracy, bfloat16 minus float32, in points: "
+            f"{benchmark.precision_summary(test)}. Per treatment: {treatments}. Findings "
+            f"that changed status: {changed or 'none'}. "
+            + (
+                f"Largest paired difference: {largest['run']} {largest['points']:+.2f} points. "
+                if largest
+                else ""
+            )
+            + f"Verdict: {verdict}. `--mixed_precision=auto` follows the verdict declared for "
+            f"{change['cpu_kind'].upper()} CPUs in kerastransfer/training/strategies.py "
+            f"(BFLOAT16_VERDICTS: {change['declared']['measured']}), and picks mixed_bfloat16 "
+            f"only on a kind of CPU that passed; {agrees}.",
             "",
         ]
     elif results.get("study"):
         lines += [
-            "This CPU has no bfloat16 instructions (AMX or AVX512_BF16), so "
-            "`--mixed_precision=auto` means float32 here and row 7b was not run.",
+            "This CPU has no bfloat16 instructions (AMX or AVX512_BF16), so row 7b (the "
+            "default study in mixed_bfloat16) was not run and `--mixed_precision=auto` means "
+            "float32 here.",
             "",
         ]
     lines += [

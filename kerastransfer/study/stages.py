@@ -47,7 +47,13 @@ def train(experiment, argv):
     tf.get_logger().setLevel("ERROR")  # per-run retracing notices are expected, not news
     scale_out = experiment.scale_out
     strategy = strategies.make_strategy(scale_out.strategy)  # multi-worker: before any op
-    strategies.set_precision(scale_out.mixed_precision)
+    if scale_out.mixed_precision == "auto":
+        # config.json and every record hold the policy auto stood for, never "auto": a shard
+        # on a machine that resolves it otherwise is refused (mixed_precision is a result flag)
+        policy, why = strategies.auto_precision()
+        log(f"--mixed_precision=auto: {why}")
+        experiment = experiment.replace(mixed_precision=policy)
+    strategies.set_precision(experiment.scale_out.mixed_precision)
     if not strategies.is_chief(strategy):  # a multi-worker follower: the chief writes
         return _follow_chief(experiment, strategy)
     study = load_study(experiment, log=log, strategy=strategy)

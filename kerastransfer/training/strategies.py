@@ -15,8 +15,24 @@ import functools
 import keras
 import tensorflow as tf
 
-# /proc/cpuinfo flags of the bfloat16 instructions that make mixed_bfloat16 pay on a CPU.
+# /proc/cpuinfo flags of the bfloat16 instructions that make mixed_bfloat16 pay on a CPU, the
+# most capable first: a CPU with AMX also has AVX512_BF16, and its kind is amx_bf16.
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+# The precision test's verdict on mixed_bfloat16 per kind of CPU (docs/statistics.md,
+# "Precision"; tools/benchmark.py row 7b): passed True, False, or None where no paired test
+# has been run. --mixed_precision=auto picks mixed_bfloat16 only on a kind that passed.
+BFLOAT16_VERDICTS = {
+    "avx512_bf16": {
+        "passed": False,
+        "measured": "AMD EPYC: 1.17x as fast; mean paired difference -1.17 points, 90% CI "
+        "-2.94 to +0.60 over 74 networks, one network at chance (0.2000 against 0.9510)",
+    },
+    "amx_bf16": {
+        "passed": None,
+        "measured": "Intel Xeon: 1.64x as fast, moves numbers by up to 1.1 points; no paired test",
+    },
+}
 
 
 def set_precision(policy):
@@ -31,25 +47,42 @@ def set_precision(policy):
 
 
 def resolve_precision(policy):
-    """The policy --mixed_precision=auto stands for on this machine: mixed_bfloat16 where
-    there is no GPU and the CPU has bfloat16 instructions, else none (float32). Other
+    """The policy --mixed_precision=auto stands for on this machine (auto_precision); other
     values stand for themselves."""
-    if policy != "auto":
-        return policy
-    if tf.config.list_physical_devices("GPU") or not cpu_has_bfloat16():
-        return "none"
-    return "mixed_bfloat16"
+    return auto_precision()[0] if policy == "auto" else policy
+
+
+def auto_precision():
+    """(policy, why) of --mixed_precision=auto here: mixed_bfloat16 where there is no GPU and
+    the CPU's kind passed the precision test (BFLOAT16_VERDICTS), else none (float32)."""
+    if tf.config.list_physical_devices("GPU"):
+        return "none", "float32 (a GPU: auto picks bfloat16 only on CPUs that passed the test)"
+    kind = cpu_bfloat16_kind()
+    if kind is None:
+        return "none", "float32 (this CPU has no bfloat16 instructions)"
+    passed, where = BFLOAT16_VERDICTS[kind]["passed"], f"on {kind.upper()} CPUs"
+    if passed:
+        return "mixed_bfloat16", f"mixed_bfloat16 (it passed the precision test {where})"
+    if passed is None:
+        return "none", f"float32 (mixed_bfloat16 has no precision test {where} yet: BENCHMARKS.md)"
+    return "none", f"float32 (mixed_bfloat16 failed the precision test {where}: BENCHMARKS.md)"
+
+
+def cpu_has_bfloat16():
+    """True when /proc/cpuinfo lists AMX-BF16 or AVX512_BF16 (False where it does not exist)."""
+    return cpu_bfloat16_kind() is not None
 
 
 @functools.cache
-def cpu_has_bfloat16():
-    """True when /proc/cpuinfo lists AMX-BF16 or AVX512_BF16 (False where it does not exist)."""
+def cpu_bfloat16_kind():
+    """The first of BFLOAT16_CPU_FLAGS that /proc/cpuinfo lists, or None (also where it does
+    not exist)."""
     try:
         with open("/proc/cpuinfo") as f:
             flags = {word for line in f if line.startswith("flags") for word in line.split()}
     except OSError:
-        return False
-    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
+        return None
+    return next((flag for flag in BFLOAT16_CPU_FLAGS if flag in flags), None)
 
 
 def make_strategy(name):
