@@ -2,6 +2,7 @@
 separable against noise, and the guards."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -10,13 +11,7 @@ from sklearn.covariance import LedoitWolf
 
 from kerastransfer.analysis import estimators as E
 
-FEATURE_ESTIMATORS = {
-    "logme": E.logme,
-    "hscore": E.h_score,
-    "transrate": E.transrate,
-    "linear_probe": E.linear_probe,
-    "knn": E.knn,
-}
+FEATURE_ESTIMATORS = E.FEATURE_ESTIMATORS
 
 
 def blobs(seed=0, n_per_class=30, d=6, classes=3, shift=4.0):
@@ -143,6 +138,18 @@ def test_logme_of_zero_features_is_the_evidence_of_the_labels_as_noise():
         ]
     )
     assert E.logme(np.zeros((5, 3)), labels) == pytest.approx(expected, rel=1e-12)
+
+
+def test_logme_takes_the_noise_limit_when_no_label_lies_along_the_features():
+    # Centred within each class, X^T y_c is zero up to rounding: alpha runs off to infinity,
+    # where the fixed point overflowed to NaN ("invalid value encountered in scalar divide").
+    x, y = blobs(n_per_class=10, d=4)
+    for c in range(3):
+        x[y == c] -= x[y == c].mean(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = E.logme(x, y)
+    assert value == pytest.approx(E.logme(np.zeros_like(x), y), rel=1e-12)
 
 
 # Invariances.
@@ -306,3 +313,44 @@ def test_score_picks_estimators_and_matches_the_functions():
         E.score(x, y, estimators=["leep"])
     with pytest.raises(ValueError, match="unknown estimators"):
         E.score(x, y, estimators=["logme", "nce"])
+
+
+def test_score_or_why_costs_one_number_per_estimator_that_cannot_score():
+    x, y = blobs(n_per_class=5, d=3, classes=2)
+    theta = np.random.default_rng(1).dirichlet(np.ones(3), size=len(y) + 1)
+    lonely, labels = np.vstack([x, np.zeros((1, 3))]), np.append(y, 9)  # a class of one
+    values, why = E.score_or_why(lonely, labels, theta)
+    assert list(values) == list(E.ESTIMATORS)
+    assert values["linear_probe"] is None and values["knn"] is None
+    assert set(why) == {"linear_probe", "knn"} and "single example" in why["knn"]
+    assert values["logme"] == E.logme(lonely, labels)
+    assert values["leep"] == E.leep(theta, labels)
+    # Features that are not finite: every feature estimator names them; LEEP reads the head.
+    lonely[0, 0] = np.inf
+    values, why = E.score_or_why(lonely, labels, theta)
+    assert values["leep"] == E.leep(theta, labels) and "leep" not in why
+    for name in FEATURE_ESTIMATORS:
+        assert values[name] is None and why[name] == "features hold 1 NaN or infinite values"
+    with pytest.raises(ValueError, match="leep needs source_probabilities"):
+        E.score_or_why(x, y, estimators=["leep"])
+
+
+def test_score_or_why_gives_one_line_reasons_and_passes_warnings_of_a_score_on(monkeypatch):
+    x, y = blobs(n_per_class=5, d=3, classes=2)
+
+    def broken(features, labels):
+        raise np.linalg.LinAlgError("Eigenvalues\n did not converge")
+
+    def silent_nan(features, labels):
+        return math.nan
+
+    def warns(features, labels):
+        warnings.warn("overflow, harmless", RuntimeWarning, stacklevel=2)
+        return 1.0
+
+    for name, function in (("logme", broken), ("hscore", silent_nan), ("knn", warns)):
+        monkeypatch.setitem(E.FEATURE_ESTIMATORS, name, function)
+    with pytest.warns(RuntimeWarning, match="overflow, harmless"):
+        values, why = E.score_or_why(x, y, estimators=["logme", "hscore", "knn"])
+    assert values == {"logme": None, "hscore": None, "knn": 1.0}
+    assert why == {"logme": "Eigenvalues did not converge", "hscore": "the score came out nan"}

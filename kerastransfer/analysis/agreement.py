@@ -9,6 +9,10 @@ estimator's ranking of the cut points follows training's; their mean over the gr
 summarizes an estimator, and `verdict` puts it in words. Scores of a base network that was
 trained again since (another weights_sha256 in the results) are left out.
 
+A score an estimator could not give (None in scores.json, the reason under the entry's
+"unscored") is n/a: the cut point drops out of that estimator's correlations (their `why`
+counts it) and each group lists it with its reason; NaN anywhere counts as n/a too.
+
 `pruning` reports an own-model study's --prune choice: what it skipped, how the estimator's
 order agreed with the cut points that were trained, and the networks and time it saved.
 """
@@ -44,6 +48,11 @@ def verdict(rho):
     return "ranks in reverse"
 
 
+def known(value):
+    """Whether `value` is a number to rank: not None (n/a), not NaN or infinite."""
+    return value is not None and math.isfinite(value)
+
+
 def current_entries(scores, records):
     """The scores.json entries whose source network is the one the results hold now."""
     weights = {
@@ -63,15 +72,45 @@ def _group_key(split, source, target):
 
 
 def score_curves(entries):
-    """{(split, source, target): {estimator: {n: score averaged over the seeds}}}."""
+    """{(split, source, target): {estimator: {n: score averaged over the seeds}}}, None at
+    an n where no seed's score is known (n/a)."""
     pooled = {}
     for entry in entries:
         key = _group_key(entry["split"], entry["source"], entry["target"])
         for name, value in entry["scores"].items():
-            if value is None:  # the estimator could not score this cut (e.g. NaN)
-                continue
-            pooled.setdefault(key, {}).setdefault(name, {}).setdefault(entry["n"], []).append(value)
+            values = pooled.setdefault(key, {}).setdefault(name, {}).setdefault(entry["n"], [])
+            if known(value):
+                values.append(value)
     return _mean_curves(pooled)
+
+
+def unscored(entries):
+    """{(split, source, target): {estimator: [{"n": [...], "seeds": [...], "why": reason}]}}:
+    the n/a scores grouped by their reason, with the cut points and the seeds' source networks
+    (none for a given source model) it stands for. Another seed's score at the same n still
+    counts in the curve."""
+    found = {}
+    for entry in entries:
+        key = _group_key(entry["split"], entry["source"], entry["target"])
+        for name, value in entry["scores"].items():
+            if not known(value):
+                why = entry.get("unscored", {}).get(name, "no reason recorded")
+                ns, seeds = (
+                    found.setdefault(key, {}).setdefault(name, {}).setdefault(why, (set(), set()))
+                )
+                ns.add(entry["n"])
+                if entry["seed"] is not None:
+                    seeds.add(entry["seed"])
+    return {
+        key: {
+            name: [
+                {"n": sorted(ns), "seeds": sorted(seeds), "why": why}
+                for why, (ns, seeds) in reasons.items()
+            ]
+            for name, reasons in by_name.items()
+        }
+        for key, by_name in found.items()
+    }
 
 
 def accuracy_curves(records, metric="test_accuracy"):
@@ -79,7 +118,7 @@ def accuracy_curves(records, metric="test_accuracy"):
     frozen and fine-tuned transfers."""
     pooled = {}
     for r in ok_records(records):
-        if r["treatment"] in MEASURED and r.get(metric) is not None:
+        if r["treatment"] in MEASURED and known(r.get(metric)):
             key = _group_key(r["split"], r["source"], r["target"])
             pooled.setdefault(key, {}).setdefault(r["treatment"], {}).setdefault(r["n"], []).append(
                 r[metric]
@@ -88,10 +127,13 @@ def accuracy_curves(records, metric="test_accuracy"):
 
 
 def _mean_curves(pooled):
-    """{key: {name: {n: [values]}}} -> the same with each list's mean, n in order."""
+    """{key: {name: {n: [values]}}} -> the same with each list's mean (None when it is
+    empty), n in order."""
     return {
         key: {
-            name: {n: float(np.mean(values)) for n, values in sorted(by_n.items())}
+            name: {
+                n: float(np.mean(values)) if values else None for n, values in sorted(by_n.items())
+            }
             for name, by_n in curves.items()
         }
         for key, curves in pooled.items()
@@ -99,14 +141,19 @@ def _mean_curves(pooled):
 
 
 def correlate(scores, measured, min_points=MIN_POINTS):
-    """Spearman's rho and Kendall's tau between {n: score} and {n: accuracy} over their
-    common n; None (with `why`) when fewer than `min_points` or either side is constant."""
-    common = sorted(set(scores) & set(measured))
+    """Spearman's rho and Kendall's tau between {n: score} and {n: accuracy} over the n where
+    both are known (an n/a score, None or NaN, drops out); None (with `why`) when fewer than
+    `min_points` or either side is constant."""
+    common = sorted(n for n in set(scores) & set(measured) if known(measured[n]))
+    missing = [n for n in common if not known(scores[n])]
+    common = [n for n in common if known(scores[n])]
     result = {"points": len(common), "spearman": None, "kendall": None, "why": None}
     x = np.array([scores[n] for n in common])
     y = np.array([measured[n] for n in common])
     if len(common) < min_points:
-        result["why"] = f"{len(common)} cut points with both, fewer than {min_points}"
+        result["why"] = f"{len(common)} cut points with both, fewer than {min_points}" + (
+            f"; the score is n/a at n = {', '.join(map(str, missing))}" if missing else ""
+        )
     elif np.ptp(x) == 0:
         result["why"] = "the score is the same at every n"
     elif np.ptp(y) == 0:
@@ -145,7 +192,9 @@ def kendall(x, y):
 def agreement(scores, records):
     """Each estimator's rank correlation with the measured AnB and AnB+ accuracies, per split
     and direction and on average (see module doc), as a JSON-ready dict."""
-    curves = score_curves(current_entries(scores, records))
+    entries = current_entries(scores, records)
+    curves = score_curves(entries)
+    missing = unscored(entries)
     measured = accuracy_curves(records)
     names = [name for name in scores["settings"]["estimators"]]
     groups = []
@@ -164,6 +213,7 @@ def agreement(scores, records):
                     for name in names
                     if name in curves[key]
                 },
+                "unscored": missing.get(key, {}),
                 "accuracy": {t: [accuracy.get(t, {}).get(n) for n in layers] for t in MEASURED},
                 "correlations": {
                     name: {t: correlate(curves[key][name], accuracy.get(t, {})) for t in MEASURED}

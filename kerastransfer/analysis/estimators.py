@@ -40,6 +40,11 @@ Guards:
     - constant or zero features: constant columns are set to exactly zero after centring (rounding
       in the mean cannot turn them into noise) and contribute nothing. Features that are all
       constant give H-score 0, TransRate 0 and LogME the evidence of the label column as noise.
+    - a label column with no part along X above rounding (centred features, PCA's among them,
+      whose class means agree): LogME's alpha runs off to infinity, and it returns that limit,
+      the evidence of the column as noise, not NaN.
+    - in a study: score_or_why() turns an estimator's error or non-finite value into None with
+      its reason, so one estimator that cannot score a cut costs that one number.
     - saturation: TransRate grows with the rank of Z (each dimension adds about log(1/eps^2)), so
       compare it only at equal d and N; linear_probe and knn reach 1.0 on separable features and
       then no longer rank them; LEEP reaches 0 when the source head already predicts the target.
@@ -126,19 +131,24 @@ def _log_evidence(n, s2, z, y_perp2, alpha, beta):
 
 
 def _logme_column(n, s2, u, y):
-    """Maximize one column's evidence by the paper's fixed-point iteration; Evidence per example."""
+    """Maximize one column's evidence by the paper's fixed-point iteration; Evidence per example.
+
+    When no part of y lies along X above rounding (features all zero, or with the same mean in
+    every class once centred) alpha runs off to infinity; the evidence's supremum is then its
+    alpha -> inf limit (w = 0), that of y as pure noise, maximized at beta = N / ||y||^2.
+    """
     z = u.T @ y
     y_perp2 = max(float(y @ y - z @ z), 0.0)
-    if not np.any(s2 * z**2 > 0):
-        # No part of y lies along X: the evidence grows as alpha -> inf (w = 0), where it is
-        # that of y as pure noise, maximized at beta = N / ||y||^2.
-        beta = n / float(y @ y)
-        log_evidence = 0.5 * n * (math.log(beta) - math.log(2 * math.pi) - 1)
-        return Evidence(log_evidence / n, math.inf, beta)
     alpha, beta = 1.0, 1.0
     for _ in range(LOGME_MAX_ITERATIONS):
         _, gamma, m2, residual2, n_minus_gamma = _log_evidence(n, s2, z, y_perp2, alpha, beta)
-        new_alpha, new_beta = gamma / m2, n_minus_gamma / residual2
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            new_alpha = gamma / m2
+        if not math.isfinite(new_alpha):
+            beta = n / float(y @ y)
+            log_evidence = 0.5 * n * (math.log(beta) - math.log(2 * math.pi) - 1)
+            return Evidence(log_evidence / n, math.inf, beta)
+        new_beta = n_minus_gamma / residual2
         converged = (
             abs(new_alpha - alpha) < LOGME_TOLERANCE * alpha
             and abs(new_beta - beta) < LOGME_TOLERANCE * beta
@@ -346,31 +356,75 @@ def score(features, labels, source_probabilities=None, estimators=None):
     """
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
+    names = _names(source_probabilities, estimators)
     with threadpool_limits(limits=1):
-        return _score(features, labels, source_probabilities, estimators)
+        return {name: _estimate(name, features, labels, source_probabilities) for name in names}
 
 
-def _score(features, labels, source_probabilities, estimators):
+def score_or_why(features, labels, source_probabilities=None, estimators=None):
+    """score() where an estimator that cannot score these features costs only its own number:
+    (values, why), values {name: finite float or None} in the order of score(), why {name:
+    the reason} for each None.
+
+    A study scores many cut points of a model it did not build; one cut's non-finite features,
+    a class of one example, or an estimator's NaN must not end it. The reason is the error's
+    message, or the warnings the estimator gave on its way to a non-finite value. Unknown
+    estimators and LEEP without source_probabilities still raise: those are the caller's.
+    """
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    names = _names(source_probabilities, estimators)
+    values, why = {}, {}
+    with threadpool_limits(limits=1):
+        for name in names:
+            values[name], reason = _guarded(name, features, labels, source_probabilities)
+            if reason is not None:
+                why[name] = reason
+    return values, why
+
+
+def _names(source_probabilities, estimators):
+    """The estimators to run, in the order of ESTIMATORS; ValueError for unknown ones."""
     if estimators is None:
-        names = [n for n in ESTIMATORS if n != "leep" or source_probabilities is not None]
-    else:
-        unknown = sorted(set(estimators) - set(ESTIMATORS))
-        if unknown:
-            raise ValueError(f"unknown estimators {unknown}; choose from {list(ESTIMATORS)}")
-        if "leep" in estimators and source_probabilities is None:
-            raise ValueError("leep needs source_probabilities")
-        names = [n for n in ESTIMATORS if n in estimators]
-    functions = {
-        "logme": logme,
-        "hscore": h_score,
-        "transrate": transrate,
-        "linear_probe": linear_probe,
-        "knn": knn,
-    }
-    scores = {}
-    for name in names:
-        if name == "leep":
-            scores[name] = leep(source_probabilities, labels)
-        else:
-            scores[name] = functions[name](features, labels)
-    return scores
+        return [n for n in ESTIMATORS if n != "leep" or source_probabilities is not None]
+    unknown = sorted(set(estimators) - set(ESTIMATORS))
+    if unknown:
+        raise ValueError(f"unknown estimators {unknown}; choose from {list(ESTIMATORS)}")
+    if "leep" in estimators and source_probabilities is None:
+        raise ValueError("leep needs source_probabilities")
+    return [n for n in ESTIMATORS if n in estimators]
+
+
+FEATURE_ESTIMATORS = {
+    "logme": logme,
+    "hscore": h_score,
+    "transrate": transrate,
+    "linear_probe": linear_probe,
+    "knn": knn,
+}
+
+
+def _estimate(name, features, labels, source_probabilities):
+    if name == "leep":
+        return leep(source_probabilities, labels)
+    return FEATURE_ESTIMATORS[name](features, labels)
+
+
+def _guarded(name, features, labels, source_probabilities):
+    """(score, None), or (None, why) when `name` raises or gives a value that is not finite;
+    why is one line (it goes into scores.json, the console and report.md).
+
+    The warnings of an estimator that does score are passed on as they came.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            value = _estimate(name, features, labels, source_probabilities)
+        except (ValueError, ArithmeticError) as error:  # LinAlgError is a ValueError
+            return None, " ".join(str(error).split()) or type(error).__name__
+    if math.isfinite(value):
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return value, None
+    messages = dict.fromkeys(" ".join(str(w.message).split()) for w in caught)
+    return None, "; ".join(messages) or f"the score came out {value}"

@@ -57,7 +57,8 @@ def _span(values):
 
 def plot(result, figures_dir):
     """One panel per split and direction: every estimator's scores against n, each rescaled
-    to [0, 1], beside the measured AnB and AnB+ accuracies rescaled the same way."""
+    to [0, 1], beside the measured AnB and AnB+ accuracies rescaled the same way. An n/a
+    score leaves a gap, and the legend names its n."""
     groups = result["groups"]
     fig, axes = plt.subplots(
         1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False, sharey=True
@@ -66,13 +67,15 @@ def plot(result, figures_dir):
         layers = group["n"]
         for name, values in group["scores"].items():
             points = _normalized(values)
+            absent = [str(n) for n, v in zip(layers, values) if v is None]
             axis.plot(
                 layers,
                 [np.nan if v is None else v for v in points],
                 marker="o",
                 markersize=3,
                 linewidth=1,
-                label=NAMES.get(name, name),
+                label=NAMES.get(name, name)
+                + (f" (n/a at n = {', '.join(absent)})" if absent else ""),
             )
         for treatment, values in group["accuracy"].items():
             if any(v is not None for v in values):
@@ -104,7 +107,8 @@ def _counts(examples):
 
 
 def section(result):
-    """report.md's section on the estimators, or "" without scores."""
+    """report.md's section on the estimators, or "" without scores: the rank correlations,
+    a line per estimator, and each n/a score with its reason."""
     if result is None or not result["groups"]:
         return ""
     settings = result["settings"]
@@ -156,6 +160,16 @@ def section(result):
                 else f"cannot rank {label} ({mean['why']})"
             )
         lines.append(f"- {NAMES.get(name, name)}: " + "; ".join(words) + ".")
+    for g in result["groups"]:
+        for name in result["estimators"]:
+            for reason in g["unscored"].get(name, []):
+                seeds = reason["seeds"]
+                lines.append(
+                    f"- {NAMES.get(name, name)} n/a at n = {', '.join(map(str, reason['n']))} "
+                    f"({g['split']} {g['source']}->{g['target']}"
+                    + (f", seed {', '.join(map(str, seeds))}" if seeds else "")
+                    + f"): {reason['why']}."
+                )
     missing = [
         f"{g['split']} {g['source']}->{g['target']}"
         for g in result["groups"]

@@ -181,8 +181,8 @@ def render(result, command=None):
 
 
 def _pruning(pruned):
-    """The --prune section: which n were skipped, by which estimator, whether its order held
-    among the trained ones, and the cost saved."""
+    """The --prune section: which n were skipped, by which estimator (and where it was n/a,
+    with the reason), whether its order held among the trained ones, and the cost saved."""
     if not pruned:
         return []
     name = estimators.NAMES.get(pruned["estimator"], pruned["estimator"])
@@ -201,6 +201,10 @@ def _pruning(pruned):
         f"(best first); the {pruned['k']} best were trained: n = "
         f"{', '.join(map(str, pruned['trained']))}. Skipped: n = "
         f"{', '.join(map(str, pruned['skipped']))}.",
+        *(
+            f"- {name} is n/a at n = {u['n']} ({u['why']}): ranked below every score."
+            for u in pruned.get("unscored", [])  # absent from a choice made before n/a
+        ),
         "- Its order against the trained cut points' validation accuracy: "
         + "; ".join(orders)
         + " (+1: the same order as training's, -1: the reverse).",

@@ -15,6 +15,10 @@ workdir/scores.json (one entry per source, target and n), TensorBoard scalars
 (tensorboard/scores/<split>/<source>n<target>/seed<s>, one step per n), figures/estimators.png
 and one console line per cut. Entries already in scores.json for the same source weights and
 settings are kept, not computed again.
+
+An estimator that cannot score a cut (its error, a NaN, or features that are not finite)
+costs that one number: None in the entry's "scores", the reason under its "unscored", no
+TensorBoard point, last in --prune's ranking; every other score and stage goes on.
 """
 
 import dataclasses
@@ -137,7 +141,7 @@ def score_study(study, latest, log):
         "entries": entries,
     }
     os.makedirs(study.workdir, exist_ok=True)
-    path = write_scores(study.workdir, scores)
+    path = write_scores(study.workdir, json_safe(scores))
     _log_scalars(study.workdir, computed)  # kept entries have their events already
     log(f"scores: {path} ({scores['seconds']:.1f} s)")
     return scores
@@ -145,19 +149,27 @@ def score_study(study, latest, log):
 
 def prune(study, log):
     """--prune=K: scores the source model's cut points, keeps the K best n of --layers by
-    --prune_estimator (ties go to the lower n) and drops the other n's runs from the plan.
+    --prune_estimator (ties go to the lower n, n/a ranks last) and drops the other n's runs
+    from the plan.
 
     The choice goes into scores.json under "prune", which the recommendation reports.
     """
     s = study.experiment.scoring
     scores = score_study(study, {}, log)
-    by_n = {
-        entry["n"]: entry["scores"][s.prune_estimator]
-        for entry in scores["entries"]
-        if entry["source_run"] == SOURCE_MODEL
-    }
+    mine = [entry for entry in scores["entries"] if entry["source_run"] == SOURCE_MODEL]
+    by_n = {entry["n"]: entry["scores"].get(s.prune_estimator) for entry in mine}
+    unscored = [
+        {"n": e["n"], "why": e.get("unscored", {}).get(s.prune_estimator, "no reason recorded")}
+        for e in mine
+        if by_n[e["n"]] is None
+    ]
+
+    def rank(n):
+        """Best first: n/a after every score, ties to the lower n."""
+        return (True, 0.0, n) if by_n[n] is None else (False, -by_n[n], n)
+
     layers = study.experiment.grid.layers
-    ranked = sorted(layers, key=lambda n: (-by_n[n], n))
+    ranked = sorted(layers, key=rank)
     kept = sorted(ranked[: s.prune])
     runs = [spec for spec in study.runs if spec.treatment == treatments.BASE or spec.n in kept]
     scores["prune"] = {
@@ -165,15 +177,17 @@ def prune(study, log):
         "k": s.prune,
         "candidates": list(layers),
         "ranking": ranked,
+        "unscored": unscored,
         "trained": kept,
         "skipped": sorted(set(layers) - set(kept)),
         "networks_planned": len(study.runs),
         "networks_trained": len(runs),
         "scoring_seconds": scores["seconds"],
     }
-    write_scores(study.workdir, scores)
+    write_scores(study.workdir, json_safe(scores))
+    missing = "".join(f"; n/a at n={u['n']} ({u['why']}), ranked last" for u in unscored)
     log(
-        f"prune: {s.prune_estimator} ranks n={','.join(map(str, ranked))}; training n="
+        f"prune: {s.prune_estimator} ranks n={','.join(map(str, ranked))}{missing}; training n="
         f"{','.join(map(str, kept))} ({len(runs)} of {len(study.runs)} networks)"
     )
     study.runs = runs
@@ -206,18 +220,17 @@ def _score_source(study, source, settings, log):
     entries = []
     for n, name, maps in zip(layers, names, features):
         began = time.perf_counter()
+        # Non-finite maps skip PCA (which would raise): each estimator then names them.
         vectors = (
             estimators.reduce_features(maps, "pca", size=PCA_COMPONENTS)
-            if settings["reduction"] == "pca"
+            if settings["reduction"] == "pca" and np.all(np.isfinite(maps))
             else maps
         )
-        values = json_safe(
-            estimators.score(
-                vectors,
-                labels,
-                source_probabilities=probabilities,
-                estimators=settings["estimators"],
-            )
+        values, why = estimators.score_or_why(
+            vectors,
+            labels,
+            source_probabilities=probabilities,
+            estimators=settings["estimators"],
         )
         entries.append(
             {
@@ -232,6 +245,7 @@ def _score_source(study, source, settings, log):
                 "dims": int(vectors.shape[1]),
                 "examples": len(labels),
                 "scores": values,
+                "unscored": why,
                 "seconds": time.perf_counter() - began,
             }
         )
@@ -239,6 +253,10 @@ def _score_source(study, source, settings, log):
             f"{key} {'n/a' if value is None else format(value, '.4g')}"
             for key, value in values.items()
         )
+        reasons = {}
+        for key, reason in why.items():
+            reasons.setdefault(reason, []).append(key)
+        text += "".join(f"; {', '.join(keys)} n/a: {reason}" for reason, keys in reasons.items())
         log(f"score {source.label} n={n} ({name}, {vectors.shape[1]} dims): {text}")
     log(
         f"scored {source.label}: {len(layers)} cut points on {len(labels)} images in "
@@ -308,7 +326,8 @@ def _distribution(head):
 
 
 def _log_scalars(workdir, entries):
-    """The entries' scores as TensorBoard scalars, one step per n of each source."""
+    """The entries' scores as TensorBoard scalars, one step per n of each source; an n/a
+    score (None) has no point."""
     groups = {}
     for entry in entries:
         seed = "source_model" if entry["seed"] is None else f"seed{entry['seed']}"
@@ -326,5 +345,6 @@ def _log_scalars(workdir, entries):
         with writer.as_default():
             for entry in entries:
                 for name, value in entry["scores"].items():
-                    tf.summary.scalar(f"score/{name}", value, step=entry["n"])
+                    if value is not None:
+                        tf.summary.scalar(f"score/{name}", value, step=entry["n"])
         writer.close()

@@ -2,6 +2,9 @@
 
 Written by study/scoring.py (--mode=score, and --mode=all before it analyzes); read by the
 analysis, which sets the scores against the measured accuracies, and by --prune.
+
+An entry's score is null (n/a) where the estimator could not score that cut point; the entry's
+"unscored" holds the reason. No NaN is written, so the file stays valid JSON.
 """
 
 import os
