@@ -65,6 +65,32 @@ def test_twin_gets_the_new_state_and_a_fresh_optimizer():
     assert pool.twin(frozen) is frozen and pool.traced == 2
 
 
+def test_the_whole_network_stays_traced_while_frozen_runs_bring_a_suffix_per_n():
+    """The grid's order at each n: BnB (frozen), BnB+ (the whole network), AnB (frozen, the
+    same structure as BnB), then the next n; the whole network's twin must survive the next
+    n's new structure, or every n's first fine-tuned run retraces it."""
+    pool = training.CompiledModels()
+    solver = training.Solver(0.1, 0.9, 4, 2)
+
+    def compiled(model):
+        training.compile_model(model, solver)
+        return model
+
+    def whole():
+        return compiled(
+            models.build("caffenet_small", num_classes=5, input_shape=(28, 28, 1), widths=WIDTHS)
+        )
+
+    first = whole()
+    assert pool.twin(first) is first
+    for n in (3, 5):
+        frozen = compiled(surgery.transfer(whole(), n, "frozen"))
+        assert pool.twin(frozen) is frozen  # BnB: a new structure, traced
+        assert pool.twin(whole()) is first  # BnB+: the whole network, still kept
+        assert pool.twin(compiled(surgery.transfer(whole(), n, "frozen"))) is frozen  # AnB
+    assert pool.traced == 3
+
+
 def test_evaluator_equals_keras_evaluate_also_for_a_model_it_reuses():
     x, y = np.random.RandomState(0).rand(300, 28, 28, 1).astype("float32"), np.arange(300) % 5
     evaluator = training.Evaluator()

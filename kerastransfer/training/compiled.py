@@ -89,7 +89,10 @@ class CompiledModels:
     to the run's own model. The result equals training the new model itself.
     """
 
-    def __init__(self, size=2):
+    def __init__(self, size=3):
+        # Three: the whole network (bases, fine-tuned runs) stays kept while the frozen runs
+        # of each n bring a new suffix; with two, every n's first fine-tuned run traced the
+        # whole network again (about 1.5 s of a 10 s run: issue 27, lever 3).
         self._kept = _KeptModels(size)  # signature -> (model, optimizer start state)
 
     @property
