@@ -157,6 +157,16 @@ def test_the_report_opens_with_its_findings_and_warns_when_bases_were_still_impr
     plain = [r for r in records if r["treatment"] != treatments.LONG_BASE]
     assert not summary.analyze(plain)["base_convergence"]["improving"]
     assert "Warning" not in report.render_report(summary.analyze(plain))
+    # A validation curve still climbing at its end is a warning too (k = 2: 0.80 vs 0.74).
+    for r in plain:
+        if r["treatment"] == "base":
+            r |= {"k": 2, "val_history": [[25, 0.70], [50, 0.78], [75, 0.80], [100, 0.80]]}
+    rising = summary.analyze(plain)["base_convergence"]
+    assert rising["improving"] and rising["long_base"] is None
+    assert abs(rising["late_gain"]["mean"] - 6.0) < 1e-9 and rising["late_gain"]["ci"] is None
+    assert "last validation accuracies were +6.00 points" in report.render_report(
+        summary.analyze(plain)
+    )
 
 
 def test_the_compute_matched_base_trains_on_from_its_own_base(tmp_path):

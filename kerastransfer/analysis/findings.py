@@ -331,9 +331,8 @@ def base_convergence(records):
     `late_gain`: per base network, the mean of its last k validation accuracies minus the mean
     of the k before them (k = best_k), in points, summarized over bases; `long_base`: the
     compute-matched bases against their own bases, over base networks. `improving` is True
-    when the compute-matched bases beat their bases (the CI above 0), or, without them, when
-    the mean late gain is over NEGLIGIBLE_POINTS; then "BnB beats its base" may be extra
-    training rather than transfer.
+    when either shows a gain: its CI above 0 (a late gain without a CI: its mean over
+    NEGLIGIBLE_POINTS); then "BnB beats its base" may be extra training rather than transfer.
     """
     gains = []
     for r in records:
@@ -345,10 +344,11 @@ def base_convergence(records):
     matched, _ = matched_points(records)
     longer = over_units(select(matched, LONG_BASE, None, None))
     late_gain = summarize(gains) if gains else None
-    if longer["units"]:
-        improving = longer["ci"] is not None and longer["ci"][0] > 0
-    else:
-        improving = late_gain is not None and late_gain["mean"] > NEGLIGIBLE_POINTS
+    improving = bool(longer["ci"] and longer["ci"][0] > 0)
+    if late_gain and late_gain["ci"]:
+        improving = improving or late_gain["ci"][0] > 0
+    elif late_gain:
+        improving = improving or late_gain["mean"] > NEGLIGIBLE_POINTS
     return {
         "late_gain": late_gain,
         "long_base": without_ids(longer) if longer["units"] else None,
