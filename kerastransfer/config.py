@@ -1,9 +1,11 @@
-"""The resolved experiment: nested sections, one source of defaults, validated once.
+"""The resolved experiment: nested sections, each setting declared once, validated once.
 
 `Experiment` holds the study's whole configuration in sections (data, model, solver, grid,
-scale_out, tuning, export, analysis). Every command-line flag is one field of one section and
-has the same name; flags.py takes each flag's default from here, so every default is written
-once. The resolved experiment is stored as workdir/config.json and read back by
+scale_out, tuning, export, analysis, scoring). Every command-line flag is one field of one
+section (or of `Experiment` itself) and has the same name; the field is the flag's only
+declaration: `setting` puts its default, help, kind, allowed values, per-field checks and
+whether it changes a finished run's meaning in one place, and flags.py defines the absl flags
+from it. The resolved experiment is stored as workdir/config.json and read back by
 `Experiment.from_json`.
 
 Every check here raises `UsageError` with a one-line message naming the flag, the bad value
@@ -16,128 +18,551 @@ import os
 from kerastransfer import treatments
 from kerastransfer.errors import UsageError
 
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """Which images, which class splits, and what is held out for validation."""
-
-    dataset: str = "fashion_mnist"
-    manual_dir: str | None = None
-    data_dir: str | None = None
-    image_dir: str | None = None
-    splits: tuple = ("random:0",)
-    validation_fraction: float = 0.1
-    examples_per_class: int = 0
-    max_examples_per_class: int = 0
-    eval_split: str = "validation"
+# A setting's kind: which absl flag flags.py defines for it (INTS and STRINGS are both
+# comma-separated lists; from_flags turns INTS into integers).
+BOOL, INT, FLOAT, STRING, INTS, STRINGS, ENUM = (
+    "bool",
+    "int",
+    "float",
+    "string",
+    "ints",
+    "strings",
+    "enum",
+)
+_SCALAR_KINDS = {bool: BOOL, int: INT, float: FLOAT, str: STRING, type(None): STRING}
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """The network: an architecture of models/, or a user's own source model."""
-
-    arch: str = "caffenet_small"
-    widths: tuple = ()
-    image_size: int = 0
-    dropout: float = 0.5
-    source_model: str | None = None
-    source_weights: str | None = None
-    cut_layers: tuple = ()
-    cut_every: int = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class SolverConfig:
-    """How every network trains: the paper's SGD solver, scaled by these values."""
-
-    epochs: float = 2.0
-    train_steps: int = 0
-    batch_size: int = 128
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_decay_steps: int = 0
-    bias_lr_multiplier: float = 1.0
-    eval_every: int = 0
-    best_k: int = 5
-    fine_tune_lr_scale: float = 1.0
+def setting(default, help, *, kind=None, choices=None, result=False, check=()):
+    """A flag's one declaration: a dataclass field with its default and, in its metadata, the
+    help text, kind (from `choices` or the default's type; lists must name INTS or STRINGS),
+    allowed values, checks (`check(flag, value, default)`, one or a tuple, raise UsageError)
+    and `result`: whether the flag changes what a finished run computed (RESULT_FLAGS)."""
+    if choices is not None:
+        kind = ENUM
+    elif kind is None:
+        if type(default) not in _SCALAR_KINDS:
+            raise TypeError(f"setting({default!r}, ...) is a list: pass kind=INTS or STRINGS")
+        kind = _SCALAR_KINDS[type(default)]
+    return dataclasses.field(
+        default=default,
+        metadata={
+            "help": help,
+            "kind": kind,
+            "choices": tuple(choices) if choices is not None else None,
+            "result": result,
+            "checks": check if isinstance(check, tuple) else (check,),
+        },
+    )
 
 
-@dataclasses.dataclass(frozen=True)
-class GridConfig:
-    """Which networks the study trains, and what a failed run or damaged file does."""
-
-    layers: tuple = (1, 2, 3, 4, 5, 6, 7)
-    treatments: tuple = treatments.PAPER_NAMES
-    design: str = "grid"
-    directions: str = "AB"
-    seeds: tuple = (0,)
-    seed_offset: int = 0
-    cache_frozen: bool = True
-    cache_budget_mb: int = 2048
-    on_failure: str = "continue"
-    on_corrupt_weights: str = "redo"
-    deterministic: bool = False
+def settings(cls):
+    """The setting fields of a dataclass, in declaration order (Experiment's sections are
+    fields too, but not settings)."""
+    return [field for field in dataclasses.fields(cls) if "kind" in field.metadata]
 
 
-@dataclasses.dataclass(frozen=True)
-class ScaleOutConfig:
-    """Devices, machines, precision, and the grid split between processes."""
-
-    strategy: str = "auto"
-    mixed_precision: str = "none"
-    runs_in_flight: int = 1
-    num_shards: int = 1
-    shard_index: int = 0
-    runs: tuple = ()
-    wait_timeout: int = 86400
-    poll_seconds: int = 30
+def result_flags(*classes):
+    """The names of the settings of `classes` declared with result=True."""
+    return tuple(
+        field.name for cls in classes for field in settings(cls) if field.metadata["result"]
+    )
 
 
-@dataclasses.dataclass(frozen=True)
-class TuningConfig:
-    """--mode=tune: the keras-tuner searches."""
-
-    tuner: str = "bayesian"
-    max_trials: int = 10
-    tune_seconds: int = 0
-    tune_n: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportConfig:
-    """Which run is exported for TF-Serving, where, and what its signatures accept."""
-
-    export_run: str | None = None
-    export_dir: str | None = None
-    export_treatments: tuple = treatments.FROM_OTHER_HALF
-    model_name: str = "kerastransfer"
-    # A 24-megapixel camera photo fits; decoded, one such RGB file takes 75 MB.
-    export_max_image_pixels: int = 25_000_000
-    export_max_batch: int = 64
+def check_settings(section):
+    """Runs every setting's own checks on a section (or Experiment) instance: its allowed
+    values (in absl's words, as the command line never gets here with another) and `check`."""
+    for field in settings(type(section)):
+        value = getattr(section, field.name)
+        choices = field.metadata["choices"]
+        if choices is not None and value not in choices:
+            raise UsageError(
+                f"flag --{field.name}={value}: value should be one of <{'|'.join(choices)}>"
+            )
+        for check in field.metadata["checks"]:
+            check(field.name, value, field.default)
 
 
-@dataclasses.dataclass(frozen=True)
-class AnalysisConfig:
-    """--mode=analyze on other results, and the paper's numbers on the figures."""
+# Per-field checks for `setting(check=...)`.
 
-    results: str | None = None
-    reference: str = "none"
+
+def positive(flag, value, default):
+    if not value > 0:
+        raise UsageError(f"--{flag}={value} must be positive, e.g. --{flag}={default}")
+
+
+def non_negative(flag, value, default):
+    if value < 0:
+        raise UsageError(f"--{flag}={value} must be 0 or more")
+
+
+def below_one(*, zero):
+    """In [0, 1) when `zero` is allowed, else in (0, 1)."""
+
+    def check(flag, value, default):
+        above_low = value >= 0 if zero else value > 0
+        if not (above_low and value < 1):
+            raise UsageError(f"--{flag}={value} must be in {'[' if zero else '('}0, 1)")
+
+    return check
+
+
+def at_most(limit):
+    def check(flag, value, default):
+        if value > limit:
+            raise UsageError(
+                f"--{flag}={value} is over {limit}; use a smaller limit, e.g. the default {default}"
+            )
+
+    return check
+
+
+def all_positive(flag, values, default):
+    if values and min(values) < 1:
+        raise UsageError(f"--{flag}={','.join(map(str, values))} must all be positive")
+
+
+def non_empty(example):
+    def check(flag, values, default):
+        if not values:
+            raise UsageError(f"--{flag} is empty; pass e.g. --{flag}={example}")
+
+    return check
+
+
+def distinct(what):
+    def check(flag, values, default):
+        if len(set(values)) != len(values):
+            raise UsageError(f"--{flag}={','.join(map(str, values))} repeats {what}")
+
+    return check
+
+
+def each_in(names):
+    def check(flag, values, default):
+        for name in values:
+            if name not in names:
+                raise UsageError(f"unknown --{flag} value {name!r}; use any of {', '.join(names)}")
+
+    return check
+
+
+def _blocks_from_one(flag, values, default):
+    for n in values:
+        if n < 1:
+            raise UsageError(
+                f"--{flag} value n={n} is out of range: layers start at 1 "
+                "(n=0 is the base network, trained anyway)"
+            )
+
+
+def _keeps_every_cut_at_one(flag, value, default):
+    if value < 1:
+        raise UsageError(f"--{flag}={value} must be 1 or more (1 keeps every cut)")
 
 
 # The transferability estimators of analysis/estimators.py, by their flag names.
 ESTIMATORS = ("logme", "hscore", "transrate", "linear_probe", "knn", "leep")
 
 
+def _known_estimators(flag, value, default):
+    for name in (value,) if isinstance(value, str) else value:
+        if name not in ESTIMATORS:
+            raise UsageError(
+                f"unknown estimator {name!r} in --estimators or --prune_estimator; use any of "
+                f"{','.join(ESTIMATORS)}"
+            )
+
+
+# The largest --export_max_image_pixels: width times height stays far from int64's limit.
+MAX_IMAGE_PIXELS_LIMIT = 2**31 - 1
+# --directions: the halves the grid's networks target.
+DIRECTIONS = {"AB": ("B",), "BA": ("A",), "both": ("B", "A")}
+# --design: every cell for every base network, or only the cells the findings read.
+DESIGNS = ("grid", "findings")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which images, which class splits, and what is held out for validation."""
+
+    dataset: str = setting(
+        "fashion_mnist",
+        "fashion_mnist (local Debian files), "
+        "tfds:NAME (any TFDS image classification dataset), imagenet2012, "
+        "or image_folder (with --image_dir).",
+        result=True,
+    )
+    manual_dir: str | None = setting(
+        None,
+        "TFDS manual dir: the Fashion-MNIST IDX files "
+        "(default /usr/share/datasets/fashion-mnist) or the ImageNet tars.",
+    )
+    data_dir: str | None = setting(None, "TFDS data dir where prepared datasets are cached.")
+    image_dir: str | None = setting(None, "For --dataset=image_folder: one folder per class.")
+    splits: tuple = setting(
+        ("random:0",),
+        "Class splits: random:SEED, dissimilar, "
+        "file:PATH (A's class ids; B the complement), file:PATH_A+PATH_B, or all "
+        "(every class is the target: the paper's random-features networks).",
+        kind=STRINGS,
+        check=non_empty("random:0,dissimilar"),
+    )
+    validation_fraction: float = setting(
+        0.1,
+        "Share of each class's training examples "
+        "held out for validation (the best-k metric and model selection).",
+        result=True,
+        check=below_one(zero=False),
+    )
+    examples_per_class: int = setting(
+        0,
+        "Reduced-volume study: keep the first k training examples of each class (0 = all).",
+        result=True,
+        check=non_negative,
+    )
+    max_examples_per_class: int = setting(
+        0,
+        "Cap train/validation/test examples per class (0 = no cap); for smoke runs.",
+        result=True,
+        check=non_negative,
+    )
+    eval_split: str = setting(
+        "validation",
+        "Data of the evaluation "
+        "every --eval_every steps (the best-k metric, model selection): validation = "
+        "the held-out --validation_fraction of the training images; test = the "
+        "source's test split (imagenet2012: the official validation set, where the "
+        "paper measured).",
+        choices=("validation", "test"),
+        result=True,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The network: an architecture of models/, or a user's own source model."""
+
+    arch: str = setting(
+        "caffenet_small",
+        "caffenet, caffenet_small, or a keras.applications backbone: resnet50/101/152(_v2), "
+        "mobilenet_v2, mobilenet_v3_small/large, efficientnet_b0..b7, "
+        "efficientnet_v2_b0..b3/s/m/l, "
+        "convnext_tiny/small/base/large/xlarge, densenet121/169/201.",
+        result=True,
+    )
+    widths: tuple = setting(
+        (),
+        "caffenet_small: conv1..conv5 filters, fc6, fc7 units (7 ints; empty = defaults).",
+        kind=INTS,
+        result=True,
+        check=all_positive,
+    )
+    image_size: int = setting(
+        0,
+        "Model input height and width (0 = the dataset's own size; caffenet uses 227).",
+        result=True,
+    )
+    dropout: float = setting(
+        0.5, "Dropout after fc6 and fc7.", result=True, check=below_one(zero=True)
+    )
+    source_model: str | None = setting(
+        None,
+        "A trained functional Keras model (.keras), or keras_hub:PATH for a keras-hub preset "
+        "directory (the hub extra), to transfer from; turns the study into: for each n, frozen "
+        "and fine-tuned transfer to --dataset/--image_dir, plus a from-scratch baseline.",
+        result=True,
+    )
+    source_weights: str | None = setting(
+        None,
+        "With --arch=<a keras.applications backbone, e.g. resnet50>: a local weights file of "
+        "the backbone without its top, to transfer from (same study as --source_model).",
+        result=True,
+    )
+    cut_layers: tuple = setting(
+        (),
+        "Layer names that end blocks 1, 2, ... of the source model (default: the ends of its "
+        "stages, or its transformer blocks; one block per weight layer below the head for a "
+        "plain chain of layers).",
+        kind=STRINGS,
+        result=True,
+    )
+    cut_every: int = setting(
+        1,
+        "Own-model study: keep every K-th of the source model's default cut points (e.g. 3: a "
+        "12-block ViT's blocks 3, 6, 9, 12); the last is always kept. 1 keeps them all.",
+        result=True,
+        check=_keeps_every_cut_at_one,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverConfig:
+    """How every network trains: the paper's SGD solver, scaled by these values."""
+
+    epochs: float = setting(
+        2.0,
+        "Training length of every network, in epochs of its half's training set.",
+        result=True,
+        check=positive,
+    )
+    train_steps: int = setting(
+        0, "Training length in steps; overrides --epochs.", result=True, check=non_negative
+    )
+    batch_size: int = setting(
+        128, "Global batch size (split across replicas).", result=True, check=positive
+    )
+    learning_rate: float = setting(
+        0.01, "Initial learning rate for the global batch.", result=True, check=positive
+    )
+    momentum: float = setting(0.9, "SGD momentum.", result=True, check=below_one(zero=True))
+    weight_decay: float = setting(
+        5e-4, "Caffe-style weight decay on kernels.", result=True, check=non_negative
+    )
+    lr_decay_steps: int = setting(
+        0,
+        "Divide the learning rate by 10 every this many "
+        "steps (0 = the paper's ratio: every 100/450 of training).",
+        result=True,
+        check=non_negative,
+    )
+    bias_lr_multiplier: float = setting(
+        1.0, "Learning-rate multiplier for biases (Caffe used 2).", result=True
+    )
+    eval_every: int = setting(
+        0,
+        "Evaluate validation accuracy every this many steps (0 = 8 evaluations per run).",
+        result=True,
+        check=non_negative,
+    )
+    best_k: int = setting(
+        5,
+        "The paper's metric: mean of the k best validation evaluations (paper: 10).",
+        check=positive,
+    )
+    fine_tune_lr_scale: float = setting(
+        1.0,
+        "Fine-tuned runs (BnB+, AnB+) train with "
+        "--learning_rate times this (1 = the paper: one solver for all).",
+        result=True,
+        check=positive,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class GridConfig:
+    """Which networks the study trains, and what a failed run or damaged file does."""
+
+    layers: tuple = setting(
+        (1, 2, 3, 4, 5, 6, 7),
+        "Values of n: transfer the first n blocks.",
+        kind=INTS,
+        check=_blocks_from_one,
+    )
+    treatments: tuple = setting(
+        treatments.PAPER_NAMES,
+        "Which transferred networks to train: " + ", ".join(treatments.NAMES) + " (base_long: "
+        "the compute-matched base, the base trained on for as many more steps as a transferred "
+        "network trains).",
+        kind=STRINGS,
+        check=each_in(treatments.NAMES),
+    )
+    design: str = setting(
+        "grid",
+        "Which cells each base network (split x target half x seed) trains: grid = every "
+        "treatment at every n of --layers; findings = only the cells the five findings read "
+        "(kerastransfer/designs.py), plus the whole grid for the first base network (Figure 2).",
+        choices=DESIGNS,
+    )
+    directions: str = setting(
+        "AB",
+        "Which way the grid transfers: AB = every network targets half B (AnB "
+        "copies base A); BA = every network targets half A (BnA copies base B); "
+        "both = the paper's design (both ways, pooled in the analysis).",
+        choices=DIRECTIONS,
+    )
+    seeds: tuple = setting((0,), "Initialization seeds; every run is repeated per seed.", kind=INTS)
+    seed_offset: int = setting(0, "Added to every initialization seed.", result=True)
+    cache_frozen: bool = setting(True, "Train frozen runs on cached prefix outputs.")
+    cache_budget_mb: int = setting(
+        2048,
+        "Memory for cached frozen-prefix features; "
+        "beyond it they go to a tf.data file cache in the workdir.",
+        check=non_negative,
+    )
+    on_failure: str = setting(
+        "continue",
+        "When a run fails (its loss "
+        "became NaN or infinite): continue with the runs that do not depend on it, "
+        "or stop the grid (exit status 1).",
+        choices=("continue", "stop"),
+    )
+    on_corrupt_weights: str = setting(
+        "redo",
+        "When a finished run's "
+        "weights file is missing, truncated or fails its checksum: train the run "
+        "again, or stop with an error naming the file.",
+        choices=("redo", "error"),
+    )
+    deterministic: bool = setting(
+        False,
+        "TensorFlow op determinism and fixed seeds: the same "
+        "command on the same machine gives the same metrics (slower on GPUs).",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleOutConfig:
+    """Devices, machines, precision, and the grid split between processes."""
+
+    strategy: str = setting(
+        "auto",
+        "tf.distribute strategy; auto = mirrored when several GPUs are visible; "
+        "multi_worker = MultiWorkerMirroredStrategy over the machines in TF_CONFIG.",
+        choices=("auto", "one_device", "mirrored", "multi_worker"),
+    )
+    mixed_precision: str = setting(
+        "none",
+        "Keras mixed-precision policy: compute in 16 bits, keep variables and the "
+        "softmax head in float32 (mixed_float16 adds loss scaling). auto: "
+        "mixed_bfloat16 on a machine without GPUs whose kind of CPU (AMX or AVX512_BF16) "
+        "passed the precision test (BENCHMARKS.md; training/strategies.py "
+        "BFLOAT16_VERDICTS), else none; config.json and the records store the policy it "
+        "stood for.",
+        choices=("none", "auto", "mixed_bfloat16", "mixed_float16"),
+        result=True,
+    )
+    runs_in_flight: int = setting(
+        1,
+        "Runs trained at once in this process, each in its own thread (with the default "
+        "strategy; 1 under mirrored and multi_worker). Each run ends exactly as trained alone; "
+        "on a 2-core CPU two at once were no faster (BENCHMARKS.md, levers).",
+        check=positive,
+    )
+    num_shards: int = setting(
+        1,
+        "Split the grid's runs between this many independent "
+        "processes sharing --workdir (a SLURM array, a Kubernetes Indexed Job).",
+    )
+    shard_index: int = setting(0, "Which shard this process is, 0..--num_shards-1.")
+    runs: tuple = setting(
+        (),
+        "Train only these run ids (e.g. random0/base/A/seed0,"
+        "random0/transfer/n3/seed0); with --num_shards they are split again.",
+        kind=STRINGS,
+        check=distinct("a run id"),
+    )
+    wait_timeout: int = setting(
+        86400,
+        "Seconds a shard waits for a base network that "
+        "another process trains before it gives up (exit status 1).",
+    )
+    poll_seconds: int = setting(30, "How often a waiting shard rereads results.jsonl.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningConfig:
+    """--mode=tune: the keras-tuner searches."""
+
+    tuner: str = setting(
+        "bayesian",
+        "keras-tuner search of "
+        "--mode=tune: Bayesian optimization, or Hyperband (training length is its "
+        "budget).",
+        choices=("bayesian", "hyperband"),
+    )
+    max_trials: int = setting(
+        10,
+        "--mode=tune: at most this many trials in each of the "
+        "two searches (base network, then AnB+ fine-tuning).",
+        check=positive,
+    )
+    tune_seconds: int = setting(
+        0,
+        "--mode=tune: wall-clock budget of each search in "
+        "seconds; no new trial starts once it is spent (0 = no limit).",
+        check=non_negative,
+    )
+    tune_n: int = setting(
+        0,
+        "--mode=tune: the n of the AnB+ fine-tuning search (0 = the middle block of the network).",
+        check=non_negative,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """Which run is exported for TF-Serving, where, and what its signatures accept."""
+
+    export_run: str | None = setting(None, "Export this run id instead of the best one.")
+    export_dir: str | None = setting(None, "Export base directory (default workdir/export).")
+    export_treatments: tuple = setting(
+        treatments.FROM_OTHER_HALF,
+        "Treatments the best exported model is chosen from.",
+        kind=STRINGS,
+        check=each_in(treatments.NAMES),
+    )
+    model_name: str = setting("kerastransfer", "Model name in the TF-Serving layout.")
+    # A 24-megapixel camera photo fits; decoded, one such RGB file takes 75 MB.
+    export_max_image_pixels: int = setting(
+        25_000_000,
+        "Largest image (width x height) the exported predict_image_bytes signature decodes; "
+        "larger files are refused from their header. Recorded in metadata.json.",
+        check=(positive, at_most(MAX_IMAGE_PIXELS_LIMIT)),
+    )
+    export_max_batch: int = setting(
+        64,
+        "Most images one request to the exported model may carry; also max_batch_size in the "
+        "export's batching_parameters.txt.",
+        check=positive,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+    """--mode=analyze on other results, and the paper's numbers on the figures."""
+
+    results: str | None = setting(
+        None,
+        "For --mode=analyze: a CSV in the paper's columns instead of the workdir's results.jsonl.",
+    )
+    reference: str = setting(
+        "none", "Overlay the paper's numbers on the figures.", choices=("none", "yosinski2014")
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class ScoringConfig:
     """Transferability estimators on every cut point (--mode=score), and --prune."""
 
-    estimators: tuple = ESTIMATORS
-    score_examples: int = 2000
-    score_reduction: str = "pca"
-    prune: int = 0
-    prune_estimator: str = "logme"
+    estimators: tuple = setting(
+        ESTIMATORS,
+        "Estimators that score every cut point without training: logme, hscore, transrate, "
+        "linear_probe, knn, leep (the source head's probabilities). Empty: --mode=all scores "
+        "nothing.",
+        kind=STRINGS,
+        check=_known_estimators,
+    )
+    score_examples: int = setting(
+        2000,
+        "Target training images the estimators see (drawn once with seed 0).",
+        check=positive,
+    )
+    score_reduction: str = setting(
+        "pca",
+        "How a cut point's feature maps become one vector per image: pca = the flattened maps "
+        "on their first 64 principal components; gap = the mean of each channel over the "
+        "spatial positions (cheaper, but on the default study it lost the ranking: README).",
+        choices=("gap", "pca"),
+    )
+    prune: int = setting(
+        0,
+        "Own-model study: score every n of --layers first, then train only the K best-scoring "
+        "cut points (frozen and fine-tuned, all seeds) and the scratch baseline. 0 = train all.",
+        check=non_negative,
+    )
+    prune_estimator: str = setting(
+        "logme", "The estimator whose ranking --prune follows.", check=_known_estimators
+    )
 
 
 SECTIONS = {
@@ -155,12 +580,26 @@ SECTIONS = {
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """One study: where it runs, what it trains and how. Built by `from_flags` or `from_json`."""
+    """One study: where it runs, what it trains and how. Built by `from_flags`, `replace` or
+    `from_json`, which all validate it."""
 
-    workdir: str | None = None
-    mode: str = "all"
-    overwrite: bool = False
-    verbose: bool = False
+    workdir: str | None = setting(
+        None,
+        "Directory for results, weights, TensorBoard logs, "
+        "analysis, report and export. Re-running resumes it.",
+    )
+    mode: str = setting(
+        "all",
+        "all = train grid, score, analyze, export; or one stage on an existing workdir "
+        "(score: transferability estimators on every cut point, no training).",
+        choices=("all", "train", "analyze", "export", "tune", "score"),
+    )
+    overwrite: bool = setting(
+        False,
+        "Start the workdir over when its config changed "
+        "(results.jsonl is kept as a timestamped backup).",
+    )
+    verbose: bool = setting(False, "Keras progress bar inside each run (terminals only).")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     solver: SolverConfig = SolverConfig()
@@ -186,25 +625,28 @@ class Experiment:
 
     @classmethod
     def from_json(cls, stored):
-        """The Experiment of a stored config.json's "experiment" object.
+        """The validated Experiment of a stored config.json's "experiment" object.
 
         Reads the nested form this version writes and the flat form of earlier versions
         (one key per flag); a key unknown to this version is ignored, a missing one takes
-        its default.
+        its default. The stored workdir is not checked: it names where the study first ran,
+        which need not be where it lies now.
         """
         values = flat_values(stored)
-        return build(
-            {
-                name: value
-                for name, value in values.items()
-                if name in FLAG_SECTIONS or name in TOP_LEVEL
-            },
+        experiment = build(
+            {name: value for name, value in values.items() if name in SETTINGS},
             workdir=values.get("workdir", ""),
         )
+        validate(experiment, workdir=False)
+        return experiment
 
     def replace(self, **values):
-        """A copy with some flags changed, each named by its flag (e.g. batch_size=64)."""
-        return build({**self.flat(), **values}, workdir=values.get("workdir", self.workdir))
+        """A validated copy with some flags changed, each named by its flag (e.g.
+        batch_size=64); the workdir is not checked (library code and tests copy experiments
+        whose workdir no command named, e.g. Experiment() with none)."""
+        experiment = build({**self.flat(), **values}, workdir=values.get("workdir", self.workdir))
+        validate(experiment, workdir=False)
+        return experiment
 
     def flat(self):
         """{flag name: value} for every flag."""
@@ -216,56 +658,25 @@ class Experiment:
         return {name: flat[name] for name in RESULT_FLAGS}
 
 
-# Flag name -> the section that holds it; top-level fields are not in a section.
-FLAG_SECTIONS = {
-    field.name: section for section, cls in SECTIONS.items() for field in dataclasses.fields(cls)
+# Every setting by flag name; top-level ones are fields of Experiment, not of a section.
+SETTINGS = {
+    field.name: field for cls in (Experiment, *SECTIONS.values()) for field in settings(cls)
 }
-TOP_LEVEL = ("workdir", "mode", "overwrite", "verbose")
-
+TOP_LEVEL = tuple(field.name for field in settings(Experiment))
+# Flag name -> the section that holds it.
+FLAG_SECTIONS = {
+    field.name: section for section, cls in SECTIONS.items() for field in settings(cls)
+}
 # Flags that change what a finished run computed: resuming a workdir with other values of
 # these would mix incomparable runs, so the runner refuses unless --overwrite.
-RESULT_FLAGS = (
-    "dataset",
-    "arch",
-    "widths",
-    "image_size",
-    "dropout",
-    "validation_fraction",
-    "examples_per_class",
-    "max_examples_per_class",
-    "epochs",
-    "train_steps",
-    "batch_size",
-    "learning_rate",
-    "momentum",
-    "weight_decay",
-    "lr_decay_steps",
-    "bias_lr_multiplier",
-    "eval_every",
-    "seed_offset",
-    "source_model",
-    "source_weights",
-    "cut_layers",
-    "cut_every",
-    "fine_tune_lr_scale",
-    "eval_split",
-    "mixed_precision",
-)
-# The largest --export_max_image_pixels: width times height stays far from int64's limit.
-MAX_IMAGE_PIXELS_LIMIT = 2**31 - 1
-# --directions: the halves the grid's networks target.
-DIRECTIONS = {"AB": ("B",), "BA": ("A",), "both": ("B", "A")}
-# --design: every cell for every base network, or only the cells the findings read.
-DESIGNS = ("grid", "findings")
+RESULT_FLAGS = result_flags(Experiment, *SECTIONS.values())
 # Flags that are lists of integers.
-INT_LISTS = ("layers", "seeds", "widths")
+INT_LISTS = tuple(name for name, field in SETTINGS.items() if field.metadata["kind"] == INTS)
 
 
 def default(name):
-    """The default value of flag `name`: the one place defaults are written is above."""
-    if name in TOP_LEVEL:
-        return Experiment.__dataclass_fields__[name].default
-    return SECTIONS[FLAG_SECTIONS[name]].__dataclass_fields__[name].default
+    """The default value of flag `name`, from its one declaration above."""
+    return SETTINGS[name].default
 
 
 def flat_values(stored):
@@ -306,8 +717,8 @@ def _ints(flag, values):
 
 
 def from_flags(flag_values):
-    """Builds and validates an Experiment from parsed absl flags."""
-    values = {name: flag_values[name].value for name in (*TOP_LEVEL, *FLAG_SECTIONS)}
+    """Builds and validates an Experiment from parsed absl flags, its workdir included."""
+    values = {name: flag_values[name].value for name in SETTINGS}
     for name in INT_LISTS:
         values[name] = _ints(name, values[name])
     experiment = build(values, workdir=values.pop("workdir"))
@@ -315,62 +726,18 @@ def from_flags(flag_values):
     return experiment
 
 
-def validate(experiment):
-    """Checks values absl cannot check by itself; raises UsageError naming the flag."""
+def validate(experiment, *, workdir=True):
+    """Checks values absl cannot check by itself; raises UsageError naming the flag.
+
+    Each setting's own checks come from its declaration; the checks below involve several
+    flags. `workdir=False` skips the checks of the workdir path, a fact about this machine
+    when a command names it (from_flags), not about the configuration.
+    """
     e = experiment
-    if not e.workdir:
-        raise UsageError("--workdir is required: pass a directory for the study's results")
-    flat = e.flat()
-    for flag in (
-        "epochs",
-        "batch_size",
-        "learning_rate",
-        "best_k",
-        "max_trials",
-        "fine_tune_lr_scale",
-        "runs_in_flight",
-        "score_examples",
-        "export_max_image_pixels",
-        "export_max_batch",
-    ):
-        if not flat[flag] > 0:
-            raise UsageError(
-                f"--{flag}={flat[flag]} must be positive, e.g. --{flag}={default(flag)}"
-            )
-    for flag in (
-        "train_steps",
-        "eval_every",
-        "lr_decay_steps",
-        "weight_decay",
-        "examples_per_class",
-        "max_examples_per_class",
-        "cache_budget_mb",
-        "tune_seconds",
-        "tune_n",
-        "prune",
-    ):
-        if flat[flag] < 0:
-            raise UsageError(f"--{flag}={flat[flag]} must be 0 or more")
-    if not 0 <= e.model.dropout < 1:
-        raise UsageError(f"--dropout={e.model.dropout} must be in [0, 1)")
-    if not 0 < e.data.validation_fraction < 1:
-        raise UsageError(f"--validation_fraction={e.data.validation_fraction} must be in (0, 1)")
-    if not 0 <= e.solver.momentum < 1:
-        raise UsageError(f"--momentum={e.solver.momentum} must be in [0, 1)")
-    for flag in ("treatments", "export_treatments"):
-        for name in flat[flag]:
-            if name not in treatments.NAMES:
-                raise UsageError(
-                    f"unknown --{flag} value {name!r}; use any of {', '.join(treatments.NAMES)}"
-                )
-    if not e.data.splits:
-        raise UsageError("--splits is empty; pass e.g. --splits=random:0,dissimilar")
-    for n in e.grid.layers:
-        if n < 1:
-            raise UsageError(
-                f"--layers value n={n} is out of range: layers start at 1 "
-                "(n=0 is the base network, trained anyway)"
-            )
+    if workdir:
+        _validate_workdir(e.workdir)
+    for section in (e, *(getattr(e, name) for name in SECTIONS)):
+        check_settings(section)
     layers, seeds = e.grid.layers, e.grid.seeds
     if len(set(layers)) != len(layers) or len(set(seeds)) != len(seeds):
         raise UsageError(
@@ -383,26 +750,27 @@ def validate(experiment):
             f"--widths={','.join(map(str, widths))} needs 7 values: conv1.."
             "conv5 filters, fc6 and fc7 units"
         )
-    if widths and min(widths) < 1:
-        raise UsageError(f"--widths={','.join(map(str, widths))} must all be positive")
-    if os.path.exists(e.workdir) and not os.path.isdir(e.workdir):
-        raise UsageError(f"--workdir={e.workdir} is a file, not a directory; pass a directory path")
-    if e.export.export_max_image_pixels > MAX_IMAGE_PIXELS_LIMIT:
-        raise UsageError(
-            f"--export_max_image_pixels={e.export.export_max_image_pixels} is over "
-            f"{MAX_IMAGE_PIXELS_LIMIT}; use a smaller limit, e.g. the default "
-            f"{default('export_max_image_pixels')}"
-        )
     _validate_scale_out(e)
     _validate_scoring(e)
     _validate_cuts(e)
 
 
+def _validate_workdir(workdir):
+    """--workdir is given, not a file, and not a URL."""
+    if not workdir:
+        raise UsageError("--workdir is required: pass a directory for the study's results")
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise UsageError(f"--workdir={workdir} is a file, not a directory; pass a directory path")
+    if "://" in workdir:
+        raise UsageError(
+            f"--workdir={workdir} is a URL; the workdir must be a local or "
+            "NFS directory (results.jsonl is appended under a file lock)"
+        )
+
+
 def _validate_cuts(e):
     """--cut_every thins a given model's own cut points; it has no meaning elsewhere."""
     m = e.model
-    if m.cut_every < 1:
-        raise UsageError(f"--cut_every={m.cut_every} must be 1 or more (1 keeps every cut)")
     if m.cut_every > 1 and not e.own_model:
         raise UsageError(
             f"--cut_every={m.cut_every} thins the cut points of a given source model: pass "
@@ -416,14 +784,8 @@ def _validate_cuts(e):
 
 
 def _validate_scoring(e):
-    """Estimator names, and --prune: an own-model study's choice among its --layers."""
+    """--mode=score needs estimators; --prune is an own-model study's choice among --layers."""
     s = e.scoring
-    for name in (*s.estimators, s.prune_estimator):
-        if name not in ESTIMATORS:
-            raise UsageError(
-                f"unknown estimator {name!r} in --estimators or --prune_estimator; use any of "
-                f"{','.join(ESTIMATORS)}"
-            )
     if e.mode == "score" and not s.estimators:
         raise UsageError("--mode=score with an empty --estimators scores nothing; name some")
     if not s.prune:
@@ -448,11 +810,6 @@ def _validate_scoring(e):
 def _validate_scale_out(e):
     """Sharding, multi-worker and the `all` split: combinations that cannot work."""
     s = e.scale_out
-    if "://" in e.workdir:
-        raise UsageError(
-            f"--workdir={e.workdir} is a URL; the workdir must be a local or "
-            "NFS directory (results.jsonl is appended under a file lock)"
-        )
     if s.num_shards < 1 or not 0 <= s.shard_index < s.num_shards:
         raise UsageError(
             f"--shard_index={s.shard_index} --num_shards={s.num_shards}: need "
@@ -463,8 +820,6 @@ def _validate_scale_out(e):
             f"--wait_timeout={s.wait_timeout} --poll_seconds={s.poll_seconds}: "
             "need wait_timeout >= 0 and poll_seconds >= 1"
         )
-    if len(set(s.runs)) != len(s.runs):
-        raise UsageError(f"--runs={','.join(s.runs)} repeats a run id")
     if e.sharded and e.overwrite:
         raise UsageError(
             "--overwrite cannot be combined with --num_shards or --runs: start "

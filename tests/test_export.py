@@ -341,9 +341,8 @@ def test_batching_parameters_fit_every_model_and_parse_as_tf_serving_reads_them(
     ],
 )
 def test_export_limits_are_checked_with_the_flags(flag, value, message):
-    experiment = config.Experiment(workdir="unused").replace(**{flag: value})
     with pytest.raises(UsageError, match=re.escape(message)):
-        config.validate(experiment)
+        config.Experiment(workdir="unused").replace(**{flag: value})
 
 
 def test_export_removes_staging_left_by_a_killed_export_but_not_a_live_ones(exported, tmp_path):
