@@ -1,6 +1,6 @@
 """Entry point: `python -m kerastransfer.run --flagfile=configs/fashion_mnist.flags`.
 
-Wires flags -> Experiment -> study.stages (train grid, analyze, export) and nothing else. Bad input
+Wires flags -> Experiment -> the driver of --mode (app/) and nothing else. Bad input
 of any kind ends with one line on stderr and exit status 2, before the workdir is touched.
 """
 
@@ -63,9 +63,9 @@ def main(argv):
 
         experiment = config.from_flags(FLAGS)
         import_tensorflow_quietly()
-        from kerastransfer.study import stages  # noqa: PLC0415  (imports TensorFlow)
+        from kerastransfer.app import drive  # noqa: PLC0415  (imports TensorFlow)
 
-        stages.run(experiment, argv=sys.argv)
+        drive(experiment, argv=sys.argv)
     except UsageError as error:
         fail(str(error))
     except StudyStopped as error:

@@ -1,5 +1,5 @@
-"""kerastransfer.analysis and kerastransfer.reporting.similarity: statistics, loaders, and the
-paper's numbers recomputed from its published networks (the shipped CSV)."""
+"""kerastransfer.analysis: statistics, loaders, linear CKA, and the paper's numbers recomputed
+from its published networks (the shipped CSV)."""
 
 import json
 import subprocess
@@ -11,8 +11,15 @@ import pytest
 from kerastransfer import analysis, treatments
 from kerastransfer.analysis import baselines, findings, inference, stats
 from kerastransfer.analysis.records import PAPER_FULL_BASE_TOP1
+from kerastransfer.analysis.similarity import (
+    cka_heatmap,
+    cka_matrix,
+    cka_runs,
+    gram,
+    gram_cka,
+    linear_cka,
+)
 from kerastransfer.errors import UsageError
-from kerastransfer.reporting.similarity import cka_matrix, gram, gram_cka, linear_cka
 from kerastransfer.workdir.results import read_results
 
 # docs/paper.md, "Results to reproduce": mean top-1 per n of BnB, BnB+, AnB, AnB+, random splits.
@@ -365,3 +372,61 @@ def test_cka_matrix_shape_and_diagonal():
     matrix = cka_matrix(layers, layers[:2])
     assert matrix.shape == (3, 2)
     assert np.diag(matrix[:2]) == pytest.approx([1.0, 1.0])
+
+
+def _cka_record(run, treatment, target, n, seed=0, status="ok"):
+    source = "" if treatment == "base" else treatments.get(treatment).source_half(target)
+    return {
+        "run": run,
+        "split": "random0",
+        "treatment": treatment,
+        "source": source,
+        "target": target,
+        "n": n,
+        "seed": seed,
+        "status": status,
+    }
+
+
+def test_cka_heatmap_compares_each_copied_run_with_its_source_base():
+    rng = np.random.default_rng(3)
+    records = [
+        _cka_record("random0/transfer_ft/B/n1/seed0", "transfer_ft", "B", 1),
+        _cka_record("random0/transfer/B/n2/seed0", "transfer", "B", 2),
+        _cka_record("random0/selffer/B/n1/seed0", "selffer", "B", 1),
+        _cka_record("random0/transfer/B/n1/seed1", "transfer", "B", 1, seed=1),
+        _cka_record("random0/random/B/n1/seed0", "random", "B", 1),
+        _cka_record("random0/transfer/B/n1/seed0", "transfer", "B", 1, status="failed"),
+        _cka_record("random0/base/A/seed0", "base", "A", 0),
+    ]
+    assert cka_runs(records, "random0") is None  # base B has not finished
+    records.append(_cka_record("random0/base/B/seed0", "base", "B", 0))
+    runs, bases = cka_runs(records, "random0")
+    # seed 0, finished, copied layers, in the table's order (selffer first), then by n
+    assert [r["run"] for r in runs] == [
+        "random0/selffer/B/n1/seed0",
+        "random0/transfer/B/n2/seed0",
+        "random0/transfer_ft/B/n1/seed0",
+    ]
+    assert {half: r["run"] for half, r in bases.items()} == {
+        "A": "random0/base/A/seed0",
+        "B": "random0/base/B/seed0",
+    }
+    layers = {"A": rng.normal(size=(50, 6)), "B": rng.normal(size=(50, 6))}
+    rotation, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    activations = {
+        "random0/base/A/seed0": [layers["A"], layers["A"]],
+        "random0/base/B/seed0": [layers["B"], layers["B"]],
+        # a copy of its source's layer 1 (rotated: CKA 1), constant at layer 2 (undefined)
+        "random0/selffer/B/n1/seed0": [layers["B"] @ rotation, np.ones((50, 6))],
+        "random0/transfer/B/n2/seed0": [layers["A"], layers["B"]],
+        "random0/transfer_ft/B/n1/seed0": [2 * layers["A"], layers["A"]],
+    }
+    heatmap = cka_heatmap(runs, bases, lambda r: (["conv1", "fc6"], activations[r["run"]]))
+    assert heatmap["rows"] == ["BnB n=1", "AnB n=2", "AnB+ n=1"]
+    assert heatmap["layers"] == ["conv1", "fc6"]
+    (selffer, transfer, transfer_ft) = heatmap["matrix"]
+    assert selffer[0] == pytest.approx(1.0) and selffer[1] is None
+    assert transfer[0] == pytest.approx(1.0)
+    assert transfer[1] == pytest.approx(linear_cka(layers["B"], layers["A"]))
+    assert transfer_ft == pytest.approx([1.0, 1.0])

@@ -104,34 +104,74 @@ def in_package(module, package):
     return module == f"kerastransfer.{package}" or module.startswith(f"kerastransfer.{package}.")
 
 
-@pytest.mark.parametrize(
-    "lower",
-    [
-        "data",
-        "models",
-        "surgery",
-        "training",
-        "workdir",
-        "config",
-        "treatments",
-        "designs",
-        "analysis",
-        "reporting",
-        "serving",
-    ],
-)
-def test_nothing_below_study_imports_study(graph, lower):
-    for module in graph:
-        if in_package(module, lower):
-            assert not any(in_package(t, "study") for t in graph[module]), module
+def imported_names(name, path):
+    """The dotted names a module imports anywhere in its body: `from a.b import c` gives
+    "a.b.c", `import a.b` gives "a.b" (relative imports resolved)."""
+    package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
 
 
-def test_data_never_imports_models_and_analysis_never_imports_reporting(graph):
-    for module in graph:
-        if in_package(module, "data"):
-            assert not any(in_package(t, "models") for t in graph[module]), module
-        if in_package(module, "analysis") and module != "kerastransfer.analysis.__main__":
-            assert not any(in_package(t, "reporting") for t in graph[module]), module
+def within(name, prefix):
+    return name == prefix or name.startswith(prefix + ".")
+
+
+# docs/architecture.md's "never" rules: (importer, what it never imports, what of that it may
+# import all the same). "study" means kerastransfer.study and its modules, and so on.
+BELOW_STUDY = ("data", "models", "surgery", "flops", "training", "workdir", "config")
+BELOW_STUDY += ("treatments", "designs", "errors", "analysis", "reporting", "serving")
+NEVER = [
+    *((lower, "study", ()) for lower in BELOW_STUDY),
+    ("data", "models", ()),
+    ("analysis", "reporting", ()),
+    ("study", "tuning", ()),
+    ("study", "reporting", ()),
+    ("study", "serving", ()),
+    ("study", "analysis", ("estimators", "json_safe")),  # what scoring needs
+]
+
+
+@pytest.mark.parametrize(("importer", "imported", "allowed"), NEVER)
+def test_layers_never_import_what_the_table_forbids(importer, imported, allowed):
+    forbidden = f"kerastransfer.{imported}"
+    allowed = [f"{forbidden}.{name}" for name in allowed]
+    for module, path in module_files().items():
+        if within(module, f"kerastransfer.{importer}"):
+            for name in imported_names(module, path):
+                if within(name, forbidden):
+                    assert any(within(name, a) for a in allowed), f"{module} imports {name}"
+
+
+def test_only_run_and_the_drivers_import_the_drivers():
+    for module, path in module_files().items():
+        if module != "kerastransfer.run" and not within(module, "kerastransfer.app"):
+            for name in imported_names(module, path):
+                assert not within(name, "kerastransfer.app"), f"{module} imports {name}"
+
+
+def test_only_the_drivers_combine_study_tuning_reporting_and_serving():
+    """A module outside app/ imports at most one of these packages besides its own."""
+    combined = ("study", "tuning", "reporting", "serving")
+    for module, path in module_files().items():
+        if within(module, "kerastransfer.app"):
+            continue
+        names = imported_names(module, path)
+        others = {
+            package
+            for package in combined
+            if not within(module, f"kerastransfer.{package}")
+            and any(within(name, f"kerastransfer.{package}") for name in names)
+        }
+        assert len(others) <= 1, f"{module} imports {sorted(others)}"
 
 
 def top_level_imports(path):
@@ -172,11 +212,13 @@ def loads_on_import(module, files, seen=None):
         "treatments",
         "designs",
         "workdir.results",
+        "reporting",
     ],
 )
 def test_no_tensorflow_below_the_training_layer(module):
-    """models/, surgery, analysis/, the config and the results store are plain Keras or
-    numpy: importing them loads no TensorFlow (they run on any Keras backend)."""
+    """models/, surgery, analysis/, the config, the results store and reporting/ are plain
+    Keras, numpy or matplotlib: importing them loads no TensorFlow (they run on any Keras
+    backend)."""
     loaded = loads_on_import(f"kerastransfer.{module}", module_files())
     assert not any(name == "tensorflow" or name.startswith("tensorflow.") for name in loaded)
 

@@ -1,16 +1,22 @@
-"""write_analysis end to end: analysis.json, the figures and report.md, from a synthetic
-results.jsonl (several seeds, failed and skipped runs) and from the paper's CSV alone."""
+"""The analysis's outputs end to end: analysis.json, the figures and report.md, from a
+synthetic results.jsonl (several seeds, failed and skipped runs) and from the paper's CSV
+alone through `python -m kerastransfer.analysis --paper`."""
 
 import json
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from helpers.cli import REPO
 from helpers.records import run_record
 from kerastransfer import analysis, reporting
-from kerastransfer.analysis.__main__ import main
+from kerastransfer.analysis.__main__ import driver_argv
+from kerastransfer.analysis.records import PAPER_CSV
+from kerastransfer.app.analyze import grid_analysis
 from kerastransfer.reporting import plots, report
 from kerastransfer.workdir.results import read_results
 
@@ -87,15 +93,19 @@ def synthetic_records():
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """A workdir analyzed the way the runner does it; returns (workdir, analysis dict)."""
+    """A workdir analyzed the way the analyze driver does it; returns (workdir, analysis
+    dict)."""
     workdir = tmp_path_factory.mktemp("study")
     with open(workdir / "results.jsonl", "w") as f:
         for record in synthetic_records():
             f.write(json.dumps(record) + "\n")
-    records = read_results(str(workdir / "results.jsonl"))
-    paths = reporting.write_analysis(
-        str(workdir), records, config=CONFIG, reference=analysis.load_paper_csv(), command=COMMAND
+    records = analysis.normalize_records(read_results(str(workdir / "results.jsonl")))
+    reference = analysis.normalize_records(analysis.load_paper_csv(), "reference record")
+    result = grid_analysis(
+        records, config=CONFIG, reference=reference, source_label="results.jsonl"
     )
+    result["command"] = COMMAND
+    paths = reporting.write_analysis(str(workdir), result, records, reference=reference)
     assert paths[:2] == [str(workdir / "analysis.json"), str(workdir / "report.md")]
     with open(paths[0]) as f:
         return workdir, json.load(f)
@@ -188,24 +198,54 @@ def test_report_of_an_empty_study():
     assert not re.search(r"\bnan\b|\bNone\b", text)
 
 
-def test_paper_mode_draws_the_papers_own_figures(tmp_path):
-    assert main(["--paper", str(tmp_path)]) == 0
-    result = json.loads((tmp_path / "analysis.json").read_text())
+def _analysis_command(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "kerastransfer.analysis", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def paper_dir(tmp_path_factory):
+    """`python -m kerastransfer.analysis --paper OUT_DIR` run once; returns OUT_DIR."""
+    out = tmp_path_factory.mktemp("paper")
+    done = _analysis_command("--paper", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+def test_the_command_line_launches_the_analyze_driver():
+    run = [sys.executable, "-m", "kerastransfer.run", "--mode=analyze"]
+    assert driver_argv(["study"]) == run + ["--workdir=study"]
+    assert driver_argv(["--paper", "out", "--no-reference"]) == run + [
+        "--workdir=out",
+        f"--results={PAPER_CSV}",
+        "--reference=none",
+    ]
+    assert driver_argv(["study", "--reference=yosinski2014"])[-1] == "--reference=yosinski2014"
+
+
+@pytest.mark.e2e
+def test_paper_mode_draws_the_papers_own_figures(paper_dir):
+    result = json.loads((paper_dir / "analysis.json").read_text())
     assert [f["status"] for f in result["findings"]] == ["reproduced"] * 4 + ["inconclusive"]
     assert result["reference"] is None
     for relative in result["figures"]:
-        _assert_figure(str(tmp_path / relative))
-    text = (tmp_path / "report.md").read_text()
+        _assert_figure(str(paper_dir / relative))
+    text = (paper_dir / "report.md").read_text()
     assert "No run configuration" in text
-    assert f"python -m kerastransfer.analysis --paper {tmp_path}" in text
+    assert f"--results={PAPER_CSV} --workdir={paper_dir}" in text
 
 
-def test_paper_mode_shows_table1_the_papers_way_beside_the_matched_one(tmp_path):
+@pytest.mark.e2e
+def test_paper_mode_shows_table1_the_papers_way_beside_the_matched_one(paper_dir):
     """The paper's networks give its Table 1 (1.6 / 1.8 / 2.1 and 1.4 / 1.4 / 1.7) computed the
     paper's way, and the same row shows the matched version over base networks."""
-    assert main(["--paper", str(tmp_path)]) == 0
-    result = json.loads((tmp_path / "analysis.json").read_text())
-    text = (tmp_path / "report.md").read_text()
+    result = json.loads((paper_dir / "analysis.json").read_text())
+    text = (paper_dir / "report.md").read_text()
     assert "| layers | paper's way: AnB+ − baseB | paper's way: AnB+ − BnB+ |" in text
     expected = {"1-7": (1.6, 1.4), "3-7": (1.8, 1.4), "5-7": (2.1, 1.7)}
     for name, (over_base, over_selffer) in expected.items():
@@ -223,9 +263,11 @@ def test_paper_mode_shows_table1_the_papers_way_beside_the_matched_one(tmp_path)
         assert cells[7] == f"{versus['effect']:+.2f}"
 
 
-def test_command_line_reports_a_missing_results_file(tmp_path, capsys):
-    assert main([str(tmp_path)]) == 2
-    assert "results.jsonl does not exist" in capsys.readouterr().err
+@pytest.mark.e2e
+def test_command_line_reports_a_missing_results_file(tmp_path):
+    done = _analysis_command(str(tmp_path))
+    assert done.returncode == 2
+    assert "results.jsonl is missing" in done.stderr.strip().splitlines()[-1]
 
 
 def test_plot_cka(tmp_path):

@@ -18,8 +18,8 @@ from helpers.records import records as read_records
 from kerastransfer import config, surgery
 from kerastransfer.analysis import agreement
 from kerastransfer.analysis.estimators import ESTIMATORS
+from kerastransfer.app import score as score_mode
 from kerastransfer.reporting import estimators as estimators_report
-from kerastransfer.study import stages
 from kerastransfer.study.own_model import load_study
 from kerastransfer.workdir.provenance import stored_experiment
 
@@ -198,7 +198,7 @@ def test_score_mode_keeps_what_it_scored_and_scores_again_when_settings_change(s
     path = os.path.join(smoke_copy, "scores.json")
     with open(path) as f:
         before = json.load(f)["entries"]
-    stages.score(config.Experiment(workdir=smoke_copy, mode="score"))
+    score_mode.run(config.Experiment(workdir=smoke_copy, mode="score"))
     assert "score random0" not in capsys.readouterr().out  # nothing computed again
     with open(path) as f:
         assert json.load(f)["entries"] == before
@@ -207,7 +207,7 @@ def test_score_mode_keeps_what_it_scored_and_scores_again_when_settings_change(s
     # 64 components, gap the 8 channels' means.
     assert before[0]["dims"] == 64
     scoring = config.ScoringConfig(score_reduction="gap", estimators=("logme", "hscore"))
-    stages.score(config.Experiment(workdir=smoke_copy, mode="score", scoring=scoring))
+    score_mode.run(config.Experiment(workdir=smoke_copy, mode="score", scoring=scoring))
     assert "score random0 A->B seed 0 n=1 (pool1, 8 dims)" in capsys.readouterr().out
     with open(path) as f:
         scores = json.load(f)

@@ -3,25 +3,27 @@
     python -m kerastransfer.analysis WORKDIR          # WORKDIR/results.jsonl -> all outputs
     python -m kerastransfer.analysis --paper OUT_DIR  # the same from the paper's published networks
 
-The entry point, not a library module: it may import kerastransfer.reporting to write the
-outputs, which the rest of the package may not.
+A launcher: it replaces itself with `python -m kerastransfer.run --mode=analyze`, the same
+driver (app/analyze.py) with these options as its flags, so both commands write the same
+analysis.json and report.md. It starts a process rather than importing the driver, which sits
+above this package. Any other --flag goes to the driver as it is, e.g. --reference=yosinski2014
+to overlay the paper's numbers (the driver's default, --reference=none, does not).
 """
 
 import argparse
-import json
 import os
-import shlex
 import sys
 
-from kerastransfer import analysis, reporting
-from kerastransfer.errors import UsageError
-from kerastransfer.workdir.results import read_results
+from kerastransfer.analysis.records import PAPER_CSV
 
 
-def main(argv=None):
-    """Command line: analyze a workdir, or the paper's own networks with --paper."""
+def driver_argv(argv):
+    """The `python -m kerastransfer.run --mode=analyze` command line that does what this
+    command line (`argv`, without the program name) asks."""
     parser = argparse.ArgumentParser(
-        prog="python -m kerastransfer.analysis", description=analysis.__doc__.split("\n\n")[0]
+        prog="python -m kerastransfer.analysis",
+        description="Analyze a workdir's results (python -m kerastransfer.run --mode=analyze).",
+        epilog="Other --flags go to python -m kerastransfer.run as they are.",
     )
     parser.add_argument(
         "workdir",
@@ -36,43 +38,24 @@ def main(argv=None):
     parser.add_argument(
         "--no-reference",
         action="store_true",
-        help="do not compare with or overlay the paper's numbers",
+        help="do not compare with or overlay the paper's numbers (the default)",
     )
-    args = parser.parse_args(argv)
-    command = shlex.join(
-        ["python", "-m", "kerastransfer.analysis", *(sys.argv[1:] if argv is None else argv)]
-    )
-    try:
-        if args.paper:
-            paths = reporting.write_analysis(
-                args.workdir,
-                analysis.load_paper_csv(),
-                command=command,
-                source_label="Yosinski et al. 2014, published networks",
-            )
-        else:
-            config_path = os.path.join(args.workdir, "config.json")
-            config = None
-            if os.path.isfile(config_path):
-                with open(config_path, encoding="utf-8") as f:
-                    config = json.load(f)
-            reference = None if args.no_reference else analysis.load_paper_csv()
-            paths = reporting.write_analysis(
-                args.workdir,
-                read_results(os.path.join(args.workdir, "results.jsonl")),
-                config=config,
-                reference=reference,
-                command=command,
-            )
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    with open(paths[0], encoding="utf-8") as f:
-        for finding in json.load(f)["findings"]:
-            print(f"finding {finding['finding']} ({finding['name']}): {finding['status']}")
-    print("wrote " + ", ".join(paths))
-    return 0
+    args, flags = parser.parse_known_args(argv)
+    command = [sys.executable, "-m", "kerastransfer.run", "--mode=analyze"]
+    command.append(f"--workdir={args.workdir}")
+    if args.paper:
+        command.append(f"--results={PAPER_CSV}")
+    if args.no_reference:
+        command.append("--reference=none")
+    return command + flags
+
+
+def main(argv=None):
+    """Runs the analyze driver in this process's place; never returns."""
+    command = driver_argv(sys.argv[1:] if argv is None else argv)
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,10 +1,9 @@
 """The transferability estimators beside the measured grid: figures/estimators.png and the
 report.md section that says which estimator tracks which treatment.
 
-The numbers come from kerastransfer.analysis.agreement; this module draws and words them.
+The numbers come from kerastransfer.analysis.agreement (computed by the analyze driver); this
+module draws and words them.
 """
-
-import os
 
 import matplotlib
 
@@ -13,11 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 
 from kerastransfer import treatments  # noqa: E402
-from kerastransfer.analysis import estimator_agreement  # noqa: E402
 from kerastransfer.analysis.agreement import TRACKS, WEAK  # noqa: E402
 from kerastransfer.analysis.estimators import ESTIMATOR_NAMES as NAMES  # noqa: E402
 from kerastransfer.reporting.plots import save_figure  # noqa: E402
-from kerastransfer.workdir.scores import read_scores  # noqa: E402
 
 # A verdict of analysis.agreement.verdict with the treatment's name put in.
 PHRASES = {
@@ -30,14 +27,12 @@ PHRASES = {
 MEASURED_STYLE = {"transfer": ("black", "-"), "transfer_ft": ("dimgray", "--")}
 
 
-def write_figure(workdir, records):
-    """Draws figures/estimators.png and .pdf from scores.json and `records`; returns the
-    paths ([] when the workdir has no scores)."""
-    scores = read_scores(workdir)
-    result = None if scores is None else estimator_agreement(scores, records)
+def write_figure(figures_dir, result):
+    """Draws estimators.png and .pdf into `figures_dir` from analysis.agreement's `result`;
+    returns the paths ([] when there is no result, i.e. no scores, or it has no groups)."""
     if result is None or not result["groups"]:
         return []
-    return plot(result, os.path.join(workdir, "figures"))
+    return plot(result, figures_dir)
 
 
 def _normalized(values):

@@ -1,6 +1,7 @@
 """The own-model study's outputs: recommendation.json, report.md and figures/own_transfer.png.
 
-The numbers come from kerastransfer.analysis.recommend; this module renders and writes them.
+The numbers come from kerastransfer.analysis.recommend and the estimators' agreement, computed
+by the analyze driver (app/analyze.py); this module renders and writes them.
 """
 
 import os
@@ -15,18 +16,15 @@ from kerastransfer.reporting import estimators, plots  # noqa: E402
 from kerastransfer.workdir import files  # noqa: E402
 
 
-def write_recommendation(workdir, records, command=None, scores=None):
-    """Writes recommendation.json, report.md and figures/own_transfer.png (and, with the
-    workdir's `scores`, figures/estimators.png); returns paths."""
-    result = analysis.recommend(records)
+def write_recommendation(workdir, result, command=None):
+    """Writes recommendation.json, report.md and figures/own_transfer.png (and, when `result`
+    has the estimators, figures/estimators.png); returns paths.
+
+    `result`: analysis.recommend's dict, with "estimators" and "pruning" given scores.
+    """
     figure = os.path.join(workdir, "figures", "own_transfer.png")
     plot(result, figure)
-    figures = [figure]
-    if scores is not None:
-        result["estimators"] = analysis.estimator_agreement(scores, records)
-        result["pruning"] = analysis.pruning(scores, records)
-        if result["estimators"]["groups"]:
-            figures += estimators.plot(result["estimators"], os.path.dirname(figure))
+    figures = [figure] + estimators.write_figure(os.path.dirname(figure), result.get("estimators"))
     paths = [os.path.join(workdir, "recommendation.json"), os.path.join(workdir, "report.md")]
     files.write_json(paths[0], analysis.json_safe(result))
     files.write_text(paths[1], render(result, command))

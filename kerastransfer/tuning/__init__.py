@@ -1,7 +1,9 @@
-"""Hyperparameter tuning with keras-tuner (`--mode=tune`): the base network's solver, then the
-fine-tuning rate of AnB+; the best values go to workdir/tuned.flags (tuning/search.py).
+"""Hyperparameter tuning with keras-tuner (`--mode=tune`, driven by app/tune.py): the base
+network's solver, then the fine-tuning rate of AnB+; the best values go to workdir/tuned.flags
+(tuning/search.py).
 
-May import: study.study (the data and networks of the grid), training, workdir, errors.
+May import: study.study (the data and networks of the grid), training, surgery, workdir,
+errors, console; study/ never imports this package.
 """
 
 from kerastransfer.tuning.search import run

@@ -3,9 +3,18 @@
 Beyond the paper: Yosinski et al. measure transferability by accuracy only; CKA shows directly
 how alike two layers' activations are, e.g. layer n of baseA against layer n of AnB+ after
 fine-tuning. Pure numpy.
+
+`cka_runs` and `cka_heatmap` give the CKA heatmaps' numbers: each copied-layer network's CKA
+with the base it was built from, per weight layer, from activations the caller supplies
+(study/probing.py gathers them from the trained networks, with TensorFlow).
 """
 
 import numpy as np
+
+from kerastransfer import treatments
+
+# The treatments whose networks start from a base's layers: their CKA with that base.
+CKA_TREATMENTS = treatments.COPIED
 
 
 def _centered(activations):
@@ -67,3 +76,50 @@ def cka_matrix(acts_a, acts_b):
     """
     centered_b = [_centered(b) for b in acts_b]
     return np.array([[linear_cka(a, b) for b in centered_b] for a in acts_a])
+
+
+def cka_or_none(gram_x, gram_y):
+    """`gram_cka`, or None where it is undefined (a layer whose activations are constant on
+    the probe batch, as in a dead network): one cell, not the analysis, is lost."""
+    try:
+        return gram_cka(gram_x, gram_y)
+    except ValueError:
+        return None
+
+
+def cka_runs(records, split):
+    """What a split's CKA heatmap compares: its finished seed-0 runs of CKA_TREATMENTS in the
+    table's order, and the finished seed-0 bases they were built from ({half: record}); None
+    when it has no such run or a base did not finish."""
+    finished = {r["run"]: r for r in records if r["status"] == "ok"}
+    runs = sorted(
+        (
+            r
+            for r in finished.values()
+            if r["split"] == split and r["treatment"] in CKA_TREATMENTS and r.get("seed") == 0
+        ),
+        key=lambda r: (CKA_TREATMENTS.index(r["treatment"]), r["n"]),
+    )
+    bases = {half: f"{split}/base/{half}/seed0" for half in ("A", "B")}
+    if not runs or not set(bases.values()) <= finished.keys():
+        return None
+    return runs, {half: finished[run] for half, run in bases.items()}
+
+
+def cka_heatmap(runs, bases, activations):
+    """The linear CKA of each run's weight layers with its source base's, as cka.json holds it:
+    {"rows": a label per run, "layers": the layer names, "matrix": a row per run, None where
+    undefined}. `activations(record)`: (layer names, [activations per layer]) of a finished
+    run on the probe batch; `runs`, `bases` as `cka_runs` returns them."""
+    base_grams = {}
+    for half, record in bases.items():
+        layers, acts = activations(record)
+        base_grams[half] = [gram(a) for a in acts]
+    rows, matrix = [], []
+    for record in runs:
+        _, acts = activations(record)
+        rows.append(
+            f"{treatments.display_name(record['treatment'], record['target'])} n={record['n']}"
+        )
+        matrix.append([cka_or_none(gram(a), b) for a, b in zip(acts, base_grams[record["source"]])])
+    return {"rows": rows, "layers": layers, "matrix": matrix}

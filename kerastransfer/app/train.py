@@ -1,49 +1,32 @@
-"""The stages a run goes through: accept the workdir, train the grid, analyze, export.
+"""--mode=train and --mode=all: trains the grid (or an own-model study, or this process's
+shard of either) through study/runner.py; --mode=all then scores, analyzes and exports with
+the same study, so the dataset is read and split once.
 
-Each stage reads what the stage before wrote to the workdir, so `--mode=analyze` and
-`--mode=export` work on any finished (or partly finished) workdir. `--mode=all` loads the
-dataset once and hands the same study to every stage.
+Each later stage reads what training wrote to the workdir, so `--mode=score`,
+`--mode=analyze` and `--mode=export` work on any finished (or partly finished) workdir.
 """
 
 import os
 
 import numpy as np
+import tensorflow as tf
 
-from kerastransfer import analysis, reporting, treatments
+from kerastransfer import treatments
+from kerastransfer.app import analyze, export, score
 from kerastransfer.console import log
-from kerastransfer.errors import StudyStopped, UsageError
+from kerastransfer.errors import StudyStopped
 from kerastransfer.study import following, scoring, sharding
 from kerastransfer.study.own_model import load_study
 from kerastransfer.study.runner import Runner
 from kerastransfer.training import strategies
 from kerastransfer.workdir import provenance
 from kerastransfer.workdir.lock import workdir_lock
-from kerastransfer.workdir.results import ResultStore, read_results
-from kerastransfer.workdir.scores import read_scores
+from kerastransfer.workdir.results import ResultStore
 
 
 def run(experiment, argv):
-    """Runs the stages `experiment.mode` asks for."""
-    if experiment.mode == "analyze":
-        return analyze(experiment)
-    if experiment.mode == "export":
-        return export(experiment)
-    if experiment.mode == "score":
-        return score(experiment)
-    if experiment.grid.deterministic:
-        _make_deterministic(experiment.grid.seed_offset)
-    if experiment.mode == "tune":
-        from kerastransfer import tuning  # noqa: PLC0415  (keras-tuner loads only here)
-
-        return tuning.run(experiment)
-    return train(experiment, argv)
-
-
-def train(experiment, argv):
-    """Trains the grid (or this process's share of it); in --mode=all then analyzes and
-    exports with the same study."""
-    import tensorflow as tf  # noqa: PLC0415
-
+    """Trains the grid (or this process's share of it); in --mode=all then scores, analyzes
+    and exports with the same study. `argv`: the command line, for config.json."""
     tf.get_logger().setLevel("ERROR")  # per-run retracing notices are expected, not news
     scale_out = experiment.scale_out
     strategy = strategies.make_strategy(scale_out.strategy)  # multi-worker: before any op
@@ -104,10 +87,10 @@ def train(experiment, argv):
             else:
                 # Nothing to score where no base finished or the only split is `all`.
                 if experiment.scoring.estimators and scoring.sources(study, latest):
-                    score(experiment, study)
-                analyze(experiment, study)
+                    score.run(experiment, study)
+                analyze.run(experiment, study)
                 if exportable or x.export_run:
-                    export(experiment, study)
+                    export.run(experiment, study)
                 else:
                     log(
                         "export: skipped, no run of --export_treatments="
@@ -127,15 +110,6 @@ def _follow_chief(experiment, strategy):
         )
         Runner(study, store, log).run_all()
     log(f"results: {chief_store.path} (written by the chief)")
-
-
-def _make_deterministic(seed):
-    """--deterministic: TensorFlow's deterministic kernels and fixed Python, NumPy and TF seeds
-    (every run also reseeds from its run id before it builds its network)."""
-    import tensorflow as tf  # noqa: PLC0415
-
-    tf.keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def print_table(records, out):
@@ -181,102 +155,3 @@ def _cell(runs):
     if not ok:
         return runs[0]["status"].upper()
     return f"{np.mean(ok):.4f}" + ("!" if len(ok) < len(runs) else "")
-
-
-def analyze(experiment, study=None):
-    """Rebuilds analysis.json, figures and report.md from results (ours or a paper CSV).
-
-    `study`: the trained study when this process has it (--mode=all), for the CKA figures;
-    otherwise it is loaded from the workdir's config.json.
-    """
-    os.makedirs(experiment.workdir, exist_ok=True)
-    paper_csv = experiment.analysis.results
-    if paper_csv:
-        records = analysis.load_paper_csv(paper_csv)
-        command = f"python -m kerastransfer.run --mode=analyze --results={paper_csv}"
-        config_data, label = None, f"paper-format CSV {paper_csv}"
-    else:
-        store = ResultStore(experiment.workdir)
-        if not os.path.exists(store.path):
-            raise UsageError(
-                f"no results in --workdir={experiment.workdir} (results.jsonl is "
-                "missing); train first or pass --results=PATH.csv"
-            )
-        records, label = read_results(store.path), "results.jsonl"
-        try:
-            config_data = provenance.read_config(experiment.workdir)
-            command = config_data.get("command")
-        except UsageError:
-            config_data, command = None, None
-    if experiment.own_model and not paper_csv:
-        paths = reporting.write_recommendation(
-            experiment.workdir, records, command, scores=read_scores(experiment.workdir)
-        )
-        log(f"analysis: {paths}")
-        return
-    reference = (
-        analysis.load_paper_csv(analysis.PAPER_CSV)
-        if experiment.analysis.reference == "yosinski2014"
-        else None
-    )
-    paths = reporting.write_analysis(
-        experiment.workdir,
-        records,
-        config=config_data,
-        reference=reference,
-        command=command,
-        source_label=label,
-        scores=None if paper_csv else read_scores(experiment.workdir),
-    )
-    if not paper_csv:
-        paths += _representations(experiment, paths, study)
-    log(f"analysis: {paths}")
-
-
-def _representations(experiment, figure_paths, study):
-    """CKA heatmaps from the trained networks, and every figure logged to TensorBoard."""
-    from kerastransfer.reporting import cka  # noqa: PLC0415  (imports TensorFlow)
-
-    if study is None:
-        if not os.path.exists(provenance.config_path(experiment.workdir)):
-            return []
-        study = load_study(provenance.stored_experiment(experiment)[0])
-    records = list(ResultStore(experiment.workdir).latest().values())
-    cka_paths = cka.write_cka(study, records)
-    cka.log_figures(experiment.workdir, figure_paths + cka_paths)
-    return cka_paths
-
-
-def score(experiment, study=None):
-    """Scores every cut point with the transferability estimators (study/scoring.py): a
-    workdir's trained bases, or the given source model on a fresh workdir."""
-    if study is None:
-        if os.path.exists(provenance.config_path(experiment.workdir)):
-            study = load_study(provenance.stored_experiment(experiment)[0], log=log)
-        elif experiment.own_model:
-            study = load_study(experiment, log=log)
-        else:
-            raise UsageError(
-                f"--workdir={experiment.workdir} has no trained study to score; train it "
-                "first (--mode=train), or pass --source_model with --image_dir"
-            )
-    store = ResultStore(experiment.workdir)
-    latest = store.latest() if os.path.exists(store.path) else {}
-    scoring.score_study(study, latest, log)
-    paths = reporting.write_estimator_figure(experiment.workdir, list(latest.values()))
-    if paths:
-        log(f"figure: {paths[0]}")
-
-
-def export(experiment, study=None):
-    """Exports the best transferred model (or --export_run) for TF-Serving."""
-    from kerastransfer.serving import best  # noqa: PLC0415  (imports TensorFlow)
-
-    trained_with, stored = provenance.stored_experiment(experiment)
-    x = experiment.export
-    records = list(ResultStore(experiment.workdir).latest().values())
-    record = best.choose_run(records, x.export_treatments, x.export_run)
-    if study is None:
-        study = load_study(trained_with)
-    version_dir = best.export_run(study, record, stored)
-    log(f"export: {version_dir}")
