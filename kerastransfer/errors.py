@@ -3,10 +3,11 @@
 import errno
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
     """Bad input from the user: the message names the bad value and how to fix it.
 
     `python -m kerastransfer.run` prints it as one line, without a traceback, and exits 2.
+    A ValueError, so that Python callers of the package can catch it as one.
     """
 
 

@@ -9,10 +9,12 @@ import gzip
 import os
 import shutil
 
+import keras
+import numpy as np
 import pytest
 
-from helpers.cli import SMOKE, run_cli
-from helpers.data_fixtures import write_fashion_mnist_files
+from helpers.cli import REPO, SMOKE, run_cli
+from helpers.data_fixtures import write_fashion_mnist_files, write_png
 from helpers.reliability import own_lines, snapshot
 from kerastransfer.data import fashion_mnist
 
@@ -157,3 +159,32 @@ def test_bad_input_exits_2_with_one_line_and_leaves_the_workdir_alone(case, outc
     for text in CASES[case][1]:
         assert text in lines[0]
     assert snapshot(workdir) == before
+
+
+def test_source_model_with_a_lambda_layer_names_the_layer_and_the_way_out(tmp_path):
+    """Keras's safe mode refuses a Lambda layer's Python code: the line names that cause and
+    what to do instead, not "save it with model.save", which is what the user did."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    path = str(tmp_path / "with_lambda.keras")
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save(path)
+    for index, name in enumerate("aabb"):
+        write_png(str(tmp_path / "images" / name / f"{index}.png"), np.zeros((8, 8, 3), np.uint8))
+    done = run_cli(
+        f"--flagfile={os.path.join(REPO, 'configs', 'transfer_folder.flags')}",
+        f"--source_model={path}",
+        f"--image_dir={tmp_path / 'images'}",
+        f"--workdir={tmp_path / 'study'}",
+        "--layers=1",
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "study").exists()  # refused before the workdir is made
+    assert own_lines(done.stderr) == [
+        f"error: --source_model={path!r} has a Lambda layer: arbitrary Python code, which "
+        "Keras's safe mode refuses to load; replace the Lambda with a built-in layer or a "
+        "layer subclass registered with keras.saving.register_keras_serializable, or save the "
+        "model without it"
+    ]

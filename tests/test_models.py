@@ -79,6 +79,12 @@ def test_caffenet_small_keeps_the_roles():
     assert model.output_shape == (None, 5)
 
 
+def test_bad_input_to_the_library_is_a_value_error():
+    """Python callers of the package can catch its UsageError as the ValueError it is."""
+    with pytest.raises(ValueError, match="'nope'; known architectures: caffenet, "):
+        models.build("nope", num_classes=2, input_shape=(28, 28, 1))
+
+
 def test_backbones_and_registry_errors(tmp_path):
     model = models.build("resnet50", num_classes=4, input_shape=(32, 32, 3))
     assert model.output_shape == (None, 4) and model.name == "resnet50"

@@ -187,6 +187,75 @@ def test_full_disk_leaves_results_and_files_as_they_were(small_disk):
     assert after == before
 
 
+# Keras weights larger than the room the HDF5 pre-check asks for (64 MiB, nothing beside),
+# on a 72 MiB tmpfs: h5py meets the full disk while it writes. In a subprocess, because the
+# h5py file it leaves open crashed the interpreter at exit (when its close, which writes,
+# found the disk still full).
+HDF5_FILLS_THE_DISK = textwrap.dedent("""
+    import json, os, sys
+    import keras
+    from kerastransfer.errors import DiskFull
+    from kerastransfer.workdir import files
+    path = sys.argv[1]
+    model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(2_000_000)])  # 88 MB
+    stat = os.statvfs(path)
+    free_before = stat.f_bavail * stat.f_frsize
+    try:
+        with files.atomic_path(path) as tmp:
+            model.save_weights(tmp)
+        outcome = "written"
+    except DiskFull as error:
+        outcome = str(error)
+    stat = os.statvfs(path)
+    print(json.dumps({"outcome": outcome, "freed": stat.f_bavail * stat.f_frsize - free_before}))
+    """)
+
+
+def test_weights_that_fill_the_disk_inside_h5py_fail_whole_with_the_room_given_back(small_disk):
+    """DiskFull naming the target, a clean exit without a traceback, the previous weights
+    whole and no temporary file left."""
+    subprocess.run(
+        ["mount", "-o", "remount,size=72m", str(small_disk)], check=True, capture_output=True
+    )
+    path = str(small_disk / "run" / "final.weights.h5")
+    files.write_bytes(path, b"the previous weights")
+    before = snapshot(str(small_disk))
+    done = subprocess.run(
+        [sys.executable, "-c", HDF5_FILLS_THE_DISK, path],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert own_lines(done.stderr) == [], done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["outcome"] == (
+        f"no room to write {path} (No space left on device); every file written before is "
+        "whole: free space on that file system (or raise its quota or file size limit) and "
+        "run the same command again to resume"
+    )
+    assert abs(result["freed"]) < 1 << 20  # the torn file's room is back, though h5py holds it
+    assert snapshot(str(small_disk)) == before
+
+
+def test_an_hdf5_error_naming_no_room_in_its_message_is_disk_full():
+    """h5py raises a write that fails while a file closes as a RuntimeError whose message
+    alone carries the errno; other errors pass through as they are."""
+    closing = RuntimeError(
+        "Disable slist on flush dest failure failed (file write failed: time = ..., filename"
+        " = '/w/.final.abc.tmp.weights.h5', file descriptor = 3, errno = 28, error message ="
+        " 'No space left on device', buf = 0x1, total write size = 2048)"
+    )
+    with pytest.raises(DiskFull, match=r"final\.weights\.h5 \(No space left on device\)"):
+        with files.no_room_is_disk_full("/w/final.weights.h5"):
+            raise closing
+    other = RuntimeError("Unable to synchronously open object (errno = 2, not found)")
+    with pytest.raises(RuntimeError, match="errno = 2"):
+        with files.no_room_is_disk_full("/w/final.weights.h5"):
+            raise other
+
+
 # A file size limit (RLIMIT_FSIZE) instead of a full disk, in a subprocess: it needs no
 # mount, so it runs everywhere. The limit is 4 KiB; the files start under it.
 SIZE_LIMITED = textwrap.dedent("""

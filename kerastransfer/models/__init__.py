@@ -68,6 +68,13 @@ def load_user_model(path):
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a bad archive
+        if _is_refused_lambda(error):
+            raise UsageError(
+                f"--source_model={path!r} has a Lambda layer: arbitrary Python code, which "
+                "Keras's safe mode refuses to load; replace the Lambda with a built-in layer or "
+                "a layer subclass registered with keras.saving.register_keras_serializable, or "
+                "save the model without it"
+            ) from None
         raise UsageError(
             f"--source_model={path!r} could not be loaded as a Keras model "
             f"({type(error).__name__}); save it with model.save('x.keras')"
@@ -75,6 +82,16 @@ def load_user_model(path):
     if not isinstance(model, keras.Model) or not hasattr(model, "inputs"):
         raise UsageError(f"--source_model={path!r} is not a functional Keras model")
     return with_add_layers(model)
+
+
+def _is_refused_lambda(error):
+    """Whether `error` is Keras's safe mode refusing a Lambda layer's Python code.
+
+    Keras says so only in the ValueError's text (e.g. "Requested the deserialization of a
+    `Lambda` layer whose `function` is a Python lambda ... passing `safe_mode=False`").
+    """
+    text = str(error)
+    return isinstance(error, ValueError) and "`Lambda` layer" in text and "safe_mode" in text
 
 
 __all__ = [

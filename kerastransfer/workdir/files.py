@@ -7,13 +7,15 @@ lines under a lock and fsyncs them), and TensorBoard event files belong to Tenso
 
 A write that finds no room (full disk, quota, file size limit) raises errors.DiskFull and
 leaves the target as it was. An HDF5 file (Keras weights and checkpoints) is refused before
-it starts unless the disk has room to spare: h5py crashes the process when the disk fills
-while it writes (HDF5 1.14), which would end the run without its one-line reason.
+it starts unless the disk has room to spare: HDF5 1.14 cannot close a file whose last writes
+failed, and the process then crashes at exit. A larger file that still fills the disk
+mostly fails in a write h5py reports, and comes out as DiskFull too.
 """
 
 import contextlib
 import json
 import os
+import re
 import tempfile
 
 from kerastransfer.errors import NO_ROOM, DiskFull, UsageError
@@ -22,16 +24,35 @@ from kerastransfer.errors import NO_ROOM, DiskFull, UsageError
 # file beside it (a run's previous checkpoint).
 HDF5_MIN_FREE_BYTES = 64 << 20
 
+# How HDF5 names the errno of a failed write in h5py's messages: "..., errno = 28, ...".
+_HDF5_ERRNO = re.compile(r"\berrno = (\d+)\b")
+
+
+def no_room_errno(error):
+    """The errno of `error` if it is a write that failed for want of room, else None.
+
+    h5py gives most failed writes as OSErrors with the errno, but a write that fails while a
+    file is closed comes as a RuntimeError naming the errno only in its message.
+    """
+    if isinstance(error, OSError) and error.errno in NO_ROOM:
+        return error.errno
+    if isinstance(error, (OSError, RuntimeError)):
+        found = _HDF5_ERRNO.search(str(error))
+        if found and int(found[1]) in NO_ROOM:
+            return int(found[1])
+    return None
+
 
 @contextlib.contextmanager
 def no_room_is_disk_full(path):
-    """Turns an OSError for want of room while writing `path` into errors.DiskFull."""
+    """Turns an error for want of room while writing `path` into errors.DiskFull."""
     try:
         yield
-    except OSError as error:  # h5py's write errors are OSErrors with the errno too
-        if error.errno in NO_ROOM:
-            raise DiskFull(path, os.strerror(error.errno)) from None
-        raise
+    except (OSError, RuntimeError) as error:
+        number = no_room_errno(error)
+        if number is None:
+            raise
+        raise DiskFull(path, os.strerror(number)) from None
 
 
 @contextlib.contextmanager
@@ -58,6 +79,12 @@ def atomic_path(path):
                 os.fsync(f.fileno())
             os.replace(tmp, path)
             _fsync_directory(directory)
+        except (OSError, RuntimeError) as error:
+            if no_room_errno(error) is not None:
+                # h5py keeps a file it failed to write open, and the disk only gets its room
+                # back when it closes it, which writes again: empty it so that close fits.
+                os.truncate(tmp, 0)
+            raise
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
