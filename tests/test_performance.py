@@ -2,19 +2,14 @@
 batches gathered from memory change no result, and the benchmark's FLOP count follows its
 documented formula."""
 
-import os
-import sys
-
 import keras
 import numpy as np
 
-from kerastransfer import data, flops, models, surgery, training
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
-import benchmark  # noqa: E402  (tools/benchmark.py imports with the package)
-
 from helpers.cli import SMOKE
 from helpers.studies import WIDTHS, tiny_study
+from kerastransfer import data, flops, models, surgery, training
+from tools.bench.by_hand import grid_by_hand
+from tools.bench.experiment import load_experiment
 
 
 def study(workdir):
@@ -140,8 +135,8 @@ def test_training_flops_follow_the_formula():
 
 def test_benchmark_trains_the_studys_networks_by_hand(tmp_path):
     """Row 8's baseline trains the networks the study plans for its first split, A->B."""
-    experiment = benchmark.load_experiment(SMOKE, str(tmp_path))
-    found = benchmark.grid_by_hand(SMOKE, str(tmp_path))
+    experiment = load_experiment(SMOKE, str(tmp_path))
+    found = grid_by_hand(SMOKE, str(tmp_path))
     grid = experiment.grid
     assert found["networks"] == 2 + len(grid.layers) * len(grid.treatments) == 17
     assert set(found["mean_test_accuracy"]) == {"base", *grid.treatments}

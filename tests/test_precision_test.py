@@ -1,15 +1,11 @@
 """The precision test (kerastransfer.analysis.precision, docs/statistics.md "Precision") on
 hand-made studies: a candidate precision's records against the same study in float32; and
-how tools/benchmark.py (row 7b) prints it and BENCHMARKS.md renders it."""
-
-import os
-import sys
+how the benchmark (tools/bench, row 7b) prints it and BENCHMARKS.md renders it."""
 
 from helpers.records import run_record
 from kerastransfer.analysis.precision import precision_test
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
-import benchmark  # noqa: E402  (tools/benchmark.py imports with the package)
+from tools.bench import report
+from tools.bench.study import precision_change
 
 TREATMENTS = ("selffer", "selffer_ft", "transfer", "transfer_ft", "random")
 SEEDS = (0, 1, 2)
@@ -135,7 +131,7 @@ def benchmark_results(candidate):
         "study": float32,
         "study_bfloat16": bfloat16,
         "precision_change": {
-            **benchmark.precision_change(bfloat16, float32),
+            **precision_change(bfloat16, float32),
             "cpu_kind": "avx512_bf16",
             "declared": {"passed": False, "measured": "as measured"},
         },
@@ -147,16 +143,14 @@ def benchmark_results(candidate):
             "ratio": 373.0 / 347.0,
         },
     }
-    results["targets"] = benchmark.targets(results)
+    results["targets"] = report.targets(results)
     return results
 
 
 def test_the_benchmark_prints_and_renders_the_precision_test_with_row_8():
-    import benchmark_report  # noqa: PLC0415  (imports Keras)
-
     results = benchmark_results(study(points=lambda r: -0.6))
     lines = []
-    benchmark.print_table(results, lines.append)
+    report.print_table(results, lines.append)
     row_7b = next(line for line in lines if line.startswith("7b "))
     assert "1.18x as fast as row 7" in row_7b
     assert "precision test: mean paired difference -0.6" in row_7b and ": failed" in row_7b
@@ -167,12 +161,12 @@ def test_the_benchmark_prints_and_renders_the_precision_test_with_row_8():
     assert any(line.startswith("  verdict: not at parity: all networks: 90% CI") for line in lines)
     (target,) = [line for line in lines if line.startswith("target: row 7b")]
     assert target.endswith("(NOT met)")
-    text = "\n".join(benchmark_report.mixed_precision_section(results))
+    text = "\n".join(report.mixed_precision_section(results))
     assert "Verdict: not at parity (all networks: 90% CI" in text
     assert "this run agrees." in text
 
     passing = benchmark_results(study(points=lambda r: 0.05))
     (target,) = [t for t in passing["targets"] if t["target"].startswith("row 7b")]
     assert target["met"] and target["value"] < 0.5
-    text = "\n".join(benchmark_report.mixed_precision_section(passing))
+    text = "\n".join(report.mixed_precision_section(passing))
     assert "Verdict: at parity" in text and "**disagrees**" in text

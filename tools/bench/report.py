@@ -1,27 +1,22 @@
-"""BENCHMARKS.md from a run of tools/benchmark.py: every number in it comes from here.
+"""BENCHMARKS.md from the JSON that `python -m tools.bench` writes: every number in it comes
+from here. It reads the JSON only (and computes the on-paper arithmetic from the Keras
+caffenet); no measuring module.
 
 `render(results)` returns the whole file: the measured tables (from the results dict), the
 targets, the levers, mixed precision (measured on this CPU, arithmetic for GPUs) and the
 paper's study at ImageNet scale "on paper" (computed from the Keras caffenet model and the
-constants below).
+constants below). `print_table` is the same tables for the terminal.
 
-    python tools/benchmark.py --write_md=BENCHMARKS.md      # measure, then run this on its JSON
-    python tools/benchmark_report.py benchmark.json BENCHMARKS.md   # re-render a JSON
+    python -m tools.bench --write_md=BENCHMARKS.md         # measure, then render its JSON
+    python -m tools.bench.report benchmark.json BENCHMARKS.md   # re-render a JSON
 """
 
+import argparse
 import csv
 import json
 import os
-import sys
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(TOOLS)
-sys.path.insert(0, TOOLS)
-sys.path.insert(0, REPO)
-
-import benchmark  # noqa: E402
-
-from kerastransfer import flops  # noqa: E402
+from tools.bench import REPO, names
 
 # The paper's solver and cost (docs/paper.md, "Solver", "Splits" and "Cost").
 PAPER_STEPS, PAPER_BATCH, PAPER_DAYS_PER_NETWORK = 450_000, 256, 9.5
@@ -34,6 +29,267 @@ GPU_ACHIEVED_TFLOPS = 40.0
 H100_TF32_TFLOPS, H100_BF16_TFLOPS, H100_FP32_TFLOPS, H100_TBPS = 495, 989, 67, 3.35
 
 
+def interval_text(interval, confidence):
+    """ "90% CI [-2.94, +0.60]", or why there is none."""
+    if interval["ci"] is None:
+        return f"no CI ({interval['why']})"
+    low, high = interval["ci"]
+    return f"{confidence:.0%} CI [{low:+.2f}, {high:+.2f}]"
+
+
+def precision_summary(test):
+    """The precision test in a line: mean paired difference, its CI, networks, verdict."""
+    overall = test["overall"]
+    mean = "-" if overall["mean"] is None else f"{overall['mean']:+.2f}"
+    return (
+        f"mean paired difference {mean} points, {interval_text(overall, test['confidence'])} "
+        f"over {overall['networks']} networks: {'passed' if test['passed'] else 'failed'}"
+    )
+
+
+def precision_lines(test):
+    """The precision test in full: overall, per treatment, findings changed, the largest
+    paired difference and the verdict with every reason it failed."""
+    changed = ", ".join(
+        f"{number} {c['float32']} -> {c['candidate']}"
+        for number, c in test["findings_changed"].items()
+    )
+    lines = [f"precision test (row 7b - row 7, test accuracy): {precision_summary(test)}"]
+    lines += [
+        f"  {name}: mean {t['mean']:+.2f}, {interval_text(t, test['confidence'])}, "
+        f"{t['networks']} networks (bound +-{t['bound']:g})"
+        for name, t in test["treatments"].items()
+    ]
+    lines.append(f"  findings that changed status: {changed or 'none'}")
+    if test["largest"]:
+        lines.append(
+            f"  largest paired difference: {test['largest']['run']} "
+            f"{test['largest']['points']:+.2f} points"
+        )
+    lines.append(
+        "  verdict: at parity"
+        if test["passed"]
+        else "  verdict: not at parity: " + "; ".join(test["why"])
+    )
+    return lines
+
+
+def _study_schedule_name(results):
+    return next(
+        name
+        for name in results["trainers"]
+        if name.startswith(names.KERAS_TRANSFER) and name != names.KERAS_TRANSFER
+    )
+
+
+def _rate(results, name):
+    trainer = results["trainers"].get(name)
+    return trainer["best"] if trainer else None
+
+
+def targets(results):
+    """The issue's targets, each with the measured value and whether it is met."""
+    rows = []
+    if "trainers" in results:
+        ours = _rate(results, names.KERAS_TRANSFER)
+        peer = _rate(results, names.TORCH_PEER)
+        plain = _rate(results, names.PLAIN_KERAS)
+        rows += [
+            (
+                "training path >= PyTorch peer (ratio >= 1.0)",
+                None if peer is None else ours / peer,
+                1.0,
+            ),
+            ("training path faster than plain model.fit (ratio > 1.0)", ours / plain, 1.0),
+        ]
+    if 5 in results.get("frozen", {}):
+        rows += [
+            (
+                "frozen n=5 with caching >= 3x without (training only)",
+                results["frozen"][5]["ratio_train_only"],
+                3.0,
+            ),
+            (
+                "frozen n=5 with caching >= 3x without (incl. its feature pass)",
+                results["frozen"][5]["ratio"],
+                3.0,
+            ),
+        ]
+    study = results.get("study")
+    if study:
+        rows += [
+            ("default study wall time <= 600 s", study["wall_seconds"], -600),
+            ("base nets on random:0 >= 0.89 (mean of A and B)", study["base_accuracy_mean"], 0.89),
+            ("default study within 1.6x of its FLOP floor", study["ratio"], -1.6),
+            ("peak resident memory <= 3 GB", study["peak_rss_bytes"] / 1e9, -3.0),
+        ]
+    change = results.get("precision_change")
+    if change:
+        ci = change["test"]["overall"]["ci"]
+        rows.append(
+            (
+                "row 7b (bfloat16) at parity with row 7 by the precision test (value: the "
+                "farthest end of the 90% CI over all networks, points)",
+                None if ci is None else max(map(abs, ci)),
+                -0.5,
+                change["test"]["passed"],
+            )
+        )
+    grid = results.get("by_hand")
+    if grid:
+        rows.append(("one split >= 2x faster than by hand (row 8)", grid["ratio"], 2.0))
+    # A negative bound is an upper bound; a fourth item, where there is one, is the verdict.
+    return [
+        {
+            "target": name,
+            "value": value,
+            "bound": abs(bound),
+            "met": verdict[0]
+            if verdict
+            else (None if value is None else (value <= -bound if bound < 0 else value >= bound)),
+        }
+        for name, value, bound, *verdict in rows
+    ]
+
+
+def table_rows(results):
+    """The table as (row, what, value, ratios) strings."""
+    peak, flops = results["peak_gflops"], results["flops_per_image"]["training"]
+
+    def of_peak(rate):
+        return f"{rate * flops / 1e9 / peak:.0%} of peak"
+
+    rows = [
+        ("1", "float32 peak (2048x2048 TensorFlow matmul)", f"{peak:.0f} GFLOP/s", ""),
+        (
+            "2",
+            "training FLOPs per image, default model",
+            f"{flops / 1e6:.1f} MFLOP",
+            f"forward {results['flops_per_image']['forward'] / 1e6:.1f} MFLOP",
+        ),
+    ]
+    if "trainers" in results:
+        rows += _trainer_rows(results, of_peak)
+    rows += _frozen_rows(results)
+    rows += _study_rows(results)
+    return rows
+
+
+def _trainer_rows(results, of_peak):
+    """Rows 3-5."""
+    plain = _rate(results, names.PLAIN_KERAS)
+    peer = _rate(results, names.TORCH_PEER)
+    rows = [
+        (
+            "3",
+            names.PLAIN_KERAS + " (numpy arrays, defaults)",
+            f"{plain:.0f} img/s",
+            of_peak(plain),
+        ),
+    ]
+    if peer is None:
+        rows.append(("4", names.TORCH_PEER, "-", results["notes"].get(names.TORCH_PEER, "")))
+    else:
+        rows.append(
+            ("4", names.TORCH_PEER + f" {results['torch']}", f"{peer:.0f} img/s", of_peak(peer))
+        )
+    for row, name in (("5", names.KERAS_TRANSFER), ("5b", _study_schedule_name(results))):
+        rate = _rate(results, name)
+        versus = f"{rate / plain:.2f}x row 3" + (f", {rate / peer:.2f}x row 4" if peer else "")
+        rows.append((row, name, f"{rate:.0f} img/s", f"{versus}; {of_peak(rate)}"))
+    return rows
+
+
+def _frozen_rows(results):
+    """Row 6, one line per n."""
+    rows = []
+    for n, row in results.get("frozen", {}).items():
+        rows.append(
+            (
+                f"6 (n={n})",
+                f"AnB n={n}: uncached / cached at {row['cached']['cached_prefix']}",
+                f"{row['uncached']['images_per_second']:.0f} / "
+                f"{row['cached']['images_per_second']:.0f} img/s",
+                f"{row['ratio']:.2f}x incl. feature pass "
+                f"({row['cached']['cache_seconds']:.1f} s); "
+                f"{row['ratio_train_only']:.2f}x training only",
+            )
+        )
+    return rows
+
+
+def _study_rows(results):
+    """Rows 7 and 8."""
+    rows = []
+    study = results.get("study")
+    if study:
+        rows.append(
+            (
+                "7",
+                f"default study ({study['networks']} networks, {results['flagfile']})",
+                f"{study['wall_seconds']:.0f} s wall",
+                f"floor {study['floor_seconds']:.0f} s, {study['ratio']:.1f}x floor; "
+                f"peak RSS {study['peak_rss_bytes'] / 1e9:.2f} GB; base acc. "
+                f"{study['base_accuracy_mean']:.4f}; {', '.join(study['precision'])}",
+            )
+        )
+    bfloat16 = results.get("study_bfloat16")
+    if bfloat16:
+        change = results["precision_change"]
+        rows.append(
+            (
+                "7b",
+                "row 7 with --mixed_precision=mixed_bfloat16",
+                f"{bfloat16['wall_seconds']:.0f} s wall",
+                f"{change['speedup']:.2f}x as fast as row 7; {bfloat16['ratio']:.1f}x floor; "
+                f"peak RSS {bfloat16['peak_rss_bytes'] / 1e9:.2f} GB; base acc. "
+                f"{bfloat16['base_accuracy_mean']:.4f}; {', '.join(bfloat16['precision'])}; "
+                f"precision test: {precision_summary(change['test'])}",
+            )
+        )
+    grid = results.get("by_hand")
+    if grid:
+        rows.append(
+            (
+                "8",
+                f"split {grid['split']} ({grid['networks']} networks): kerastransfer / "
+                "the same networks by hand",
+                f"{grid['package_seconds']:.0f} / {grid['by_hand_seconds']:.0f} s wall",
+                f"{grid['ratio']:.2f}x as fast as by hand",
+            )
+        )
+    return rows
+
+
+def markdown_table(results):
+    lines = ["| row | what | measured | ratio / note |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in table_rows(results)]
+    return "\n".join(lines)
+
+
+def markdown_targets(results):
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    for t in results["targets"]:
+        value = "-" if t["value"] is None else f"{t['value']:.3g}"
+        met = "skipped" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['target']} | {value} | {met} |")
+    return "\n".join(lines)
+
+
+def print_table(results, out=print):
+    rows = table_rows(results)
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        out("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    if "precision_change" in results:
+        for line in precision_lines(results["precision_change"]["test"]):
+            out(line)
+    for t in results["targets"]:
+        value = "-" if t["value"] is None else f"{t['value']:.3g}"
+        met = "skipped" if t["met"] is None else ("met" if t["met"] else "NOT met")
+        out(f"target: {t['target']}: {value} ({met})")
+
+
 def fmt(value, digits=3):
     return f"{value:.{digits}g}"
 
@@ -44,7 +300,8 @@ def on_paper():
     Returns a dict of the arithmetic; FLOPs come from the Keras caffenet at 227x227 with a
     500-class head, counted with kerastransfer.flops.
     """
-    from kerastransfer import models, surgery  # noqa: PLC0415
+    # Keras loads here only: the tables above render without it.
+    from kerastransfer import flops, models, surgery  # noqa: PLC0415
     from kerastransfer.training import caching  # noqa: PLC0415
 
     base = models.build("caffenet", num_classes=500, input_shape=(227, 227, 3))
@@ -124,14 +381,16 @@ def render(results):
         "",
         "How fast kerastransfer trains the default study's network on this machine, against",
         "plain Keras, PyTorch and the machine's own float32 limit. Everything below is written",
-        "by `tools/benchmark.py` (measurements) and `tools/benchmark_report.py` (this text and",
-        "its arithmetic); re-run it instead of editing numbers:",
+        "by `python -m tools.bench` (measurements) and `tools/bench/report.py` (this text and its",
+        "arithmetic, from the JSON alone); re-run it instead of editing numbers:",
         "",
         "```bash",
         "pip install -e '.[bench]'    # PyTorch for row 4 (optional; without it row 4 is skipped)",
-        "python tools/benchmark.py --quick                    # rows 1-6 with ratios",
-        "python tools/benchmark.py --studies_only             # rows 1-2, 7 and 8",
-        "python tools/benchmark.py --write_md=BENCHMARKS.md   # all rows and levers; rewrites this",
+        "python -m tools.bench --quick                    # rows 1-6 with ratios",
+        "python -m tools.bench --studies_only             # rows 1-2, 7 and 8",
+        "python -m tools.bench --rows=7,7b,8              # rows 1-2 and the rows named",
+        "python -m tools.bench --write_md=BENCHMARKS.md   # all rows and levers; rewrites this",
+        "python -m tools.bench.report benchmark.json BENCHMARKS.md   # re-renders a JSON",
         "```",
         "",
         f"## Latest run: {results['date']}",
@@ -151,7 +410,7 @@ def render(results):
         f"other processes over 5% of a core ({method}) at the start, after row 6 and after "
         f"rows 7 and 8: {busy or 'none'}",
         "",
-        benchmark.markdown_table(results),
+        markdown_table(results),
         "",
         "Rows 3, 4 and 5 do the same work: the steps, then one pass over the 3,000 validation",
         "images (row 5 also writes its checkpoint and TensorBoard logs). Row 5b is row 5 with",
@@ -165,7 +424,7 @@ def render(results):
         *study_breakdown(results),
         "## Targets",
         "",
-        benchmark.markdown_targets(results),
+        markdown_targets(results),
         "",
     ]
     lines += levers_section(results)
@@ -304,7 +563,7 @@ def mixed_precision_section(results):
     if change:
         test = change["test"]
         treatments = "; ".join(
-            f"{name} {t['mean']:+.2f}, {benchmark.interval_text(t, test['confidence'])} "
+            f"{name} {t['mean']:+.2f}, {interval_text(t, test['confidence'])} "
             f"({t['networks']} networks)"
             for name, t in test["treatments"].items()
         )
@@ -335,7 +594,7 @@ def mixed_precision_section(results):
             "",
             'The precision test (docs/statistics.md, "Precision") pairs each network with '
             "itself in row 7 and takes test accuracy, bfloat16 minus float32, in points: "
-            f"{benchmark.precision_summary(test)}. Per treatment: {treatments}. Findings "
+            f"{precision_summary(test)}. Per treatment: {treatments}. Findings "
             f"that changed status: {changed or 'none'}. "
             + (
                 f"Largest paired difference: {largest['run']} {largest['points']:+.2f} points. "
@@ -430,12 +689,21 @@ def paper_section(p):
     return lines
 
 
-if __name__ == "__main__":
-    from kerastransfer.workdir import files  # noqa: E402
+def main(argv=None):
+    """Renders a benchmark JSON into a BENCHMARKS.md, judged by this version's targets."""
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.report", description=main.__doc__)
+    parser.add_argument("json", help="a JSON written by python -m tools.bench")
+    parser.add_argument("markdown", help="the BENCHMARKS.md to write")
+    args = parser.parse_args(argv)
+    from kerastransfer.workdir import files  # noqa: PLC0415
 
-    with open(sys.argv[1]) as f:
+    with open(args.json) as f:
         loaded = json.load(f)
     loaded["frozen"] = {int(n): row for n, row in loaded.get("frozen", {}).items()}
-    loaded["targets"] = benchmark.targets(loaded)  # judged by this version's list of targets
-    files.write_text(sys.argv[2], render(loaded))
-    print(f"report: {sys.argv[2]}")
+    loaded["targets"] = targets(loaded)  # judged by this version's list of targets
+    files.write_text(args.markdown, render(loaded))
+    print(f"report: {args.markdown}")
+
+
+if __name__ == "__main__":
+    main()
