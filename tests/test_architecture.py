@@ -16,19 +16,18 @@ TOOLS = os.path.join(REPO, "tools")
 
 
 def module_files():
-    """{module name: path} of every module of kerastransfer/ and tools/."""
+    """{module name: path} of every module of kerastransfer/ and tools/ (both packages, their
+    subpackages included)."""
     found = {}
-    for root, _, names in os.walk(PACKAGE):
-        for name in names:
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
-                parts = os.path.relpath(path, REPO)[:-3].split(os.sep)
-                if parts[-1] == "__init__":
-                    parts = parts[:-1]
-                found[".".join(parts)] = path
-    for name in os.listdir(TOOLS):
-        if name.endswith(".py"):
-            found[f"tools.{name[:-3]}"] = os.path.join(TOOLS, name)
+    for top in (PACKAGE, TOOLS):
+        for root, _, names in os.walk(top):
+            for name in names:
+                if name.endswith(".py"):
+                    path = os.path.join(root, name)
+                    parts = os.path.relpath(path, REPO)[:-3].split(os.sep)
+                    if parts[-1] == "__init__":
+                        parts = parts[:-1]
+                    found[".".join(parts)] = path
     return found
 
 
