@@ -150,6 +150,23 @@ def test_layers_never_import_what_the_table_forbids(importer, imported, allowed)
                     assert any(within(name, a) for a in allowed), f"{module} imports {name}"
 
 
+# What reporting/ takes from analysis/: its constants (UPPER_CASE names) and the selectors of
+# the records a figure draws as dots. Every number reporting shows is the analysis dict's, so
+# no function that computes one (cell_table, relative_drop, sizing's, power's), and not the
+# package whole.
+REPORTING_SELECTORS = ("records.ok_records", "tables.pooled_bases", "tables.find_cell")
+
+
+def test_reporting_takes_only_constants_and_record_selectors_from_analysis():
+    for module, path in module_files().items():
+        if within(module, "kerastransfer.reporting"):
+            for name in imported_names(module, path):
+                if within(name, "kerastransfer.analysis"):
+                    taken = name.removeprefix("kerastransfer.analysis.")
+                    constant = taken != name and taken.rpartition(".")[2].isupper()
+                    assert constant or taken in REPORTING_SELECTORS, f"{module} imports {name}"
+
+
 def test_only_run_and_the_drivers_import_the_drivers():
     for module, path in module_files().items():
         if module != "kerastransfer.run" and not within(module, "kerastransfer.app"):

@@ -14,7 +14,7 @@ from helpers.cli import run_cli
 from kerastransfer import analysis, designs
 from kerastransfer.analysis import findings, inference, stats
 from kerastransfer.analysis.baselines import matched_points
-from kerastransfer.reporting import plots, recommendation, report
+from kerastransfer.reporting import own_model_report, plots, report
 
 # ----------------------------------------------------------------------------- one base network
 
@@ -378,7 +378,7 @@ def test_recommendation_selects_on_the_delivered_weights_and_reports_test():
     assert choice["test_gain_over_scratch"]["ci"][0] > 0
     assert choice["runner_up"]["margin"]["ci"][0] > 0
     assert result["examples"] == {"validation": [143], "test": [500]}
-    text = recommendation.render(result)
+    text = own_model_report.render(result)
     assert "**Use n = 1, fine-tuned**" in text and "not separable" not in text
     assert "validation: 143 images (one image = 0.70 points)" in text
     assert "gain over training from scratch, test: +4.80 points [95% CI" in text
@@ -389,9 +389,9 @@ def test_recommendation_is_qualified_when_the_margin_includes_0():
     records += [_own("transfer", 1, s, 0.851 + 0.01 * s) for s in (0, 1)]
     records += [_own("transfer_ft", 2, s, 0.850 + 0.01 * s) for s in (0, 1)]
     result = analysis.recommend(analysis.normalize_records(records))
-    text = recommendation.render(result)
+    text = own_model_report.render(result)
     assert "**Use n = 1, frozen**" in text
     assert "n = 1 frozen, not separable from n = 2 fine-tuned at this size" in text
     one_seed = analysis.recommend(analysis.normalize_records(records[::2]))
     assert one_seed["choice"]["gain_over_scratch"]["ci"] is None
-    assert "no CI: one seed per cell" in recommendation.render(one_seed)
+    assert "no CI: one seed per cell" in own_model_report.render(one_seed)

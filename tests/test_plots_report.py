@@ -105,7 +105,7 @@ def study(tmp_path_factory):
         records, config=CONFIG, reference=reference, source_label="results.jsonl"
     )
     result["command"] = COMMAND
-    paths = reporting.write_analysis(str(workdir), result, records, reference=reference)
+    paths = reporting.write_analysis(str(workdir), result, records)
     assert paths[:2] == [str(workdir / "analysis.json"), str(workdir / "report.md")]
     with open(paths[0]) as f:
         return workdir, json.load(f)

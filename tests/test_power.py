@@ -239,6 +239,76 @@ def test_paper_networks_have_no_seeds_to_add():
     assert welch["units"] == [2, 8] and welch["detectable"] > 1.0
 
 
+def _row(finding, state, **fields):
+    return {
+        "finding": finding,
+        "part": None,
+        "measure": f"measure {finding}",
+        "status": "inconclusive",
+        "state": state,
+        "test": "one-sample t",
+        "effect": -2.5,
+        "sds": [1.25],
+        "units": [2],
+        "per_side": False,
+        "detectable": None,
+        "units_needed": None,
+        "enough": None,
+        "adds_split": None,
+    } | fields
+
+
+def test_the_power_section_formats_finished_rows():
+    """report.py words analysis.sizing's finished rows and commands as they come: every state
+    of a row, every kind of command, from a hand-made dict (no analysis runs here)."""
+    rows = [
+        _row(1, sizing.SIZED, part=2, units_needed=9, enough=False),
+        _row(2, sizing.SIZED, units=[3, 4], sds=[1.0, None], per_side=True),
+        _row(3, sizing.SIZED, units_needed=2, enough=True),
+        _row(4, sizing.NO_EFFECT, effect=None, adds_split="dissimilar"),
+        _row(5, sizing.DETECTABLE, status="reproduced", units=[8], detectable=1.234),
+        _row(6, sizing.NO_SPREAD),
+    ]
+    grow = {"command": None, "flags": ["--seeds=0,1"], "seeds": 2, "directions": None}
+    commands = [
+        grow
+        | {
+            "kind": "grow",
+            "findings": [1, 3],
+            "estimate_spread": False,
+            "units_needed": 9,
+            "per_side": False,
+            "gives": [10],
+            "gives_per_side": False,
+        },
+        {"kind": "no command", "findings": [2], "why": "it would take 200 seeds"},
+        {"kind": "add split", "findings": [4], "adds": "dissimilar", "command": None, "flags": []},
+        grow | {"kind": "all", "findings": [1, 6], "command": "python -m x --seeds=0,1"},
+    ]
+    summary = {"power": 0.8, "confidence": 0.95, "method": "a method", "rows": rows}
+    text = report._power({"power": summary | {"commands": commands}})
+    level = "80% power, 95% level"
+    for line in [
+        f"| 1, part 2 | measure 1 | inconclusive | -2.50 | 1.25 | 2 | one-sample t | about 9 "
+        f"base networks ({level}), if the effect seen is real |",
+        f"| 2 | measure 2 | inconclusive | -2.50 | 1.00 / – | 3 vs 4 | one-sample t | more than "
+        f"1,000,000 base networks per side ({level}): the effect seen is tiny against its "
+        f"spread |",
+        f"about 2 base networks ({level}): the study has them;",
+        "| 4 | measure 4 | inconclusive | – | 1.25 | 2 | one-sample t | no effect measured; the "
+        "study lacks the dissimilar split |",
+        f"could have detected ±1.23 points or more ({level}, 8 base networks, sd 1.25)",
+        "no spread: the base networks all give the same value (sd 0)",
+        "- Findings 1, 3 (about 9 base networks needed): the study's command with "
+        "`--seeds=0,1` gives 10 base networks (2 seeds).",
+        "- Finding 2 (no command): it would take 200 seeds.",
+        "- Finding 4 (to measure it): add the dissimilar split to the study's --splits.",
+        "- Findings 1, 6 at once: `python -m x --seeds=0,1` (2 seeds).",
+    ]:
+        assert line in text, line
+    assert report._power({"power": summary | {"rows": [], "commands": []}}) == ""
+
+
 # ----------------------------------------------------------------------------- directions
 
 
@@ -282,7 +352,8 @@ def test_figures_of_a_noisy_three_seed_study(tmp_path):
     records = _study([0, 1, 2], noise=0.15)
     for r in records:
         r["best_k"] = float(np.clip(r["best_k"], 0.0, 1.0))
-    paths = plots.plot_figures(str(tmp_path), analysis.normalize_records(records))
+    records = analysis.normalize_records(records)
+    paths = plots.plot_figures(str(tmp_path), analysis.analyze(records), records)
     assert sorted(p.rsplit("/", 1)[1] for p in paths) == [
         "dissimilar.pdf",
         "dissimilar.png",

@@ -19,7 +19,7 @@ from kerastransfer import config, surgery
 from kerastransfer.analysis import agreement
 from kerastransfer.analysis.estimators import ESTIMATORS
 from kerastransfer.app import score as score_mode
-from kerastransfer.reporting import estimators as estimators_report
+from kerastransfer.reporting import estimator_agreement
 from kerastransfer.study.own_model import load_study
 from kerastransfer.workdir.provenance import stored_experiment
 
@@ -133,13 +133,13 @@ def test_n_a_scores_drop_out_of_the_agreement_with_their_reason(tmp_path):
     assert leep["spearman"] is None and leep["verdict"] == "undetermined"
     assert leep["why"] == "0 cut points with both, fewer than 3; the score is n/a at n = 1, 2, 3, 4"
 
-    text = estimators_report.section(result)
+    text = estimator_agreement.section(result)
     assert (
         "- LogME n/a at n = 3 (random0 A->B, seed 0): features hold 8 NaN or infinite values."
         in text
     )
     assert "- LEEP n/a at n = 1, 2, 3, 4 (random0 A->B, seed 0): source_probabilities" in text
-    (png, _) = estimators_report.plot(result, str(tmp_path))
+    (png, _) = estimator_agreement.plot(result, str(tmp_path))
     assert os.path.getsize(png) > 10_000
 
     # NaN counts as n/a too (a file written by hand or by another tool).

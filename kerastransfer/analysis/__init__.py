@@ -9,7 +9,8 @@ Pure Python and numpy, so the analysis runs anywhere the results file is. Module
     tables          per-cell statistics, Table 1, the matched table, the relative drop
     findings        the paper's five findings and the rule that decides them
     power           the t-test's power: noncentral t, units needed, smallest detectable effect
-    sizing          per finding, what would decide it and the command that grows the study
+    sizing          per finding, what would decide it and the command that grows the study,
+                    as the report's Power rows and commands
     summary         `analyze`: all of the above as the dict analysis.json holds
     recommendation  the own-model study's choice of n and mode
     estimators      transferability estimators (LogME, H-score, TransRate, LEEP, probes)

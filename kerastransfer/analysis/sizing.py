@@ -16,8 +16,12 @@ Paired findings use the one-sample test on the units' differences, Welch finding
 two-sample test with the sides' spreads pooled (kerastransfer.analysis.power). A study grows
 by units per split and target half with every seed it adds; `--directions=both` doubles the
 halves of every split that has bases on both. docs/statistics.md, "Power".
+
+The summary carries the report's Power section finished: `rows` (one per finding or part)
+and `commands` (each with the findings it would decide), which reporting only words.
 """
 
+import json
 import math
 import shlex
 
@@ -276,7 +280,107 @@ def size_findings(checked, records, config=None):
         "command": layout.command,
         "decide_all": combined,
         "decide_all_findings": [f["finding"] for f in chosen],
+        "rows": rows(checked),
+        "commands": commands(checked, combined, [f["finding"] for f in chosen]),
     }
+
+
+def rows(checked):
+    """The Power table's rows, one per finding or part of a sized `checked` list: what it
+    measured and saw, and what deciding it takes. `part` is None for a finding of one
+    part; `enough` (units needed sized) says whether the study already has the units, None
+    when the answer is past power.MAX_UNITS; `adds_split` names the split group a finding
+    without an effect lacks."""
+    table = []
+    for finding in checked:
+        parts = finding.get("parts") or [finding]
+        for index, part in enumerate(parts, 1):
+            entry = part["power"]
+            needed = entry["units_needed"]
+            table.append(
+                {
+                    "finding": finding["finding"],
+                    "part": None if len(parts) == 1 else index,
+                    "measure": part["measure"],
+                    "status": part["status"],
+                    "state": entry["state"],
+                    "test": entry["test"],
+                    "effect": entry["effect"],
+                    "sds": entry["sds"],
+                    "units": entry["units"],
+                    "per_side": len(entry["units"]) > 1,
+                    "detectable": entry["detectable"],
+                    "units_needed": needed,
+                    "enough": None if needed is None else needed <= min(entry["units"]),
+                    "adds_split": (entry.get("adds_split") or {}).get("adds"),
+                }
+            )
+    return table
+
+
+def _command_line(entry):
+    """What a finding's sized `entry` asks to run, without the findings it decides: "grow"
+    (its extension command: `estimate_spread`, or `units_needed` to decide it, and the units
+    per side the grown study `gives`), "no command" (`why` there is none), "add split" (the
+    split group it `adds`, with the command when the study's --splits are known); None when
+    it asks for nothing."""
+    extension = entry["extension"] or {}
+    if "flags" in extension:
+        sized = entry["state"] == SIZED
+        return {
+            "kind": "grow",
+            "estimate_spread": not sized,
+            "units_needed": entry["units_needed"] if sized else None,
+            "per_side": len(entry["units"]) > 1 if sized else None,
+            "command": extension["command"],
+            "flags": extension["flags"],
+            "gives": sorted(set(extension["units"])),
+            "gives_per_side": len(extension["units"]) > 1,
+            "seeds": extension["seeds"],
+            "directions": extension["directions"],
+        }
+    if "why" in extension:
+        return {"kind": "no command", "why": extension["why"]}
+    added = entry.get("adds_split")
+    if added:
+        return {
+            "kind": "add split",
+            "adds": added["adds"],
+            "command": added["command"],
+            "flags": added["flags"],
+        }
+    return None
+
+
+def commands(checked, combined, decide_all_findings):
+    """The commands that grow the study, each with the `findings` it would decide, in the
+    order of the first finding that asks for it (findings asking for the same one share it);
+    last, `combined` ("all") when it decides `decide_all_findings` and no one finding's
+    command does (their extensions differ)."""
+    lines = {}
+    for finding in checked:
+        line = _command_line(finding["power"])
+        if line is not None:
+            key = json.dumps(line, sort_keys=True)
+            lines.setdefault(key, dict(line, findings=[]))["findings"].append(finding["finding"])
+    listed = list(lines.values())
+    distinct = {
+        tuple(f["power"]["extension"]["flags"])
+        for f in checked
+        if f["finding"] in decide_all_findings
+    }
+    if "flags" in (combined or {}) and len(distinct) > 1:
+        listed.append(
+            {
+                "kind": "all",
+                "findings": list(decide_all_findings),
+                "command": combined["command"],
+                "flags": combined["flags"],
+                "seeds": combined["seeds"],
+                "directions": combined["directions"],
+            }
+        )
+    return listed
 
 
 METHOD = (

@@ -59,8 +59,8 @@ def run(experiment, study=None):
         except UsageError:
             config_data, command = None, None
     if experiment.own_model and not paper_csv:
-        paths = reporting.write_recommendation(
-            experiment.workdir, recommendation(records, scores), command
+        paths = reporting.write_own_model_report(
+            experiment.workdir, analysis.json_safe(recommendation(records, scores)), command
         )
         log(f"analysis: {paths}")
         return
@@ -76,7 +76,7 @@ def run(experiment, study=None):
         records, config=config_data, reference=reference, source_label=label, scores=scores
     )
     result["command"] = command
-    paths = reporting.write_analysis(experiment.workdir, result, records, reference=reference)
+    paths = reporting.write_analysis(experiment.workdir, result, records)
     if not paper_csv:
         paths += _representations(experiment, paths, study)
     log(f"analysis: {paths}")

@@ -6,21 +6,21 @@ written outputs know (the figure paths, the report's name) and writes them.
 
 import os
 
-from kerastransfer.reporting import estimators, plots, report
+from kerastransfer.reporting import estimator_agreement, plots, report
 from kerastransfer.workdir import files
 
 
-def write_analysis(workdir, result, records, *, reference=None):
+def write_analysis(workdir, result, records):
     """Writes workdir/analysis.json, workdir/figures/* and workdir/report.md.
 
     `result`: the finished analysis dict (analysis.analyze's, with "command" and, given
-    scores, "estimators"); `records` the normalized records it was computed from, and
-    `reference` the records drawn faintly beside them (or None), for the figures.
+    scores, "estimators"; its "reference" is drawn faintly in the figures); `records` the
+    normalized records it was computed from, the figures' dots.
     Returns the paths written: analysis.json, report.md, then the figures.
     """
     figures_dir = os.path.join(workdir, "figures")
-    figures = plots.plot_figures(figures_dir, records, reference_records=reference)
-    figures += estimators.write_figure(figures_dir, result.get("estimators"))
+    figures = plots.plot_figures(figures_dir, result, records)
+    figures += estimator_agreement.write_figure(figures_dir, result.get("estimators"))
     result = {
         **result,
         "figures": [os.path.relpath(p, workdir) for p in figures],

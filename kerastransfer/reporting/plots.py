@@ -1,10 +1,12 @@
-"""The paper's figures, drawn from run records: Figure 2 (transfer.png/.pdf), Figure 3
-(dissimilar.png/.pdf), and a CKA heatmap helper.
+"""The paper's figures: Figure 2 (transfer.png/.pdf), Figure 3 (dissimilar.png/.pdf), and a
+CKA heatmap helper.
 
-Records are normalized run dicts (kerastransfer.workdir.results); only status "ok" runs are
-drawn. Passing the paper's own records (analysis.load_paper_csv()) draws the paper's figures
-from its published numbers; passing them as `reference_records` next to a reproduction draws
-the paper faintly behind it. Uses matplotlib's Agg backend, so no display is needed.
+The means, intervals and relative drops are the analysis dict's (analysis.analyze's "cells"
+and "relative_drop"); its records (normalized run dicts, kerastransfer.workdir.results) give
+one dot per network, only status "ok" runs drawn. The analysis of the paper's own records
+(analysis.load_paper_csv()) draws the paper's figures from its published numbers; an analysis
+with a "reference" draws the paper's lines faintly behind a reproduction. Uses matplotlib's
+Agg backend, so no display is needed.
 """
 
 import os
@@ -15,7 +17,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from kerastransfer import analysis  # noqa: E402
+from kerastransfer.analysis.records import ok_records  # noqa: E402
+from kerastransfer.analysis.tables import find_cell, pooled_bases  # noqa: E402
+from kerastransfer.designs import split_group  # noqa: E402
+from kerastransfer.reporting.formats import MISSING  # noqa: E402
 from kerastransfer.workdir import files  # noqa: E402
 
 X_LABEL = "Layer n at which network is chopped and retrained"
@@ -31,7 +36,7 @@ FIGURE2 = (
 )
 BASE_FACE, BASE_EDGE = "white", "#707070"
 
-# Figure 3's series: key in analysis.relative_drop, legend name, colour.
+# Figure 3's series: key in the analysis's relative_drop, legend name, colour.
 FIGURE3 = (
     ("random_splits", "transfer AnB, random A/B splits", "#8b0000"),
     ("dissimilar", "transfer AnB, dissimilar split", "#d07000"),
@@ -43,11 +48,12 @@ BAND_UNITS = 3
 ACCURACY_BOUNDS = (0.0, 1.0)
 
 
-def plot_figures(figures_dir, records, *, reference_records=None):
-    """Draws every figure of a study into `figures_dir`; returns the paths written."""
-    return plot_transfer(
-        figures_dir, records, reference_records=reference_records
-    ) + plot_dissimilar(figures_dir, records, reference_records=reference_records)
+def plot_figures(figures_dir, result, records):
+    """Draws every figure of a study into `figures_dir` from its analysis dict `result` and
+    the normalized `records` it was computed from; returns the paths written."""
+    return plot_transfer(figures_dir, result, records) + plot_dissimilar(
+        figures_dir, result, records
+    )
 
 
 def save_figure(fig, figures_dir, stem):
@@ -140,8 +146,8 @@ def _random_split_runs(records, treatment):
     """ok runs of `treatment` on the random splits."""
     return [
         r
-        for r in analysis.ok_records(records)
-        if r["treatment"] == treatment and analysis.split_group(r["split"]) == "random"
+        for r in ok_records(records)
+        if r["treatment"] == treatment and split_group(r["split"]) == "random"
     ]
 
 
@@ -149,8 +155,8 @@ def _directions_note(records, treatments, group="random"):
     """ "; both directions pooled, networks targeting 28 B, 28 A" when the group's networks of
     `treatments` target both halves, as the paper's do; "" otherwise."""
     counts = {}
-    for r in analysis.ok_records(records):
-        if r["treatment"] in treatments and analysis.split_group(r["split"]) == group:
+    for r in ok_records(records):
+        if r["treatment"] in treatments and split_group(r["split"]) == group:
             counts[r["target"]] = counts.get(r["target"], 0) + 1
     if len(counts) < 2:
         return ""
@@ -158,23 +164,24 @@ def _directions_note(records, treatments, group="random"):
     return f"; both directions pooled, networks targeting {listed}"
 
 
-def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfer"):
+def plot_transfer(figures_dir, result, records, *, stem="transfer"):
     """The paper's Figure 2: top-1 accuracy against n for baseB, BnB, BnB+, AnB and AnB+.
 
     Top: one dot per network (at n = 0, white, the bases of the halves the runs target), lines
     through the means; A->B and B->A networks pooled, as in the paper. Bottom: the mean lines
     with shaded 95% CIs where a cell has BAND_UNITS or more base networks (cut at the panel,
     which spans the dots, within [0, 1]); a cell with fewer shows its networks as small hollow
-    dots instead, and the legend says so; the base mean as a dashed line. `reference_records`
-    adds the paper's mean lines, faint and dotted, on a right-hand axis of their own (another
+    dots instead, and the legend says so; the base mean as a dashed line. The means and bands
+    are `result`'s cells, the dots `records`' networks; `result`'s "reference" adds the
+    paper's mean lines, faint and dotted, on a right-hand axis of their own (another
     dataset's accuracies live on another scale). Returns the PNG and PDF paths.
     """
-    cells = analysis.cell_table(records)
-    metric = f"Top-1 accuracy ({analysis.metric_description(records)})"
+    cells = result["cells"]
+    metric = f"Top-1 accuracy ({result['metric']['description']})"
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.5, 9.5), sharex=True)
 
-    bases = [r["best_k"] for r in analysis.pooled_bases(records, "random")]
-    base_cell = analysis.find_cell(cells, "base", 0)
+    bases = [r["best_k"] for r in pooled_bases(records, "random")]
+    base_cell = find_cell(cells, "base", 0)
     base_label = base_cell["label"] if base_cell else "baseB"
     if bases:
         top.scatter(
@@ -240,8 +247,8 @@ def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfe
     cut = _draw_bands(
         bottom, bands, limits, few, f"networks of a cell with < {BAND_UNITS} base networks"
     )
-    if reference_records is not None:
-        _overlay_reference_means(bottom, reference_records)
+    if result["reference"] is not None:
+        _overlay_reference_means(bottom, result["reference"]["cells"])
 
     pooled = _directions_note(records, [row[0] for row in FIGURE2])
     top.set_title(
@@ -266,14 +273,14 @@ def plot_transfer(figures_dir, records, *, reference_records=None, stem="transfe
     return save_figure(fig, figures_dir, stem)
 
 
-def _overlay_reference_means(axis, reference_records):
-    """The paper's Figure 2 mean lines, faint and dotted, on a twin y axis at the right."""
-    cells = analysis.cell_table(reference_records)
+def _overlay_reference_means(axis, cells):
+    """The paper's Figure 2 mean lines (its analysis's `cells`), faint and dotted, on a twin y
+    axis at the right."""
     twin = axis.twinx()
     for treatment, _, _, edge in FIGURE2:
         ns, means = _means(cells, treatment)[:2]
         twin.plot(ns, means, color=edge, linestyle=":", linewidth=1.5, alpha=0.45)
-    base = analysis.find_cell(cells, "base", 0)
+    base = find_cell(cells, "base", 0)
     if base:
         twin.axhline(
             base["best_k"]["mean"], color=BASE_EDGE, linestyle=":", linewidth=1, alpha=0.45
@@ -294,8 +301,7 @@ def _series_runs(ok, treatment, group):
     runs = [
         r
         for r in ok
-        if r["treatment"] == treatment
-        and (group is None or analysis.split_group(r["split"]) == group)
+        if r["treatment"] == treatment and (group is None or split_group(r["split"]) == group)
     ]
     halves = {(r["split"], r["target"]) for r in runs}
     return [
@@ -303,7 +309,7 @@ def _series_runs(ok, treatment, group):
     ] + runs
 
 
-def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissimilar"):
+def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
     """The paper's Figure 3: how much transfer loses, by task distance, and random features.
 
     Top left: AnB accuracy per network across the random splits and across the dissimilar
@@ -312,10 +318,11 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
     split and target base, in points), means over base networks with 95% CIs where there are
     BAND_UNITS or more, cut to the range the panel shows (the lines and dots set it, never a
     band); an n with fewer shows its base networks' values as small hollow dots, and the
-    legend says so. `reference_records` adds the paper's lines, faint and dotted.
+    legend says so. The relative drops are `result`'s, the dots `records`' networks;
+    `result`'s "reference" adds the paper's lines, faint and dotted.
     """
-    ok = analysis.ok_records(records)
-    drop = analysis.relative_drop(records)
+    ok = ok_records(records)
+    drop = result["relative_drop"]
     fig = plt.figure(figsize=(10, 9))
     grid = fig.add_gridspec(2, 2)
     absolute, random_panel = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
@@ -386,8 +393,8 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
             (xs, *zip(*([(0.0, 0.0)] + [_band(c["units"], c["ci"]) for c in series])), colour)
         )
 
-    if reference_records is not None:
-        reference = analysis.relative_drop(reference_records)
+    if result["reference"] is not None:
+        reference = result["reference"]["relative_drop"]
         for key, _, colour in FIGURE3:
             if reference[key]:
                 relative.plot(
@@ -435,7 +442,7 @@ def plot_dissimilar(figures_dir, records, *, reference_records=None, stem="dissi
 
 def plot_cka(matrix, row_labels, col_labels, path, *, title="Linear CKA"):
     """Heatmap of a CKA matrix (rows: row_labels, columns: col_labels), values written in cells
-    (NaN, an undefined CKA, as "n/a").
+    (NaN, an undefined CKA, as MISSING).
 
     Writes `path` (its extension picks the format) atomically and returns it.
     """
@@ -454,7 +461,7 @@ def plot_cka(matrix, row_labels, col_labels, path, *, title="Linear CKA"):
             axis.text(
                 j,
                 i,
-                "n/a" if np.isnan(matrix[i, j]) else f"{matrix[i, j]:.2f}",
+                MISSING if np.isnan(matrix[i, j]) else f"{matrix[i, j]:.2f}",
                 ha="center",
                 va="center",
                 fontsize=7,

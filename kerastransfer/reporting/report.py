@@ -4,17 +4,18 @@ Renders the dict of kerastransfer.analysis.analyze() (plus the "figures" and "co
 write_analysis adds); every number in the report is read from that dict, none is typed in.
 Accuracies print as fractions (0.6251) with intervals clipped to [0, 1], differences as
 percentage points (+1.60) with intervals over base networks; intervals are 95% t-intervals, and
-a missing value prints as "–".
+a missing number prints as formats.MISSING. The Power section formats analysis.sizing's
+finished rows and commands.
 """
 
 import json
 
-from kerastransfer.analysis import power, sizing
 from kerastransfer.analysis.inference import NOUN
-from kerastransfer.reporting import estimators
+from kerastransfer.analysis.power import MAX_UNITS
+from kerastransfer.analysis.sizing import DETECTABLE, NO_EFFECT, NO_SPREAD, UNKNOWN_SPREAD
+from kerastransfer.reporting import estimator_agreement
+from kerastransfer.reporting.formats import MISSING, accuracy
 from kerastransfer.workdir import files
-
-MISSING = "–"
 
 
 def write_report(path, analysis):
@@ -34,7 +35,7 @@ def render_report(analysis):
         _table1(analysis),
         _relative_drop(analysis),
         _power(analysis),
-        estimators.section(analysis.get("estimators")),
+        estimator_agreement.section(analysis.get("estimators")),
         _statistics(analysis),
         _timing(analysis),
         _not_ok(analysis),
@@ -45,10 +46,6 @@ def render_report(analysis):
 
 
 # ----------------------------------------------------------------------------- formatting
-
-
-def _acc(value):
-    return MISSING if value is None else f"{value:.4f}"
 
 
 def _pts(value):
@@ -66,8 +63,8 @@ def _acc_ci(stats):
     [0, 1]); without an interval just 'mean (count)'."""
     if not stats or stats["mean"] is None:
         return MISSING
-    interval = "" if stats["ci"] is None else f" {_interval(stats['ci'], _acc)}"
-    return f"{_acc(stats['mean'])}{interval} ({stats['count']})"
+    interval = "" if stats["ci"] is None else f" {_interval(stats['ci'], accuracy)}"
+    return f"{accuracy(stats['mean'])}{interval} ({stats['count']})"
 
 
 def _pts_pm(effect):
@@ -226,7 +223,7 @@ def _cell_rows(cells, reference_cells, metric):
         if paper:
             rows.append(
                 ["", "", f"*paper {label}*"]
-                + [f"*{_acc(paper[n][metric]['mean'])}*" if n in paper else "" for n in ns]
+                + [f"*{accuracy(paper[n][metric]['mean'])}*" if n in paper else "" for n in ns]
                 + [""]
             )
     header = ["split group", "target", "treatment"] + [f"n={n}" for n in ns]
@@ -466,126 +463,107 @@ def _side_counts(values):
 
 
 def _sds(sds):
-    """The spread(s) in points, '2.83' or '0.61 / 0.28'; '–' where a side has none."""
+    """The spread(s) in points, '2.83' or '0.61 / 0.28'; MISSING where a side has none."""
     return " / ".join(MISSING if sd is None else f"{sd:.2f}" for sd in sds)
 
 
-def _grown_units(extension):
-    """What an extension's command gives: '8 base networks' or '4 vs 6 base networks' (per
-    side), and how (halves x seeds)."""
-    units = sorted(set(extension["units"]))
-    how = f"{extension['seeds']} seed{'s' if extension['seeds'] != 1 else ''}"
-    if extension["directions"]:
-        how = f"both directions, {how}"
-    per_side = " per side" if len(extension["units"]) > 1 else ""
-    return f"{' or '.join(map(str, units))} {NOUN}s{per_side} ({how})"
-
-
-def _per_side(entry, noun):
+def _units_of(noun, per_side):
     """`noun`, followed by "per side" for a two-sample test."""
-    return f"{noun} per side" if len(entry["units"]) > 1 else noun
+    return f"{noun} per side" if per_side else noun
 
 
-def _needs(entry, level):
-    """What a finding's power entry says it would take, in words."""
-    state = entry["state"]
-    if state == sizing.DETECTABLE:
-        if entry["detectable"] is None:
+def _grown_units(line):
+    """What a "grow" command gives: '8 base networks' or '4 or 6 base networks per side', and
+    how (halves x seeds)."""
+    how = f"{line['seeds']} seed{'s' if line['seeds'] != 1 else ''}"
+    if line["directions"]:
+        how = f"both directions, {how}"
+    units = _units_of(f"{NOUN}s", line["gives_per_side"])
+    return f"{' or '.join(map(str, line['gives']))} {units} ({how})"
+
+
+def _needs(row, level):
+    """What a Power row says deciding it would take, in words."""
+    state = row["state"]
+    if state == DETECTABLE:
+        if row["detectable"] is None:
             return f"{MISSING} (no spread to compute it from)"
         return (
-            f"could have detected ±{entry['detectable']:.2f} points or more ({level}, "
-            f"{_side_counts(entry['units'])} {NOUN}s, sd {_sds(entry['sds'])})"
+            f"could have detected ±{row['detectable']:.2f} points or more ({level}, "
+            f"{_side_counts(row['units'])} {NOUN}s, sd {_sds(row['sds'])})"
         )
-    if state == sizing.NO_EFFECT:
-        added = entry.get("adds_split")
-        return "no effect measured" + (
-            f"; the study lacks the {added['adds']} split" if added else ""
-        )
-    if state == sizing.UNKNOWN_SPREAD:
+    if state == NO_EFFECT:
+        added = row["adds_split"]
+        return "no effect measured" + (f"; the study lacks the {added} split" if added else "")
+    if state == UNKNOWN_SPREAD:
         return (
             f"spread unknown (one {NOUN} on a side): a second seed estimates it; no size "
             f"is guessed before then"
         )
-    if state == sizing.NO_SPREAD:
+    if state == NO_SPREAD:
         return f"no spread: the {NOUN}s all give the same value (sd 0); more seeds measure one"
-    needed, have = entry["units_needed"], min(entry["units"])
-    units = _per_side(entry, f"{NOUN}s")
-    if needed is None:
+    units = _units_of(f"{NOUN}s", row["per_side"])
+    if row["enough"] is None:
         return (
-            f"more than {power.MAX_UNITS:,} {units} ({level}): the effect seen is tiny "
-            f"against its spread"
+            f"more than {MAX_UNITS:,} {units} ({level}): the effect seen is tiny against its spread"
         )
-    if needed <= have:
+    if row["enough"]:
         return (
-            f"about {needed} {units} ({level}): the study has them; its interval missed 0 "
-            f"though a real effect of this size would mostly be found"
+            f"about {row['units_needed']} {units} ({level}): the study has them; its interval "
+            f"missed 0 though a real effect of this size would mostly be found"
         )
-    return f"about {needed} {units} ({level}), if the effect seen is real"
+    return f"about {row['units_needed']} {units} ({level}), if the effect seen is real"
+
+
+def _command(line):
+    """A command of the Power section, after the findings it decides."""
+    kind = line["kind"]
+    if kind == "grow":
+        goal = (
+            "to estimate the spread"
+            if line["estimate_spread"]
+            else f"about {line['units_needed']} {_units_of(f'{NOUN}s', line['per_side'])} needed"
+        )
+        return f"({goal}): {_run(line)} gives {_grown_units(line)}"
+    if kind == "no command":
+        return f"(no command): {line['why']}"
+    if kind == "add split":
+        if line["flags"]:
+            return f"(to measure it): {_run(line)} adds the {line['adds']} split"
+        return f"(to measure it): add the {line['adds']} split to the study's --splits"
+    return (
+        f"at once: {_run(line)} ({line['seeds']} seeds"
+        + (", both directions" if line["directions"] else "")
+        + ")"
+    )
 
 
 def _power(analysis):
     """## Power: per finding (and part), the effect and spread seen and what would decide it,
     or, decided, the smallest effect the study could have detected; the commands that grow
-    the study to that size."""
+    the study to that size (analysis.sizing's finished rows and commands)."""
     summary = analysis.get("power")
-    if not summary or not analysis["findings"]:
+    if not summary or not summary["rows"]:
         return ""
     level = f"{round(100 * summary['power'])}% power, {round(100 * summary['confidence'])}% level"
-    rows, commands = [], {}
-    for f in analysis["findings"]:
-        parts = f.get("parts") or [f]
-        for index, part in enumerate(parts, 1):
-            entry = part["power"]
-            rows.append(
-                [
-                    f["finding"] if len(parts) == 1 else f"{f['finding']}, part {index}",
-                    part["measure"],
-                    part["status"],
-                    _pts(entry["effect"]),
-                    _sds(entry["sds"]),
-                    _side_counts(entry["units"]),
-                    entry["test"],
-                    _needs(entry, level),
-                ]
-            )
-        entry = f["power"]
-        extension = entry["extension"] or {}
-        if "flags" in extension:
-            goal = (
-                f"about {entry['units_needed']} {_per_side(entry, f'{NOUN}s')} needed"
-                if entry["state"] == sizing.SIZED
-                else "to estimate the spread"
-            )
-            line = f"({goal}): {_run(extension)} gives {_grown_units(extension)}"
-        elif "why" in extension:
-            line = f"(no command): {extension['why']}"
-        elif entry.get("adds_split"):
-            added = entry["adds_split"]
-            line = (
-                f"(to measure it): {_run(added)} adds the {added['adds']} split"
-                if added["flags"]
-                else f"(to measure it): add the {added['adds']} split to the study's --splits"
-            )
-        else:
-            continue
-        commands.setdefault(line, []).append(f["finding"])
-    lines = [
-        f"- Finding{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))} {line}."
-        for line, numbers in commands.items()
+    rows = [
+        [
+            row["finding"] if row["part"] is None else f"{row['finding']}, part {row['part']}",
+            row["measure"],
+            row["status"],
+            _pts(row["effect"]),
+            _sds(row["sds"]),
+            _side_counts(row["units"]),
+            row["test"],
+            _needs(row, level),
+        ]
+        for row in summary["rows"]
     ]
-    combined = summary.get("decide_all") or {}
-    distinct = {
-        tuple(f["power"]["extension"]["flags"])
-        for f in analysis["findings"]
-        if f["finding"] in summary["decide_all_findings"]
-    }
-    if "flags" in combined and len(distinct) > 1:
-        numbers = ", ".join(map(str, summary["decide_all_findings"]))
-        lines.append(
-            f"- Findings {numbers} at once: {_run(combined)} ({combined['seeds']} seeds"
-            + (", both directions" if combined["directions"] else "")
-            + ")."
-        )
+    lines = [
+        f"- Finding{'s' if len(line['findings']) > 1 else ''} "
+        f"{', '.join(map(str, line['findings']))} {_command(line)}."
+        for line in summary["commands"]
+    ]
     return "\n\n".join(
         part
         for part in [
@@ -619,11 +597,11 @@ def _power(analysis):
     )
 
 
-def _run(extension):
-    """The extension's command in backticks, or its flags added to the study's command."""
-    if extension.get("command"):
-        return f"`{extension['command']}`"
-    return f"the study's command with `{' '.join(extension['flags'])}`"
+def _run(line):
+    """A Power command in backticks, or its flags added to the study's command."""
+    if line["command"]:
+        return f"`{line['command']}`"
+    return f"the study's command with `{' '.join(line['flags'])}`"
 
 
 def _statistics(analysis):

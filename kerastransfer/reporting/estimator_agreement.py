@@ -1,8 +1,9 @@
-"""The transferability estimators beside the measured grid: figures/estimators.png and the
+"""The estimators' agreement with the measured grid, rendered: figures/estimators.png and the
 report.md section that says which estimator tracks which treatment.
 
-The numbers come from kerastransfer.analysis.agreement (computed by the analyze driver); this
-module draws and words them.
+The agreement is kerastransfer.analysis.agreement's dict (computed by the analyze and score
+drivers); this module draws and words it. An estimator that could not score a cut point is
+"n/a" there, with its reason; a missing correlation prints as formats.MISSING.
 """
 
 import matplotlib
@@ -14,6 +15,7 @@ import numpy as np  # noqa: E402
 from kerastransfer import treatments  # noqa: E402
 from kerastransfer.analysis.agreement import TRACKS, WEAK  # noqa: E402
 from kerastransfer.analysis.estimators import ESTIMATOR_NAMES as NAMES  # noqa: E402
+from kerastransfer.reporting.formats import MISSING  # noqa: E402
 from kerastransfer.reporting.plots import save_figure  # noqa: E402
 
 # A verdict of analysis.agreement.verdict with the treatment's name put in.
@@ -94,7 +96,7 @@ def plot(result, figures_dir):
 
 
 def _rho(value):
-    return "–" if value is None else f"{value:+.2f}"
+    return MISSING if value is None else f"{value:+.2f}"
 
 
 def _counts(examples):
@@ -135,7 +137,7 @@ def section(result):
             for t in measured:
                 found = g["correlations"].get(name, {}).get(t)
                 cells.append(
-                    "–"
+                    MISSING
                     if not found or found["spearman"] is None
                     else f"{_rho(found['spearman'])} ({_rho(found['kendall'])})"
                 )

@@ -1,7 +1,8 @@
 """The own-model study's outputs: recommendation.json, report.md and figures/own_transfer.png.
 
-The numbers come from kerastransfer.analysis.recommend and the estimators' agreement, computed
-by the analyze driver (app/analyze.py); this module renders and writes them.
+The numbers come from kerastransfer.analysis.recommend (which chooses the n and mode) and the
+estimators' agreement, computed by the analyze driver (app/analyze.py); this module renders
+and writes them. A missing number prints as formats.MISSING.
 """
 
 import os
@@ -11,22 +12,25 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-from kerastransfer import analysis  # noqa: E402
-from kerastransfer.reporting import estimators, plots  # noqa: E402
+from kerastransfer.reporting import estimator_agreement, plots  # noqa: E402
+from kerastransfer.reporting.formats import MISSING, accuracy  # noqa: E402
 from kerastransfer.workdir import files  # noqa: E402
 
 
-def write_recommendation(workdir, result, command=None):
+def write_own_model_report(workdir, result, command=None):
     """Writes recommendation.json, report.md and figures/own_transfer.png (and, when `result`
     has the estimators, figures/estimators.png); returns paths.
 
-    `result`: analysis.recommend's dict, with "estimators" and "pruning" given scores.
+    `result`: analysis.recommend's dict, with "estimators" and "pruning" given scores, made
+    JSON-safe (analysis.json_safe) by the driver.
     """
     figure = os.path.join(workdir, "figures", "own_transfer.png")
     plot(result, figure)
-    figures = [figure] + estimators.write_figure(os.path.dirname(figure), result.get("estimators"))
+    figures = [figure] + estimator_agreement.write_figure(
+        os.path.dirname(figure), result.get("estimators")
+    )
     paths = [os.path.join(workdir, "recommendation.json"), os.path.join(workdir, "report.md")]
-    files.write_json(paths[0], analysis.json_safe(result))
+    files.write_json(paths[0], result)
     files.write_text(paths[1], render(result, command))
     return paths + figures
 
@@ -34,7 +38,7 @@ def write_recommendation(workdir, result, command=None):
 def _points(diff):
     """'+1.23 points [95% CI +0.40, +2.06]', or with the reason there is no interval."""
     if diff is None or diff.get("effect") is None:
-        return "n/a"
+        return MISSING
     text = f"{100 * diff['effect']:+.2f} points"
     if diff.get("ci"):
         low, high = (100 * v for v in diff["ci"])
@@ -55,10 +59,6 @@ def _why_not(validation, test):
     return f"the {'test' if judged is test else 'validation'} interval " + (
         "does not lie above 0" if judged["ci"] else f"is missing ({judged['why']})"
     )
-
-
-def _acc(value):
-    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _sizes(result):
@@ -106,7 +106,7 @@ def render(result, command=None):
         name = f"{_at(choice)} {choice['mode']}"
         lines += [
             f"**Use {_at(choice)}, {choice['mode']}** (validation accuracy "
-            f"{_acc(choice['validation'])}, test {_acc(choice['test'])}).",
+            f"{accuracy(choice['validation'])}, test {accuracy(choice['test'])}).",
             "",
         ]
         runner_up = choice["runner_up"]
@@ -158,21 +158,21 @@ def render(result, command=None):
     if base["validation"]["count"]:
         lines.append(
             f"| from scratch | - | {base['validation']['count']} | "
-            f"{_acc(base['validation']['mean'])} | {_acc(base['test']['mean'])} | | | |"
+            f"{accuracy(base['validation']['mean'])} | {accuracy(base['test']['mean'])} | | | |"
         )
     for cell in result["cells"]:
         lines.append(
             f"| {cell['mode']} | {cell['n']}"
             + (f" ({cell['cut']})" if cell.get("cut") else "")
             + f" | {cell['seeds']} | "
-            f"{_acc(cell['validation']['mean'])} | {_acc(cell['test']['mean'])} | "
-            f"{_acc(cell['best_k']['mean'])} | {_points(cell['gain_over_scratch'])} | "
+            f"{accuracy(cell['validation']['mean'])} | {accuracy(cell['test']['mean'])} | "
+            f"{accuracy(cell['best_k']['mean'])} | {_points(cell['gain_over_scratch'])} | "
             f"{_points(cell['test_gain_over_scratch'])} |"
         )
     lines += ["", "![accuracy vs n](figures/own_transfer.png)", ""]
     lines += _pruning(result.get("pruning"))
     if result.get("estimators"):
-        lines += [estimators.section(result["estimators"]), ""]
+        lines += [estimator_agreement.section(result["estimators"]), ""]
     if command:
         lines += ["Reproduce with:", "", "```", command, "```", ""]
     return "\n".join(lines)
@@ -183,7 +183,7 @@ def _pruning(pruned):
     with the reason), whether its order held among the trained ones, and the cost saved."""
     if not pruned:
         return []
-    name = estimators.NAMES.get(pruned["estimator"], pruned["estimator"])
+    name = estimator_agreement.NAMES.get(pruned["estimator"], pruned["estimator"])
     orders = []
     for treatment, order in pruned["agreement"].items():
         mode = "frozen" if treatment == "transfer" else "fine-tuned"
