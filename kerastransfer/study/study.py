@@ -18,9 +18,6 @@ from kerastransfer import data, models, surgery, training, treatments
 from kerastransfer.errors import UsageError
 from kerastransfer.study.plan import check_layers, plan
 from kerastransfer.training.caching import PrefixCache, cache_layer
-from kerastransfer.workdir import files
-from kerastransfer.workdir.provenance import file_digest
-from kerastransfer.workdir.results import best_k_mean
 
 
 @dataclasses.dataclass
@@ -210,45 +207,37 @@ class Study:
         with self._setup_lock:
             ready = self._set_up(spec, base_record, treatment, half)
         model, twin, solver, layer = ready.model, ready.twin, ready.solver, ready.layer
-        try:
-            result = training.train(
-                twin,
-                ready.train_data,
-                ready.val_data,
-                solver=solver,
-                batch_size=e.solver.batch_size,
-                run_dir=run_dir,
-                verbose=e.verbose,
-                evaluator=self.evaluator,
-                tensorboard_dir=os.path.join(self.outdir, "tensorboard", spec.run),
-            )
+
+        def trained():
             self.compiled.copy_back(ready.trainee, twin)
-        except training.DivergedError as error:
-            shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)  # NaN weights
+            return _layers_only(model)
+
+        weights = os.path.join("runs", spec.run, "final.weights.h5")
+        outcome = training.fit_run(
+            twin,
+            ready.train_data,
+            ready.val_data,
+            solver=solver,
+            batch_size=e.solver.batch_size,
+            best_k=e.solver.best_k,
+            run_dir=run_dir,
+            weights_path=os.path.join(self.outdir, weights),
+            tensorboard_dir=os.path.join(self.outdir, "tensorboard", spec.run),
+            trained=trained,
+            verbose=e.verbose,
+            evaluator=self.evaluator,
+        )
+        if not outcome.ok:
             self._prefix_cache.release(spec.run)
             return {
                 **dataclasses.asdict(spec),
-                "status": "failed",
-                "reason": f"{error} (learning rate {solver.learning_rate:g})",
+                **outcome.record(),
+                "reason": f"{outcome.reason} (learning rate {solver.learning_rate:g})",
             }
-        weights = os.path.join("runs", spec.run, "final.weights.h5")
-        with files.atomic_path(os.path.join(self.outdir, weights)) as tmp:
-            _layers_only(model).save_weights(tmp)
-        path = os.path.join(self.outdir, weights)
-        best_k = e.solver.best_k
         record = {
             **dataclasses.asdict(spec),
-            "status": "ok",
-            "reason": None,
-            "best_k": best_k_mean(result.val_history, best_k),
-            "k": best_k,
-            "final_val": result.val_history[-1][1],
-            "val_history": result.val_history,
+            **outcome.record(),
             "test_accuracy": self.evaluator(model, self.halves.eval_batches(half, "test"))[0],
-            "train_seconds": result.train_seconds,
-            "images_per_second": result.images_per_second,
-            "steps": solver.total_steps,
-            "resumed_from_step": result.resumed_from_step,
             "cached_prefix": layer.name if layer is not None else None,
             **ready.cache,
             "strategy": type(self.strategy).__name__,
@@ -259,10 +248,7 @@ class Study:
             "val_examples": self.halves.eval_size(half, "val"),
             "test_examples": self.halves.eval_size(half, "test"),
             "weights": weights,
-            "weights_bytes": os.path.getsize(path),
-            "weights_sha256": file_digest(path),
         }
-        shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)
         self._prefix_cache.release(spec.run)
         self._log_hparams(spec, record)
         return record

@@ -1,16 +1,19 @@
 """One training run: the solver's schedule over segments, with resumable checkpoints.
 
-Training is `model.fit` over an endless dataset in "segments" of `eval_every` steps: each
-Keras epoch is one segment, so validation accuracy is measured every `eval_every` steps
-(the paper's evaluation schedule), SegmentCheckpoint saves the weights and the validation
-history at segment ends (at most every CHECKPOINT_SECONDS), and a killed run resumes from
-its last checkpoint instead of starting over.
+`fit_run` is the one way a run is trained (the study's runs, the tuner's trials, the
+benchmark): it trains, keeps the final weights and returns a RunOutcome, a diverged loss
+included. `train` is the loop under it: `model.fit` over an endless dataset in "segments"
+of `eval_every` steps. Each Keras epoch is one segment, so validation accuracy is measured
+every `eval_every` steps (the paper's evaluation schedule), SegmentCheckpoint saves the
+weights and the validation history at segment ends (at most every CHECKPOINT_SECONDS), and
+a killed run resumes from its last checkpoint instead of starting over.
 """
 
 import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -18,6 +21,8 @@ import keras
 
 from kerastransfer.training.compiled import Evaluator
 from kerastransfer.workdir import files
+from kerastransfer.workdir.provenance import file_digest
+from kerastransfer.workdir.results import best_k_mean
 
 
 class DivergedError(RuntimeError):
@@ -180,6 +185,97 @@ def train(
         train_seconds=seconds,
         images_per_second=trained_steps * batch_size / max(seconds, 1e-9),
         resumed_from_step=done_segments * solver.eval_every,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """What training one run gave: status "ok" with its validation history, timing and kept
+    weights, or "failed" with the reason (a diverged loss). `record()` is its part of a run
+    record, the keys every caller stores the same way."""
+
+    status: str
+    reason: str | None = None
+    best_k: float | None = None
+    k: int | None = None
+    final_val: float | None = None
+    val_history: list = dataclasses.field(default_factory=list)
+    train_seconds: float | None = None
+    images_per_second: float | None = None
+    steps: int | None = None
+    resumed_from_step: int | None = None
+    weights_bytes: int | None = None
+    weights_sha256: str | None = None
+
+    @property
+    def ok(self):
+        return self.status == "ok"
+
+    def record(self):
+        """The outcome's keys of a run record: all of them for "ok", status and reason for
+        "failed"."""
+        if not self.ok:
+            return {"status": self.status, "reason": self.reason}
+        return dataclasses.asdict(self)
+
+
+def fit_run(
+    model,
+    train_data,
+    val_data,
+    *,
+    solver,
+    batch_size,
+    best_k,
+    run_dir,
+    weights_path,
+    tensorboard_dir,
+    trained=None,
+    verbose=False,
+    extra_callbacks=(),
+    evaluator=None,
+):
+    """Trains one run (resuming its checkpoint in run_dir), keeps its final weights at
+    `weights_path` (written atomically) and removes the checkpoint; returns a RunOutcome.
+
+    `trained()`, called once training ends, gives the model whose weights are kept (default:
+    `model`), for callers that train a twin or a head on cached features. A diverged loss
+    is an outcome with status "failed": nothing is kept and the checkpoint (NaN weights) goes.
+    The other arguments are train()'s.
+    """
+    backup_dir = os.path.join(run_dir, "backup")
+    try:
+        result = train(
+            model,
+            train_data,
+            val_data,
+            solver=solver,
+            batch_size=batch_size,
+            run_dir=run_dir,
+            tensorboard_dir=tensorboard_dir,
+            verbose=verbose,
+            extra_callbacks=extra_callbacks,
+            evaluator=evaluator,
+        )
+    except DivergedError as error:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        return RunOutcome(status="failed", reason=str(error))
+    kept = trained() if trained is not None else model
+    with files.atomic_path(weights_path) as tmp:
+        kept.save_weights(tmp)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    return RunOutcome(
+        status="ok",
+        best_k=best_k_mean(result.val_history, best_k),
+        k=best_k,
+        final_val=result.val_history[-1][1],
+        val_history=result.val_history,
+        train_seconds=result.train_seconds,
+        images_per_second=result.images_per_second,
+        steps=solver.total_steps,
+        resumed_from_step=result.resumed_from_step,
+        weights_bytes=os.path.getsize(weights_path),
+        weights_sha256=file_digest(weights_path),
     )
 
 

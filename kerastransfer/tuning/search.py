@@ -25,6 +25,7 @@ on a shared file system (the AnB+ trials load the best base network from it).
 
 import contextlib
 import dataclasses
+import glob
 import json
 import os
 import shutil
@@ -36,8 +37,6 @@ import zlib
 import keras
 import keras_tuner
 import tensorflow as tf
-from keras_tuner.src import config as kt_config
-from keras_tuner.src import utils as kt_utils
 
 from kerastransfer import surgery, training
 from kerastransfer.console import log
@@ -45,12 +44,12 @@ from kerastransfer.errors import StudyStopped, UsageError
 from kerastransfer.study.study import Study
 from kerastransfer.workdir import files, provenance
 from kerastransfer.workdir.lock import workdir_lock
-from kerastransfer.workdir.results import best_k_mean
 
 OBJECTIVE = "best_k_val_accuracy"
 RECORD = "kerastransfer.json"  # our record of a trial, beside keras-tuner's trial.json
 WEIGHTS = "final.weights.h5"
 BEST = "best.json"  # a search's best trial, written once the search is over
+TRIAL_COPY = "trial.copy.json"  # our atomic copy of keras-tuner's trial.json
 # Hyperband's budget: twice --epochs in 9 units, trials of 1, 3 or 9 units (factor 3); one
 # Hyperband iteration of that size is 23 trials.
 HYPERBAND_UNITS, HYPERBAND_FACTOR, HYPERBAND_TRIALS = 9, 3, 23
@@ -76,8 +75,7 @@ def run(experiment):
     n = tune_n(study)
     tuning_dir = os.path.join(e.workdir, "tuning")
     if role == "worker":
-        with keras_tuner_settings():
-            search(study, split, n, tuning_dir, role)
+        search(study, split, n, tuning_dir, role)
         log(f"worker {os.environ['KERASTUNER_TUNER_ID']} done; the chief writes tuned.flags")
         return None
     fingerprint = {
@@ -98,8 +96,7 @@ def run(experiment):
                 "source_commit": provenance.source_commit(),
             },
         )
-        with keras_tuner_settings():
-            base, fine = search(study, split, n, tuning_dir, role)
+        base, fine = search(study, split, n, tuning_dir, role)
         path = os.path.join(e.workdir, "tuned.flags")
         files.write_text(path, flagfile_text(e, n, base, fine, path))
         files.write_json(
@@ -196,7 +193,9 @@ def search(study, split, n, tuning_dir, role):
         os.remove(base_best)  # written again when this base search is over
     half_a = _without_test(study.halves.half(split, "A"))
     with _oracle_port(0):
-        tuner = make_tuner(e, BaseSearch(study, half_a, hyperband), "base", strategy, tuning_dir)
+        tuner = make_tuner(
+            e, BaseSearch(study, half_a, hyperband), "base", strategy, tuning_dir, role
+        )
         _search(tuner, "base", role)
     if role == "worker":
         base = _wait_for(base_best)
@@ -213,6 +212,7 @@ def search(study, split, n, tuning_dir, role):
             "transfer_ft",
             strategy,
             tuning_dir,
+            role,
         )
         _search(tuner, "transfer_ft", role)
     if role == "worker":
@@ -321,37 +321,50 @@ def _reason(tuner, trial):
 
 
 # ----- keras-tuner pieces ----------------------------------------------------------------
-@contextlib.contextmanager
-def keras_tuner_settings():
-    """keras-tuner as tuning needs it, while the block runs.
+# keras-tuner rewrites its state files (oracle.json, tuner0.json, trial.json) in place, so a
+# search killed while writing one left it torn and the resumed search could not read it.
+# Through its public API: the oracle and the tuner save their own state atomically
+# (workdir.files writes a temporary file and renames it), and every trial's state is copied
+# atomically after each change, so mend_torn_trials() can restore a torn trial.json before
+# a search resumes. A diverged trial is keras-tuner's FailedTrialError: keras-tuner prints
+# its traceback, and the trial's own line says why it failed.
 
-    - Its state files (oracle.json, trial.json) are written atomically: keras-tuner rewrites
-      them in place, so a search killed while writing one left it empty and the resumed
-      search could not read it; `workdir.files` writes a temporary file and renames it.
-    - No traceback on stdout for a failed trial (a diverged loss is a result): the trial's
-      line says why, and its trial.json keeps the traceback.
-    """
 
-    def save_json(path, obj):
-        text = json.dumps(obj)
-        files.write_text(path, text)
-        return text
+def _copy_trial(trial_dir, trial):
+    files.write_json(os.path.join(trial_dir, TRIAL_COPY), trial.get_state())
 
-    original = kt_utils.save_json, kt_config.DEBUG
-    kt_utils.save_json, kt_config.DEBUG = save_json, False
-    try:
-        yield
-    finally:
-        kt_utils.save_json, kt_config.DEBUG = original
+
+def mend_torn_trials(project_dir):
+    """Before a search resumes: every trial.json that does not parse is restored from our
+    copy of it, or removed when the kill came before its first copy (a trial created at
+    that moment, which the oracle's saved state does not name yet)."""
+    for trial_dir in sorted(glob.glob(os.path.join(project_dir, "trial_*"))):
+        path = os.path.join(trial_dir, "trial.json")
+        if not os.path.exists(path):
+            continue
+        try:
+            with open(path) as f:
+                json.load(f)
+        except ValueError:
+            copy = os.path.join(trial_dir, TRIAL_COPY)
+            if os.path.exists(copy):
+                log(f"{path} was torn by a kill; restored from {TRIAL_COPY}")
+                with open(copy) as f:
+                    files.write_text(path, f.read())
+            else:
+                log(f"{path} was torn by a kill before the trial began; removed")
+                os.remove(path)
 
 
 class _Oracle:
-    """Oracle mixin: the configured values first, and the --tune_seconds budget.
+    """Oracle mixin: the configured values first, the --tune_seconds budget, and state
+    written atomically (`project_dir` is set by make_tuner).
 
     The oracle lives in the local process or the chief, so the chief's clock decides.
     """
 
     deadline = None  # time.time() after which no new trial starts
+    project_dir = None
 
     def populate_space(self, trial_id):
         if self.deadline is not None and time.time() > self.deadline:
@@ -364,6 +377,30 @@ class _Oracle:
         if not self._tried_so_far:
             return dict(self.hyperparameters.values)
         return super()._random_values()
+
+    def save(self):
+        files.write_json(os.path.join(self.project_dir, "oracle.json"), self.get_state())
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id):
+        trial = super().create_trial(tuner_id)
+        if trial.trial_id in self.trials:  # not a STOPPED placeholder
+            _copy_trial(self._trial_dir(trial.trial_id), trial)
+        return trial
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        status = super().update_trial(trial_id, metrics, step=step)
+        _copy_trial(self._trial_dir(trial_id), self.trials[trial_id])
+        return status
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        super().end_trial(trial)
+        _copy_trial(self._trial_dir(trial.trial_id), self.trials[trial.trial_id])
+
+    def _trial_dir(self, trial_id):
+        return os.path.join(self.project_dir, f"trial_{trial_id}")
 
 
 class BayesianOracle(_Oracle, keras_tuner.oracles.BayesianOptimizationOracle):
@@ -379,7 +416,12 @@ class HyperbandOracle(_Oracle, keras_tuner.oracles.HyperbandOracle):
 
 
 class Tuner(keras_tuner.Tuner):
-    """keras-tuner's Tuner, telling the hypermodel which trial it trains and where."""
+    """keras-tuner's Tuner, telling the hypermodel which trial it trains and where, and
+    saving its state atomically; `role` is distributed_role()'s."""
+
+    def __init__(self, *, role, **kwargs):
+        self.role = role
+        super().__init__(**kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
         return super().run_trial(
@@ -390,8 +432,13 @@ class Tuner(keras_tuner.Tuner):
             **kwargs,
         )
 
+    def save(self):
+        if self.role != "worker":  # a worker's oracle is the chief's
+            self.oracle.save()
+        files.write_json(os.path.join(self.project_dir, f"{self.tuner_id}.json"), self.get_state())
 
-def make_tuner(experiment, hypermodel, stage, strategy, tuning_dir):
+
+def make_tuner(experiment, hypermodel, stage, strategy, tuning_dir, role):
     """The tuner of one search; resumes its project when one exists (overwrite=False)."""
     e = experiment
     common = {
@@ -408,7 +455,11 @@ def make_tuner(experiment, hypermodel, stage, strategy, tuning_dir):
         oracle = BayesianOracle(max_trials=e.tuning.max_trials, **common)
     oracle.verbose = 0  # each trial logs one line where it trains
     oracle.deadline = time.time() + e.tuning.tune_seconds if e.tuning.tune_seconds else None
+    oracle.project_dir = os.path.join(tuning_dir, stage)
+    if role != "worker":
+        mend_torn_trials(oracle.project_dir)
     return Tuner(
+        role=role,
         oracle=oracle,
         hypermodel=hypermodel,
         distribution_strategy=strategy,
@@ -475,7 +526,7 @@ class _TrialModel(keras_tuner.HyperModel):
         # keras-tuner gave the TensorBoard callback a per-trial log dir and added HParams.
         board = next(c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard))
         others = [c for c in callbacks if c is not board]
-        record = {
+        record = {  # the trial's part of its record; fit_run's outcome gives the rest
             "stage": self.stage,
             "trial_id": trial_id,
             "tuner_id": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"),
@@ -484,58 +535,38 @@ class _TrialModel(keras_tuner.HyperModel):
             "values": settings,
             "half": self.half_name,
             "num_classes": half.num_classes,
-            "k": e.solver.best_k,
-            "steps": solver.total_steps,
             "learning_rate_trained": solver.learning_rate,
             "strategy": type(model.distribute_strategy).__name__,
             "replicas": model.distribute_strategy.num_replicas_in_sync,
         }
         where = f"[tune {self.stage}] trial {trial_id} on {record['tuner_id']}"
-        try:
-            result = training.train(
-                model,
-                train_data,
-                val_data,
-                solver=solver,
-                batch_size=settings["batch_size"],
-                run_dir=os.path.join(trial_dir, "run"),
-                tensorboard_dir=board.log_dir,
-                verbose=e.verbose,
-                extra_callbacks=others,
-            )
-        except training.DivergedError as error:
-            files.write_json(
-                os.path.join(trial_dir, RECORD),
-                {**record, "status": "failed", "reason": str(error)},
-            )
-            log(f"{where}: {_show(settings)} -> FAILED ({error})")
-            raise keras_tuner.errors.FailedTrialError(str(error)) from None
-        with files.atomic_path(os.path.join(trial_dir, WEIGHTS)) as tmp:
-            model.save_weights(tmp)
-        score = best_k_mean(result.val_history, e.solver.best_k)
+        outcome = training.fit_run(
+            model,
+            train_data,
+            val_data,
+            solver=solver,
+            batch_size=settings["batch_size"],
+            best_k=e.solver.best_k,
+            run_dir=os.path.join(trial_dir, "run"),
+            weights_path=os.path.join(trial_dir, WEIGHTS),
+            tensorboard_dir=board.log_dir,
+            verbose=e.verbose,
+            extra_callbacks=others,
+        )
+        files.write_json(os.path.join(trial_dir, RECORD), {**record, **outcome.record()})
+        if not outcome.ok:
+            log(f"{where}: {_show(settings)} -> FAILED ({outcome.reason})")
+            raise keras_tuner.errors.FailedTrialError(outcome.reason)
         writer = tf.summary.create_file_writer(os.path.join(board.log_dir, "validation"))
         with writer.as_default():
-            tf.summary.scalar(OBJECTIVE, score, step=solver.total_steps)
+            tf.summary.scalar(OBJECTIVE, outcome.best_k, step=solver.total_steps)
         writer.close()
-        files.write_json(
-            os.path.join(trial_dir, RECORD),
-            {
-                **record,
-                "status": "ok",
-                "best_k": score,
-                "final_val": result.val_history[-1][1],
-                "val_history": result.val_history,
-                "train_seconds": result.train_seconds,
-                "resumed_from_step": result.resumed_from_step,
-            },
-        )
-        shutil.rmtree(os.path.join(trial_dir, "run", "backup"), ignore_errors=True)
-        resumed = result.resumed_from_step
+        resumed = outcome.resumed_from_step
         log(
-            f"{where}: {_show(settings)} -> best-{e.solver.best_k} val {score:.4f}, "
-            f"{result.train_seconds:.1f}s" + (f" (resumed at step {resumed})" if resumed else "")
+            f"{where}: {_show(settings)} -> best-{e.solver.best_k} val {outcome.best_k:.4f}, "
+            f"{outcome.train_seconds:.1f}s" + (f" (resumed at step {resumed})" if resumed else "")
         )
-        return {OBJECTIVE: score, "val_accuracy": result.val_history[-1][1]}
+        return {OBJECTIVE: outcome.best_k, "val_accuracy": outcome.final_val}
 
 
 class BaseSearch(_TrialModel):

@@ -116,7 +116,7 @@ class TorchPeer:
 
 
 class KerasTransfer:
-    """Row 5: `training.train` on the study's datasets and solver, as `Study.train_run` calls
+    """Row 5: `training.fit_run` on the study's datasets and solver, as `Study.train_run` calls
     it (compile_model, checkpoints, TensorBoard), validating once at the end like rows 3-4;
     with `study_schedule`, every eval_every steps as the study's runs do."""
 
@@ -162,18 +162,22 @@ class KerasTransfer:
         if self.study_schedule:
             steps = max(1, steps // self.every) * self.every
         solver = self._solver(steps, self.every if self.study_schedule else steps)
-        result = self.training.train(
+        outcome = self.training.fit_run(
             self.model,
             self.train_data,
             self.val_data,
             solver=solver,
             batch_size=self.e.solver.batch_size,
+            best_k=self.e.solver.best_k,
             run_dir=run_dir,
+            weights_path=os.path.join(run_dir, "final.weights.h5"),
             tensorboard_dir=run_dir,
             evaluator=self.evaluator,
         )
         shutil.rmtree(run_dir, ignore_errors=True)
-        return result.images_per_second
+        if not outcome.ok:
+            raise RuntimeError(f"{self.name}: {outcome.reason}")
+        return outcome.images_per_second
 
 
 def compare_trainers(setup, steps, repeats, log):
