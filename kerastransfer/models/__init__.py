@@ -55,7 +55,12 @@ def build(
         )
     if arch in BACKBONES:
         return backbone(arch, num_classes, tuple(input_shape), weights, dropout)
-    raise UsageError(f"unknown --arch={arch!r}; known architectures: {', '.join(ARCHITECTURES)}")
+    raise UsageError(f"unknown architecture {arch!r}; known architectures: {known_architectures()}")
+
+
+def known_architectures():
+    """The names build() takes, for error messages."""
+    return ", ".join(ARCHITECTURES)
 
 
 def load_user_model(path):

@@ -155,6 +155,10 @@ class Study:
     def build_model(self, num_classes, weight_decay=None):
         """A fresh network of the study; `weight_decay` overrides --weight_decay (tuning)."""
         m = self.experiment.model
+        if m.arch not in models.ARCHITECTURES:
+            raise UsageError(
+                f"unknown --arch={m.arch!r}; known architectures: {models.known_architectures()}"
+            )
         shape = (*self.preprocessing.image_size, self.preprocessing.channels)
         decay = self.experiment.solver.weight_decay if weight_decay is None else weight_decay
         return models.build(
