@@ -42,12 +42,6 @@ def imports_of(name, path, known):
             if node.level:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 module = f"{base}.{node.module}" if node.module else base
-            elif (
-                name.startswith("tools.")
-                and node.module
-                and node.module in {m.split(".", 1)[1] for m in known if m.startswith("tools.")}
-            ):
-                module = f"tools.{node.module}"
             else:
                 module = node.module
             submodules = {f"{module}.{alias.name}" for alias in node.names} & set(known)
@@ -56,9 +50,6 @@ def imports_of(name, path, known):
             targets.update(submodules)
             if len(submodules) < len(node.names):
                 targets.add(module)
-    if name.startswith("tools."):  # tools import each other by bare name (sys.path)
-        tools = {m.split(".", 1)[1]: m for m in known if m.startswith("tools.")}
-        targets.update(tools[t] for t in list(targets) if t in tools)
     return {t for t in targets if t in known and t != name}
 
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 # The precision test's verdict on mixed_bfloat16 per kind of CPU (docs/statistics.md,
-# "Precision"; tools/benchmark.py row 7b): passed True, False, or None where no paired test
+# "Precision"; `python -m tools.bench --rows=7b`): passed True, False, or None where no paired test
 # has been run. --mixed_precision=auto picks mixed_bfloat16 only on a kind that passed.
 BFLOAT16_VERDICTS = {
     "avx512_bf16": {
