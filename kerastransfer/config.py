@@ -161,7 +161,7 @@ def _keeps_every_cut_at_one(flag, value, default):
 
 
 # The transferability estimators of analysis/estimators.py, by their flag names.
-ESTIMATORS = ("logme", "hscore", "transrate", "linear_probe", "knn", "leep")
+ESTIMATORS = ("logme", "hscore", "transrate", "linear_probe", "knn", "sfda", "ncti", "leep")
 
 
 def _known_estimators(flag, value, default):
@@ -537,8 +537,8 @@ class ScoringConfig:
     estimators: tuple = setting(
         ESTIMATORS,
         "Estimators that score every cut point without training: logme, hscore, transrate, "
-        "linear_probe, knn, leep (the source head's probabilities). Empty: --mode=all scores "
-        "nothing.",
+        "linear_probe, knn, sfda, ncti (which ranks a network's cut points against each "
+        "other), leep (the source head's probabilities). Empty: --mode=all scores nothing.",
         kind=STRINGS,
         check=_known_estimators,
     )

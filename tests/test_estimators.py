@@ -6,12 +6,15 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.special import expit
 from scipy.stats import multivariate_normal
 from sklearn.covariance import LedoitWolf
 
 from kerastransfer.analysis import estimators as E
 
 FEATURE_ESTIMATORS = E.FEATURE_ESTIMATORS
+# The estimators that score one set of features (NCTI ranks a set of them).
+PER_CUT = [name for name in E.ESTIMATORS if name not in E.SET_ESTIMATORS]
 
 
 def blobs(seed=0, n_per_class=30, d=6, classes=3, shift=4.0):
@@ -66,6 +69,163 @@ def test_leep_by_hand():
     # A source class no example predicts (column of zeros) changes nothing.
     padded = np.hstack([theta, np.zeros((3, 1))])
     assert E.leep(padded, labels) == pytest.approx(2 * math.log(2 / 3) / 3)
+
+
+# SFDA and NCTI, and the shrinkage LDA they share.
+
+# One feature, two classes: means 1 and 5, within-class variance ((1 + 1) + (1 + 1))/4 = 1.
+LINE, LINE_LABELS = np.array([[0.0], [2.0], [4.0], [6.0]]), np.array([0, 0, 1, 1])
+
+
+def test_shrinkage_lda_by_hand_in_one_dimension():
+    # log p(1|x) - log p(0|x) = (5 - 1) x / 1 - (25 - 1) / 2 = 4x - 12, whatever the shrinkage:
+    # in one dimension (1 - l) s + l tr(s)/d = s.
+    for shrinkage in (0.0, 0.3, 1.0):
+        lda = E.shrinkage_lda(LINE, LINE_LABELS, shrinkage)
+        np.testing.assert_allclose(lda.posteriors[:, 1], expit(4 * LINE[:, 0] - 12), rtol=1e-12)
+        np.testing.assert_allclose(lda.posteriors.sum(axis=1), 1.0)
+        # One Fisher direction (C - 1 = 1), in units of the within-class sd: (x - 3) / 1.
+        np.testing.assert_allclose(np.abs(lda.fisher[:, 0]), [3, 1, 1, 3], rtol=1e-12)
+
+
+def test_shrinkage_lda_by_hand_in_two_dimensions():
+    # Class 0 at (-1, 0), (1, 0), (0, -2), (0, 2); class 1 the same moved by (3, 0). S_W =
+    # diag(2/4, 8/4) = diag(.5, 2); shrunk by l = .5 towards tr/d = 1.25: diag(.875, 1.625).
+    # The means differ along x1 only: log p(1|x) - log p(0|x) = 3 / .875 (x1 - 1.5), and
+    # 3 / .5 (x1 - 1.5) unshrunk. S_B = diag(2.25, 0) shrunk: diag(1.6875, .5625); with S_W
+    # diagonal too, the leading Fisher direction is x1, scaled by 1/sqrt(.875).
+    corners = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, -2.0], [0.0, 2.0]])
+    x, y = np.vstack([corners, corners + [3.0, 0.0]]), np.repeat([0, 1], 4)
+    np.testing.assert_allclose(E.within_class_covariance(x, y), np.diag([0.5, 2.0]))
+    lda = E.shrinkage_lda(x, y, 0.5)
+    np.testing.assert_allclose(lda.posteriors[:, 1], expit(3 / 0.875 * (x[:, 0] - 1.5)))
+    np.testing.assert_allclose(np.abs(lda.fisher[:, 0]), np.abs(x[:, 0] - 1.5) / np.sqrt(0.875))
+    plain = E.shrinkage_lda(x, y, 0.0)
+    np.testing.assert_allclose(plain.posteriors[:, 1], expit(6 * (x[:, 0] - 1.5)), atol=1e-15)
+
+
+def test_sfda_by_hand_in_one_dimension():
+    # First LDA: p(true class) = expit(12), expit(4), expit(4), expit(12) (4x - 12 above).
+    # Softened, s = exp(p) / (exp(p) + exp(1 - p)) = expit(2p - 1). Each x moves towards the
+    # other class's mean: class 0 towards 5, x^ = 5(1 - s12) and 5 - 3 s4; class 1 towards 1,
+    # x^ = 1 + 3 s4 and 1 + 5 s12, symmetric about 3. Second LDA: class means 3 -/+ (u - 2)
+    # with u = (5 s12 + 3 s4)/2, within variance v^2 with v = (5 s12 - 3 s4)/2, so
+    # log p(1|x^) - log p(0|x^) = 2 (u - 2)(x^ - 3) / v^2, and x^ - 3 = +-(u + v - 2) at the
+    # outer points, +-(u - v - 2) at the inner ones.
+    s12, s4 = expit(2 * expit(12) - 1), expit(2 * expit(4) - 1)
+    u, v = (5 * s12 + 3 * s4) / 2, (5 * s12 - 3 * s4) / 2
+    outer, inner = expit(2 * (u - 2) * (u + v - 2) / v**2), expit(2 * (u - 2) * (u - v - 2) / v**2)
+    assert E.sfda(LINE, LINE_LABELS) == pytest.approx((outer + inner) / 2, rel=1e-12)
+    assert E.sfda(LINE, LINE_LABELS) == pytest.approx(0.81739, abs=1e-5)
+    # The self-challenge costs it: the first LDA's mean p(true class), (expit(12) + expit(4))/2,
+    # is .991.
+    first = E.shrinkage_lda(LINE, LINE_LABELS, 0.5).posteriors[np.arange(4), LINE_LABELS]
+    assert np.mean(first) == pytest.approx((expit(12) + expit(4)) / 2, rel=1e-12)
+
+
+def test_sfda_of_constant_features_is_the_sum_of_squared_priors():
+    # No variation: S_W = 0, l = exp(0) = 1, the shrunk S_W is 0 and drops out; p(c | x) =
+    # N_c/N for every example, the mixing keeps the features at 0, and the mean p(true class)
+    # is sum_c (N_c/N)^2 = (2/6)^2 + (4/6)^2 = 5/9.
+    assert E.sfda(np.zeros((6, 3)), [0, 0, 1, 1, 1, 1]) == pytest.approx(5 / 9, rel=1e-12)
+
+
+def test_sfda_uses_the_documented_shrinkage():
+    # Small features (sigma_max(S_W) about .05), so l = exp(-5 sigma_max) is far from its
+    # floor: SFDA by hand from the kernel.
+    x, y = blobs(n_per_class=12, d=3, classes=3, shift=1.0)
+    x = 0.2 * x
+    shrinkage = np.exp(-5 * np.linalg.eigvalsh(E.within_class_covariance(x, y))[-1])
+    assert 0.5 < shrinkage < 0.9
+    first = E.shrinkage_lda(x, y, shrinkage).posteriors
+    soft = np.exp(first) / np.exp(first).sum(axis=1, keepdims=True)
+    s = soft[np.arange(len(y)), y][:, None]
+    means = np.stack([x[y == c].mean(axis=0) for c in range(3)])
+    others = np.stack([(means.sum(axis=0) - means[c]) / 2 for c in range(3)])
+    second = E.shrinkage_lda(s * x + (1 - s) * others[y], y, shrinkage).posteriors
+    assert E.sfda(x, y) == pytest.approx(np.mean(second[np.arange(len(y)), y]), rel=1e-12)
+
+
+def test_ncti_terms_by_hand_in_one_dimension():
+    # Fisher features (x - 3)/1 = -3, -1, 1, 3: seli = ||.||_* = ||.||_2 = sqrt(20). ncc =
+    # (expit(12) + expit(4))/2. Class 0's posteriors [[a, 1 - a], [b, 1 - b]] (a = expit(12),
+    # b = expit(4)); a 2 x 2 matrix's nuclear norm is sqrt(||M||_F^2 + 2 |det M|), det = a - b,
+    # and class 1's rows are the same mirrored: vc = log(2 sqrt(F + 2 (a - b))).
+    a, b = expit(12), expit(4)
+    frobenius = a**2 + (1 - a) ** 2 + b**2 + (1 - b) ** 2
+    terms = E.ncti_terms(LINE, LINE_LABELS)
+    assert terms.seli == pytest.approx(math.sqrt(20), rel=1e-12)
+    assert terms.ncc == pytest.approx((a + b) / 2, rel=1e-12)
+    assert terms.vc == pytest.approx(math.log(2 * math.sqrt(frobenius + 2 * (a - b))), rel=1e-12)
+
+
+def test_ncti_terms_read_the_first_principal_components_with_the_documented_shrinkage():
+    # l = exp(-(sum of the 32 largest variances)): with small features, far from its floor.
+    x, y = blobs(n_per_class=12, d=4, classes=3, shift=1.0)
+    x = 0.3 * x
+    z = x - x.mean(axis=0)
+    variances = np.linalg.eigvalsh(z.T @ z / len(y))
+    shrinkage = np.exp(-variances.sum())
+    assert 0.2 < shrinkage < 0.9
+    lda = E.shrinkage_lda(x, y, shrinkage)  # all 4 components: a rotation, which LDA ignores
+    expected = E.NCTITerms(
+        np.sum(np.linalg.svd(lda.fisher, compute_uv=False)),
+        np.mean(lda.posteriors[np.arange(len(y)), y]),
+        math.log(
+            sum(np.sum(np.linalg.svd(lda.posteriors[y == c], compute_uv=False)) for c in range(3))
+        ),
+    )
+    assert E.ncti_terms(x, y) == pytest.approx(expected, rel=1e-9)
+    # More than 64 features: only the first 64 principal components count.
+    wide, labels = blobs(n_per_class=40, d=80, classes=2, shift=2.0)
+    u, s, _ = np.linalg.svd(wide - wide.mean(axis=0), full_matrices=False)
+    assert E.ncti_terms(wide, labels) == pytest.approx(
+        E.ncti_terms(u[:, :64] * s[:64], labels), rel=1e-9
+    )
+
+
+def test_ncti_scales_each_term_over_the_candidates_by_hand():
+    # seli 1, 3, 2 -> 0, 1, .5; ncc .5, .9, .7 -> 0, 1, .5; vc 2, 1, 3 -> .5, 0, 1.
+    # NCTI = seli + ncc - vc: -0.5, 2, 0; an n/a candidate stays n/a and does not count.
+    terms = [E.NCTITerms(1, 0.5, 2), E.NCTITerms(3, 0.9, 1), None, E.NCTITerms(2, 0.7, 3)]
+    assert E.ncti(terms) == pytest.approx([-0.5, 2.0, None, 0.0], abs=1e-12)
+    # A term equal over the set adds 0; one candidate alone scores 0.
+    assert E.ncti([E.NCTITerms(1, 0.5, 2), E.NCTITerms(3, 0.5, 2)]) == [0.0, 1.0]
+    assert E.ncti([E.NCTITerms(1, 0.5, 2)]) == [0.0]
+    assert E.ncti([None, None]) == [None, None]
+    # Invariant to the order of the candidates and to a positive affine map of each term.
+    assert E.ncti(terms[::-1]) == pytest.approx(E.ncti(terms)[::-1], abs=1e-12)
+    mapped = [
+        None if t is None else E.NCTITerms(3 * t.seli + 1, t.ncc / 2, t.vc - 7) for t in terms
+    ]
+    assert E.ncti(mapped) == pytest.approx(E.ncti(terms), abs=1e-12)
+
+
+def test_true_labels_score_higher_than_shuffled_ones_for_sfda_and_ncti():
+    x, y = blobs(shift=3.0)
+    shuffled = np.random.default_rng(6).permutation(y)
+    assert E.sfda(x, y) > 0.7 > 0.4 > E.sfda(x, shuffled)  # chance: about 1/3
+    true, wrong = E.ncti_terms(x, y), E.ncti_terms(x, shuffled)
+    assert true.seli > wrong.seli and true.ncc > wrong.ncc
+    better, worse = E.ncti([true, wrong])
+    assert better > worse
+
+
+def test_score_set_or_why_scores_ncti_over_the_cut_points():
+    x, y = blobs(n_per_class=10, d=4)
+    noise = np.random.default_rng(2).normal(size=x.shape)
+    broken = x.copy()
+    broken[0, 0] = np.nan
+    results = E.score_set_or_why([x, broken, noise], y)
+    values = [v for v, _ in results]
+    assert values[0]["ncti"] == E.ncti([E.ncti_terms(x, y), E.ncti_terms(noise, y)])[0]
+    assert values[1] == {"ncti": None} and values[2]["ncti"] < values[0]["ncti"]
+    assert results[1][1] == {"ncti": "features hold 1 NaN or infinite values"}
+    assert results[0][1] == {} and results[2][1] == {}
+    # Only the set estimators: none asked for, nothing scored; unknown names still raise.
+    assert E.score_set_or_why([x, noise], y, estimators=["logme"]) == [({}, {}), ({}, {})]
+    with pytest.raises(ValueError, match="unknown estimators"):
+        E.score_set_or_why([x], y, estimators=["nce"])
 
 
 def test_coding_rate_of_orthogonal_columns_and_rows():
@@ -164,17 +324,19 @@ def test_relabelling_classes_changes_no_score():
     theta = np.random.default_rng(2).dirichlet(np.ones(4), size=len(y))
     relabelled = np.array([7, -3, 2])[y]
     before, after = all_scores(x, y, theta), all_scores(x, relabelled, theta)
-    assert set(before) == set(E.ESTIMATORS)
-    for name in E.ESTIMATORS:
+    assert list(before) == PER_CUT
+    for name in PER_CUT:
         assert after[name] == pytest.approx(before[name], rel=1e-9), name
+    assert E.ncti_terms(x, relabelled) == pytest.approx(E.ncti_terms(x, y), rel=1e-9)
 
 
 def test_rotation_leaves_logme_hscore_transrate_and_knn_unchanged():
     x, y = blobs(shift=1.0)
     rotated = x @ orthogonal(x.shape[1])
-    for name in ("logme", "hscore", "transrate", "knn"):
+    for name in ("logme", "hscore", "transrate", "knn", "sfda"):
         function = FEATURE_ESTIMATORS[name]
         assert function(rotated, y) == pytest.approx(function(x, y), rel=1e-8), name
+    assert E.ncti_terms(rotated, y) == pytest.approx(E.ncti_terms(x, y), rel=1e-8)
 
 
 def test_scaling_and_translation():
@@ -183,6 +345,9 @@ def test_scaling_and_translation():
     for name in ("hscore", "transrate", "knn"):
         function = FEATURE_ESTIMATORS[name]
         assert function(moved, y) == pytest.approx(function(x, y), rel=1e-8), name
+    # SFDA and NCTI: translation only (their shrinkage reads the scale of the features).
+    assert E.sfda(x + 3.0, y) == pytest.approx(E.sfda(x, y), rel=1e-8)
+    assert E.ncti_terms(x + 3.0, y) == pytest.approx(E.ncti_terms(x, y), rel=1e-8)
     # The linear probe standardizes each feature: any positive per-feature scale and shift.
     per_feature = x * np.linspace(0.1, 10.0, x.shape[1]) - 5.0
     assert E.linear_probe(per_feature, y) == pytest.approx(E.linear_probe(x, y), abs=1e-12)
@@ -207,8 +372,10 @@ def test_separable_features_score_higher_than_noise_for_every_estimator():
     aligned[np.arange(len(y)), y] = 0.9
     random_theta = rng.dirichlet(np.ones(3), size=len(y))
     separable, noisy = all_scores(x, y, aligned), all_scores(noise, y, random_theta)
-    for name in E.ESTIMATORS:
+    for name in PER_CUT:
         assert separable[name] > noisy[name], name
+    # NCTI over the two as a set of candidates.
+    assert E.ncti([E.ncti_terms(x, y), E.ncti_terms(noise, y)]) == [1.0, 0.0]
     # The accuracy estimators saturate on separable features; noise stays near chance (1/3).
     assert separable["linear_probe"] == 1.0 and separable["knn"] == 1.0
     assert noisy["linear_probe"] < 0.6 and noisy["knn"] < 0.6
@@ -220,8 +387,9 @@ def test_separable_features_score_higher_than_noise_for_every_estimator():
 def test_more_dimensions_than_examples_gives_finite_scores():
     x, y = blobs(n_per_class=8, d=100, classes=2)
     scores = E.score(x, y)
-    assert list(scores) == ["logme", "hscore", "transrate", "linear_probe", "knn"]
+    assert list(scores) == ["logme", "hscore", "transrate", "linear_probe", "knn", "sfda"]
     assert all(np.isfinite(value) for value in scores.values()), scores
+    assert all(np.isfinite(E.ncti_terms(x, y)))
 
 
 def test_constant_and_zero_features_give_finite_scores():
@@ -234,13 +402,15 @@ def test_constant_and_zero_features_give_finite_scores():
     for constant in (np.zeros((20, 3)), np.full((20, 3), 0.1)):
         scores = E.score(constant, y)
         assert scores["hscore"] == 0.0 and scores["transrate"] == 0.0
+        assert scores["sfda"] == pytest.approx(0.5)  # p(c | x) = N_c/N = 1/2
         assert all(np.isfinite(value) for value in scores.values()), scores
+        assert all(np.isfinite(E.ncti_terms(constant, y)))
 
 
-@pytest.mark.parametrize("name", list(FEATURE_ESTIMATORS) + ["leep"])
+@pytest.mark.parametrize("name", list(FEATURE_ESTIMATORS) + ["ncti", "leep"])
 def test_one_class_is_refused(name):
     x, y = np.random.default_rng(0).random((6, 3)), np.full(6, 4)
-    function = E.leep if name == "leep" else FEATURE_ESTIMATORS[name]
+    function = {"leep": E.leep, "ncti": E.ncti_terms}.get(name) or FEATURE_ESTIMATORS[name]
     with pytest.raises(ValueError, match="at least 2 classes"):
         function(x / x.sum(axis=1, keepdims=True), y)
 
@@ -262,6 +432,8 @@ def test_bad_shapes_and_values_are_refused():
         E.linear_probe(np.ones((4, 2)), [0, 0, 1, 1], folds=1)
     with pytest.raises(ValueError, match="all zeros"):
         E.logme_evidence(np.ones((4, 2)), np.zeros(4))
+    with pytest.raises(ValueError, match="shrinkage must be in"):
+        E.shrinkage_lda(np.ones((4, 2)), [0, 0, 1, 1], 1.5)
 
 
 def test_a_class_of_one_example_makes_the_fold_estimators_nan():
@@ -270,8 +442,9 @@ def test_a_class_of_one_example_makes_the_fold_estimators_nan():
     for name in ("linear_probe", "knn"):
         with pytest.warns(RuntimeWarning, match="single example"):
             assert math.isnan(FEATURE_ESTIMATORS[name](x, y))
-    for name in ("logme", "hscore", "transrate"):
+    for name in ("logme", "hscore", "transrate", "sfda"):
         assert np.isfinite(FEATURE_ESTIMATORS[name](x, y)), name
+    assert all(np.isfinite(E.ncti_terms(x, y)))
 
 
 def test_folds_shrink_to_the_smallest_class_and_repeat_for_a_seed():
@@ -307,8 +480,10 @@ def test_score_picks_estimators_and_matches_the_functions():
     scores = E.score(x, y, theta, estimators=["leep", "hscore"])
     assert list(scores) == ["hscore", "leep"]
     assert scores == {"hscore": E.h_score(x, y), "leep": E.leep(theta, y)}
-    assert list(E.score(x, y, theta)) == list(E.ESTIMATORS)
+    assert list(E.score(x, y, theta)) == PER_CUT
+    assert list(E.score(x, y, theta, estimators=["ncti", "sfda"])) == ["sfda"]
     assert set(E.ESTIMATOR_NAMES) == set(E.ESTIMATORS)
+    assert set(E.ESTIMATORS) == set(FEATURE_ESTIMATORS) | set(E.SET_ESTIMATORS) | {"leep"}
     with pytest.raises(ValueError, match="leep needs source_probabilities"):
         E.score(x, y, estimators=["leep"])
     with pytest.raises(ValueError, match="unknown estimators"):
@@ -320,7 +495,7 @@ def test_score_or_why_costs_one_number_per_estimator_that_cannot_score():
     theta = np.random.default_rng(1).dirichlet(np.ones(3), size=len(y) + 1)
     lonely, labels = np.vstack([x, np.zeros((1, 3))]), np.append(y, 9)  # a class of one
     values, why = E.score_or_why(lonely, labels, theta)
-    assert list(values) == list(E.ESTIMATORS)
+    assert list(values) == PER_CUT
     assert values["linear_probe"] is None and values["knn"] is None
     assert set(why) == {"linear_probe", "knn"} and "single example" in why["knn"]
     assert values["logme"] == E.logme(lonely, labels)

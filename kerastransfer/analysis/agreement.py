@@ -13,6 +13,20 @@ A score an estimator could not give (None in scores.json, the reason under the e
 "unscored") is n/a: the cut point drops out of that estimator's correlations (their `why`
 counts it) and each group lists it with its reason; NaN anywhere counts as n/a too.
 
+`regret` asks what taking an estimator's best-scored cut point would have cost: per split,
+direction and measured treatment, its top-1 regret is the best mean test accuracy over the
+measured n minus the mean test accuracy at the n the estimator scores highest (among the n with
+both a score and a measured accuracy; tied scores: the mean accuracy over the tied n, what a
+random pick among them gives on average), in percentage points, 0 when it picks the best. Beside
+the estimators stand rules that read no data (RULES): the deepest measured cut, the middle one
+(the lower of the two middles for an even count) and "fine-tune everything", which is the
+fine-tuned treatment at its deepest cut, where every block is copied and trained and only the
+head starts fresh (on the fine-tuned curve it is the deepest cut by construction; frozen
+treatments have no such rule). A treatment with fewer than 2 measured n, or an estimator with
+fewer than 2 such n or the same score at all of them, has no regret (None, with `why`). A
+--prune study measured only the cut points its estimator chose, so every choice there is among
+those (`pruned`).
+
 `pruning` reports an own-model study's --prune choice: what it skipped, how the estimator's
 order agreed with the cut points that were trained, and the networks and time it saved.
 """
@@ -31,6 +45,10 @@ MEASURED = treatments.FROM_OTHER_HALF
 # A mean rank correlation of at least TRACKS "tracks" a treatment, of at least WEAK "tracks
 # weakly"; the same below 0 ranks the cut points in reverse.
 TRACKS, WEAK = 0.7, 0.3
+# The rules of thumb beside the estimators in `regret`: they choose a cut point without data.
+RULES = ("deepest", "middle", "fine_tune_all")
+# Fewest measured cut points a choice is made among.
+MIN_CHOICES = 2
 
 
 def verdict(rho):
@@ -244,6 +262,140 @@ def agreement(scores, records):
         "examples": sorted({entry["examples"] for entry in scores["entries"]}),
         "groups": groups,
         "mean": mean,
+        "regret": _regret(curves, measured, names, pruned=bool(scores.get("prune"))),
+    }
+
+
+def regret(scores, records):
+    """Each estimator's and rule's top-1 regret per split, direction and measured treatment,
+    and its mean over them (see module doc), as a JSON-ready dict; agreement() carries it
+    under "regret"."""
+    entries = current_entries(scores, records)
+    names = list(scores["settings"]["estimators"])
+    return _regret(
+        score_curves(entries), accuracy_curves(records), names, bool(scores.get("prune"))
+    )
+
+
+def _regret(curves, measured, names, pruned):
+    """regret()'s dict from the score curves and the measured accuracy curves."""
+    groups = []
+    for key in sorted(curves):
+        split, source, target = key
+        accuracy = measured.get(key, {})
+        best, choices = {}, {}
+        for t in MEASURED:
+            curve = {n: a for n, a in accuracy.get(t, {}).items() if known(a)}
+            best[t] = _best(curve)
+            for name in names:
+                if name in curves[key]:
+                    choices.setdefault(name, {})[t] = _estimator_choice(curves[key][name], curve)
+            for rule in RULES:
+                choices.setdefault(rule, {})[t] = _rule_choice(rule, t, curve)
+        groups.append(
+            {"split": split, "source": source, "target": target, "best": best, "choices": choices}
+        )
+    mean = {
+        choice: {t: _mean_regret(groups, choice, t) for t in MEASURED}
+        for choice in [*names, *RULES]
+    }
+    for name in names:
+        for t in MEASURED:
+            mean[name][t]["beats"] = _rules_beaten(mean, name, t)
+    return {
+        "estimators": names,
+        "rules": list(RULES),
+        "measured": list(MEASURED),
+        "metric": "test_accuracy",
+        "unit": "percentage points",
+        "pruned": pruned,
+        "groups": groups,
+        "mean": mean,
+    }
+
+
+def _best(curve):
+    """{"n", "accuracy"} of the best measured cut point (ties: the lower n), or None."""
+    if not curve:
+        return None
+    n = max(curve, key=lambda k: (curve[k], -k))
+    return {"n": n, "accuracy": curve[n]}
+
+
+def _choice(curve, chosen):
+    """Choosing the cut points `chosen` (their accuracies averaged) on the measured `curve`:
+    {"n", "accuracy", "regret", "why"}, regret in points below the curve's best."""
+    accuracy = float(np.mean([curve[n] for n in chosen]))
+    return {
+        "n": sorted(chosen),
+        "accuracy": accuracy,
+        "regret": 100.0 * (max(curve.values()) - accuracy),
+        "why": None,
+    }
+
+
+def _no_choice(why):
+    return {"n": None, "accuracy": None, "regret": None, "why": why}
+
+
+def _too_few(curve):
+    """Why a choice on `curve` means nothing (fewer than MIN_CHOICES measured n), or None."""
+    if len(curve) < MIN_CHOICES:
+        return f"{len(curve)} measured cut points, fewer than {MIN_CHOICES}"
+    return None
+
+
+def _estimator_choice(scores, curve):
+    """The estimator's choice on a measured `curve`: the n it scores highest among those
+    measured, all of them when tied."""
+    if _too_few(curve):
+        return _no_choice(_too_few(curve))
+    common = {n: scores[n] for n in curve if n in scores and known(scores[n])}
+    if len(common) < MIN_CHOICES:
+        missing = sorted(set(curve) - set(common))
+        return _no_choice(
+            f"{len(common)} cut points with both, fewer than {MIN_CHOICES}; the score is n/a "
+            f"at n = {', '.join(map(str, missing))}"
+        )
+    top = max(common.values())
+    chosen = [n for n, value in common.items() if value == top]
+    if len(chosen) == len(common):
+        return _no_choice("the score is the same at every n")
+    return _choice(curve, chosen)
+
+
+def _rule_choice(rule, treatment, curve):
+    """A rule's choice on one treatment's measured `curve` (see module doc)."""
+    if rule == "fine_tune_all" and not treatments.get(treatment).fine_tuned:
+        return _no_choice("a rule for fine-tuned treatments")
+    if _too_few(curve):
+        return _no_choice(_too_few(curve))
+    ns = sorted(curve)
+    if rule == "middle":
+        return _choice(curve, [ns[(len(ns) - 1) // 2]])
+    return _choice(curve, [ns[-1]])  # the deepest cut, and fine-tune everything
+
+
+def _rules_beaten(mean, name, treatment):
+    """The rules whose mean regret on `treatment` is larger than estimator `name`'s."""
+    mine = mean[name][treatment]["regret"]
+    if mine is None:
+        return []
+    return [
+        rule
+        for rule in RULES
+        if mean[rule][treatment]["regret"] is not None and mine < mean[rule][treatment]["regret"]
+    ]
+
+
+def _mean_regret(groups, choice, treatment):
+    """The mean regret of `choice` on `treatment` over the groups where it has one."""
+    found = [g["choices"][choice][treatment] for g in groups if choice in g["choices"]]
+    regrets = [c["regret"] for c in found if c["regret"] is not None]
+    return {
+        "regret": float(np.mean(regrets)) if regrets else None,
+        "groups": len(regrets),
+        "why": None if regrets else next((c["why"] for c in found), "no scores"),
     }
 
 

@@ -23,8 +23,29 @@ set, so compare scores only between features of the same examples (and, where no
                   the smallest class in each training fold), Euclidean distance on the raw
                   features: invariant to rotation, translation and scaling; unlike per-feature
                   standardization it does not blow near-constant, noisy channels up to unit scale.
+    sfda          SFDA (Shao et al., ECCV 2022): the mean p(y | x^) of a shrinkage LDA fitted again
+                  on "self-challenged" features x^ = s x + (1 - s) m_-y, each example pulled
+                  towards the mean m_-y of the other classes' means by as much as the first LDA
+                  doubts it (s = softmax(p(. | x))_y, the authors' softening of the posterior). The
+                  shrinkage l = exp(-5 sigma_max(S_W)) serves both fits. Invariant to rotation and
+                  translation of X; scaling moves l.
+    ncti          NCTI (Wang et al., ICCV 2023): how near the features are to neural collapse, from
+                  a shrinkage LDA on their first 64 principal components, l = exp(-(sum of their
+                  32 largest variances)): S_seli = ||Z||_* of the centred features on the C-1
+                  Fisher directions, S_ncc = mean p(y | x), S_vc = log sum_c ||P_c||_*, P_c the
+                  posteriors of class c's examples. NCTI ranks a set of candidates (a network's
+                  cut points), so it is a set estimator: each term is min-max scaled over the set
+                  and NCTI = seli + ncc - vc (score_set_or_why; one candidate alone scores 0).
+                  Its terms are invariant to rotation and translation of X.
     leep          LEEP (Nguyen et al., ICML 2020): the mean log-likelihood of the target labels
                   under the source head's probabilities theta composed with the empirical P(y|z).
+
+The shrinkage LDA both rest on (shrinkage_lda): S_W = sum_c N_c/N cov_c, S_B = sum_c N_c/N
+(m_c - m)(m_c - m)^T (1/N covariances), each shrunk as (1 - l) S + l tr(S)/d I (so S_B is the
+shrunk total minus the shrunk S_W); p(c | x) = softmax_c(x^T S_W^-1 m_c - 1/2 m_c^T S_W^-1 m_c +
+log N_c/N) with the shrunk S_W (a pseudo-inverse: eigenvalues below LDA_RCOND of the largest
+drop out), and the Fisher directions are the min(C-1, d) leading generalized eigenvectors of
+(S_B, S_W), scaled so that V^T S_W V = I. In one dimension the shrinkage changes nothing.
 
 Guards:
     - fewer than 2 examples or fewer than 2 classes: ValueError naming the problem, as for features
@@ -46,8 +67,12 @@ Guards:
     - in a study: score_or_why() turns an estimator's error or non-finite value into None with
       its reason, so one estimator that cannot score a cut costs that one number.
     - saturation: TransRate grows with the rank of Z (each dimension adds about log(1/eps^2)), so
-      compare it only at equal d and N; linear_probe and knn reach 1.0 on separable features and
-      then no longer rank them; LEEP reaches 0 when the source head already predicts the target.
+      compare it only at equal d and N; linear_probe, knn and SFDA reach 1.0 on separable features
+      and then no longer rank them; LEEP reaches 0 when the source head already predicts the target.
+    - SFDA and NCTI fit and score the same examples (no folds), and at the floor of their
+      shrinkage (SHRINKAGE_FLOOR) with d near N their LDA separates noise too: reduce d first.
+      A direction in which no class varies gets no weight (the pseudo-inverse), even where the
+      class means differ along it; features that are all constant give p(c | x) = N_c/N.
 Inputs are cast to float64; labels may be any integers and are relabelled 0..C-1 in order of first
 appearance, so permuting label ids changes no score. scikit-learn (about 1.4 s to import) loads
 inside the functions that use it, so importing this module (for its names) costs nothing.
@@ -56,6 +81,7 @@ inside the functions that use it, so importing this module (for its names) costs
 import math
 import warnings
 from collections import namedtuple
+from functools import partial
 
 import numpy as np
 
@@ -67,6 +93,8 @@ ESTIMATOR_NAMES = {
     "transrate": "TransRate",
     "linear_probe": "linear probe",
     "knn": "kNN",
+    "sfda": "SFDA",
+    "ncti": "NCTI",
     "leep": "LEEP",
 }
 
@@ -74,9 +102,22 @@ ESTIMATOR_NAMES = {
 LOGME_TOLERANCE, LOGME_MAX_ITERATIONS = 1e-3, 100
 # H-score's pseudo-inverse drops covariance eigenvalues below this fraction of the largest.
 HSCORE_RCOND = 1e-10
+# The shrinkage LDA's pseudo-inverse drops within-class eigenvalues below this fraction of the
+# largest.
+LDA_RCOND = 1e-10
+# SFDA's shrinkage exp(-SFDA_SHARPNESS sigma_max(S_W)) and NCTI's, each at least SHRINKAGE_FLOOR
+# (the authors' code: a = 5, floor 1e-10).
+SFDA_SHARPNESS, SHRINKAGE_FLOOR = 5.0, 1e-10
+# NCTI reads the first NCTI_COMPONENTS principal components; the sum of the largest
+# NCTI_SHRINKAGE_VARIANCES of their variances sets its shrinkage exp(-sum).
+NCTI_COMPONENTS, NCTI_SHRINKAGE_VARIANCES = 64, 32
 
 # One label column's LogME fit: log evidence / N at the fixed point, prior and noise precision.
 Evidence = namedtuple("Evidence", "log_evidence alpha beta")
+# A shrinkage LDA's fit: p(c | x_i) (N, C) and the centred features on its Fisher directions.
+LDA = namedtuple("LDA", "posteriors fisher")
+# NCTI's three terms for one candidate: S_seli, S_ncc and S_vc (module doc).
+NCTITerms = namedtuple("NCTITerms", "seli ncc vc")
 
 
 def _prepare(features, labels, what="features"):
@@ -233,6 +274,101 @@ def transrate(features, labels, eps=1e-4):
     return float(coding_rate(z, eps) - conditional)
 
 
+def _class_means(x, y):
+    """(C, d): the mean of each class's rows."""
+    return np.stack([x[y == c].mean(axis=0) for c in range(y.max() + 1)])
+
+
+def _shrunk(covariance, shrinkage):
+    """(1 - shrinkage) S + shrinkage tr(S)/d I."""
+    d = len(covariance)
+    return (1 - shrinkage) * covariance + shrinkage * np.trace(covariance) / d * np.eye(d)
+
+
+def _softmax(logits):
+    """Row-wise softmax."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _nuclear_norm(matrix):
+    """The sum of the singular values."""
+    return float(np.sum(np.linalg.svd(matrix, compute_uv=False)))
+
+
+def within_class_covariance(features, labels):
+    """S_W = sum_c N_c/N cov_c (1/N_c covariances): the scatter about the class means, over N."""
+    x, y = _prepare(features, labels)
+    deviations = x - _class_means(x, y)[y]
+    return deviations.T @ deviations / len(y)
+
+
+def shrinkage_lda(features, labels, shrinkage):
+    """SFDA's and NCTI's shrinkage LDA (module doc): LDA(posteriors, fisher), the posteriors
+    in the order of first appearance of the labels. shrinkage: l in [0, 1]."""
+    if not 0 <= shrinkage <= 1:
+        raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage}")
+    x, y = _prepare(features, labels)
+    x = _centre(x)  # changes no posterior; the Fisher features come out centred
+    n = len(y)
+    priors = np.bincount(y) / n
+    means = _class_means(x, y)
+    deviations = x - means[y]
+    within = _shrunk(deviations.T @ deviations / n, shrinkage)
+    between = _shrunk(means.T @ (priors[:, None] * means), shrinkage)
+    eigenvalues, eigenvectors = np.linalg.eigh(within)
+    keep = eigenvalues > LDA_RCOND * max(eigenvalues.max(), 0.0)
+    whiten = eigenvectors[:, keep] / np.sqrt(eigenvalues[keep])  # whiten^T S_W whiten = I
+    z, m = x @ whiten, means @ whiten
+    posteriors = _softmax(z @ m.T - 0.5 * np.sum(m**2, axis=1) + np.log(priors))
+    spread, directions = np.linalg.eigh(whiten.T @ between @ whiten)
+    leading = np.argsort(spread)[::-1][: min(len(priors) - 1, whiten.shape[1])]
+    return LDA(posteriors, z @ directions[:, leading])
+
+
+def sfda(features, labels):
+    """SFDA: the mean p(y | x^) of the shrinkage LDA refitted on the self-challenged x^."""
+    x, y = _prepare(features, labels)
+    x = _centre(x)  # constant columns exactly 0, so that the mixing below keeps them so
+    largest = max(np.linalg.eigvalsh(within_class_covariance(x, y))[-1], 0.0)
+    shrinkage = max(math.exp(-SFDA_SHARPNESS * largest), SHRINKAGE_FLOOR)
+    rows = np.arange(len(y))
+    confidence = _softmax(shrinkage_lda(x, y, shrinkage).posteriors)[rows, y][:, None]
+    means = _class_means(x, y)
+    others = (means.sum(axis=0) - means) / (len(means) - 1)  # the other classes' mean, per class
+    challenged = confidence * x + (1 - confidence) * others[y]
+    return float(np.mean(shrinkage_lda(challenged, y, shrinkage).posteriors[rows, y]))
+
+
+def ncti_terms(features, labels):
+    """NCTI's NCTITerms(seli, ncc, vc) for one candidate's features (module doc)."""
+    x, y = _prepare(features, labels)
+    u, s, _ = np.linalg.svd(_centre(x), full_matrices=False)
+    kept = min(NCTI_COMPONENTS, len(s))
+    variances = s[:NCTI_SHRINKAGE_VARIANCES] ** 2 / len(y)
+    shrinkage = max(math.exp(-np.sum(variances)), SHRINKAGE_FLOOR)
+    lda = shrinkage_lda(u[:, :kept] * s[:kept], y, shrinkage)
+    classwise = sum(_nuclear_norm(lda.posteriors[y == c]) for c in range(y.max() + 1))
+    return NCTITerms(
+        seli=_nuclear_norm(lda.fisher),
+        ncc=float(np.mean(lda.posteriors[np.arange(len(y)), y])),
+        vc=math.log(classwise),
+    )
+
+
+def ncti(terms):
+    """NCTI over a set of candidates from their NCTITerms: each term min-max scaled over the set
+    (a term equal across the set adds 0), seli + ncc - vc; None (n/a) stays None."""
+    known_terms = [t for t in terms if t is not None]
+    if not known_terms:
+        return [None] * len(terms)
+    table = np.array(known_terms, dtype=np.float64)
+    span = np.ptp(table, axis=0)
+    scaled = np.divide(table - table.min(axis=0), span, out=np.zeros_like(table), where=span > 0)
+    scores = iter(scaled @ np.array([1.0, 1.0, -1.0]))
+    return [None if t is None else float(next(scores)) for t in terms]
+
+
 def _cross_validate(name, x, y, folds, seed, make_model):
     """Mean accuracy over stratified folds, reduced to the smallest class count; NaN below 2.
 
@@ -348,7 +484,8 @@ def reduce_features(features, method="gap", size=None):
 
 def score(features, labels, source_probabilities=None, estimators=None):
     """{name: score} for each of `estimators` (default all of ESTIMATORS, LEEP only when
-    source_probabilities is given), in the order of ESTIMATORS.
+    source_probabilities is given) that scores one set of features, in the order of
+    ESTIMATORS; the set estimators among them (NCTI) are score_set_or_why's.
 
     Linear algebra runs on one thread here: on matrices this small, BLAS threads cost more
     than they give (one logistic-regression fit of 1,600 x 128 features took 10.3 s with the
@@ -356,7 +493,7 @@ def score(features, labels, source_probabilities=None, estimators=None):
     """
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
-    names = _names(source_probabilities, estimators)
+    names = _per_cut(_names(source_probabilities, estimators))
     with threadpool_limits(limits=1):
         return {name: _estimate(name, features, labels, source_probabilities) for name in names}
 
@@ -373,26 +510,61 @@ def score_or_why(features, labels, source_probabilities=None, estimators=None):
     """
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
-    names = _names(source_probabilities, estimators)
+    names = _per_cut(_names(source_probabilities, estimators))
     values, why = {}, {}
     with threadpool_limits(limits=1):
         for name in names:
-            values[name], reason = _guarded(name, features, labels, source_probabilities)
+            values[name], reason = _guarded(
+                partial(_estimate, name, features, labels, source_probabilities)
+            )
             if reason is not None:
                 why[name] = reason
     return values, why
 
 
-def _names(source_probabilities, estimators):
-    """The estimators to run, in the order of ESTIMATORS; ValueError for unknown ones."""
+def score_set_or_why(features_by_cut, labels, estimators=None):
+    """The set estimators among `estimators` (default all: NCTI) over a set of candidates, the
+    features of one network's cut points on the same examples: [(values, why)] per cut, as
+    score_or_why gives them. A cut whose terms cannot be computed is None with its reason; the
+    others are scaled among themselves."""
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    names = [name for name in _known(estimators) if name in SET_ESTIMATORS]
+    results = [({}, {}) for _ in features_by_cut]
+    with threadpool_limits(limits=1):
+        for name in names:
+            terms_of, combine = SET_ESTIMATORS[name]
+            guarded = [_guarded(partial(terms_of, x, labels)) for x in features_by_cut]
+            scores = combine([terms for terms, _ in guarded])
+            for (values, why), value, (_, reason) in zip(results, scores, guarded):
+                values[name] = value
+                if reason is not None:
+                    why[name] = reason
+    return results
+
+
+def _known(estimators):
+    """`estimators` (default all) in the order of ESTIMATORS; ValueError for unknown ones."""
     if estimators is None:
-        return [n for n in ESTIMATORS if n != "leep" or source_probabilities is not None]
+        return list(ESTIMATORS)
     unknown = sorted(set(estimators) - set(ESTIMATORS))
     if unknown:
         raise ValueError(f"unknown estimators {unknown}; choose from {list(ESTIMATORS)}")
+    return [n for n in ESTIMATORS if n in estimators]
+
+
+def _names(source_probabilities, estimators):
+    """The estimators to run, in the order of ESTIMATORS, LEEP by default only with
+    source_probabilities; ValueError for unknown ones."""
+    if estimators is None:
+        return [n for n in ESTIMATORS if n != "leep" or source_probabilities is not None]
     if "leep" in estimators and source_probabilities is None:
         raise ValueError("leep needs source_probabilities")
-    return [n for n in ESTIMATORS if n in estimators]
+    return _known(estimators)
+
+
+def _per_cut(names):
+    return [name for name in names if name not in SET_ESTIMATORS]
 
 
 FEATURE_ESTIMATORS = {
@@ -401,7 +573,10 @@ FEATURE_ESTIMATORS = {
     "transrate": transrate,
     "linear_probe": linear_probe,
     "knn": knn,
+    "sfda": sfda,
 }
+# Estimators that rank a set of candidates: (one candidate's terms, their scores over the set).
+SET_ESTIMATORS = {"ncti": (ncti_terms, ncti)}
 
 
 def _estimate(name, features, labels, source_probabilities):
@@ -410,19 +585,20 @@ def _estimate(name, features, labels, source_probabilities):
     return FEATURE_ESTIMATORS[name](features, labels)
 
 
-def _guarded(name, features, labels, source_probabilities):
-    """(score, None), or (None, why) when `name` raises or gives a value that is not finite;
-    why is one line (it goes into scores.json, the console and report.md).
+def _guarded(compute):
+    """(compute(), None), or (None, why) when it raises or gives a value (a number, or a tuple
+    of them) that is not finite; why is one line (it goes into scores.json, the console and
+    report.md).
 
     The warnings of an estimator that does score are passed on as they came.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            value = _estimate(name, features, labels, source_probabilities)
+            value = compute()
         except (ValueError, ArithmeticError) as error:  # LinAlgError is a ValueError
             return None, " ".join(str(error).split()) or type(error).__name__
-    if math.isfinite(value):
+    if all(math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return value, None

@@ -1,5 +1,6 @@
 """The estimators' agreement with the measured grid, rendered: figures/estimators.png and the
-report.md section that says which estimator tracks which treatment.
+report.md section that says which estimator tracks which treatment, and what each estimator's
+choice of cut point cost beside rules of thumb (its top-1 regret).
 
 The agreement is kerastransfer.analysis.agreement's dict (computed by the analyze and score
 drivers); this module draws and words it. An estimator that could not score a cut point is
@@ -27,6 +28,12 @@ PHRASES = {
     "ranks in reverse": "ranks {}'s cut points in reverse",
 }
 MEASURED_STYLE = {"transfer": ("black", "-"), "transfer_ft": ("dimgray", "--")}
+# analysis.agreement.RULES in words.
+RULE_NAMES = {
+    "deepest": "deepest cut",
+    "middle": "middle cut",
+    "fine_tune_all": "fine-tune everything",
+}
 
 
 def write_figure(figures_dir, result):
@@ -177,4 +184,68 @@ def section(result):
             f"- Scored without measured accuracies yet: {', '.join(missing)} "
             "(train the grid there)."
         )
+    if result.get("regret"):
+        lines += ["", *regret_lines(result["regret"])]
     return "\n".join(lines)
+
+
+def _cut(choice):
+    """A choice's cut point(s): "n = 3", or "n = 3, 4 tied"."""
+    ns = choice["n"]
+    return f"n = {', '.join(map(str, ns))}" + (" tied" if len(ns) > 1 else "")
+
+
+def _choice_cell(choice):
+    """A regret in points and the cut it chose, e.g. "1.2 (n = 3)"; MISSING without one."""
+    if choice is None or choice["regret"] is None:
+        return MISSING
+    return f"{choice['regret']:.1f} ({_cut(choice)})"
+
+
+def regret_lines(regret):
+    """The top-1 regret table of analysis.agreement.regret's dict, and a line per estimator
+    that lost fewer points than a rule."""
+    measured = regret["measured"]
+    groups = regret["groups"]
+    columns = [
+        (g, t, f"{g['split']} {treatments.display_name(t, g['target'])}")
+        for g in groups
+        for t in measured
+    ]
+    means = [f"mean {treatments.display_name(t)}" for t in measured]
+    lines = [
+        "Top-1 regret: the points of mean test accuracy lost by training the cut point an "
+        "estimator scores best instead of the best measured one (0: it picked the best; tied "
+        "scores: the mean over the tied cut points), beside rules that read no data. "
+        "Fine-tune everything is the fine-tuned treatment at its deepest cut (every block "
+        "copied and trained)."
+        + (" Over the trained cut points only (--prune)." if regret["pruned"] else ""),
+        "",
+        "| choice | " + " | ".join([label for _, _, label in columns] + means) + " |",
+        "|---" * (1 + len(columns) + len(means)) + "|",
+    ]
+    best = [
+        MISSING
+        if g["best"][t] is None
+        else f"{g['best'][t]['accuracy']:.3f} (n = {g['best'][t]['n']})"
+        for g, t, _ in columns
+    ]
+    lines.append("| best measured | " + " | ".join(best + [""] * len(means)) + " |")
+    for choice in [*regret["estimators"], *regret["rules"]]:
+        label = RULE_NAMES.get(choice) or NAMES.get(choice, choice)
+        cells = [_choice_cell(g["choices"].get(choice, {}).get(t)) for g, t, _ in columns]
+        for t in measured:
+            mean = regret["mean"][choice][t]["regret"]
+            cells.append(MISSING if mean is None else f"{mean:.1f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name in regret["estimators"]:
+        beaten = [
+            f"on {treatments.display_name(t)} than "
+            + ", ".join(RULE_NAMES[rule] for rule in regret["mean"][name][t]["beats"])
+            for t in measured
+            if regret["mean"][name][t]["beats"]
+        ]
+        if beaten:
+            lines.append(f"- {NAMES.get(name, name)} lost fewer points {'; '.join(beaten)}.")
+    return lines

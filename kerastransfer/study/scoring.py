@@ -217,7 +217,7 @@ def _score_source(study, source, settings, log):
         budget_bytes=study.experiment.grid.cache_budget_mb * 2**20,
         examples=settings["examples"],
     )
-    entries = []
+    entries, cut_vectors = [], []
     for n, name, maps in zip(layers, names, features):
         began = time.perf_counter()
         # Non-finite maps skip PCA (which would raise): each estimator then names them.
@@ -226,6 +226,7 @@ def _score_source(study, source, settings, log):
             if settings["reduction"] == "pca" and np.all(np.isfinite(maps))
             else maps
         )
+        cut_vectors.append(vectors)
         values, why = estimators.score_or_why(
             vectors,
             labels,
@@ -249,20 +250,34 @@ def _score_source(study, source, settings, log):
                 "seconds": time.perf_counter() - began,
             }
         )
-        text = "  ".join(
-            f"{key} {'n/a' if value is None else format(value, '.4g')}"
-            for key, value in values.items()
-        )
-        reasons = {}
-        for key, reason in why.items():
-            reasons.setdefault(reason, []).append(key)
-        text += "".join(f"; {', '.join(keys)} n/a: {reason}" for reason, keys in reasons.items())
+        text = _scores_text(values, why)
         log(f"score {source.label} n={n} ({name}, {vectors.shape[1]} dims): {text}")
+    # NCTI ranks the network's cut points against each other: scored over all of them at once.
+    ranked = estimators.score_set_or_why(cut_vectors, labels, estimators=settings["estimators"])
+    for entry, (values, why) in zip(entries, ranked):
+        entry["scores"].update(values)
+        entry["unscored"].update(why)
+        if values:
+            log(
+                f"score {source.label} n={entry['n']} among its cut points: "
+                f"{_scores_text(values, why)}"
+            )
     log(
         f"scored {source.label}: {len(layers)} cut points on {len(labels)} images in "
         f"{time.perf_counter() - started:.1f} s"
     )
     return entries
+
+
+def _scores_text(values, why):
+    """A console line's scores, e.g. "logme -0.61  knn n/a; knn n/a: <reason>"."""
+    text = "  ".join(
+        f"{key} {'n/a' if value is None else format(value, '.4g')}" for key, value in values.items()
+    )
+    reasons = {}
+    for key, reason in why.items():
+        reasons.setdefault(reason, []).append(key)
+    return text + "".join(f"; {', '.join(keys)} n/a: {reason}" for reason, keys in reasons.items())
 
 
 def _network(study, source):
