@@ -6,7 +6,8 @@ out). A test that uses the `smoke_workdir` fixture is e2e too: the fixture runs 
 
 Fixtures:
     smoke_workdir   the smoke study (configs/smoke.flags: train, analyze, export) run once per
-                    session through the command line; read it, never change it
+                    session through the command line (once for all pytest-xdist workers);
+                    read it, never change it
     smoke_copy      a private copy of that finished workdir, for a test that changes it
     free_port       a TCP port on 127.0.0.1 with nothing listening
     free_ports      free_ports(count, consecutive=False): that many distinct free ports
@@ -15,6 +16,8 @@ the command line; see helpers/__init__.py.
 """
 
 import dataclasses
+import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -52,16 +55,36 @@ class FinishedStudy:
 
 
 @pytest.fixture(scope="session")
-def smoke_workdir(tmp_path_factory):
+def smoke_workdir(tmp_path_factory, worker_id):
     """The smoke study run once, end to end (train, analyze, export), as a FinishedStudy.
 
     Shared by every test that only reads a finished workdir; a test that runs the command
-    line on it again or changes a file takes `smoke_copy` instead.
+    line on it again or changes a file takes `smoke_copy` instead. Under pytest-xdist the
+    first worker that needs it runs it and the others wait for it (a lock in the directory
+    the workers share) and read the same workdir.
     """
-    workdir = str(tmp_path_factory.mktemp("smoke") / "study")
-    done = run_cli(f"--flagfile={SMOKE}", f"--workdir={workdir}")
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent  # the session's directory above every worker's own
+    workdir, finished = root / "smoke" / "study", root / "smoke" / "finished.json"
+    with open(root / "smoke.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not finished.exists():
+            workdir.parent.mkdir(exist_ok=True)
+            done = run_cli(f"--flagfile={SMOKE}", f"--workdir={workdir}")
+            finished.write_text(
+                json.dumps(
+                    {
+                        "args": done.args,
+                        "returncode": done.returncode,
+                        "stdout": done.stdout,
+                        "stderr": done.stderr,
+                    }
+                )
+            )
+    done = subprocess.CompletedProcess(**json.loads(finished.read_text()))
     assert done.returncode == 0, done.stderr[-4000:]
-    return FinishedStudy(workdir, done)
+    return FinishedStudy(str(workdir), done)
 
 
 @pytest.fixture
