@@ -346,6 +346,13 @@ class SolverConfig:
         result=True,
         check=positive,
     )
+    layer_decay: float = setting(
+        0.75,
+        "The layer_decay recipe (AnB+decay): copied block i of 1..n trains at this to the "
+        "power n + 1 - i times the fine-tuning rate (0.75: the usual value).",
+        result=True,
+        check=below_one(zero=False),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -496,8 +503,8 @@ class ExportConfig:
     export_run: str | None = setting(None, "Export this run id instead of the best one.")
     export_dir: str | None = setting(None, "Export base directory (default workdir/export).")
     export_treatments: tuple = setting(
-        treatments.FROM_OTHER_HALF,
-        "Treatments the best exported model is chosen from.",
+        treatments.TRANSFER_MODES,
+        "Treatments the best exported model is chosen from (those the study trained).",
         kind=STRINGS,
         check=each_in(treatments.NAMES),
     )

@@ -22,7 +22,11 @@ from kerastransfer.errors import UsageError
 from kerastransfer.models.layers import fresh_copy
 from kerastransfer.models.stages import stage_cuts
 
-MODES = ("frozen", "fine_tuned", "random_frozen")
+# The paper's three ways to take blocks 1..n, and two recipes (treatments.RECIPES).
+PAPER_MODES = ("frozen", "fine_tuned", "random_frozen")
+MODES = (*PAPER_MODES, "probe", "surgical")
+# The new dense layer of a linear probe.
+PROBE_HEAD = "probe_head"
 
 
 def weight_layers(model):
@@ -109,6 +113,10 @@ def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None)
     - `fine_tuned` (AnB+ / BnB+): copies blocks 1..n and leaves them trainable;
     - `random_frozen` (random features): keeps blocks 1..n at their fresh random init, frozen.
     Blocks above n stay freshly initialized and trainable. The base model is never modified.
+    Two recipes (treatments.py):
+    - `probe` (linear probe at the cut): blocks 1..n copied and frozen, and one new dense
+      layer (PROBE_HEAD) on their flattened output; the layers above n are left out;
+    - `surgical`: every block copied, all frozen but block n; the head is new and trains.
 
     BatchNormalization: a frozen BN layer runs in inference mode with the base's moving
     statistics (Keras 3 semantics of `trainable=False`); in fine-tuned blocks BN layers keep
@@ -131,6 +139,8 @@ def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None)
     if mode not in MODES:
         raise UsageError(f"unknown transfer mode {mode!r}; use one of {', '.join(MODES)}")
     _check_n(base, n, cut_names)
+    if mode == "surgical":
+        return _surgical(base, n, num_classes, cut_names)
     copied_blocks = min(n + max(0, int(extra_copied)), num_blocks(base, cut_names))
     model = fresh_clone(base, num_classes)
     frozen = {layer.name for layer in block_layers(base, n, cut_names)}
@@ -138,10 +148,48 @@ def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None)
         for layer in block_layers(base, copied_blocks, cut_names):
             if layer.weights:
                 model.get_layer(layer.name).set_weights(layer.get_weights())
-    if mode in ("frozen", "random_frozen"):
+    if mode in ("frozen", "random_frozen", "probe"):
         for name in frozen:
             model.get_layer(name).trainable = False
+    if mode == "probe":
+        return _probe(model, n, num_classes or _units(head_layer(base)), cut_names)
     return model
+
+
+def _probe(model, n, num_classes, cut_names):
+    """`model` cut after block n, with one dense layer on the cut's flattened output."""
+    features = cut_after(model, n, cut_names).output
+    if len(features.shape) > 2:
+        features = keras.layers.Flatten(name="probe_flatten")(features)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name=PROBE_HEAD)(features)
+    return keras.Model(model.input, outputs, name=f"{model.name}_probe{n}")
+
+
+def _surgical(base, n, num_classes, cut_names):
+    """Every block copied from `base`, all frozen but block n; a fresh head."""
+    model = fresh_clone(base, num_classes)
+    blocks = num_blocks(base, cut_names)
+    for layer in block_layers(base, blocks, cut_names):
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    below = {layer.name for layer in block_layers(base, n - 1, cut_names)} if n > 1 else set()
+    upto = {layer.name for layer in block_layers(base, n, cut_names)}
+    for name in {layer.name for layer in block_layers(base, blocks, cut_names)} - (upto - below):
+        model.get_layer(name).trainable = False
+    return model
+
+
+def layer_decay_rates(model, n, decay, cut_names=None):
+    """{layer name: rate multiplier} of layer-wise decay: block i of the copied 1..n at
+    decay ** (n + 1 - i); layers above n (fresh) are not listed (rate 1)."""
+    rates, below = {}, set()
+    for i in range(1, n + 1):
+        block = [layer.name for layer in block_layers(model, i, cut_names)]
+        for name in block:
+            if name not in below:
+                rates[name] = decay ** (n + 1 - i)
+        below.update(block)
+    return rates
 
 
 def fresh_clone(base, num_classes=None):

@@ -14,6 +14,17 @@ trained on for as many more steps as a transferred network trains, with the same
 transferred network's copied layers have seen the base's steps and then its own; comparing
 it with this control as well as with the plain base separates what transfer gives from what
 extra training gives (docs/statistics.md).
+
+Three rows are practitioners' recipes, not the paper's (`paper=False`), each from the other
+half's base (the user's own model in an own-model study) at every cut point n:
+- `probe`, linear probe at the cut (AnB-probe): blocks 1..n copied and frozen, one new dense
+  layer on their flattened output and nothing above it (the readout every transferability
+  estimator scores);
+- `surgical`, surgical fine-tuning of block n (AnB-surgical; Lee et al., ICLR 2023): every
+  block copied, only block n and a new head trained;
+- `layer_decay`, layer-wise learning-rate decay (AnB+decay): as AnB+, with copied block i
+  trained at --layer_decay^(n + 1 - i) times the fine-tuning rate (the top copied block at
+  --layer_decay, the fresh layers above n at the full rate).
 """
 
 import dataclasses
@@ -35,6 +46,9 @@ class Treatment:
         fine_tuned: True when the copied layers keep training (--fine_tune_lr_scale applies).
         per_layer: True when the treatment has a network per layer n; False for the
             compute-matched base, which copies the whole base (every block and its head).
+        recipe: how its network trains, in a report's words ("frozen", "fine-tuned", ...).
+        paper: False for a practitioner's recipe (module doc), which no finding reads.
+        layer_decay: True when copied blocks train at --layer_decay's per-block rates.
     """
 
     name: str
@@ -43,6 +57,9 @@ class Treatment:
     surgery_mode: str | None
     fine_tuned: bool
     per_layer: bool = True
+    recipe: str = ""
+    paper: bool = True
+    layer_decay: bool = False
 
     def name_for(self, target):
         """The paper's name for networks that target half `target`: BnB, AnB+ for B; AnA,
@@ -52,6 +69,8 @@ class Treatment:
         if self.source is None:
             return self.paper_name
         source = self.source_half(target)
+        if not self.paper:  # AnB-probe, AnB-surgical, AnB+decay
+            return f"{source}n{target}{self.paper_name.removeprefix('AnB')}"
         return f"{source}n{target}" + ("+" if self.fine_tuned else "")
 
     @property
@@ -67,24 +86,57 @@ class Treatment:
 
 
 TABLE = (
-    Treatment("selffer", "BnB", "same", "frozen", fine_tuned=False),
-    Treatment("selffer_ft", "BnB+", "same", "fine_tuned", fine_tuned=True),
-    Treatment("transfer", "AnB", "other", "frozen", fine_tuned=False),
-    Treatment("transfer_ft", "AnB+", "other", "fine_tuned", fine_tuned=True),
-    Treatment("random", "random", None, "random_frozen", fine_tuned=False),
-    Treatment("base_long", "baseB-long", "same", None, fine_tuned=True, per_layer=False),
+    Treatment("selffer", "BnB", "same", "frozen", fine_tuned=False, recipe="frozen"),
+    Treatment("selffer_ft", "BnB+", "same", "fine_tuned", fine_tuned=True, recipe="fine-tuned"),
+    Treatment("transfer", "AnB", "other", "frozen", fine_tuned=False, recipe="frozen"),
+    Treatment("transfer_ft", "AnB+", "other", "fine_tuned", fine_tuned=True, recipe="fine-tuned"),
+    Treatment("random", "random", None, "random_frozen", fine_tuned=False, recipe="random"),
+    Treatment(
+        "base_long",
+        "baseB-long",
+        "same",
+        None,
+        fine_tuned=True,
+        per_layer=False,
+        recipe="trained on",
+    ),
+    Treatment(
+        "probe", "AnB-probe", "other", "probe", fine_tuned=False, recipe="linear probe", paper=False
+    ),
+    Treatment(
+        "surgical",
+        "AnB-surgical",
+        "other",
+        "surgical",
+        fine_tuned=True,
+        recipe="surgical",
+        paper=False,
+    ),
+    Treatment(
+        "layer_decay",
+        "AnB+decay",
+        "other",
+        "fine_tuned",
+        fine_tuned=True,
+        recipe="layer-wise decay",
+        paper=False,
+        layer_decay=True,
+    ),
 )
 BY_NAME = {treatment.name: treatment for treatment in TABLE}
 # The compute-matched base (not the paper's), and the paper's five treatments in its order
 # (Figure 2's legend).
 LONG_BASE = "base_long"
-PAPER_NAMES = tuple(t.name for t in TABLE if t.per_layer)
+PAPER_NAMES = tuple(t.name for t in TABLE if t.per_layer and t.paper)
 NAMES = tuple(BY_NAME)
 ALL_NAMES = (BASE, *NAMES)
 # Treatments whose first n layers come from a trained base (the ones CKA compares with it).
-COPIED = tuple(t.name for t in TABLE if t.source is not None and t.per_layer)
-# What a transferred model is exported from by default, and the own-model study's modes.
-FROM_OTHER_HALF = tuple(t.name for t in TABLE if t.source == "other")
+COPIED = tuple(t.name for t in TABLE if t.source is not None and t.per_layer and t.paper)
+# The paper's transfer from the other half: the own-model study's default modes.
+FROM_OTHER_HALF = tuple(t.name for t in TABLE if t.source == "other" and t.paper)
+# The practitioners' recipes, and everything an own-model study can train and export.
+RECIPES = tuple(t.name for t in TABLE if not t.paper)
+TRANSFER_MODES = (*FROM_OTHER_HALF, *RECIPES)
 
 
 def get(name):

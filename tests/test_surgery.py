@@ -30,7 +30,7 @@ def one_step(model, num_classes, seed=0):
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
 
 
-@pytest.mark.parametrize("mode", surgery.MODES)
+@pytest.mark.parametrize("mode", surgery.PAPER_MODES)  # the recipes: test_recipes.py
 @pytest.mark.parametrize("n", [1, 3, 5, 7])
 def test_transfer_copies_freezes_and_reinitializes(mode, n):
     base = tiny_base()
@@ -127,7 +127,7 @@ def test_transfer_under_mirrored_strategy_on_two_cpus(tmp_path):
         with strategy.scope():
             base = tiny_base()
             names = [layer.name for layer in surgery.weight_layers(base)]
-            for mode in surgery.MODES:
+            for mode in surgery.PAPER_MODES:
                 before = weights_of(base, names)
                 model = surgery.transfer(base, 3, mode, num_classes=3)
                 built = weights_of(model, names[:-1])
@@ -140,4 +140,4 @@ def test_transfer_under_mirrored_strategy_on_two_cpus(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {m: 2 for m in surgery.MODES}
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {m: 2 for m in surgery.PAPER_MODES}

@@ -13,12 +13,19 @@ import tensorflow as tf
 
 from helpers.cli import REPO, run_cli
 from helpers.records import records as read_records
-from kerastransfer import data, models, surgery
+from helpers.reliability import Runner
+from kerastransfer import data, models, surgery, treatments
+from kerastransfer.study.plan import OWN_MODEL_SPLIT
+from kerastransfer.training.loop import CHECKPOINT_METADATA
 
 pytestmark = pytest.mark.e2e
 
 FLAGFILE = os.path.join(REPO, "configs", "transfer_folder.flags")
 SOURCE_WIDTHS = (8, 16, 16, 16, 16, 32, 32)
+
+
+def checkpoint_of(workdir, run_id):
+    return os.path.join(workdir, "runs", run_id, "backup", CHECKPOINT_METADATA)
 
 
 def write_folder(root, images, labels, names):
@@ -215,3 +222,48 @@ def test_source_model_with_a_variable_input_size_is_a_clear_error(tmp_path):
     )
     assert done.returncode == 2
     assert "not a fixed image size" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_each_recipe_trains_resumes_after_a_kill_and_is_exported_when_it_wins(
+    tmp_path, source_and_folder
+):
+    """The three recipes over two cut points, each killed once mid-run (after its first
+    checkpoint) and resumed; the report names them and the recommended one is exported."""
+    source_path, folder = source_and_folder
+    workdir, stderr = str(tmp_path / "work"), str(tmp_path / "stderr.txt")
+    args = (
+        f"--flagfile={FLAGFILE}",
+        f"--source_model={source_path}",
+        f"--image_dir={folder}",
+        f"--workdir={workdir}",
+        "--layers=1,3",
+        "--treatments=probe,surgical,layer_decay",
+        "--seeds=0",
+        "--train_steps=200",
+        "--eval_every=10",
+    )
+    killed = [f"{OWN_MODEL_SPLIT}/{recipe}/n1/seed0" for recipe in treatments.RECIPES]
+    for run in killed:
+        runner = Runner(*args, stderr_path=stderr)
+        runner.wait_until(lambda run=run: os.path.exists(checkpoint_of(workdir, run)))
+        runner.kill()
+        assert run not in {r["run"] for r in read_records(workdir)}, f"{run} finished first"
+    runner = Runner(*args, stderr_path=stderr)
+    assert runner.finish() == 0, runner.output()
+
+    records = {r["run"]: r for r in read_records(workdir)}
+    assert sorted((r["treatment"], r["n"]) for r in records.values()) == sorted(
+        [("base", 0)] + [(t, n) for t in treatments.RECIPES for n in (1, 3)]
+    )
+    assert all(r["status"] == "ok" for r in records.values())
+    for run in killed:
+        assert records[run]["resumed_from_step"] == 10, run  # from its first checkpoint
+    with open(os.path.join(workdir, "recommendation.json")) as f:
+        choice = json.load(f)["choice"]
+    report = open(os.path.join(workdir, "report.md")).read()
+    for recipe in treatments.RECIPES:
+        assert treatments.get(recipe).recipe in report
+    assert f"Use n = {choice['n']} ({choice['cut']}), {choice['mode']}" in report
+    with open(os.path.join(workdir, "export", "kerastransfer", "1", "metadata.json")) as f:
+        exported = json.load(f)
+    assert (exported["treatment"], exported["n"]) == (choice["treatment"], choice["n"])

@@ -40,8 +40,6 @@ from kerastransfer.analysis.records import ok_records
 
 # Fewest cut points with both a score and a measured accuracy that a correlation is taken on.
 MIN_POINTS = 3
-# The measured treatments the scores are set against: frozen (AnB) and fine-tuned (AnB+).
-MEASURED = treatments.FROM_OTHER_HALF
 # A mean rank correlation of at least TRACKS "tracks" a treatment, of at least WEAK "tracks
 # weakly"; the same below 0 ranks the cut points in reverse.
 TRACKS, WEAK = 0.7, 0.3
@@ -131,12 +129,20 @@ def unscored(entries):
     }
 
 
+def measured_treatments(records):
+    """What the estimators are held against: the frozen and fine-tuned transfers (AnB, AnB+)
+    and the recipes the study trained (treatments.RECIPES)."""
+    trained = {r["treatment"] for r in ok_records(records)}
+    return [*treatments.FROM_OTHER_HALF, *(t for t in treatments.RECIPES if t in trained)]
+
+
 def accuracy_curves(records, metric="test_accuracy"):
     """{(split, source, target): {treatment: {n: mean `metric` over the seeds}}} of the
-    frozen and fine-tuned transfers."""
+    measured treatments (measured_treatments)."""
     pooled = {}
+    measured = measured_treatments(records)
     for r in ok_records(records):
-        if r["treatment"] in MEASURED and known(r.get(metric)):
+        if r["treatment"] in measured and known(r.get(metric)):
             key = _group_key(r["split"], r["source"], r["target"])
             pooled.setdefault(key, {}).setdefault(r["treatment"], {}).setdefault(r["n"], []).append(
                 r[metric]
@@ -214,6 +220,7 @@ def agreement(scores, records):
     curves = score_curves(entries)
     missing = unscored(entries)
     measured = accuracy_curves(records)
+    treated = measured_treatments(records)
     names = [name for name in scores["settings"]["estimators"]]
     groups = []
     for key in sorted(curves):
@@ -232,9 +239,9 @@ def agreement(scores, records):
                     if name in curves[key]
                 },
                 "unscored": missing.get(key, {}),
-                "accuracy": {t: [accuracy.get(t, {}).get(n) for n in layers] for t in MEASURED},
+                "accuracy": {t: [accuracy.get(t, {}).get(n) for n in layers] for t in treated},
                 "correlations": {
-                    name: {t: correlate(curves[key][name], accuracy.get(t, {})) for t in MEASURED}
+                    name: {t: correlate(curves[key][name], accuracy.get(t, {})) for t in treated}
                     for name in names
                     if name in curves[key]
                 },
@@ -243,7 +250,7 @@ def agreement(scores, records):
     mean = {}
     for name in names:
         mean[name] = {}
-        for t in MEASURED:
+        for t in treated:
             found = [g["correlations"][name][t] for g in groups if name in g["correlations"]]
             rhos = [c["spearman"] for c in found if c["spearman"] is not None]
             taus = [c["kendall"] for c in found if c["kendall"] is not None]
@@ -257,12 +264,12 @@ def agreement(scores, records):
             }
     return {
         "estimators": names,
-        "measured": list(MEASURED),
+        "measured": treated,
         "settings": scores["settings"],
         "examples": sorted({entry["examples"] for entry in scores["entries"]}),
         "groups": groups,
         "mean": mean,
-        "regret": _regret(curves, measured, names, pruned=bool(scores.get("prune"))),
+        "regret": _regret(curves, measured, treated, names, pruned=bool(scores.get("prune"))),
     }
 
 
@@ -273,18 +280,22 @@ def regret(scores, records):
     entries = current_entries(scores, records)
     names = list(scores["settings"]["estimators"])
     return _regret(
-        score_curves(entries), accuracy_curves(records), names, bool(scores.get("prune"))
+        score_curves(entries),
+        accuracy_curves(records),
+        measured_treatments(records),
+        names,
+        bool(scores.get("prune")),
     )
 
 
-def _regret(curves, measured, names, pruned):
+def _regret(curves, measured, treated, names, pruned):
     """regret()'s dict from the score curves and the measured accuracy curves."""
     groups = []
     for key in sorted(curves):
         split, source, target = key
         accuracy = measured.get(key, {})
         best, choices = {}, {}
-        for t in MEASURED:
+        for t in treated:
             curve = {n: a for n, a in accuracy.get(t, {}).items() if known(a)}
             best[t] = _best(curve)
             for name in names:
@@ -296,16 +307,15 @@ def _regret(curves, measured, names, pruned):
             {"split": split, "source": source, "target": target, "best": best, "choices": choices}
         )
     mean = {
-        choice: {t: _mean_regret(groups, choice, t) for t in MEASURED}
-        for choice in [*names, *RULES]
+        choice: {t: _mean_regret(groups, choice, t) for t in treated} for choice in [*names, *RULES]
     }
     for name in names:
-        for t in MEASURED:
+        for t in treated:
             mean[name][t]["beats"] = _rules_beaten(mean, name, t)
     return {
         "estimators": names,
         "rules": list(RULES),
-        "measured": list(MEASURED),
+        "measured": treated,
         "metric": "test_accuracy",
         "unit": "percentage points",
         "pruned": pruned,
@@ -419,18 +429,19 @@ def pruning(scores, records):
     ok = ok_records(records)
     measured = accuracy_curves(ok, metric="final_val")
     by_mode = next(iter(measured.values()), {})
+    treated = measured_treatments(ok)
     orders = {
         t: correlate(
             {n: curve[n] for n in chosen["trained"] if n in curve},
             by_mode.get(t, {}),
             min_points=2,
         )
-        for t in MEASURED
+        for t in treated
     }
     transfers = [
         r["train_seconds"]
         for r in ok
-        if r["treatment"] in MEASURED and r.get("train_seconds") is not None
+        if r["treatment"] in treated and r.get("train_seconds") is not None
     ]
     skipped = chosen["networks_planned"] - chosen["networks_trained"]
     per_network = float(np.mean(transfers)) if transfers else None

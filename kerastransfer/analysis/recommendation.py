@@ -18,8 +18,8 @@ from kerastransfer.analysis.stats import pooled_difference, pooled_sd, summarize
 
 # The own-model study's one split: the whole target dataset.
 TARGET = "target"
-# Its transfer modes: the user's model plays half A, the target dataset half B.
-MODES = treatments.FROM_OTHER_HALF
+# Its transfer modes and recipes: the user's model plays half A, the target dataset half B.
+MODES = treatments.TRANSFER_MODES
 # What is compared: the delivered (final) weights on validation, which chooses, and on test.
 METRICS = {"validation": "final_val", "test": "test_accuracy"}
 ACCURACY_BOUNDS = (0.0, 1.0)
@@ -70,7 +70,7 @@ def recommend(records):
         cells.append(
             {
                 "treatment": mode,
-                "mode": "fine-tuned" if treatments.get(mode).fine_tuned else "frozen",
+                "mode": treatments.get(mode).recipe,
                 "n": n,
                 "cut": next((r["cut"] for r in runs if r.get("cut")), None),
                 "seeds": len(runs),

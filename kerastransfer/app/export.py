@@ -1,6 +1,9 @@
 """--mode=export (and the last stage of --mode=all): the best transferred run, or
 --export_run, as a SavedModel in TF-Serving's layout (serving/)."""
 
+import json
+import os
+
 from kerastransfer.console import log
 from kerastransfer.serving import best
 from kerastransfer.study.own_model import load_study
@@ -14,8 +17,21 @@ def run(experiment, study=None):
     trained_with, stored = provenance.stored_experiment(experiment)
     x = experiment.export
     records = list(ResultStore(experiment.workdir).latest().values())
-    record = best.choose_run(records, x.export_treatments, x.export_run)
+    record = best.choose_run(
+        records, x.export_treatments, x.export_run, cell=_recommended_cell(experiment)
+    )
     if study is None:
         study = load_study(trained_with)
     version_dir = best.export_run(study, record, stored)
     log(f"export: {version_dir}")
+
+
+def _recommended_cell(experiment):
+    """(treatment, n) an own-model study's recommendation.json chose, so that its best seed
+    is exported; None for the grid or before the analysis wrote one."""
+    path = os.path.join(experiment.workdir, "recommendation.json")
+    if not experiment.own_model or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        choice = json.load(f).get("choice")
+    return (choice["treatment"], choice["n"]) if choice else None

@@ -27,7 +27,13 @@ PHRASES = {
     "ranks in reverse weakly": "ranks {}'s cut points in reverse, weakly",
     "ranks in reverse": "ranks {}'s cut points in reverse",
 }
-MEASURED_STYLE = {"transfer": ("black", "-"), "transfer_ft": ("dimgray", "--")}
+MEASURED_STYLE = {
+    "transfer": ("black", "-"),
+    "transfer_ft": ("dimgray", "--"),
+    "probe": ("tab:brown", ":"),
+    "surgical": ("tab:olive", "-."),
+    "layer_decay": ("tab:cyan", "--"),
+}
 # analysis.agreement.RULES in words.
 RULE_NAMES = {
     "deepest": "deepest cut",

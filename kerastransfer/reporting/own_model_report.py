@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
+from kerastransfer import treatments  # noqa: E402
 from kerastransfer.reporting import estimator_agreement, plots  # noqa: E402
 from kerastransfer.reporting.formats import MISSING, accuracy  # noqa: E402
 from kerastransfer.workdir import files  # noqa: E402
@@ -186,7 +187,7 @@ def _pruning(pruned):
     name = estimator_agreement.NAMES.get(pruned["estimator"], pruned["estimator"])
     orders = []
     for treatment, order in pruned["agreement"].items():
-        mode = "frozen" if treatment == "transfer" else "fine-tuned"
+        mode = treatments.get(treatment).recipe
         if order["kendall"] is None:
             orders.append(f"{mode}: not measured ({order['why']})")
         else:
@@ -224,11 +225,18 @@ def _pruning(pruned):
 
 
 def plot(result, path):
-    """Validation accuracy of the delivered networks vs n, frozen and fine-tuned; scratch as a
-    line."""
+    """Validation accuracy of the delivered networks vs n, per transfer mode and recipe;
+    scratch as a line."""
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
-    colours = {"transfer": "#8b1a1a", "transfer_ft": "#e8687a"}
-    for mode, label in (("transfer", "frozen (AnB)"), ("transfer_ft", "fine-tuned (AnB+)")):
+    colours = {
+        "transfer": "#8b1a1a",
+        "transfer_ft": "#e8687a",
+        "probe": "#8c564b",
+        "surgical": "#bcbd22",
+        "layer_decay": "#17becf",
+    }
+    for mode in treatments.TRANSFER_MODES:
+        label = f"{treatments.get(mode).recipe} ({treatments.display_name(mode)})"
         cells = [c for c in result["cells"] if c["treatment"] == mode]
         if cells:
             axes.plot(

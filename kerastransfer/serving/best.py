@@ -2,7 +2,8 @@
 
 The choice uses the validation accuracy of the weights that are exported (each run's final
 weights: `final_val`, the best-k metric breaking ties), never test accuracy, among the
-treatments in --export_treatments; --export_run names one run instead. Ranking on best-k
+treatments in --export_treatments; --export_run names one run instead. An own-model study
+exports the best seed of the cell (recipe and n) its recommendation chose. Ranking on best-k
 would select on evaluations of weights that are not the ones delivered.
 """
 
@@ -16,8 +17,9 @@ from kerastransfer.serving import export
 WARMUP_IMAGES = 4
 
 
-def choose_run(records, treatments, run_id=None):
-    """The record to export: `run_id` if given, else the best ok run of `treatments`."""
+def choose_run(records, treatments, run_id=None, cell=None):
+    """The record to export: `run_id` if given, else the best ok run of `treatments` (of the
+    (treatment, n) `cell` only, when given and trained: an own-model study's recommendation)."""
     ok = [r for r in records if r["status"] == "ok"]
     if run_id:
         for record in ok:
@@ -34,7 +36,8 @@ def choose_run(records, treatments, run_id=None):
             f"no finished run of --export_treatments={','.join(treatments)} in "
             "this workdir; train them first or pass --export_run=RUN_ID"
         )
-    return max(candidates, key=lambda r: (r["final_val"], r["best_k"]))
+    recommended = [r for r in candidates if cell and (r["treatment"], r["n"]) == tuple(cell)]
+    return max(recommended or candidates, key=lambda r: (r["final_val"], r["best_k"]))
 
 
 def export_run(study, record, stored):

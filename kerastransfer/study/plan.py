@@ -107,9 +107,10 @@ def plan(experiment, split_names):
 
 def plan_own_model(experiment):
     """The own-model study: a from-scratch baseline per seed, then frozen and fine-tuned
-    transfer of the given source model (standing in for base A) at every n."""
+    transfer of the given source model (standing in for base A) at every n, and the recipes
+    of --treatments (treatments.RECIPES) there too."""
     seeds, split = experiment.grid.seeds, OWN_MODEL_SPLIT
-    modes = [t for t in experiment.grid.treatments if t in treatments.FROM_OTHER_HALF] or list(
+    modes = [t for t in experiment.grid.treatments if t in treatments.TRANSFER_MODES] or list(
         treatments.FROM_OTHER_HALF
     )
     runs = [RunSpec(base_id(split, "B", s), treatments.BASE, split, "", "B", 0, s) for s in seeds]

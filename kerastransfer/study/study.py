@@ -171,8 +171,12 @@ class Study:
         )
 
     def trained_network(self, record):
-        """The network a finished run's record describes, with its trained weights loaded."""
+        """The network a finished run's record describes, with its trained weights loaded (a
+        linear probe's network ends at its cut)."""
         model = self.build_model(record["num_classes"])
+        treatment = treatments.BY_NAME.get(record.get("treatment"))
+        if treatment is not None and treatment.surgery_mode == "probe":
+            model = surgery.transfer(model, record["n"], "probe", cut_names=self.cuts)
         model.load_weights(os.path.join(self.workdir, record["weights"]))
         return model
 
@@ -297,7 +301,12 @@ class Study:
                     batch_size=e.solver.batch_size,
                     key=self.weights_key(spec, base_record),
                 )
-            training.compile_model(trainee, solver)
+            rates = (
+                surgery.layer_decay_rates(model, spec.n, e.solver.layer_decay, self.cuts)
+                if treatment is not None and treatment.layer_decay
+                else None
+            )
+            training.compile_model(trainee, solver, layer_rates=rates)
             twin = self.compiled.twin(trainee)
 
         def train_data(skip):

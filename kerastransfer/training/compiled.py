@@ -134,6 +134,7 @@ def _signature(model):
             type(optimizer).__name__,
             settings,
             getattr(optimizer, "bias_lr_multiplier", 1.0),
+            sorted(getattr(optimizer, "layer_rates", {}).items()),
             repr(model.loss),
             id(model.distribute_strategy),
         ],

@@ -69,23 +69,33 @@ def plan_steps(num_examples, batch_size, epochs, train_steps, eval_every):
     return math.ceil(steps / every) * every, every
 
 
-class BiasScaledSGD(keras.optimizers.SGD):
-    """SGD whose bias gradients are multiplied by `bias_lr_multiplier` (Caffe's lr_mult 2)."""
+class ScaledSGD(keras.optimizers.SGD):
+    """SGD with per-variable rate multipliers: biases' gradients times `bias_lr_multiplier`
+    (Caffe's lr_mult 2), and a variable of a layer in `layer_rates` ({layer name: multiplier},
+    layer-wise decay) times that. With momentum SGD, scaling a gradient scales its rate."""
 
-    def __init__(self, bias_lr_multiplier=1.0, **kwargs):
+    def __init__(self, bias_lr_multiplier=1.0, layer_rates=None, **kwargs):
         super().__init__(**kwargs)
         self.bias_lr_multiplier = bias_lr_multiplier
+        self.layer_rates = dict(layer_rates or {})
+
+    def _multiplier(self, variable):
+        layer = variable.path.split("/")[0]
+        bias = self.bias_lr_multiplier if "bias" in variable.path else 1.0
+        return bias * self.layer_rates.get(layer, 1.0)
 
     def apply_gradients(self, grads_and_vars):
         scaled = [
-            (g * self.bias_lr_multiplier if g is not None and "bias" in v.path else g, v)
+            (g * self._multiplier(v) if g is not None and self._multiplier(v) != 1.0 else g, v)
             for g, v in grads_and_vars
         ]
         return super().apply_gradients(scaled)
 
 
-def compile_model(model, solver):
+def compile_model(model, solver, layer_rates=None):
     """Compiles with the solver. Call it after setting `trainable` and inside the scope.
+
+    `layer_rates`: {layer name: rate multiplier} (surgery.layer_decay_rates).
 
     A segment (`eval_every` steps) runs as one call into the graph (steps_per_execution):
     Keras's per-step Python work then happens once a segment, which halves the step time of
@@ -93,9 +103,12 @@ def compile_model(model, solver):
     strategy Keras 3.15's multi-step loop fails to build, so there it stays one step a call.
     """
     steps_per_call = 1 if tf.distribute.has_strategy() else solver.eval_every
-    if solver.bias_lr_multiplier != 1.0:
-        optimizer = BiasScaledSGD(
-            solver.bias_lr_multiplier, learning_rate=solver.schedule(), momentum=solver.momentum
+    if solver.bias_lr_multiplier != 1.0 or layer_rates:
+        optimizer = ScaledSGD(
+            solver.bias_lr_multiplier,
+            layer_rates,
+            learning_rate=solver.schedule(),
+            momentum=solver.momentum,
         )
     else:
         optimizer = keras.optimizers.SGD(learning_rate=solver.schedule(), momentum=solver.momentum)
