@@ -24,7 +24,10 @@ half's base (the user's own model in an own-model study) at every cut point n:
   block copied, only block n and a new head trained;
 - `layer_decay`, layer-wise learning-rate decay (AnB+decay): as AnB+, with copied block i
   trained at --layer_decay^(n + 1 - i) times the fine-tuning rate (the top copied block at
-  --layer_decay, the fresh layers above n at the full rate).
+  --layer_decay, the fresh layers above n at the full rate);
+- `lp_ft`, LP-FT (AnB-LP-FT; Kumar et al., ICLR 2022): the probe's network, its head trained
+  for the first half of the run's steps at --learning_rate, then every layer for the second
+  half at the fine-tuning rate, from the probe's weights (training.fit_lp_ft).
 """
 
 import dataclasses
@@ -49,6 +52,7 @@ class Treatment:
         recipe: how its network trains, in a report's words ("frozen", "fine-tuned", ...).
         paper: False for a practitioner's recipe (module doc), which no finding reads.
         layer_decay: True when copied blocks train at --layer_decay's per-block rates.
+        probe_first: True for LP-FT: the probe's head trains first, then every layer.
     """
 
     name: str
@@ -60,6 +64,7 @@ class Treatment:
     recipe: str = ""
     paper: bool = True
     layer_decay: bool = False
+    probe_first: bool = False
 
     def name_for(self, target):
         """The paper's name for networks that target half `target`: BnB, AnB+ for B; AnA,
@@ -121,6 +126,16 @@ TABLE = (
         recipe="layer-wise decay",
         paper=False,
         layer_decay=True,
+    ),
+    Treatment(
+        "lp_ft",
+        "AnB-LP-FT",
+        "other",
+        "probe",
+        fine_tuned=True,
+        recipe="LP-FT",
+        paper=False,
+        probe_first=True,
     ),
 )
 BY_NAME = {treatment.name: treatment for treatment in TABLE}

@@ -529,3 +529,27 @@ def test_score_or_why_gives_one_line_reasons_and_passes_warnings_of_a_score_on(m
         values, why = E.score_or_why(x, y, estimators=["logme", "hscore", "knn"])
     assert values == {"logme": None, "hscore": None, "knn": 1.0}
     assert why == {"logme": "Eigenvalues did not converge", "hscore": "the score came out nan"}
+
+
+def test_bootstrap_top_k_holds_for_separable_choices_and_not_for_a_coin_flip():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 100)
+
+    def informative():
+        return labels[:, None] * 5.0 + rng.normal(scale=0.5, size=(200, 4))
+
+    def noise():
+        return rng.normal(size=(200, 4))
+
+    clear = E.top_k_stability(
+        [informative(), noise(), informative()], labels, "logme", k=2, replicates=40
+    )
+    assert clear["held"] == 1.0 and clear["in_top_k"] == [1.0, 0.0, 1.0]
+    # The second best is one of two noise cuts: the resamples disagree on which.
+    coin = E.top_k_stability([noise(), noise(), informative()], labels, "logme", k=2, replicates=40)
+    assert coin["in_top_k"][2] == 1.0 and coin["held"] < 0.95
+    assert 0 < coin["in_top_k"][0] < 1 and coin["in_top_k"][0] + coin["in_top_k"][1] == 1.0
+    ranked_set = E.top_k_stability([noise(), informative()], labels, "ncti", k=1, replicates=10)
+    assert ranked_set["in_top_k"] == [0.0, 1.0]  # a set estimator is resampled as a set
+    with pytest.raises(ValueError, match="leep"):
+        E.top_k_stability([noise()], labels, "leep", k=1)

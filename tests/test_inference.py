@@ -395,3 +395,27 @@ def test_recommendation_is_qualified_when_the_margin_includes_0():
     one_seed = analysis.recommend(analysis.normalize_records(records[::2]))
     assert one_seed["choice"]["gain_over_scratch"]["ci"] is None
     assert "no CI: one seed per cell" in own_model_report.render(one_seed)
+
+
+def test_a_recommended_recipe_is_set_against_plain_fine_tuning_with_its_cost():
+    records = [_own("base", 0, s, 0.800 + 0.006 * s) for s in (0, 1)]
+    records += [_own("transfer_ft", 1, s, 0.850 + 0.002 * s) for s in (0, 1)]
+    records += [_own("transfer_ft", 3, s, 0.840 + 0.002 * s) for s in (0, 1)]
+    records += [_own("probe", 2, s, 0.870 + 0.002 * s) for s in (0, 1)]
+    for record, seconds in zip(records, (9.0, 11.0, 6.0, 8.0, 7.0, 5.0, 1.5, 2.5)):
+        record["train_seconds"] = seconds
+    result = analysis.recommend(analysis.normalize_records(records))
+    choice = result["choice"]
+    assert (choice["treatment"], choice["n"], choice["mode"]) == ("probe", 2, "linear probe")
+    plain = choice["over_fine_tuning"]
+    assert plain["n"] == 1  # AnB+ at its best n
+    assert plain["margin"]["effect"] == pytest.approx(0.020)
+    assert plain["test_margin"]["effect"] == pytest.approx(0.020)
+    assert result["cost"] == {"transfer_ft": 26.0, "probe": 4.0}
+    assert [c["seconds"] for c in result["cells"]] == [7.0, 6.0, 2.0]
+    text = own_model_report.render(result)
+    assert "**Use n = 2, linear probe**" in text
+    assert "gain over plain fine-tuning (AnB+ at its best, n = 1): test +2.00 points" in text
+    assert "Training time per mode: fine-tuned 26 s, linear probe 4 s." in text
+    fine_tuned_wins = analysis.recommend(analysis.normalize_records(records[:6]))
+    assert fine_tuned_wins["choice"]["over_fine_tuning"] is None  # it is plain fine-tuning

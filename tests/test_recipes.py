@@ -1,9 +1,13 @@
 """The practitioners' recipes (treatments.RECIPES): which variables each one trains, frozen
-BatchNormalization left in inference mode, and layer-wise decay's per-block rates."""
+BatchNormalization left in inference mode, layer-wise decay's per-block rates, and LP-FT's
+two stages."""
+
+import os
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kerastransfer import models, surgery, training, treatments
 
@@ -54,9 +58,9 @@ def changed_layers(model, before):
 
 
 def test_every_recipe_is_a_treatment_with_its_own_name():
-    assert treatments.RECIPES == ("probe", "surgical", "layer_decay")
+    assert treatments.RECIPES == ("probe", "surgical", "layer_decay", "lp_ft")
     names = [treatments.display_name(t) for t in treatments.RECIPES]
-    assert names == ["AnB-probe", "AnB-surgical", "AnB+decay"]
+    assert names == ["AnB-probe", "AnB-surgical", "AnB+decay", "AnB-LP-FT"]
     assert [treatments.display_name(t, "A") for t in treatments.RECIPES][0] == "BnA-probe"
     for recipe in treatments.RECIPES:  # no finding reads them; the grid default leaves them out
         assert recipe not in treatments.PAPER_NAMES and recipe in treatments.TRANSFER_MODES
@@ -118,3 +122,49 @@ def test_layer_decay_scales_each_copied_blocks_step_by_decay_to_its_depth():
         np.testing.assert_allclose(
             steps[False][path], expected * plain, rtol=1e-3, atol=1e-6
         )  # float32 differences
+
+
+def test_lp_ft_trains_the_probes_head_first_then_every_layer(tmp_path):
+    base = small_base()
+    model = surgery.transfer(base, 3, "probe", num_classes=4)
+    run_solver = training.Solver(learning_rate=0.01, momentum=0.9, total_steps=8, eval_every=2)
+    solvers = training.lp_ft_solvers(run_solver, probe_rate=0.1)
+    assert [(s.total_steps, s.learning_rate) for s in solvers] == [(4, 0.1), (4, 0.01)]
+    snapshots = []
+
+    def compile_and_snapshot(model, solver):
+        snapshots.append({v.path: v.numpy().copy() for v in model.variables})
+        training.compile_model(model, solver)
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(32, 28, 28, 1)).astype("float32")
+    labels = rng.integers(0, 4, 32)
+
+    def train_data(skip):
+        return tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(8).skip(skip)
+
+    outcome = training.fit_lp_ft(
+        model,
+        train_data,
+        tf.data.Dataset.from_tensor_slices((images, labels)).batch(8),
+        solvers=solvers,
+        compile_model=compile_and_snapshot,
+        batch_size=8,
+        best_k=2,
+        run_dir=str(tmp_path / "run"),
+        weights_path=str(tmp_path / "final.weights.h5"),
+        tensorboard_dir=str(tmp_path / "board"),
+    )
+    assert outcome.ok and outcome.steps == 8
+    assert [step for step, _ in outcome.val_history] == [2, 4, 6, 8]  # both stages, in order
+    assert [s["trains"] for s in outcome.stages] == ["head", "every layer"]
+    start, probed = snapshots  # before the probe stage, before the fine-tuning stage
+    assert changed_layers(model, start) != set()
+    assert {
+        v.path.split("/")[0]
+        for v in model.variables
+        if not np.array_equal(probed[v.path], start[v.path])
+    } == {surgery.PROBE_HEAD}
+    assert {"conv1", "conv2", "conv3", surgery.PROBE_HEAD} <= changed_layers(model, probed)
+    assert all(layer.trainable for layer in model.layers)
+    assert not os.path.exists(tmp_path / "run" / "probe")  # the probe stage's files are gone

@@ -24,8 +24,8 @@ FLAGFILE = os.path.join(REPO, "configs", "transfer_folder.flags")
 SOURCE_WIDTHS = (8, 16, 16, 16, 16, 32, 32)
 
 
-def checkpoint_of(workdir, run_id):
-    return os.path.join(workdir, "runs", run_id, "backup", CHECKPOINT_METADATA)
+def checkpoint_of(run_dir):
+    return os.path.join(run_dir, "backup", CHECKPOINT_METADATA)
 
 
 def write_folder(root, images, labels, names):
@@ -145,11 +145,16 @@ def test_prune_trains_only_the_best_scoring_cut_points(tmp_path, source_and_fold
         scores = json.load(f)
     logme = {e["n"]: e["scores"]["logme"] for e in scores["entries"]}
     assert sorted(logme) == [1, 3, 5, 7]  # every candidate scored
-    best_two = sorted(sorted(logme, key=lambda n: -logme[n])[:2])
+    ranked = sorted(logme, key=lambda n: -logme[n])
     pruned = scores["prune"]
+    bootstrap = pruned["bootstrap"]
+    assert bootstrap["replicates"] == 100 and 0 <= bootstrap["held"] <= 1
+    separable = bootstrap["held"] >= 0.95
+    assert bootstrap["extra"] == (None if separable else ranked[2])
+    best_two = sorted(ranked[: 2 if separable else 3])  # one more when not separable
     assert pruned["trained"] == best_two
     assert pruned["skipped"] == sorted({1, 3, 5, 7} - set(best_two))
-    assert (pruned["networks_planned"], pruned["networks_trained"]) == (9, 5)
+    assert (pruned["networks_planned"], pruned["networks_trained"]) == (9, 1 + 2 * len(best_two))
 
     records = read_records(workdir)
     assert sorted((r["treatment"], r["n"]) for r in records) == sorted(
@@ -158,7 +163,7 @@ def test_prune_trains_only_the_best_scoring_cut_points(tmp_path, source_and_fold
     with open(os.path.join(workdir, "recommendation.json")) as f:
         result = json.load(f)
     assert result["choice"]["n"] in best_two
-    assert result["pruning"]["networks_skipped"] == 4
+    assert result["pruning"]["networks_skipped"] == 8 - 2 * len(best_two)
     assert result["pruning"]["seconds_saved_estimate"] > 0
     assert {o["kendall"] for o in result["pruning"]["agreement"].values()} <= {-1.0, 1.0, None}
     report = open(os.path.join(workdir, "report.md")).read()
@@ -227,8 +232,9 @@ def test_source_model_with_a_variable_input_size_is_a_clear_error(tmp_path):
 def test_each_recipe_trains_resumes_after_a_kill_and_is_exported_when_it_wins(
     tmp_path, source_and_folder
 ):
-    """The three recipes over two cut points, each killed once mid-run (after its first
-    checkpoint) and resumed; the report names them and the recommended one is exported."""
+    """The four recipes over two cut points, each killed once mid-run (after its first
+    checkpoint; LP-FT in its fine-tuning stage) and resumed; the report names them and the
+    recommended one is exported."""
     source_path, folder = source_and_folder
     workdir, stderr = str(tmp_path / "work"), str(tmp_path / "stderr.txt")
     args = (
@@ -237,15 +243,23 @@ def test_each_recipe_trains_resumes_after_a_kill_and_is_exported_when_it_wins(
         f"--image_dir={folder}",
         f"--workdir={workdir}",
         "--layers=1,3",
-        "--treatments=probe,surgical,layer_decay",
+        "--treatments=" + ",".join(treatments.RECIPES),
         "--seeds=0",
         "--train_steps=200",
         "--eval_every=10",
     )
-    killed = [f"{OWN_MODEL_SPLIT}/{recipe}/n1/seed0" for recipe in treatments.RECIPES]
-    for run in killed:
+    # run -> (its checkpoint folder, the step it resumes from): LP-FT's probe stage is its
+    # first 100 steps, and its fine-tuning stage checkpoints 10 steps after that.
+    killed = {
+        f"{OWN_MODEL_SPLIT}/{recipe}/n1/seed0": (
+            ("fine_tune", 110) if recipe == "lp_ft" else ("", 10)
+        )
+        for recipe in treatments.RECIPES
+    }
+    for run, (stage, _) in killed.items():
+        checkpoint = checkpoint_of(os.path.join(workdir, "runs", run, stage))
         runner = Runner(*args, stderr_path=stderr)
-        runner.wait_until(lambda run=run: os.path.exists(checkpoint_of(workdir, run)))
+        runner.wait_until(lambda checkpoint=checkpoint: os.path.exists(checkpoint))
         runner.kill()
         assert run not in {r["run"] for r in read_records(workdir)}, f"{run} finished first"
     runner = Runner(*args, stderr_path=stderr)
@@ -256,8 +270,14 @@ def test_each_recipe_trains_resumes_after_a_kill_and_is_exported_when_it_wins(
         [("base", 0)] + [(t, n) for t in treatments.RECIPES for n in (1, 3)]
     )
     assert all(r["status"] == "ok" for r in records.values())
-    for run in killed:
-        assert records[run]["resumed_from_step"] == 10, run  # from its first checkpoint
+    for run, (_, step) in killed.items():
+        assert records[run]["resumed_from_step"] == step, run
+    lp_ft = records[f"{OWN_MODEL_SPLIT}/lp_ft/n1/seed0"]
+    assert [(s["trains"], s["steps"]) for s in lp_ft["stages"]] == [
+        ("head", 100),
+        ("every layer", 100),
+    ]
+    assert [step for step, _ in lp_ft["val_history"]] == list(range(10, 201, 10))
     with open(os.path.join(workdir, "recommendation.json")) as f:
         choice = json.load(f)["choice"]
     report = open(os.path.join(workdir, "report.md")).read()

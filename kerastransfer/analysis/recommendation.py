@@ -22,6 +22,8 @@ TARGET = "target"
 MODES = treatments.TRANSFER_MODES
 # What is compared: the delivered (final) weights on validation, which chooses, and on test.
 METRICS = {"validation": "final_val", "test": "test_accuracy"}
+# Plain fine-tuning (AnB+), which a recommended recipe is also set against.
+FINE_TUNING = "transfer_ft"
 ACCURACY_BOUNDS = (0.0, 1.0)
 
 
@@ -35,6 +37,21 @@ def _examples(ok, field):
     return sorted({r[field] for r in ok if r.get(field) is not None})
 
 
+def _mean_seconds(runs):
+    """The mean training seconds of `runs`, None when none records it."""
+    seconds = [r["train_seconds"] for r in runs if r.get("train_seconds") is not None]
+    return sum(seconds) / len(seconds) if seconds else None
+
+
+def _cost(ok):
+    """{mode: training seconds of its runs}, for the modes the study trained."""
+    cost = {}
+    for r in ok:
+        if r["treatment"] in MODES and r.get("train_seconds") is not None:
+            cost[r["treatment"]] = cost.get(r["treatment"], 0.0) + r["train_seconds"]
+    return cost
+
+
 def recommend(records):
     """Which n and mode to use, from the validation accuracy of the delivered weights.
 
@@ -42,8 +59,10 @@ def recommend(records):
     its seeds' validation, test and best-k summaries and its gain over scratch on validation
     and test (differences of accuracies, 95% CI from the pooled seed sd); `spread`, the pooled
     sd per metric and its degrees of freedom; `examples`, the validation and test set sizes
-    the records carry; and `choice`: the best cell, its gains and its margin over the best cell
-    of the other mode (`runner_up`), each on validation and test.
+    the records carry; `cost`, the training seconds of each mode's runs; and `choice`: the best
+    cell, its gains, its margin over the best cell of another mode (`runner_up`) and over the
+    best plain fine-tuning cell (`over_fine_tuning`, None when that is the choice or was not
+    trained), each on validation and test. Each cell has its mean training `seconds`.
     """
     ok = [r for r in records if r["status"] == "ok" and r["split"] == TARGET]
     baseline = [r for r in ok if r["treatment"] == treatments.BASE]
@@ -79,6 +98,7 @@ def recommend(records):
                     for name, metric in METRICS.items()
                 },
                 "best_k": summarize(_values(runs, "best_k"), bounds=ACCURACY_BOUNDS),
+                "seconds": _mean_seconds(runs),
                 "gain_over_scratch": gain(runs, baseline, "validation"),
                 "test_gain_over_scratch": gain(runs, baseline, "test"),
                 "_runs": runs,
@@ -95,6 +115,7 @@ def recommend(records):
             "validation": _examples(ok, "val_examples"),
             "test": _examples(ok, "test_examples"),
         },
+        "cost": _cost(ok),
         "choice": None,
     }
     ranked = [c for c in cells if c["validation"]["mean"] is not None]
@@ -102,6 +123,8 @@ def recommend(records):
         best = max(ranked, key=lambda c: c["validation"]["mean"])
         others = [c for c in ranked if c["treatment"] != best["treatment"]]
         runner_up = max(others, key=lambda c: c["validation"]["mean"]) if others else None
+        fine_tuned = [c for c in ranked if c["treatment"] == FINE_TUNING]
+        plain = max(fine_tuned, key=lambda c: c["validation"]["mean"]) if fine_tuned else None
         result["choice"] = {
             "treatment": best["treatment"],
             "mode": best["mode"],
@@ -119,6 +142,14 @@ def recommend(records):
                 "cut": runner_up["cut"],
                 "margin": gain(best["_runs"], runner_up["_runs"], "validation"),
                 "test_margin": gain(best["_runs"], runner_up["_runs"], "test"),
+            },
+            "over_fine_tuning": None
+            if plain is None or plain is best
+            else {
+                "n": plain["n"],
+                "cut": plain["cut"],
+                "margin": gain(best["_runs"], plain["_runs"], "validation"),
+                "test_margin": gain(best["_runs"], plain["_runs"], "test"),
             },
         }
     for cell in cells:

@@ -33,6 +33,7 @@ MEASURED_STYLE = {
     "probe": ("tab:brown", ":"),
     "surgical": ("tab:olive", "-."),
     "layer_decay": ("tab:cyan", "--"),
+    "lp_ft": ("tab:pink", ":"),
 }
 # analysis.agreement.RULES in words.
 RULE_NAMES = {

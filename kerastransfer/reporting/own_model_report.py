@@ -91,6 +91,10 @@ def _spread(result):
     )
 
 
+def _seconds(value):
+    return MISSING if value is None else f"{value:.1f}"
+
+
 def _at(cell):
     """A cut point in words: "n = 3 (conv3_block4_out)", the layer the model's own name for
     it; "n = 3" when the records do not name it."""
@@ -130,6 +134,12 @@ def render(result, command=None):
                 f"test {_points(runner_up['test_margin'])}, validation "
                 f"{_points(runner_up['margin'])}"
             ]
+        plain = choice.get("over_fine_tuning")  # absent from a recommendation made before it
+        if plain:
+            lines += [
+                f"- gain over plain fine-tuning (AnB+ at its best, {_at(plain)}): "
+                f"test {_points(plain['test_margin'])}, validation {_points(plain['margin'])}"
+            ]
         if gains[0]["effect"] < 0:
             lines.append(
                 "- **training from scratch beat every transferred network on "
@@ -153,13 +163,13 @@ def render(result, command=None):
     lines += [
         "",
         "| mode | n | seeds | validation | test | best-k (the paper's metric) | "
-        "gain over scratch, validation | gain over scratch, test |",
-        "|---|---|---|---|---|---|---|---|",
+        "gain over scratch, validation | gain over scratch, test | seconds per network |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     if base["validation"]["count"]:
         lines.append(
             f"| from scratch | - | {base['validation']['count']} | "
-            f"{accuracy(base['validation']['mean'])} | {accuracy(base['test']['mean'])} | | | |"
+            f"{accuracy(base['validation']['mean'])} | {accuracy(base['test']['mean'])} | | | | |"
         )
     for cell in result["cells"]:
         lines.append(
@@ -168,8 +178,18 @@ def render(result, command=None):
             + f" | {cell['seeds']} | "
             f"{accuracy(cell['validation']['mean'])} | {accuracy(cell['test']['mean'])} | "
             f"{accuracy(cell['best_k']['mean'])} | {_points(cell['gain_over_scratch'])} | "
-            f"{_points(cell['test_gain_over_scratch'])} |"
+            f"{_points(cell['test_gain_over_scratch'])} | {_seconds(cell.get('seconds'))} |"
         )
+    if result.get("cost"):
+        lines += [
+            "",
+            "Training time per mode: "
+            + ", ".join(
+                f"{treatments.get(mode).recipe} {seconds:.0f} s"
+                for mode, seconds in result["cost"].items()
+            )
+            + ".",
+        ]
     lines += ["", "![accuracy vs n](figures/own_transfer.png)", ""]
     lines += _pruning(result.get("pruning"))
     if result.get("estimators"):
@@ -204,6 +224,7 @@ def _pruning(pruned):
             f"- {name} is n/a at n = {u['n']} ({u['why']}): ranked below every score."
             for u in pruned.get("unscored", [])  # absent from a choice made before n/a
         ),
+        *_bootstrap(pruned),
         "- Its order against the trained cut points' validation accuracy: "
         + "; ".join(orders)
         + " (+1: the same order as training's, -1: the reverse).",
@@ -224,6 +245,24 @@ def _pruning(pruned):
     return lines
 
 
+def _bootstrap(pruned):
+    """The --prune separability line: how often its K best held under the bootstrap."""
+    bootstrap = pruned.get("bootstrap")  # absent from a choice made before the bootstrap
+    if not bootstrap:
+        return []
+    line = (
+        f"- Its {pruned['k']} best held in {100 * bootstrap['held']:.0f}% of "
+        f"{bootstrap['replicates']} bootstrap resamples of the scored images "
+        f"({bootstrap['seconds']:.1f} s)"
+    )
+    if bootstrap["extra"] is None:
+        return [line + ": separable, no cut point added."]
+    return [
+        line + f": not separable, so n = {bootstrap['extra']}, the next in its ranking, "
+        "was trained too."
+    ]
+
+
 def plot(result, path):
     """Validation accuracy of the delivered networks vs n, per transfer mode and recipe;
     scratch as a line."""
@@ -234,6 +273,7 @@ def plot(result, path):
         "probe": "#8c564b",
         "surgical": "#bcbd22",
         "layer_decay": "#17becf",
+        "lp_ft": "#e377c2",
     }
     for mode in treatments.TRANSFER_MODES:
         label = f"{treatments.get(mode).recipe} ({treatments.display_name(mode)})"

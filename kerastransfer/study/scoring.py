@@ -41,6 +41,9 @@ from kerastransfer.workdir.scores import read_scores, write_scores
 PCA_COMPONENTS = 64
 # The own-model study's source: the given model, not a run of the study.
 SOURCE_MODEL = "source model"
+# --prune trains one cut more when its K best hold in fewer than this share of bootstrap
+# resamples of the scored images (analysis.estimators.top_k_stability).
+PRUNE_HELD = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,12 +105,13 @@ def sources(study, latest):
     return found
 
 
-def score_study(study, latest, log):
+def score_study(study, latest, log, features=None):
     """Scores every source's cut points (see module doc) and writes scores.json and the
     TensorBoard scalars; returns the scores dict.
 
     Entries of scores.json with the same settings and source weights are kept; the other
-    keys of the file (the --prune choice) are kept with them.
+    keys of the file (the --prune choice) are kept with them. `features`, a dict, receives
+    {source run: (the features of each cut, labels)} of the sources scored here.
     """
     e = study.experiment
     settings = settings_of(e)
@@ -131,7 +135,7 @@ def score_study(study, latest, log):
         if {entry["n"] for entry in done} >= set(e.grid.layers):
             entries += done
         else:
-            scored = _score_source(study, source, settings, log)
+            scored = _score_source(study, source, settings, log, features)
             computed += scored
             entries += scored
     scores = {
@@ -149,13 +153,15 @@ def score_study(study, latest, log):
 
 def prune(study, log):
     """--prune=K: scores the source model's cut points, keeps the K best n of --layers by
-    --prune_estimator (ties go to the lower n, n/a ranks last) and drops the other n's runs
-    from the plan.
+    --prune_estimator (ties go to the lower n, n/a ranks last), and one more when those K
+    hold in fewer than PRUNE_HELD of the bootstrap resamples of the scored images (not
+    separable from the next), and drops the other n's runs from the plan.
 
     The choice goes into scores.json under "prune", which the recommendation reports.
     """
     s = study.experiment.scoring
-    scores = score_study(study, {}, log)
+    features = {}
+    scores = score_study(study, {}, log, features)
     mine = [entry for entry in scores["entries"] if entry["source_run"] == SOURCE_MODEL]
     by_n = {entry["n"]: entry["scores"].get(s.prune_estimator) for entry in mine}
     unscored = [
@@ -170,7 +176,17 @@ def prune(study, log):
 
     layers = study.experiment.grid.layers
     ranked = sorted(layers, key=rank)
-    kept = sorted(ranked[: s.prune])
+    kept, bootstrap = sorted(ranked[: s.prune]), None
+    if s.prune_estimator != "leep" and s.prune < len(layers):
+        cut_vectors, labels = features[SOURCE_MODEL]
+        started = time.perf_counter()
+        bootstrap = estimators.top_k_stability(cut_vectors, labels, s.prune_estimator, s.prune)
+        bootstrap["seconds"] = time.perf_counter() - started
+        bootstrap["in_top_k"] = dict(zip(layers, bootstrap["in_top_k"]))
+        bootstrap["extra"] = None
+        if bootstrap["held"] < PRUNE_HELD:  # its top choices are not separable: one more
+            bootstrap["extra"] = ranked[s.prune]
+            kept = sorted(ranked[: s.prune + 1])
     runs = [spec for spec in study.runs if spec.treatment == treatments.BASE or spec.n in kept]
     scores["prune"] = {
         "estimator": s.prune_estimator,
@@ -183,12 +199,25 @@ def prune(study, log):
         "networks_planned": len(study.runs),
         "networks_trained": len(runs),
         "scoring_seconds": scores["seconds"],
+        "bootstrap": bootstrap,
     }
     write_scores(study.workdir, json_safe(scores))
     missing = "".join(f"; n/a at n={u['n']} ({u['why']}), ranked last" for u in unscored)
+    held = (
+        ""
+        if bootstrap is None
+        else f"; its {s.prune} best held in {100 * bootstrap['held']:.0f}% of "
+        f"{bootstrap['replicates']} bootstrap resamples of the scored images"
+        + (
+            f", not separable: n={bootstrap['extra']} trained too"
+            if bootstrap["extra"] is not None
+            else ""
+        )
+    )
     log(
-        f"prune: {s.prune_estimator} ranks n={','.join(map(str, ranked))}{missing}; training n="
-        f"{','.join(map(str, kept))} ({len(runs)} of {len(study.runs)} networks)"
+        f"prune: {s.prune_estimator} ranks n={','.join(map(str, ranked))}{missing}{held}; "
+        f"training n={','.join(map(str, kept))} ({len(runs)} of {len(study.runs)} networks, "
+        f"skipping n={','.join(map(str, sorted(set(layers) - set(kept)))) or 'none'})"
     )
     study.runs = runs
 
@@ -200,8 +229,9 @@ def forget_prune(workdir):
         write_scores(workdir, scores)
 
 
-def _score_source(study, source, settings, log):
-    """The entries of one source network: one per n of --layers."""
+def _score_source(study, source, settings, log, features=None):
+    """The entries of one source network: one per n of --layers (its features and labels go
+    into `features` when given)."""
     started = time.perf_counter()
     model = _network(study, source)
     cuts = surgery.cut_layers(model, study.cuts)
@@ -209,7 +239,7 @@ def _score_source(study, source, settings, log):
     half = study.halves.half(source.split, source.target)
     batches = study.halves.sample_batches(half, settings["examples"])
     names = [cuts[n - 1] for n in layers]
-    features, probabilities, labels = cut_features(
+    maps_by_cut, probabilities, labels = cut_features(
         model,
         names,
         batches,
@@ -218,7 +248,7 @@ def _score_source(study, source, settings, log):
         examples=settings["examples"],
     )
     entries, cut_vectors = [], []
-    for n, name, maps in zip(layers, names, features):
+    for n, name, maps in zip(layers, names, maps_by_cut):
         began = time.perf_counter()
         # Non-finite maps skip PCA (which would raise): each estimator then names them.
         vectors = (
@@ -266,6 +296,8 @@ def _score_source(study, source, settings, log):
         f"scored {source.label}: {len(layers)} cut points on {len(labels)} images in "
         f"{time.perf_counter() - started:.1f} s"
     )
+    if features is not None:
+        features[source.run] = (cut_vectors, labels)
     return entries
 
 

@@ -221,20 +221,29 @@ class Study:
             return _layers_only(model)
 
         weights = os.path.join("runs", spec.run, "final.weights.h5")
-        outcome = training.fit_run(
-            twin,
-            ready.train_data,
-            ready.val_data,
-            solver=solver,
-            batch_size=e.solver.batch_size,
-            best_k=e.solver.best_k,
-            run_dir=run_dir,
-            weights_path=os.path.join(self.outdir, weights),
-            tensorboard_dir=os.path.join(self.outdir, "tensorboard", spec.run),
-            trained=trained,
-            verbose=e.verbose,
-            evaluator=self.evaluator,
-        )
+        fit_args = {
+            "batch_size": e.solver.batch_size,
+            "best_k": e.solver.best_k,
+            "run_dir": run_dir,
+            "weights_path": os.path.join(self.outdir, weights),
+            "tensorboard_dir": os.path.join(self.outdir, "tensorboard", spec.run),
+            "trained": trained,
+            "verbose": e.verbose,
+            "evaluator": self.evaluator,
+        }
+        if treatment is not None and treatment.probe_first:
+            outcome = training.fit_lp_ft(
+                model,
+                ready.train_data,
+                ready.val_data,
+                solvers=training.lp_ft_solvers(solver, e.solver.learning_rate),
+                compile_model=training.compile_model,
+                **fit_args,
+            )
+        else:
+            outcome = training.fit_run(
+                twin, ready.train_data, ready.val_data, solver=solver, **fit_args
+            )
         if not outcome.ok:
             self._prefix_cache.release(spec.run)
             return {
@@ -306,8 +315,11 @@ class Study:
                 if treatment is not None and treatment.layer_decay
                 else None
             )
-            training.compile_model(trainee, solver, layer_rates=rates)
-            twin = self.compiled.twin(trainee)
+            if treatment is not None and treatment.probe_first:
+                twin = trainee  # LP-FT compiles each of its stages (training.fit_lp_ft)
+            else:
+                training.compile_model(trainee, solver, layer_rates=rates)
+                twin = self.compiled.twin(trainee)
 
         def train_data(skip):
             # The shuffle's seeds pair `seed` with TensorFlow's global seed, which another

@@ -8,7 +8,15 @@ May import: data, models, surgery, flops, workdir, errors; never study/, tuning/
 """
 
 from kerastransfer.training.compiled import CompiledModels, Evaluator
-from kerastransfer.training.loop import DivergedError, RunOutcome, TrainResult, fit_run, train
+from kerastransfer.training.loop import (
+    DivergedError,
+    RunOutcome,
+    TrainResult,
+    fit_lp_ft,
+    fit_run,
+    lp_ft_solvers,
+    train,
+)
 from kerastransfer.training.solver import Solver, compile_model, plan_steps
 from kerastransfer.training.strategies import make_strategy
 
@@ -20,7 +28,9 @@ __all__ = [
     "Solver",
     "TrainResult",
     "compile_model",
+    "fit_lp_ft",
     "fit_run",
+    "lp_ft_solvers",
     "make_strategy",
     "plan_steps",
     "train",

@@ -206,6 +206,7 @@ class RunOutcome:
     resumed_from_step: int | None = None
     weights_bytes: int | None = None
     weights_sha256: str | None = None
+    stages: list | None = None  # LP-FT's two stages (fit_lp_ft); None for one stage
 
     @property
     def ok(self):
@@ -216,7 +217,10 @@ class RunOutcome:
         "failed"."""
         if not self.ok:
             return {"status": self.status, "reason": self.reason}
-        return dataclasses.asdict(self)
+        record = dataclasses.asdict(self)
+        if self.stages is None:
+            del record["stages"]
+        return record
 
 
 def fit_run(
@@ -276,6 +280,99 @@ def fit_run(
         resumed_from_step=result.resumed_from_step,
         weights_bytes=os.path.getsize(weights_path),
         weights_sha256=file_digest(weights_path),
+    )
+
+
+PROBE_STAGE, FINE_TUNE_STAGE = "probe", "fine_tune"
+STAGE_OUTCOME = "outcome.json"  # a finished first stage's RunOutcome, in its folder
+
+
+def lp_ft_solvers(solver, probe_rate):
+    """LP-FT's two solvers from a run's: the probe trains the first half of its steps (whole
+    segments, at least one) at `probe_rate`, the fine-tuning the rest at the run's rate."""
+    probe_steps = max(1, solver.total_steps // 2 // solver.eval_every) * solver.eval_every
+    tune_steps = max(solver.eval_every, solver.total_steps - probe_steps)
+    return (
+        dataclasses.replace(solver, total_steps=probe_steps, learning_rate=probe_rate),
+        dataclasses.replace(solver, total_steps=tune_steps),
+    )
+
+
+def fit_lp_ft(model, train_data, val_data, *, solvers, run_dir, compile_model, **fit_args):
+    """LP-FT (Kumar et al., ICLR 2022) as one run: `model` (a linear probe, its blocks
+    frozen) trains its head with solvers[0], then every layer trains with solvers[1] from the
+    probe's weights, with a fresh optimizer; `compile_model(model, solver)` compiles it.
+
+    Each stage is a fit_run in its own folder under run_dir, so a killed run resumes inside
+    the stage it was in; a finished probe stage is kept there (its weights and outcome) until
+    the run ends. Returns the fine-tuning stage's RunOutcome over both stages: their
+    validation histories in one (the second's steps after the first's), steps and seconds
+    summed, and `stages` describing each; a failed stage fails the run.
+    """
+    probe_dir = os.path.join(run_dir, PROBE_STAGE)
+    probe_weights = os.path.join(probe_dir, "probe.weights.h5")
+    done = os.path.join(probe_dir, STAGE_OUTCOME)
+    weights_path, tensorboard_dir = fit_args.pop("weights_path"), fit_args.pop("tensorboard_dir")
+    if os.path.exists(done):
+        with open(done) as f:
+            probe = RunOutcome(**json.load(f))
+    else:
+        compile_model(model, solvers[0])
+        probe = fit_run(
+            model,
+            train_data,
+            val_data,
+            solver=solvers[0],
+            run_dir=probe_dir,
+            weights_path=probe_weights,
+            tensorboard_dir=os.path.join(tensorboard_dir, PROBE_STAGE),
+            **fit_args,
+        )
+        if not probe.ok:
+            return probe
+        files.write_json(done, dataclasses.asdict(probe))
+    model.load_weights(probe_weights)
+    for layer in model.layers:
+        layer.trainable = True
+    compile_model(model, solvers[1])
+    offset = solvers[0].total_steps
+    tuned = fit_run(
+        model,
+        lambda skip: train_data(offset + skip),
+        val_data,
+        solver=solvers[1],
+        run_dir=os.path.join(run_dir, FINE_TUNE_STAGE),
+        weights_path=weights_path,
+        tensorboard_dir=os.path.join(tensorboard_dir, FINE_TUNE_STAGE),
+        **fit_args,
+    )
+    if not tuned.ok:
+        return tuned
+    shutil.rmtree(probe_dir, ignore_errors=True)
+    history = probe.val_history + [[offset + step, acc] for step, acc in tuned.val_history]
+    return dataclasses.replace(
+        tuned,
+        best_k=best_k_mean(history, tuned.k),
+        val_history=history,
+        train_seconds=probe.train_seconds + tuned.train_seconds,
+        steps=offset + tuned.steps,
+        resumed_from_step=offset + tuned.resumed_from_step
+        if tuned.resumed_from_step
+        else probe.resumed_from_step,
+        stages=[
+            {
+                "stage": PROBE_STAGE,
+                "trains": "head",
+                "steps": offset,
+                "learning_rate": solvers[0].learning_rate,
+            },
+            {
+                "stage": FINE_TUNE_STAGE,
+                "trains": "every layer",
+                "steps": tuned.steps,
+                "learning_rate": solvers[1].learning_rate,
+            },
+        ],
     )
 
 
