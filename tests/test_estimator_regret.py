@@ -143,7 +143,8 @@ def test_regret_by_hand():
     }
     assert regrets(first, "fine_tune_all")["transfer_ft"] == ([4], pytest.approx(1.0))
     assert (
-        first["choices"]["fine_tune_all"]["transfer"]["why"] == "a rule for fine-tuned treatments"
+        first["choices"]["fine_tune_all"]["transfer"]["why"]
+        == "a rule for treatments that fine-tune every copied block"
     )
     assert first["choices"]["logme"]["transfer"]["accuracy"] == pytest.approx(0.80)
 
@@ -173,7 +174,7 @@ def test_regret_by_hand():
     assert mean["fine_tune_all"]["transfer"] == {
         "regret": None,
         "groups": 0,
-        "why": "a rule for fine-tuned treatments",
+        "why": "a rule for treatments that fine-tune every copied block",
     }
     assert mean["leep"]["transfer"]["regret"] is None
     # Beating a rule: a smaller mean regret. LogME AnB 5 < deepest 10; AnB+ 4 beats none
@@ -229,3 +230,12 @@ def test_without_measured_accuracies_every_regret_says_why():
             for t in ("transfer", "transfer_ft"):
                 assert group["choices"][choice][t]["why"] == "0 measured cut points, fewer than 2"
     assert result["mean"]["logme"]["transfer"]["regret"] is None
+
+
+def test_fine_tune_everything_is_a_rule_for_recipes_that_train_every_copied_block():
+    curve = {1: 0.70, 4: 0.80, 7: 0.75}
+    for recipe in ("transfer_ft", "layer_decay", "lp_ft"):
+        assert agreement._rule_choice("fine_tune_all", recipe, curve)["n"] == [7]
+    for recipe in ("transfer", "probe", "surgical"):  # surgical trains one block only
+        choice = agreement._rule_choice("fine_tune_all", recipe, curve)
+        assert choice["why"] == "a rule for treatments that fine-tune every copied block"

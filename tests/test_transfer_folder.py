@@ -283,7 +283,8 @@ def test_each_recipe_trains_resumes_after_a_kill_and_is_exported_when_it_wins(
     report = open(os.path.join(workdir, "report.md")).read()
     for recipe in treatments.RECIPES:
         assert treatments.get(recipe).recipe in report
-    assert f"Use n = {choice['n']} ({choice['cut']}), {choice['mode']}" in report
+    decay = f", decay {choice['layer_decay']:g}" if choice["layer_decay"] else ""
+    assert f"Use n = {choice['n']} ({choice['cut']}{decay}), {choice['mode']}" in report
     with open(os.path.join(workdir, "export", "kerastransfer", "1", "metadata.json")) as f:
         exported = json.load(f)
     assert (exported["treatment"], exported["n"]) == (choice["treatment"], choice["n"])

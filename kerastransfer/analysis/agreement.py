@@ -376,8 +376,10 @@ def _estimator_choice(scores, curve):
 
 def _rule_choice(rule, treatment, curve):
     """A rule's choice on one treatment's measured `curve` (see module doc)."""
-    if rule == "fine_tune_all" and not treatments.get(treatment).fine_tuned:
-        return _no_choice("a rule for fine-tuned treatments")
+    trained = treatments.get(treatment)
+    # Surgical fine-tuning trains one block, never every copied one.
+    if rule == "fine_tune_all" and (not trained.fine_tuned or trained.surgery_mode == "surgical"):
+        return _no_choice("a rule for treatments that fine-tune every copied block")
     if _too_few(curve):
         return _no_choice(_too_few(curve))
     ns = sorted(curve)

@@ -92,6 +92,7 @@ def recommend(records):
                 "mode": treatments.get(mode).recipe,
                 "n": n,
                 "cut": next((r["cut"] for r in runs if r.get("cut")), None),
+                "layer_decay": next((r["layer_decay"] for r in runs if r.get("layer_decay")), None),
                 "seeds": len(runs),
                 **{
                     name: summarize(_values(runs, metric), bounds=ACCURACY_BOUNDS)
@@ -130,6 +131,7 @@ def recommend(records):
             "mode": best["mode"],
             "n": best["n"],
             "cut": best["cut"],
+            "layer_decay": best["layer_decay"],
             "validation": best["validation"]["mean"],
             "test": best["test"]["mean"],
             "gain_over_scratch": best["gain_over_scratch"],

@@ -97,8 +97,9 @@ def _seconds(value):
 
 def _at(cell):
     """A cut point in words: "n = 3 (conv3_block4_out)", the layer the model's own name for
-    it; "n = 3" when the records do not name it."""
-    return f"n = {cell['n']}" + (f" ({cell['cut']})" if cell.get("cut") else "")
+    it; "n = 3" when the records do not name it; layer-wise decay adds its decay."""
+    decay = f", decay {cell['layer_decay']:g}" if cell.get("layer_decay") else ""
+    return f"n = {cell['n']}" + (f" ({cell['cut']}{decay})" if cell.get("cut") else decay)
 
 
 def render(result, command=None):

@@ -266,6 +266,8 @@ class Study:
             "test_examples": self.halves.eval_size(half, "test"),
             "weights": weights,
         }
+        if treatment is not None and treatment.layer_decay:
+            record["layer_decay"] = e.solver.layer_decay
         self._prefix_cache.release(spec.run)
         self._log_hparams(spec, record)
         return record
