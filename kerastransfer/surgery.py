@@ -168,28 +168,37 @@ def _probe(model, n, num_classes, cut_names):
 def _surgical(base, n, num_classes, cut_names):
     """Every block copied from `base`, all frozen but block n; a fresh head."""
     model = fresh_clone(base, num_classes)
-    blocks = num_blocks(base, cut_names)
-    for layer in block_layers(base, blocks, cut_names):
+    for name, block in block_numbers(base, cut_names).items():
+        layer = model.get_layer(name)
         if layer.weights:
-            model.get_layer(layer.name).set_weights(layer.get_weights())
-    below = {layer.name for layer in block_layers(base, n - 1, cut_names)} if n > 1 else set()
-    upto = {layer.name for layer in block_layers(base, n, cut_names)}
-    for name in {layer.name for layer in block_layers(base, blocks, cut_names)} - (upto - below):
-        model.get_layer(name).trainable = False
+            layer.set_weights(base.get_layer(name).get_weights())
+        layer.trainable = block == n
     return model
+
+
+def block_numbers(model, cut_names=None):
+    """{layer name: the block 1..num_blocks it belongs to}, for every layer up to the last
+    cut (input layers excluded); the head and the layers after the last cut are not listed."""
+    numbers, block = {}, 1
+    cuts = cut_layers(model, cut_names)
+    for layer in model.layers:
+        if block > len(cuts):
+            break
+        if not isinstance(layer, keras.layers.InputLayer):
+            numbers[layer.name] = block
+        if layer.name == cuts[block - 1]:
+            block += 1
+    return numbers
 
 
 def layer_decay_rates(model, n, decay, cut_names=None):
     """{layer name: rate multiplier} of layer-wise decay: block i of the copied 1..n at
     decay ** (n + 1 - i); layers above n (fresh) are not listed (rate 1)."""
-    rates, below = {}, set()
-    for i in range(1, n + 1):
-        block = [layer.name for layer in block_layers(model, i, cut_names)]
-        for name in block:
-            if name not in below:
-                rates[name] = decay ** (n + 1 - i)
-        below.update(block)
-    return rates
+    return {
+        name: decay ** (n + 1 - block)
+        for name, block in block_numbers(model, cut_names).items()
+        if block <= n
+    }
 
 
 def fresh_clone(base, num_classes=None):

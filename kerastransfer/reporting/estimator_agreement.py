@@ -17,7 +17,7 @@ from kerastransfer import treatments  # noqa: E402
 from kerastransfer.analysis.agreement import TRACKS, WEAK  # noqa: E402
 from kerastransfer.analysis.estimators import ESTIMATOR_NAMES as NAMES  # noqa: E402
 from kerastransfer.reporting.formats import MISSING  # noqa: E402
-from kerastransfer.reporting.plots import save_figure  # noqa: E402
+from kerastransfer.reporting.plots import RECIPE_COLOURS, save_figure  # noqa: E402
 
 # A verdict of analysis.agreement.verdict with the treatment's name put in.
 PHRASES = {
@@ -30,10 +30,10 @@ PHRASES = {
 MEASURED_STYLE = {
     "transfer": ("black", "-"),
     "transfer_ft": ("dimgray", "--"),
-    "probe": ("tab:brown", ":"),
-    "surgical": ("tab:olive", "-."),
-    "layer_decay": ("tab:cyan", "--"),
-    "lp_ft": ("tab:pink", ":"),
+    "probe": (RECIPE_COLOURS["probe"], ":"),
+    "surgical": (RECIPE_COLOURS["surgical"], "-."),
+    "layer_decay": (RECIPE_COLOURS["layer_decay"], "--"),
+    "lp_ft": (RECIPE_COLOURS["lp_ft"], ":"),
 }
 # analysis.agreement.RULES in words.
 RULE_NAMES = {

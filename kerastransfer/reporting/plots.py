@@ -35,6 +35,13 @@ FIGURE2 = (
     ("transfer_ft", "transfer AnB$^+$", "#ef6f8a", "#e0486a"),
 )
 BASE_FACE, BASE_EDGE = "white", "#707070"
+# The recipes' colour in every figure that draws them (treatments.RECIPES).
+RECIPE_COLOURS = {
+    "probe": "tab:brown",
+    "surgical": "tab:olive",
+    "layer_decay": "tab:cyan",
+    "lp_ft": "tab:pink",
+}
 
 # Figure 3's series: key in the analysis's relative_drop, legend name, colour.
 FIGURE3 = (

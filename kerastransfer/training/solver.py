@@ -85,10 +85,12 @@ class ScaledSGD(keras.optimizers.SGD):
         return bias * self.layer_rates.get(layer, 1.0)
 
     def apply_gradients(self, grads_and_vars):
-        scaled = [
-            (g * self._multiplier(v) if g is not None and self._multiplier(v) != 1.0 else g, v)
-            for g, v in grads_and_vars
-        ]
+        scaled = []
+        for gradient, variable in grads_and_vars:
+            multiplier = self._multiplier(variable)
+            if gradient is not None and multiplier != 1.0:
+                gradient = gradient * multiplier
+            scaled.append((gradient, variable))
         return super().apply_gradients(scaled)
 
 
