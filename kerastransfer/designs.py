@@ -4,8 +4,10 @@ A study's unit of replication is a base network: split x target half x seed
 (docs/statistics.md). `--design=grid` trains every treatment of --treatments at every n of
 --layers for every unit, as the paper did. `--design=findings` trains for every unit only the
 cells that the five findings read (analysis/findings.py), each of their layer ranges at one
-n, and the whole grid for one unit, the first split's B half at the first seed, which Figure 2
-draws at every n. A unit of a random split then costs six networks instead of 36, so more
+n, and the whole grid for the figure units (figure_units: two base networks of the first
+split), whose lines Figures 2 and 3 draw at every n: a line joins points that rest on the
+same base networks (analysis/figure_lines.py), and one base network's line carries one
+network's noise. A unit of a random split then costs six networks instead of 36, so more
 units (both directions, more seeds) fit in the same time, and each finding's interval rests
 on them.
 
@@ -53,6 +55,19 @@ def findings_cells(layers):
     }
 
 
+# Base networks that train the whole grid under --design=findings.
+FIGURE_UNITS = 2
+
+
+def figure_units(split_name, targets, seeds):
+    """The units (split, target half, seed) that train every cell under --design=findings:
+    the first FIGURE_UNITS of the first split's units, both target halves of its first seed
+    before its second seed (the paper pools both directions), so that every line of the
+    figures rests on more than one base network when the study has more than one unit."""
+    units = [(split_name, target, seed) for seed in seeds for target in targets]
+    return units[:FIGURE_UNITS]
+
+
 def cell_filter(grid, split_names, targets):
     """A function (split, target, seed, treatment, n) -> bool: whether the design trains that
     cell. `targets` are the halves the study's networks target, in order; the grid design
@@ -60,10 +75,10 @@ def cell_filter(grid, split_names, targets):
     if grid.design == "grid":
         return lambda split, target, seed, treatment, n: True
     cells = findings_cells(grid.layers)
-    figure_unit = (split_names[0], targets[0], grid.seeds[0])
+    whole_grid = figure_units(split_names[0], targets, grid.seeds)
 
     def wanted(split, target, seed, treatment, n):
-        if (split, target, seed) == figure_unit:
+        if (split, target, seed) in whole_grid:
             return True
         kind = "random" if split_group(split) == "random" else "distant"
         return n in cells[kind].get(treatment, ())

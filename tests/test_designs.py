@@ -22,14 +22,16 @@ def _experiment(**flags):
     )
 
 
-def test_findings_design_gives_each_unit_the_cells_its_findings_read_and_one_unit_every_cell():
+def test_findings_design_gives_each_unit_the_cells_its_findings_read_and_two_units_every_cell():
     runs = plan(_experiment(design="findings"), ["random0", "dissimilar"])
     cells = collections.defaultdict(set)
     for spec in runs:
         cells[(spec.split, spec.target, spec.seed)].add((spec.treatment, spec.n))
     assert len(cells) == 8  # 2 splits x 2 target halves x 2 seeds: every base network
     grid = {(name, n) for name in treatments.PAPER_NAMES for n in range(1, 8)}
-    assert cells[("random0", "B", 0)] == grid | {("base", 0), (treatments.LONG_BASE, 0)}
+    # Both target halves of the first split's first seed train every cell (the figures' lines).
+    for unit in (("random0", "B", 0), ("random0", "A", 0)):
+        assert cells[unit] == grid | {("base", 0), (treatments.LONG_BASE, 0)}, unit
     random_unit = {
         ("base", 0),
         ("selffer", 4),
@@ -39,7 +41,7 @@ def test_findings_design_gives_each_unit_the_cells_its_findings_read_and_one_uni
         ("transfer_ft", 4),
         (treatments.LONG_BASE, 0),
     }
-    for unit in (("random0", "A", 0), ("random0", "A", 1), ("random0", "B", 1)):
+    for unit in (("random0", "A", 1), ("random0", "B", 1)):
         assert cells[unit] == random_unit, unit
     for target in ("A", "B"):
         for seed in (0, 1):
@@ -49,7 +51,7 @@ def test_findings_design_gives_each_unit_the_cells_its_findings_read_and_one_uni
                 ("transfer", 7),
                 ("random", 4),
             }
-    assert len(runs) == len({spec.run for spec in runs}) == 74
+    assert len(runs) == len({spec.run for spec in runs}) == 104
     # Bases first, then the compute-matched bases, which copy their own half's base.
     kinds = [spec.treatment for spec in runs]
     assert kinds[:8] == ["base"] * 8 and kinds[8:12] == [treatments.LONG_BASE] * 4
@@ -110,25 +112,45 @@ def _study(rng):
 
 
 def test_each_unit_averages_its_own_layers_and_findings_1_and_3_face_the_long_base():
-    checked = {f["finding"]: f for f in findings.check(_study(np.random.default_rng(0)))}
+    records = _study(np.random.default_rng(0))
+    checked = {f["finding"]: f for f in findings.check(records)}
+    assert findings.base_convergence(records)["improving"]  # the long base gained 2 points
+    # Still improving: the compute-matched base decides the dip and the boost.
     dip = checked[1]
-    # The unit with n = 3, 4, 5 averages its three (-4/3 points), the others have n = 4 (0).
-    assert "at n=3..5," in dip["measure"] and abs(dip["effect"] + 1 / 3) < 0.1
-    assert dip["units"] == 4 and dip["networks"] == 6
-    assert dip["parts"][0]["status"] == "inconclusive"  # the CI includes 0
+    assert dip["comparison"] == findings.LONG_BASE_COMPARISON and "improving" in dip["basis"]
+    assert "compute-matched base at n=3..5," in dip["measure"] and dip["units"] == 4
+    # The unit with n = 3, 4, 5 averages its three (-4/3 points), the others have n = 4 (0);
+    # each is 2 points under its compute-matched base.
+    assert abs(dip["effect"] + 7 / 3) < 0.1 and dip["parts"][0]["status"] == "reproduced"
     assert dip["parts"][1]["status"] == "not reproduced"  # BnB+ = BnB: negligible
     assert dip["status"] == "not reproduced"
-    assert dip["comparison"] == findings.OWN_BASE
-    control = dip["control"]
-    assert "compute-matched base" in control["measure"] and control["units"] == 4
-    assert abs(control["effect"] + 7 / 3) < 0.1 and control["status"] == "reproduced"
+    paper = dip["beside"]  # the plain base, as the paper measures it
+    assert paper["comparison"] == findings.OWN_BASE and "at n=3..5," in paper["measure"]
+    assert abs(paper["effect"] + 1 / 3) < 0.1 and paper["status"] == "inconclusive"
+    assert paper["units"] == 4 and paper["networks"] == 6
     boost = checked[3]
-    assert abs(boost["effect"] - 1.0) < 0.2 and boost["status"] == "reproduced"
-    assert abs(boost["control"]["effect"] + 1.0) < 0.2
-    assert boost["control"]["status"] == "not reproduced"  # the boost is extra training
+    assert abs(boost["effect"] + 1.0) < 0.2 and boost["status"] == "not reproduced"
+    assert abs(boost["beside"]["effect"] - 1.0) < 0.2  # over the plain base: extra training
+    assert boost["beside"]["status"] == "reproduced"
     assert "n=7" in checked[4]["measure"] and checked[4]["status"] == "reproduced"
     assert checked[5]["status"] == "reproduced" and "at n=4" in checked[5]["measure"]
-    assert "control" not in checked[2]  # only findings 1 and 3 are measured against it
+    assert checked[2]["beside"] is None  # only findings 1 and 3 are measured against it
+    assert checked[2]["basis"] is None
+    # Bases that had stopped improving: the plain base decides, the control stands beside.
+    for r in records:
+        if r["treatment"] == treatments.LONG_BASE:
+            base = next(
+                b["best_k"]
+                for b in records
+                if b["treatment"] == "base"
+                and (b["split"], b["target"], b["seed"]) == (r["split"], r["target"], r["seed"])
+            )
+            r["best_k"] = base + (0.001 if r["target"] == "A" else -0.001)
+    assert not findings.base_convergence(records)["improving"]
+    dip = findings.check(records)[0]
+    assert dip["comparison"] == findings.OWN_BASE and dip["basis"] is None
+    assert dip["parts"][0]["status"] == "inconclusive"
+    assert dip["beside"]["comparison"] == findings.LONG_BASE_COMPARISON
 
 
 def test_the_report_opens_with_its_findings_and_warns_when_bases_were_still_improving():
@@ -149,7 +171,16 @@ def test_the_report_opens_with_its_findings_and_warns_when_bases_were_still_impr
     assert order == sorted(order)
     opening = text[order[0] : order[1]]
     assert opening.count("- Finding ") == 5
-    assert "against the compute-matched base: **not reproduced**" in opening
+    boost = re.search(r"- Finding 3, generalization boost: (.*)", opening).group(1)
+    assert boost.startswith("**not reproduced** (-0.97 points")
+    assert (
+        "against the compute-matched base of the same half, because the bases were still "
+        "improving" in boost
+    )
+    assert (
+        "; against the base network of the same split, target half and seed, as the paper "
+        "measures it: **reproduced** (+1.01 points" in boost
+    )
     assert "**Warning: the base networks had not stopped improving**" in opening
     gained = float(re.search(r"they gained ([+-][0-9.]+) points", opening).group(1))
     assert abs(gained - 2.0) < 0.2

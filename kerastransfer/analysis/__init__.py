@@ -7,6 +7,7 @@ Pure Python and numpy, so the analysis runs anywhere the results file is. Module
     baselines       each run against the base of its own split and target half
     inference       intervals over base networks (the unit of replication), paired or not
     tables          per-cell statistics, Table 1, the matched table, the relative drop
+    figure_lines    what the figures draw: lines that each rest on one set of base networks
     findings        the paper's five findings and the rule that decides them
     power           the t-test's power: noncentral t, units needed, smallest detectable effect
     sizing          per finding, what would decide it and the command that grows the study,

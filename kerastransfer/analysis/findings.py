@@ -64,6 +64,12 @@ def _layers_text(layers):
     return "n=" + ",".join(map(str, layers))
 
 
+def _with_basis(entry, beside, why):
+    """A finding with the comparison kept `beside` its verdict (None: there is none) and
+    `basis`: why the verdict's comparison was chosen (None: the paper's, the plain base)."""
+    return {**entry, "beside": beside, "basis": why}
+
+
 def _measured(measure, effect, direction, comparison=None):
     """An effect (an inference dict) with its measure, what it is compared with, status and
     why."""
@@ -86,18 +92,20 @@ def _measured(measure, effect, direction, comparison=None):
     }
 
 
-def _finding(number, name, claim, measure, direction, effect, comparison, parts=None):
-    """One findings entry; `effect` is an inference dict in points, `comparison` says what it
-    is measured against. With `parts` (entries of _measured), the headline effect is the first
-    part and the status is that of all parts."""
+def _finding(number, name, claim, direction, measured, parts=None):
+    """One findings entry; `measured` is its headline effect (an entry of _measured). With
+    `parts` (entries of _measured), the headline effect is the first part and the status is
+    that of all parts."""
     entry = {
         "finding": number,
         "name": name,
         "claim": claim,
         "direction": "positive" if direction > 0 else "negative",
-        **_measured(measure, effect, direction, comparison),
+        **measured,
         "unit": "points",
         "rule": RULE,
+        "beside": None,
+        "basis": None,
     }
     if parts:
         entry["parts"] = parts
@@ -193,21 +201,40 @@ def _controlled(measure, values, matched, direction):
     against = _against_long_base(values, matched)
     if not against:
         return None
-    return _measured(
-        measure, over_units(against), direction, "the compute-matched base of the same half"
-    )
+    return _measured(measure, over_units(against), direction, LONG_BASE_COMPARISON)
+
+
+def _verdict_basis(plain, controlled, convergence):
+    """(the comparison that decides, the one kept beside it, why) of an effect measured
+    against the plain base (`plain`) and against the compute-matched base (`controlled`,
+    None without one): the compute-matched one decides when the study's own check
+    (base_convergence) finds the bases still improving, since the plain comparison then
+    mixes transfer with extra training; else the plain one, the paper's."""
+    if controlled is not None and convergence["improving"]:
+        return controlled, plain, STILL_IMPROVING
+    return plain, controlled, None
 
 
 OWN_BASE = "the base network of the same split, target half and seed"
+LONG_BASE_COMPARISON = "the compute-matched base of the same half"
+STILL_IMPROVING = (
+    "the bases were still improving (base_convergence), so the plain base's comparison "
+    "mixes transfer with extra training"
+)
 
 
-def check(records):
+def check(records, convergence=None):
     """Checks the paper's five findings on `records`; every effect is in matched points over
     base networks, paired where two treatments share split, target half, seed and n, at the
-    layers every base network of the effect has (shared_layers). Findings 1 and 3, measured
-    against the plain base as the paper does, also carry `control`: the same effect against
-    the compute-matched base (treatments.LONG_BASE), where the study trained one."""
+    layers every base network of the effect has (shared_layers).
+
+    Finding 1's dip and finding 3 are measured against the plain base, as the paper does,
+    and against the compute-matched base (treatments.LONG_BASE) where the study trained one.
+    The compute-matched comparison decides when base_convergence finds the bases still
+    improving (`basis` says why), else the plain one; the other is kept `beside` it.
+    `convergence`: base_convergence(records), computed here when not given."""
     matched, _ = matched_points(records)
+    convergence = convergence or base_convergence(records)
 
     bnb = select(matched, "selffer", MIDDLE_LAYERS)
     middle = layers_of(bnb)
@@ -215,9 +242,23 @@ def check(records):
     repaired = select(matched, "selffer_ft", MIDDLE_LAYERS)
     repair_layers = [n for n in layers_of(repaired) if n in middle]
     repair = compare(_at(repaired, repair_layers), _at(bnb, repair_layers), names=("BnB+", "BnB"))
-    dip_measure = f"BnB - own base at {_layers_text(middle)}, random splits (the dip)"
+    dip_part, dip_beside, dip_basis = _verdict_basis(
+        _measured(
+            f"BnB - own base at {_layers_text(middle)}, random splits (the dip)",
+            over_units(dip_values),
+            -1,
+            OWN_BASE,
+        ),
+        _controlled(
+            f"BnB - compute-matched base at {_layers_text(middle)}, random splits (the dip)",
+            dip_values,
+            matched,
+            -1,
+        ),
+        convergence,
+    )
     parts = [
-        _measured(dip_measure, over_units(dip_values), -1, OWN_BASE),
+        dip_part,
         _measured(
             f"BnB+ - BnB at {_layers_text(repair_layers)}, random splits (fine-tuning removes "
             "the dip)",
@@ -230,19 +271,11 @@ def check(records):
         1,
         "fragile co-adaptation",
         "BnB dips below base at middle layers (worst -3.2 points at n=5); BnB+ removes the dip",
-        dip_measure,
         -1,
-        over_units(dip_values),
-        OWN_BASE,
+        dip_part,
         parts,
     )
-    dip["control"] = _controlled(
-        f"BnB - compute-matched base at {_layers_text(middle)}, random splits",
-        dip_values,
-        matched,
-        -1,
-    )
-    result = [dip]
+    result = [_with_basis(dip, dip_beside, dip_basis)]
 
     anb = select(matched, "transfer", HIGH_LAYERS)
     high = layers_of(anb)
@@ -251,36 +284,46 @@ def check(records):
             2,
             "specificity",
             "AnB follows BnB up to n=5, then falls below it (-8.3 points at n=7)",
-            f"AnB - BnB at {_layers_text(high)}, random splits",
             -1,
-            compare(
-                _at(anb, high),
-                _at(select(matched, "selffer", HIGH_LAYERS), high),
-                names=("AnB", "BnB"),
+            _measured(
+                f"AnB - BnB at {_layers_text(high)}, random splits",
+                compare(
+                    _at(anb, high),
+                    _at(select(matched, "selffer", HIGH_LAYERS), high),
+                    names=("AnB", "BnB"),
+                ),
+                -1,
+                "BnB of the same split, half, seed and n (paired; else over base networks)",
             ),
-            "BnB of the same split, half, seed and n (paired; else over base networks)",
         )
     )
 
     anb_plus = select(matched, "transfer_ft", LAYER_RANGES["1-7"])
     boost_layers = layers_of(anb_plus)
     boost_values = _at(anb_plus, boost_layers)
-    boost = _finding(
+    boost, boost_beside, boost_basis = _verdict_basis(
+        _measured(
+            f"AnB+ - own base at {_layers_text(boost_layers)}, random splits",
+            over_units(boost_values),
+            +1,
+            OWN_BASE,
+        ),
+        _controlled(
+            f"AnB+ - compute-matched base at {_layers_text(boost_layers)}, random splits",
+            boost_values,
+            matched,
+            +1,
+        ),
+        convergence,
+    )
+    finding = _finding(
         3,
         "generalization boost",
         "AnB+ beats the base at every n (Table 1: +1.6 / +1.8 / +2.1 points over baseB)",
-        f"AnB+ - own base at {_layers_text(boost_layers)}, random splits",
         +1,
-        over_units(boost_values),
-        OWN_BASE,
+        boost,
     )
-    boost["control"] = _controlled(
-        f"AnB+ - compute-matched base at {_layers_text(boost_layers)}, random splits",
-        boost_values,
-        matched,
-        +1,
-    )
-    result.append(boost)
+    result.append(_with_basis(finding, boost_beside, boost_basis))
 
     distant_anb, random_anb = (
         select(matched, "transfer", None, "dissimilar"),
@@ -301,11 +344,14 @@ def check(records):
             "dissimilar tasks transfer worse",
             "relative drop at n=7: about -25 points across natural/man-made vs -8 across "
             "random splits",
-            f"(AnB - own base) dissimilar split - random splits, at the deepest n both have "
-            f"({_layers_text(layers)})",
             -1,
-            distance,
-            "AnB's drop from its own base on the random splits (unpaired, Welch)",
+            _measured(
+                f"(AnB - own base) dissimilar split - random splits, at the deepest n both "
+                f"have ({_layers_text(layers)})",
+                distance,
+                -1,
+                "AnB's drop from its own base on the random splits (unpaired, Welch)",
+            ),
         )
     )
 
@@ -316,10 +362,8 @@ def check(records):
             "random frozen features are far worse",
             "frozen random layers lose more than even distant transferred ones (.4917 at n=1, "
             ".4026 at n=2, chance for n>=3, against .5763 for the trained network)",
-            measure,
             -1,
-            effect,
-            comparison,
+            _measured(measure, effect, -1, comparison),
         )
     )
     return result

@@ -11,6 +11,7 @@ import numpy as np
 
 from kerastransfer.analysis import findings, sizing
 from kerastransfer.analysis.baselines import matched_points, unit_label
+from kerastransfer.analysis.figure_lines import figure_lines
 from kerastransfer.analysis.records import (
     group_order,
     metric_description,
@@ -61,7 +62,8 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
     splits = {}
     for r in ok:
         splits[r["split"]] = splits.get(r["split"], 0) + 1
-    checked = findings.check(records)
+    convergence = findings.base_convergence(records)
+    checked = findings.check(records, convergence)
     sized = sizing.size_findings(checked, records, config)
     analysis = {
         "source": source_label,
@@ -83,9 +85,10 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
         "table1": table1(records),
         "matched": matched_table(records),
         "relative_drop": relative_drop(records),
+        "figure_lines": figure_lines(records),
         "base_networks": sorted({unit_label(m.unit) for m in matched_points(records)[0]}),
         "findings": checked,
-        "base_convergence": findings.base_convergence(records),
+        "base_convergence": convergence,
         "multiple_testing": findings.multiple_testing(checked),
         "power": sized,
         "timing": timing(records),
@@ -111,6 +114,7 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
             "cells": cell_table(reference_records),
             "cells_by_target": cell_table(reference_records, by_target=True),
             "relative_drop": relative_drop(reference_records),
+            "figure_lines": figure_lines(reference_records),
             "findings": [
                 {k: f[k] for k in ("finding", "status", "effect", "ci")}
                 for f in findings.check(reference_records)

@@ -1,9 +1,10 @@
 """The paper's figures: Figure 2 (transfer.png/.pdf), Figure 3 (dissimilar.png/.pdf), and a
 CKA heatmap helper.
 
-The means, intervals and relative drops are the analysis dict's (analysis.analyze's "cells"
-and "relative_drop"); its records (normalized run dicts, kerastransfer.workdir.results) give
-one dot per network, only status "ok" runs drawn. The analysis of the paper's own records
+The lines, their means and intervals are the analysis dict's "figure_lines"
+(analysis.figure_lines: every line joins points that rest on the same base networks); its
+records (normalized run dicts, kerastransfer.workdir.results) give one dot per network, only
+status "ok" runs drawn. The analysis of the paper's own records
 (analysis.load_paper_csv()) draws the paper's figures from its published numbers; an analysis
 with a "reference" draws the paper's lines faintly behind a reproduction. Uses matplotlib's
 Agg backend, so no display is needed.
@@ -17,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
+from kerastransfer import treatments  # noqa: E402
 from kerastransfer.analysis.records import ok_records  # noqa: E402
 from kerastransfer.analysis.tables import find_cell, pooled_bases  # noqa: E402
 from kerastransfer.designs import split_group  # noqa: E402
@@ -128,25 +130,76 @@ def _band_note(few, cut):
     )
 
 
-def _means(cells, treatment, group="random"):
-    """(n values, means, CI lows, CI highs, n values of cells with no band) of a treatment's
-    pooled cells; nan: no band (fewer than BAND_UNITS base networks)."""
-    rows = [
-        c
-        for c in cells
-        if c["treatment"] == treatment
-        and c["group"] == group
-        and c["target"] == "all"
-        and c["n"] in LAYERS
+def _entries(lines, figure, panel, series=None, kind=None):
+    """The `figure_lines` entries (analysis.figure_lines) of one figure's panel, optionally of
+    one series and kind ("line", "dots", "base")."""
+    return [
+        e
+        for e in lines
+        if e["figure"] == figure
+        and e["panel"] == panel
+        and (series is None or e["series"] == series)
+        and (kind is None or e["kind"] == kind)
     ]
-    bands = [_band(c.get("units", c["best_k"]["count"]), c["best_k"]["ci"]) for c in rows]
-    return (
-        [c["n"] for c in rows],
-        [c["best_k"]["mean"] for c in rows],
-        [low for low, _ in bands],
-        [high for _, high in bands],
-        [c["n"] for c, (low, _) in zip(rows, bands) if np.isnan(low)],
-    )
+
+
+def _units_text(entry):
+    """ "2 base networks" of a figure line, dot group or base reference."""
+    count = len(entry["units"])
+    return f"{count} base network{'s' if count != 1 else ''}"
+
+
+def _draw_line(axis, entry, colour, label, bands):
+    """A line through its points' means; its band (appended to `bands`) where a point rests
+    on BAND_UNITS or more base networks, else the point's per-unit values as small hollow
+    dots. Returns True when a point had no band."""
+    points = entry["points"]
+    xs = [p["n"] for p in points]
+    axis.plot(xs, [p["mean"] for p in points], color=colour, linewidth=2, zorder=2, label=label)
+    limits = [_band(len(p["units"]), p["ci"]) for p in points]
+    bands.append((xs, [low for low, _ in limits], [high for _, high in limits], colour))
+    few = False
+    for seed, (point, (low, _)) in enumerate(zip(points, limits)):
+        if np.isnan(low) and point["ci"] is not None:
+            few = True
+            axis.scatter(
+                point["n"] + _jitter(len(point["values"]), seed + 20),
+                point["values"],
+                s=14,
+                facecolor="none",
+                edgecolor=colour,
+                linewidth=1,
+                zorder=3,
+            )
+    return few
+
+
+def _draw_dots(axis, entry, colour, label):
+    """A dot group (the points of other base networks than its series' line): a hollow
+    diamond at each point's mean, with its 95% CI as an error bar from BAND_UNITS units on."""
+    for index, point in enumerate(entry["points"]):
+        low, high = _band(len(point["units"]), point["ci"])
+        error = None if np.isnan(low) else [[point["mean"] - low], [high - point["mean"]]]
+        axis.errorbar(
+            point["n"] + 0.12,
+            point["mean"],
+            yerr=error,
+            fmt="D",
+            markersize=6,
+            markerfacecolor="white",
+            markeredgecolor=colour,
+            ecolor=colour,
+            elinewidth=1,
+            capsize=2,
+            zorder=4,
+            label=label if index == 0 else None,
+        )
+
+
+def _dots_label(name, entry):
+    """ "BnB at n=4,7 on 2 other base networks" of a dot group."""
+    layers = ",".join(str(p["n"]) for p in entry["points"])
+    return f"{name} at n={layers} on {len(entry['units'])} other base networks"
 
 
 def _random_split_runs(records, treatment):
@@ -174,21 +227,24 @@ def _directions_note(records, treatments, group="random"):
 def plot_transfer(figures_dir, result, records, *, stem="transfer"):
     """The paper's Figure 2: top-1 accuracy against n for baseB, BnB, BnB+, AnB and AnB+.
 
-    Top: one dot per network (at n = 0, white, the bases of the halves the runs target), lines
-    through the means; A->B and B->A networks pooled, as in the paper. Bottom: the mean lines
-    with shaded 95% CIs where a cell has BAND_UNITS or more base networks (cut at the panel,
-    which spans the dots, within [0, 1]); a cell with fewer shows its networks as small hollow
-    dots instead, and the legend says so; the base mean as a dashed line. The means and bands
-    are `result`'s cells, the dots `records`' networks; `result`'s "reference" adds the
-    paper's mean lines, faint and dotted, on a right-hand axis of their own (another
-    dataset's accuracies live on another scale). Returns the PNG and PDF paths.
+    Top: one dot per network (at n = 0, white, the bases of the halves the runs target), and
+    each treatment's line; A->B and B->A networks pooled, as in the paper. Bottom: each
+    treatment's line with shaded 95% CIs where a point rests on BAND_UNITS or more base
+    networks (cut at the panel, which spans the dots, within [0, 1]); a point on fewer shows
+    its base networks' values as small hollow dots, and the legend says so. Every line joins
+    points that rest on the same base networks, and the legend says how many; the points of
+    other base networks are hollow diamonds of their own, and the dashed base line is the
+    bases of the lines it belongs to (`result`'s "figure_lines", analysis.figure_lines).
+    `result`'s "reference" adds the paper's lines, faint and dotted, on a right-hand axis of
+    their own (another dataset's accuracies live on another scale). Returns the PNG and PDF
+    paths.
     """
-    cells = result["cells"]
+    lines = result["figure_lines"]
     metric = f"Top-1 accuracy ({result['metric']['description']})"
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.5, 9.5), sharex=True)
 
     bases = [r["best_k"] for r in pooled_bases(records, "random")]
-    base_cell = find_cell(cells, "base", 0)
+    base_cell = find_cell(result["cells"], "base", 0)
     base_label = base_cell["label"] if base_cell else "baseB"
     if bases:
         top.scatter(
@@ -201,61 +257,58 @@ def plot_transfer(figures_dir, result, records, *, stem="transfer"):
             zorder=3,
             label=base_label,
         )
-    bands, few = [], False
+    bands, few, colours = [], False, {}
     for offset, (treatment, name, face, edge) in zip((-0.15, -0.05, 0.05, 0.15), FIGURE2):
         runs = _random_split_runs(records, treatment)
         if not runs:
             continue
+        colours[treatment] = edge
         x = np.array([r["n"] for r in runs], dtype=float) + offset + _jitter(len(runs), 1)
         y = np.array([r["best_k"] for r in runs])
         top.scatter(x, y, s=22, facecolor=face, edgecolor=edge, alpha=0.75, zorder=3, label=name)
-        ns, means, lows, highs, bandless = _means(cells, treatment)
-        for axis in (top, bottom):
-            axis.plot(
-                ns, means, color=edge, linewidth=2, zorder=2, label=name if axis is bottom else None
+        for entry in _entries(lines, "transfer", "accuracy", treatment, "line"):
+            top.plot(
+                [p["n"] for p in entry["points"]],
+                [p["mean"] for p in entry["points"]],
+                color=edge,
+                linewidth=2,
+                zorder=2,
             )
-        alone = np.isin([r["n"] for r in runs], bandless)
-        if alone.any():
-            few = True
-            bottom.scatter(
-                x[alone], y[alone], s=14, facecolor="none", edgecolor=edge, linewidth=1, zorder=3
-            )
-        bands.append((ns, lows, highs, edge))
+            few |= _draw_line(bottom, entry, edge, f"{name} ({_units_text(entry)})", bands)
+        for entry in _entries(lines, "transfer", "accuracy", treatment, "dots"):
+            _draw_dots(bottom, entry, edge, _dots_label(name, entry))
 
-    if base_cell:
-        stats = base_cell["best_k"]
-        low, high = _band(base_cell.get("units", stats["count"]), stats["ci"])
+    references = _entries(lines, "transfer", "accuracy", kind="base")
+    for entry in references:
+        point = entry["points"][0]
+        owners = [t for t in entry["belongs_to"] if t in colours]
+        colour = BASE_EDGE if len(references) == 1 or not owners else colours[owners[0]]
+        low, high = _band(len(point["units"]), point["ci"])
         if not np.isnan(low):
-            bands.append(([-0.5, 7.5], [low, low], [high, high], BASE_EDGE))
-        elif bases:
-            few = True
-            bottom.scatter(
-                np.zeros(len(bases)) + _jitter(len(bases), 0),
-                bases,
-                s=14,
-                facecolor="none",
-                edgecolor=BASE_EDGE,
-                linewidth=1,
-                zorder=3,
-            )
+            bands.append(([-0.5, 7.5], [low, low], [high, high], colour))
+        whose = (
+            ""
+            if len(references) == 1
+            else " of " + ", ".join(treatments.display_name(t, "B") for t in entry["belongs_to"])
+        )
         for axis in (top, bottom):
             axis.axhline(
-                stats["mean"],
-                color=BASE_EDGE,
+                point["mean"],
+                color=colour,
                 linestyle="--",
                 linewidth=1,
                 zorder=1,
-                label=f"{base_label} mean" if axis is bottom else None,
+                label=f"{base_label} mean{whose} ({_units_text(entry)})"
+                if axis is bottom
+                else None,
             )
 
     bottom.set_ylim(top.get_ylim())  # the same scale as the dots; the bands are cut to it
     low, high = bottom.get_ylim()
     limits = (max(low, ACCURACY_BOUNDS[0]), min(high, ACCURACY_BOUNDS[1]))
-    cut = _draw_bands(
-        bottom, bands, limits, few, f"networks of a cell with < {BAND_UNITS} base networks"
-    )
+    cut = _draw_bands(bottom, bands, limits, few, f"base networks of a point with < {BAND_UNITS}")
     if result["reference"] is not None:
-        _overlay_reference_means(bottom, result["reference"]["cells"])
+        _overlay_reference_means(bottom, result["reference"]["figure_lines"])
 
     pooled = _directions_note(records, [row[0] for row in FIGURE2])
     top.set_title(
@@ -264,33 +317,41 @@ def plot_transfer(figures_dir, result, records, *, stem="transfer"):
         fontsize=10,
     )
     bottom.set_title(
-        f"Means with 95% CIs (bands from {BAND_UNITS} base networks{_band_note(few, cut)})"
+        "Means over base networks; each line on one set of them, other base networks as "
+        f"diamonds\n(95% CI bands from {BAND_UNITS} base networks{_band_note(few, cut)})",
+        fontsize=10,
     )
     for axis in (top, bottom):
-        axis.set_ylabel(metric if axis is top else "Top-1 accuracy (mean over networks)")
+        axis.set_ylabel(metric if axis is top else "Top-1 accuracy (mean over base networks)")
         axis.set_xlim(-0.5, 7.5)
         axis.set_xticks(range(0, 8))
         axis.grid(alpha=0.3)
     top.legend(loc="best", fontsize=8, framealpha=0.9)
-    bottom.legend(loc="best", fontsize=8, framealpha=0.9, ncol=2)
+    bottom.legend(loc="best", fontsize=7, framealpha=0.9, ncol=2)
     bottom.set_xlabel(X_LABEL)
-    if not cells:
+    if not result["cells"]:
         top.text(0.5, 0.5, "no successful runs", transform=top.transAxes, ha="center")
     fig.tight_layout()
     return save_figure(fig, figures_dir, stem)
 
 
-def _overlay_reference_means(axis, cells):
-    """The paper's Figure 2 mean lines (its analysis's `cells`), faint and dotted, on a twin y
-    axis at the right."""
+def _overlay_reference_means(axis, lines):
+    """The paper's Figure 2 lines and base references (its analysis's `figure_lines`), faint
+    and dotted, on a twin y axis at the right."""
     twin = axis.twinx()
     for treatment, _, _, edge in FIGURE2:
-        ns, means = _means(cells, treatment)[:2]
-        twin.plot(ns, means, color=edge, linestyle=":", linewidth=1.5, alpha=0.45)
-    base = find_cell(cells, "base", 0)
-    if base:
+        for entry in _entries(lines, "transfer", "accuracy", treatment, "line"):
+            twin.plot(
+                [p["n"] for p in entry["points"]],
+                [p["mean"] for p in entry["points"]],
+                color=edge,
+                linestyle=":",
+                linewidth=1.5,
+                alpha=0.45,
+            )
+    for entry in _entries(lines, "transfer", "accuracy", kind="base"):
         twin.axhline(
-            base["best_k"]["mean"], color=BASE_EDGE, linestyle=":", linewidth=1, alpha=0.45
+            entry["points"][0]["mean"], color=BASE_EDGE, linestyle=":", linewidth=1, alpha=0.45
         )
     twin.set_ylabel(f"Top-1 accuracy, {REFERENCE_NOTE}", color="#808080", fontsize=8)
     twin.tick_params(axis="y", colors="#808080", labelsize=8)
@@ -320,16 +381,18 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
     """The paper's Figure 3: how much transfer loses, by task distance, and random features.
 
     Top left: AnB accuracy per network across the random splits and across the dissimilar
-    split, each starting at n = 0 from the bases of the halves it targets. Top right: random
-    frozen features with their bases. Bottom: relative top-1 accuracy (each run minus its own
-    split and target base, in points), means over base networks with 95% CIs where there are
-    BAND_UNITS or more, cut to the range the panel shows (the lines and dots set it, never a
-    band); an n with fewer shows its base networks' values as small hollow dots, and the
-    legend says so. The relative drops are `result`'s, the dots `records`' networks;
-    `result`'s "reference" adds the paper's lines, faint and dotted.
+    split; top right: random frozen features; white dots: the bases of the halves they
+    target. Bottom: relative top-1 accuracy (each run minus its own split and target base,
+    in points), means over base networks with 95% CIs where there are BAND_UNITS or more, cut
+    to the range the panel shows (the lines and dots set it, never a band); a point with
+    fewer shows its base networks' values as small hollow dots, and the legend says so.
+    Every line joins points that rest on the same base networks, from its n = 0 anchor (their
+    bases; 0 in the relative panel), and the legend says how many; the points of other base
+    networks are hollow diamonds of their own (`result`'s "figure_lines"). `result`'s
+    "reference" adds the paper's relative lines, faint and dotted.
     """
     ok = ok_records(records)
-    drop = result["relative_drop"]
+    lines = result["figure_lines"]
     fig = plt.figure(figsize=(10, 9))
     grid = fig.add_gridspec(2, 2)
     absolute, random_panel = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
@@ -337,21 +400,22 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
 
     bands, few = [], False
     selections = {
-        "random_splits": ("transfer", "random"),
-        "dissimilar": ("transfer", "dissimilar"),
-        "random_features": ("random", None),
+        "random_splits": ("transfer", "random", "accuracy"),
+        "dissimilar": ("transfer", "dissimilar", "accuracy"),
+        "random_features": ("random", None, "random_features"),
     }
     for seed, (key, name, colour) in enumerate(FIGURE3):
-        runs = _series_runs(ok, *selections[key])
+        treatment, group, panel = selections[key]
+        runs = _series_runs(ok, treatment, group)
         if not any(r["treatment"] != "base" for r in runs):
             continue
         axis = random_panel if key == "random_features" else absolute
         ns = np.array([r["n"] for r in runs], dtype=float)
-        accuracies = [r["best_k"] for r in runs]
+        accuracies = np.array([r["best_k"] for r in runs])
         is_base = ns == 0
         axis.scatter(
             ns[~is_base] + _jitter(int((~is_base).sum()), seed),
-            np.array(accuracies)[~is_base],
+            accuracies[~is_base],
             s=22,
             color=colour,
             alpha=0.7,
@@ -360,53 +424,37 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
         )
         axis.scatter(
             ns[is_base] + _jitter(int(is_base.sum()), seed + 10),
-            np.array(accuracies)[is_base],
+            accuracies[is_base],
             s=36,
             facecolor=BASE_FACE,
             edgecolor=colour,
             linewidth=1.2,
             zorder=3,
         )
-        per_n = {}
-        for n, accuracy in zip(ns, accuracies):
-            per_n.setdefault(int(n), []).append(accuracy)
-        xs = sorted(per_n)
-        axis.plot(xs, [np.mean(per_n[n]) for n in xs], color=colour, linewidth=2, zorder=2)
-
-        series = drop[key]
-        xs = [0] + [c["n"] for c in series]
-        relative.plot(
-            xs,
-            [0.0] + [c["effect"] for c in series],
-            color=colour,
-            linewidth=2,
-            marker="o",
-            markersize=4,
-            label=name,
-        )
-        for c in series:
-            if np.isnan(_band(c["units"], c["ci"])[0]) and c.get("unit_values"):
-                few = True
-                relative.scatter(
-                    c["n"] + _jitter(len(c["unit_values"]), seed + 20) * 1.5,
-                    c["unit_values"],
-                    s=14,
-                    facecolor="none",
-                    edgecolor=colour,
-                    linewidth=1,
-                    zorder=3,
-                )
-        bands.append(
-            (xs, *zip(*([(0.0, 0.0)] + [_band(c["units"], c["ci"]) for c in series])), colour)
-        )
+        for entry in _entries(lines, "dissimilar", panel, key, "line"):
+            axis.plot(
+                [p["n"] for p in entry["points"]],
+                [p["mean"] for p in entry["points"]],
+                color=colour,
+                linewidth=2,
+                zorder=2,
+                label=f"mean ({_units_text(entry)})",
+            )
+        for entry in _entries(lines, "dissimilar", panel, key, "dots"):
+            _draw_dots(axis, entry, colour, _dots_label("mean", entry))
+        for entry in _entries(lines, "dissimilar", "relative", key, "line"):
+            few |= _draw_line(relative, entry, colour, f"{name} ({_units_text(entry)})", bands)
+        for entry in _entries(lines, "dissimilar", "relative", key, "dots"):
+            _draw_dots(relative, entry, colour, _dots_label(name, entry))
 
     if result["reference"] is not None:
-        reference = result["reference"]["relative_drop"]
         for key, _, colour in FIGURE3:
-            if reference[key]:
+            for entry in _entries(
+                result["reference"]["figure_lines"], "dissimilar", "relative", key, "line"
+            ):
                 relative.plot(
-                    [0] + [c["n"] for c in reference[key]],
-                    [0.0] + [c["effect"] for c in reference[key]],
+                    [p["n"] for p in entry["points"]],
+                    [p["mean"] for p in entry["points"]],
                     color=colour,
                     linestyle=":",
                     linewidth=1.5,
@@ -417,13 +465,13 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
     relative.axhline(0.0, color="#909090", linewidth=1)
     limits = relative.get_ylim()  # autoscaled to what is drawn so far: no band yet
     relative.set_ylim(limits)
-    cut = _draw_bands(relative, bands, limits, few, f"base networks of an n with < {BAND_UNITS}")
+    cut = _draw_bands(relative, bands, limits, few, f"base networks of a point with < {BAND_UNITS}")
 
     absolute.set_title("Transfer by task distance (white: the bases of the targeted halves)")
     random_panel.set_title("Random frozen features (white: their bases)")
     relative.set_title(
-        f"Relative to each run's own base, means over base networks\n(95% CI bands from "
-        f"{BAND_UNITS} base networks{_band_note(few, cut)})",
+        "Relative to each run's own base, means over base networks; each line on one set of "
+        f"them\n(95% CI bands from {BAND_UNITS} base networks{_band_note(few, cut)})",
         fontsize=10,
     )
     for axis in (absolute, random_panel):
@@ -432,7 +480,7 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
         axis.set_xlim(-0.5, 7.5)
         axis.grid(alpha=0.3)
         if axis.has_data():
-            axis.legend(loc="best", fontsize=8, framealpha=0.9)
+            axis.legend(loc="best", fontsize=7, framealpha=0.9)
         else:
             axis.text(0.5, 0.5, "no runs", transform=axis.transAxes, ha="center")
         axis.set_xlabel(X_LABEL, fontsize=8)

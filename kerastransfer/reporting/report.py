@@ -131,15 +131,25 @@ def _verdict(entry):
     )
 
 
+def _beside_role(finding):
+    """What a finding's `beside` comparison is: the paper's (the plain base) when the
+    compute-matched base decided, else the compute-matched control."""
+    if finding.get("basis"):
+        return f"against {finding['beside']['comparison']}, as the paper measures it"
+    return f"against {finding['beside']['comparison']} (the control)"
+
+
 def _summary(analysis):
     """What the study found, in a few lines: each finding's verdict and what it is measured
     against, and a warning when the base networks were still improving."""
     lines = ["## What this study found", ""]
     for f in analysis["findings"]:
         line = f"- Finding {f['finding']}, {f['name']}: {_verdict(f)}, against {f['comparison']}"
-        control = f.get("control")
-        if control:
-            line += f"; against the compute-matched base: {_verdict(control)}"
+        beside = f.get("beside")
+        if f.get("basis"):
+            line += f", because {f['basis']}"
+        if beside:
+            line += f"; {_beside_role(f)}: {_verdict(beside)}"
         lines.append(line + ".")
     convergence = analysis.get("base_convergence")
     if convergence and convergence["improving"]:
@@ -427,7 +437,8 @@ def _findings(analysis):
             row.append(f"{paper[f['finding']]['status']}, {_pts(paper[f['finding']]['effect'])}")
         rows.append(row)
         extra = [("part", part) for part in f.get("parts", [])]
-        extra += [("control", f["control"])] if f.get("control") else []
+        if f.get("beside"):
+            extra.append(("paper's" if f.get("basis") else "control", f["beside"]))
         for kind, entry in extra:
             rows.append(
                 [
@@ -448,10 +459,13 @@ def _findings(analysis):
         [
             "## Findings check",
             "Effects are differences of matched points (each run minus the base of its own split "
-            "and target half), averaged per base network; intervals are over base networks. A "
-            "control row measures the same effect against the compute-matched base (the base "
-            "trained on for as many more steps as a transferred network trains); the status "
-            "is the paper's comparison's.",
+            "and target half), averaged per base network; intervals are over base networks. "
+            "Findings 1 (its dip) and 3 are measured against the plain base, as the paper does, "
+            "and against the compute-matched base (the base trained on for as many more steps "
+            "as a transferred network trains). The plain base decides, and a control row shows "
+            "the compute-matched comparison, unless the bases were still improving (What this "
+            "study found): then the compute-matched base decides, and a paper's row shows the "
+            "plain comparison.",
             _table(header, rows),
         ]
     )
