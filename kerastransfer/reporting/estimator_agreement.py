@@ -17,7 +17,11 @@ from kerastransfer import treatments  # noqa: E402
 from kerastransfer.analysis.agreement import TRACKS, WEAK  # noqa: E402
 from kerastransfer.analysis.estimators import ESTIMATOR_NAMES as NAMES  # noqa: E402
 from kerastransfer.reporting.formats import MISSING  # noqa: E402
-from kerastransfer.reporting.plots import RECIPE_COLOURS, save_figure  # noqa: E402
+from kerastransfer.reporting.plots import (  # noqa: E402
+    RECIPE_COLOURS,
+    TRANSFER_COLOURS,
+    save_figure,
+)
 
 # A verdict of analysis.agreement.verdict with the treatment's name put in.
 PHRASES = {
@@ -28,8 +32,8 @@ PHRASES = {
     "ranks in reverse": "ranks {}'s cut points in reverse",
 }
 MEASURED_STYLE = {
-    "transfer": ("black", "-"),
-    "transfer_ft": ("dimgray", "--"),
+    "transfer": (TRANSFER_COLOURS["transfer"], "-"),
+    "transfer_ft": (TRANSFER_COLOURS["transfer_ft"], "--"),
     "probe": (RECIPE_COLOURS["probe"], ":"),
     "surgical": (RECIPE_COLOURS["surgical"], "-."),
     "layer_decay": (RECIPE_COLOURS["layer_decay"], "--"),

@@ -268,7 +268,7 @@ def plot(result, path):
     """Validation accuracy of the delivered networks vs n, per transfer mode and recipe;
     scratch as a line."""
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
-    colours = {"transfer": "#8b1a1a", "transfer_ft": "#e8687a", **plots.RECIPE_COLOURS}
+    colours = {**plots.TRANSFER_COLOURS, **plots.RECIPE_COLOURS}
     for mode in treatments.TRANSFER_MODES:
         label = f"{treatments.get(mode).recipe} ({treatments.display_name(mode)})"
         cells = [c for c in result["cells"] if c["treatment"] == mode]

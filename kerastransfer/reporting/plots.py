@@ -37,6 +37,8 @@ FIGURE2 = (
     ("transfer_ft", "transfer AnB$^+$", "#ef6f8a", "#e0486a"),
 )
 BASE_FACE, BASE_EDGE = "white", "#707070"
+# AnB's and AnB+'s colour in every figure: Figure 2's lines.
+TRANSFER_COLOURS = {treatment: edge for treatment, _, _, edge in FIGURE2[2:]}
 # The recipes' colour in every figure that draws them (treatments.RECIPES).
 RECIPE_COLOURS = {
     "probe": "tab:brown",
