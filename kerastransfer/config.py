@@ -848,7 +848,7 @@ def _validate_scale_out(e):
             "the loss scaling of --mixed_precision=mixed_float16; use "
             "mixed_bfloat16 (no loss scaling) or --bias_lr_multiplier=1"
         )
-    from_other = sorted(t for t in e.grid.treatments if treatments.get(t).source == "other")
+    from_other = sorted(t for t in e.grid.treatments if treatments.get(t).copies_other_half)
     if "all" in e.data.splits and from_other:
         raise UsageError(
             f"--splits=all has a single half (every class), so --treatments="

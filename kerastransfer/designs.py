@@ -27,7 +27,7 @@ def split_group(split):
 
 
 def findings_cells(layers):
-    """{"random" or "distant": {treatment: set of n}}: the cells the findings read, taken at
+    """{"random" or "distant": {(treatment, n), ...}}: the cells the findings read, taken at
     one n of `layers` per range.
 
     Random splits: BnB and BnB+ at the middle n (finding 1, the dip and its repair), AnB+ at
@@ -45,13 +45,14 @@ def findings_cells(layers):
     high = max((n for n in layers if n in HIGH_LAYERS), default=deepest)
     return {
         "random": {
-            "selffer": {middle, high},
-            "selffer_ft": {middle},
-            "transfer": {high},
-            "transfer_ft": {middle},
-            treatments.LONG_BASE: {0},
+            ("selffer", middle),
+            ("selffer", high),
+            ("selffer_ft", middle),
+            ("transfer", high),
+            ("transfer_ft", middle),
+            (treatments.LONG_BASE, 0),
         },
-        "distant": {"transfer": {middle, deepest}, "random": {middle}},
+        "distant": {("transfer", middle), ("transfer", deepest), ("random", middle)},
     }
 
 
@@ -81,6 +82,6 @@ def cell_filter(grid, split_names, targets):
         if (split, target, seed) in whole_grid:
             return True
         kind = "random" if split_group(split) == "random" else "distant"
-        return n in cells[kind].get(treatment, ())
+        return (treatment, n) in cells[kind]
 
     return wanted

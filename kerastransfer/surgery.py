@@ -22,9 +22,9 @@ from kerastransfer.errors import UsageError
 from kerastransfer.models.layers import fresh_copy
 from kerastransfer.models.stages import stage_cuts
 
-# The paper's three ways to take blocks 1..n, and two recipes (treatments.RECIPES).
-PAPER_MODES = ("frozen", "fine_tuned", "random_frozen")
-MODES = (*PAPER_MODES, "probe", "surgical")
+# The paper's three ways to take blocks 1..n (`transfer`); the recipes' networks have their
+# own functions (`linear_probe`, `surgical`).
+MODES = PAPER_MODES = ("frozen", "fine_tuned", "random_frozen")
 # The new dense layer of a linear probe.
 PROBE_HEAD = "probe_head"
 
@@ -113,10 +113,7 @@ def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None)
     - `fine_tuned` (AnB+ / BnB+): copies blocks 1..n and leaves them trainable;
     - `random_frozen` (random features): keeps blocks 1..n at their fresh random init, frozen.
     Blocks above n stay freshly initialized and trainable. The base model is never modified.
-    Two recipes (treatments.py):
-    - `probe` (linear probe at the cut): blocks 1..n copied and frozen, and one new dense
-      layer (PROBE_HEAD) on their flattened output; the layers above n are left out;
-    - `surgical`: every block copied, all frozen but block n; the head is new and trains.
+    The recipes' networks (kerastransfer/treatments/) come from `linear_probe` and `surgical`.
 
     BatchNormalization: a frozen BN layer runs in inference mode with the base's moving
     statistics (Keras 3 semantics of `trainable=False`); in fine-tuned blocks BN layers keep
@@ -139,8 +136,6 @@ def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None)
     if mode not in MODES:
         raise UsageError(f"unknown transfer mode {mode!r}; use one of {', '.join(MODES)}")
     _check_n(base, n, cut_names)
-    if mode == "surgical":
-        return _surgical(base, n, num_classes, cut_names)
     copied_blocks = min(n + max(0, int(extra_copied)), num_blocks(base, cut_names))
     model = fresh_clone(base, num_classes)
     frozen = {layer.name for layer in block_layers(base, n, cut_names)}
@@ -148,16 +143,18 @@ def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None)
         for layer in block_layers(base, copied_blocks, cut_names):
             if layer.weights:
                 model.get_layer(layer.name).set_weights(layer.get_weights())
-    if mode in ("frozen", "random_frozen", "probe"):
+    if mode != "fine_tuned":
         for name in frozen:
             model.get_layer(name).trainable = False
-    if mode == "probe":
-        return _probe(model, n, num_classes or _units(head_layer(base)), cut_names)
     return model
 
 
-def _probe(model, n, num_classes, cut_names):
-    """`model` cut after block n, with one dense layer on the cut's flattened output."""
+def linear_probe(base, n, num_classes=None, *, cut_names=None):
+    """A linear probe at the cut: blocks 1..n copied from `base` and frozen, and one new
+    dense layer (PROBE_HEAD) on their flattened output; the layers above n are left out.
+    `num_classes` None keeps the base's count."""
+    model = transfer(base, n, "frozen", num_classes, cut_names=cut_names)
+    num_classes = num_classes or _units(head_layer(base))
     features = cut_after(model, n, cut_names).output
     if len(features.shape) > 2:
         features = keras.layers.Flatten(name="probe_flatten")(features)
@@ -165,8 +162,10 @@ def _probe(model, n, num_classes, cut_names):
     return keras.Model(model.input, outputs, name=f"{model.name}_probe{n}")
 
 
-def _surgical(base, n, num_classes, cut_names):
-    """Every block copied from `base`, all frozen but block n; a fresh head."""
+def surgical(base, n, num_classes=None, *, cut_names=None):
+    """Surgical fine-tuning's network: every block copied from `base`, all frozen but block
+    n; a fresh head of `num_classes` (None: the base's count)."""
+    _check_n(base, n, cut_names)
     model = fresh_clone(base, num_classes)
     for name, block in block_numbers(base, cut_names).items():
         layer = model.get_layer(name)

@@ -145,7 +145,12 @@ def test_layers_never_import_what_the_table_forbids(importer, imported, allowed)
 # the records a figure draws as dots. Every number reporting shows is the analysis dict's, so
 # no function that computes one (cell_table, relative_drop, sizing's, power's), and not the
 # package whole.
-REPORTING_SELECTORS = ("records.ok_records", "tables.pooled_bases", "tables.find_cell")
+REPORTING_SELECTORS = (
+    "records.ok_records",
+    "records.is_base",
+    "tables.pooled_bases",
+    "tables.find_cell",
+)
 
 
 def test_reporting_takes_only_constants_and_record_selectors_from_analysis():
@@ -235,3 +240,119 @@ def test_every_package_says_what_lives_there_and_what_it_may_import():
         if info.ispkg:
             doc = importlib.import_module(info.name).__doc__ or ""
             assert "May import" in doc, f"{info.name}/__init__.py docstring"
+
+
+# What a Treatment is asked for: attributes no other kind of object has.
+TREATMENT_ATTRIBUTES = (
+    "surgery_mode",
+    "probe_first",
+    "layer_decay",
+    "fine_tuned",
+    "per_layer",
+    "paper",
+    "is_base",
+    "frozen",
+    "tunes_every_copied_block",
+    "copies_other_half",
+    "paper_name",
+    "plain_fine_tuning",
+)
+# Names of the table's constants that hold one treatment's name.
+TREATMENT_CONSTANTS = ("BASE", "LONG_BASE")
+# Expressions that hold a split group, where "random" is the random splits, not a treatment.
+SPLIT_GROUP_WORDS = ("group", "kind", "split_group")
+
+
+def _names_a_treatment(node, names):
+    """Whether an expression is a treatment's name: a string literal of the table, a tuple,
+    list or set of them, or a constant of the treatments module (treatments.BASE)."""
+    if isinstance(node, ast.Constant):
+        return node.value in names
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return any(_names_a_treatment(element, names) for element in node.elts)
+    if isinstance(node, ast.Attribute):
+        return node.attr in TREATMENT_CONSTANTS
+    return isinstance(node, ast.Name) and node.id in TREATMENT_CONSTANTS
+
+
+def _is_split_group(node):
+    """Whether an expression reads a split group (split_group(...), x["group"], group)."""
+    text = ast.unparse(node)
+    return any(word in text for word in SPLIT_GROUP_WORDS)
+
+
+def _reads_a_treatment(node):
+    """Whether an expression reads a record's or a spec's treatment (x["treatment"],
+    x.treatment)."""
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.slice, ast.Constant) and node.slice.value == "treatment"
+    return isinstance(node, ast.Attribute) and node.attr == "treatment"
+
+
+def _is_constant(node):
+    """A literal, or a module constant (an UPPER_CASE name or attribute)."""
+    if isinstance(node, ast.Constant):
+        return True
+    name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", "")
+    return name.isupper()
+
+
+def treatment_branches(path, names):
+    """(line, code) of each place in a file that compares a treatment's name or a Treatment
+    attribute with a value, or builds a dict keyed by treatment names."""
+    found = []
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            by_name = [o for o in operands if _names_a_treatment(o, names)]
+            others = [o for o in operands if o not in by_name]
+            literal_random = all(
+                isinstance(o, ast.Constant) and o.value == "random" for o in by_name
+            )
+            if by_name and not (literal_random and any(_is_split_group(o) for o in others)):
+                found.append((node.lineno, ast.unparse(node)))
+            elif any(
+                isinstance(o, ast.Attribute) and o.attr in TREATMENT_ATTRIBUTES for o in operands
+            ) or (
+                all(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops)
+                and any(_reads_a_treatment(o) for o in operands)
+                and any(_is_constant(o) for o in operands)
+            ):
+                found.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, ast.Dict):
+            keyed = [
+                key for key in node.keys if isinstance(key, ast.Constant) and key.value in names
+            ]
+            if len(keyed) > 1:  # one such key may be a field (a record's "layer_decay")
+                found.append((node.lineno, ast.unparse(node)[:80]))
+    return found
+
+
+def test_only_the_treatments_ask_a_treatments_name():
+    """Outside kerastransfer/treatments/, no code compares a treatment's name or a Treatment
+    attribute with a value, or keeps a dict keyed by treatment names: the grid, the own-model
+    study, the figures and the reports ask the Treatment (treatments.get(name)), so a new
+    recipe is one module of that package. At 6c5041b this found 61 places in 18 files, among
+    them study/study.py (`spec.treatment == "random"`, `treatment.surgery_mode == "probe"`),
+    study/own_model.py, study/plan.py, study/scoring.py, surgery.py (`mode == "surgical"`),
+    config.py (`treatments.get(t).source == "other"`), analysis/agreement.py
+    (`trained.surgery_mode == "surgical"`), analysis/tables.py, analysis/findings.py,
+    analysis/baselines.py, analysis/sizing.py, designs.py (the findings' cells keyed by
+    name), reporting/plots.py (RECIPE_COLOURS), reporting/estimator_agreement.py
+    (MEASURED_STYLE), reporting/own_model_report.py (its colours), reporting/report.py and
+    tuning/search.py (summary.json keyed by search)."""
+    from kerastransfer import treatments  # noqa: PLC0415
+
+    names = set(treatments.ALL_NAMES)
+    found = []
+    for module, path in module_files().items():
+        if within(module, "kerastransfer") and not within(module, "kerastransfer.treatments"):
+            found += [f"{module}:{line}: {code}" for line, code in treatment_branches(path, names)]
+    assert not found, "\n".join(found)
+
+
+def test_tuning_never_imports_study():
+    for module, path in module_files().items():
+        if within(module, "kerastransfer.tuning"):
+            for name in imported_names(module, path):
+                assert not within(name, "kerastransfer.study"), f"{module} imports {name}"

@@ -1,6 +1,6 @@
 """The practitioners' recipes (treatments.RECIPES): which variables each one trains, frozen
 BatchNormalization left in inference mode, layer-wise decay's per-block rates, and LP-FT's
-two stages."""
+two stages (training.fit_stages)."""
 
 import os
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerastransfer import models, surgery, training, treatments
+from kerastransfer import config, models, surgery, training, treatments
 
 WIDTHS = (4, 4, 4, 4, 4, 8, 8)
 
@@ -68,7 +68,7 @@ def test_every_recipe_is_a_treatment_with_its_own_name():
 
 def test_the_linear_probe_trains_only_its_head_on_the_cut():
     base = small_base()
-    probe = surgery.transfer(base, 3, "probe", num_classes=4)
+    probe = surgery.linear_probe(base, 3, num_classes=4)
     cut = surgery.cut_after(base, 3).name
     names = [layer.name for layer in probe.layers]
     assert names[-1] == surgery.PROBE_HEAD and cut in names
@@ -83,7 +83,7 @@ def test_the_linear_probe_trains_only_its_head_on_the_cut():
 
 def test_surgical_fine_tuning_trains_only_block_k_and_the_head():
     base = small_base()
-    surgical = surgery.transfer(base, 2, "surgical", num_classes=5)
+    surgical = surgery.surgical(base, 2, num_classes=5)
     for name in ("conv1", "conv2", "conv3", "fc6", "fc7"):  # every block copied
         for mine, theirs in zip(surgical.get_layer(name).weights, base.get_layer(name).weights):
             np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
@@ -91,14 +91,17 @@ def test_surgical_fine_tuning_trains_only_block_k_and_the_head():
     assert changed_layers(surgical, before) == {"conv2", surgery.head_layer(base).name}
 
 
-@pytest.mark.parametrize("mode, n, trained", [("probe", 1, {"probe_head"}), ("surgical", 2, None)])
-def test_frozen_batch_norm_keeps_its_statistics_in_every_recipe(mode, n, trained):
+@pytest.mark.parametrize(
+    "network, n, trained",
+    [(surgery.linear_probe, 1, {"probe_head"}), (surgery.surgical, 2, None)],
+)
+def test_frozen_batch_norm_keeps_its_statistics_in_every_recipe(network, n, trained):
     base, cuts = batch_norm_base()
-    model = surgery.transfer(base, n, mode, cut_names=cuts)
+    model = network(base, n, cut_names=cuts)
     before = train_a_little(model)
     changed = changed_layers(model, before)
     assert not {"conv1", "bn1"} & changed  # block 1 frozen: weights and moving statistics
-    if mode == "surgical":
+    if network is surgery.surgical:
         assert {"conv2", "bn2", "head"} <= changed  # block 2's BN trains and updates
     else:
         assert changed == trained
@@ -126,10 +129,13 @@ def test_layer_decay_scales_each_copied_blocks_step_by_decay_to_its_depth():
 
 def test_lp_ft_trains_the_probes_head_first_then_every_layer(tmp_path):
     base = small_base()
-    model = surgery.transfer(base, 3, "probe", num_classes=4)
+    model = surgery.linear_probe(base, 3, num_classes=4)
     run_solver = training.Solver(learning_rate=0.01, momentum=0.9, total_steps=8, eval_every=2)
-    solvers = training.lp_ft_solvers(run_solver, probe_rate=0.1)
-    assert [(s.total_steps, s.learning_rate) for s in solvers] == [(4, 0.1), (4, 0.01)]
+    stages = treatments.get("lp_ft").stages(run_solver, config.SolverConfig(learning_rate=0.1), n=3)
+    assert [(s.name, s.solver.total_steps, s.solver.learning_rate) for s in stages] == [
+        ("probe", 4, 0.1),
+        ("fine_tune", 4, 0.01),
+    ]
     snapshots = []
 
     def compile_and_snapshot(model, solver):
@@ -143,11 +149,11 @@ def test_lp_ft_trains_the_probes_head_first_then_every_layer(tmp_path):
     def train_data(skip):
         return tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(8).skip(skip)
 
-    outcome = training.fit_lp_ft(
+    outcome = training.fit_stages(
         model,
         train_data,
         tf.data.Dataset.from_tensor_slices((images, labels)).batch(8),
-        solvers=solvers,
+        stages=stages,
         compile_model=compile_and_snapshot,
         batch_size=8,
         best_k=2,

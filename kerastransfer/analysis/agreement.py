@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from kerastransfer import treatments
-from kerastransfer.analysis.records import ok_records
+from kerastransfer.analysis.records import is_base, ok_records
 
 # Fewest cut points with both a score and a measured accuracy that a correlation is taken on.
 MIN_POINTS = 3
@@ -72,9 +72,7 @@ def known(value):
 def current_entries(scores, records):
     """The scores.json entries whose source network is the one the results hold now."""
     weights = {
-        r["run"]: r.get("weights_sha256")
-        for r in records
-        if r["treatment"] == treatments.BASE and r["status"] == "ok"
+        r["run"]: r.get("weights_sha256") for r in records if is_base(r) and r["status"] == "ok"
     }
     return [
         entry
@@ -377,8 +375,7 @@ def _estimator_choice(scores, curve):
 def _rule_choice(rule, treatment, curve):
     """A rule's choice on one treatment's measured `curve` (see module doc)."""
     trained = treatments.get(treatment)
-    # Surgical fine-tuning trains one block, never every copied one.
-    if rule == "fine_tune_all" and (not trained.fine_tuned or trained.surgery_mode == "surgical"):
+    if rule == "fine_tune_all" and not trained.tunes_every_copied_block:
         return _no_choice("a rule for treatments that fine-tune every copied block")
     if _too_few(curve):
         return _no_choice(_too_few(curve))

@@ -10,7 +10,12 @@ import collections
 
 import numpy as np
 
-from kerastransfer.analysis.records import PAPER_FULL_BASE_TOP1, PAPER_FULL_SPLIT, ok_records
+from kerastransfer.analysis.records import (
+    PAPER_FULL_BASE_TOP1,
+    PAPER_FULL_SPLIT,
+    is_base,
+    ok_records,
+)
 
 # A run and its accuracy minus its baseline, in points; `unit` names the baseline (unit_of).
 Matched = collections.namedtuple("Matched", "record points unit")
@@ -45,7 +50,7 @@ class Baselines:
     def __init__(self, records):
         by_seed, by_half = {}, {}
         for r in ok_records(records):
-            if r["treatment"] == "base":
+            if is_base(r):
                 by_half.setdefault(unit_of(r)[:2], []).append(r["best_k"])
                 by_seed.setdefault(unit_of(r), []).append(r["best_k"])
         self._by_seed = {unit: float(np.mean(v)) for unit, v in by_seed.items()}
@@ -72,7 +77,7 @@ def matched_points(records, sources=None):
     baselines = Baselines(records)
     matched, unmatched = [], []
     for r in ok_records(records):
-        if r["treatment"] == "base":
+        if is_base(r):
             continue
         base, source, unit = baselines.lookup(r)
         if base is None:

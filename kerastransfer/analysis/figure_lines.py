@@ -19,7 +19,7 @@ reference: the bases of the lines in `belongs_to`). plots.py draws the figures f
 
 from kerastransfer import treatments
 from kerastransfer.analysis.baselines import Baselines, matched_points, unit_label, unit_of
-from kerastransfer.analysis.records import ok_records
+from kerastransfer.analysis.records import is_base, ok_records
 from kerastransfer.analysis.stats import summarize
 from kerastransfer.analysis.tables import view
 from kerastransfer.designs import split_group
@@ -116,7 +116,7 @@ def figure_lines(records):
     baselines = Baselines(records)
     base_of = {}
     for r in ok:
-        if r["treatment"] != treatments.BASE:
+        if not is_base(r):
             base = baselines.lookup(r)[0]
             if base is not None:
                 base_of[unit_of(r)] = base

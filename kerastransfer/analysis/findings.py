@@ -19,7 +19,7 @@ from kerastransfer.analysis.inference import (
     unpaired,
     without_ids,
 )
-from kerastransfer.analysis.records import group_order
+from kerastransfer.analysis.records import group_order, is_base
 from kerastransfer.analysis.stats import CONFIDENCE, summarize
 from kerastransfer.analysis.tables import LAYER_RANGES
 from kerastransfer.designs import HIGH_LAYERS, MIDDLE_LAYERS, split_group
@@ -143,24 +143,32 @@ def _distant_first(group):
     return group != "dissimilar", group_order(group)
 
 
+def _by_split_group(values):
+    """{split group: its values} of Value triples."""
+    groups = {}
+    for value in values:
+        groups.setdefault(split_group(value.unit[0]), []).append(value)
+    return groups
+
+
 def _random_features_comparison(matched):
     """(measure, effect, what it is compared with) of finding 5: random features against AnB
     of the same split group, the most distant group that has both (paired). When no group has
     both (the paper: random features only on all 1000 classes), against AnB of the most
     distant group, unpaired."""
-    values = {"random": {}, "transfer": {}}
-    for treatment, by_group in values.items():
-        for value in select(matched, treatment, None, None):
-            by_group.setdefault(split_group(value.unit[0]), []).append(value)
-    both = sorted(values["random"].keys() & values["transfer"].keys(), key=_distant_first)
+    random_features, transfer = (
+        _by_split_group(select(matched, treatment, None, None))
+        for treatment in ("random", "transfer")
+    )
+    both = sorted(random_features.keys() & transfer.keys(), key=_distant_first)
     if both:
         group = both[0]
-        mine, theirs = values["random"][group], values["transfer"][group]
+        mine, theirs = random_features[group], transfer[group]
         where = f"{group} split{'s' if group == 'random' else ''}"
     else:
-        mine = [v for group_values in values["random"].values() for v in group_values]
-        distant = sorted(values["transfer"], key=_distant_first)
-        theirs = values["transfer"][distant[0]] if distant else []
+        mine = [v for group_values in random_features.values() for v in group_values]
+        distant = sorted(transfer, key=_distant_first)
+        theirs = transfer[distant[0]] if distant else []
         where = (
             f"AnB of the {distant[0] if distant else 'no'} split group; random features "
             f"on other splits (as in the paper's Figure 3)"
@@ -382,7 +390,7 @@ def base_convergence(records):
     for r in records:
         history = [accuracy for _, accuracy in r.get("val_history") or []]
         k = r.get("k") or 1
-        if r["status"] == "ok" and r["treatment"] == "base" and len(history) >= 2 * k:
+        if r["status"] == "ok" and is_base(r) and len(history) >= 2 * k:
             late, before = history[-k:], history[-2 * k : -k]
             gains.append(100.0 * (sum(late) / k - sum(before) / k))
     matched, _ = matched_points(records)

@@ -14,6 +14,7 @@ give intervals on many degrees of freedom. One seed per cell gives none.
 """
 
 from kerastransfer import treatments
+from kerastransfer.analysis.records import is_base
 from kerastransfer.analysis.stats import pooled_difference, pooled_sd, summarize
 
 # The own-model study's one split: the whole target dataset.
@@ -22,8 +23,6 @@ TARGET = "target"
 MODES = treatments.TRANSFER_MODES
 # What is compared: the delivered (final) weights on validation, which chooses, and on test.
 METRICS = {"validation": "final_val", "test": "test_accuracy"}
-# Plain fine-tuning (AnB+), which a recommended recipe is also set against.
-FINE_TUNING = "transfer_ft"
 ACCURACY_BOUNDS = (0.0, 1.0)
 
 
@@ -65,7 +64,7 @@ def recommend(records):
     trained), each on validation and test. Each cell has its mean training `seconds`.
     """
     ok = [r for r in records if r["status"] == "ok" and r["split"] == TARGET]
-    baseline = [r for r in ok if r["treatment"] == treatments.BASE]
+    baseline = [r for r in ok if is_base(r)]
     groups = [
         (mode, n, [r for r in ok if r["treatment"] == mode and r["n"] == n])
         for mode in MODES
@@ -124,7 +123,7 @@ def recommend(records):
         best = max(ranked, key=lambda c: c["validation"]["mean"])
         others = [c for c in ranked if c["treatment"] != best["treatment"]]
         runner_up = max(others, key=lambda c: c["validation"]["mean"]) if others else None
-        fine_tuned = [c for c in ranked if c["treatment"] == FINE_TUNING]
+        fine_tuned = [c for c in ranked if treatments.get(c["treatment"]).plain_fine_tuning]
         plain = max(fine_tuned, key=lambda c: c["validation"]["mean"]) if fine_tuned else None
         result["choice"] = {
             "treatment": best["treatment"],

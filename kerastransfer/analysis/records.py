@@ -124,6 +124,11 @@ def paper_label(treatment, targets):
     return treatments.display_name(treatment, next(iter(targets)) if len(targets) == 1 else "B")
 
 
+def is_base(record):
+    """Whether a record is a base network's (its treatment says so)."""
+    return treatments.get(record["treatment"]).is_base
+
+
 def ok_records(records):
     """The records that enter statistics: status "ok"."""
     return [r for r in records if r["status"] == "ok"]

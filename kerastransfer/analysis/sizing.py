@@ -27,7 +27,7 @@ import shlex
 
 from kerastransfer.analysis import power
 from kerastransfer.analysis.inference import ONE_SAMPLE, PAIRED, WELCH
-from kerastransfer.analysis.records import ok_records
+from kerastransfer.analysis.records import is_base, ok_records
 from kerastransfer.analysis.stats import CONFIDENCE
 
 DECIDED = ("reproduced", "not reproduced")
@@ -61,12 +61,10 @@ class Layout:
         self.seeds = sorted({r["seed"] for r in ok if _is_seed(r["seed"])})
         self.halves = {}
         for r in ok:
-            if r["treatment"] == "base":
+            if is_base(r):
                 self.halves.setdefault(r["split"], set()).add(r["target"])
         targets = {
-            r["target"]
-            for r in ok
-            if r["treatment"] != "base" and len(self.halves.get(r["split"], ())) > 1
+            r["target"] for r in ok if not is_base(r) and len(self.halves.get(r["split"], ())) > 1
         }
         self.one_direction = len(targets) == 1
         config = config if isinstance(config, dict) else {}

@@ -9,7 +9,7 @@ statistics average each base network's runs first (kerastransfer.analysis.infere
 from kerastransfer import treatments
 from kerastransfer.analysis.baselines import matched_points, unit_of
 from kerastransfer.analysis.inference import compare, over_units, select, unit_means, without_ids
-from kerastransfer.analysis.records import group_order, ok_records
+from kerastransfer.analysis.records import group_order, is_base, ok_records
 from kerastransfer.analysis.stats import summarize
 from kerastransfer.designs import split_group
 
@@ -20,9 +20,7 @@ ACCURACY_BOUNDS = (0.0, 1.0)
 
 def targeted_halves(records):
     """(split, target) of every half that an ok run other than a base targets."""
-    return {
-        (r["split"], r["target"]) for r in ok_records(records) if r["treatment"] != treatments.BASE
-    }
+    return {(r["split"], r["target"]) for r in ok_records(records) if not is_base(r)}
 
 
 def view(records, group):
@@ -37,7 +35,7 @@ def pooled_bases(records, group):
     bases of the halves that the group's other runs target, or all of them if none is targeted."""
     ok = [r for r in ok_records(records) if split_group(r["split"]) == group]
     targeted = targeted_halves(ok)
-    bases = [r for r in ok if r["treatment"] == treatments.BASE]
+    bases = [r for r in ok if is_base(r)]
     return [r for r in bases if (r["split"], r["target"]) in targeted] if targeted else bases
 
 
@@ -66,7 +64,7 @@ def cell_table(records, *, by_target=False):
     cells = {}
     for r in ok:
         target = "all"
-        if by_target or (r["treatment"] == treatments.BASE and r["run"] not in pooled):
+        if by_target or (is_base(r) and r["run"] not in pooled):
             target = r["target"]
         cells.setdefault((split_group(r["split"]), r["treatment"], target, r["n"]), []).append(r)
     table = []
@@ -152,9 +150,12 @@ def table1(records):
             "over_base": _minus(_pooled_points(boosted), base),
             "over_selffer_ft": _minus(_pooled_points(boosted), _pooled_points(selffers)),
             "counts": {
-                "transfer_ft": len(boosted),
-                "base": len(bases),
-                "selffer_ft": len(selffers),
+                name: len(networks)
+                for name, networks in (
+                    ("transfer_ft", boosted),
+                    (treatments.BASE, bases),
+                    ("selffer_ft", selffers),
+                )
             },
         }
     return table

@@ -17,11 +17,7 @@ from kerastransfer import treatments  # noqa: E402
 from kerastransfer.analysis.agreement import TRACKS, WEAK  # noqa: E402
 from kerastransfer.analysis.estimators import ESTIMATOR_NAMES as NAMES  # noqa: E402
 from kerastransfer.reporting.formats import MISSING  # noqa: E402
-from kerastransfer.reporting.plots import (  # noqa: E402
-    RECIPE_COLOURS,
-    TRANSFER_COLOURS,
-    save_figure,
-)
+from kerastransfer.reporting.plots import save_figure  # noqa: E402
 
 # A verdict of analysis.agreement.verdict with the treatment's name put in.
 PHRASES = {
@@ -30,14 +26,6 @@ PHRASES = {
     "does not track": "does not track {}",
     "ranks in reverse weakly": "ranks {}'s cut points in reverse, weakly",
     "ranks in reverse": "ranks {}'s cut points in reverse",
-}
-MEASURED_STYLE = {
-    "transfer": (TRANSFER_COLOURS["transfer"], "-"),
-    "transfer_ft": (TRANSFER_COLOURS["transfer_ft"], "--"),
-    "probe": (RECIPE_COLOURS["probe"], ":"),
-    "surgical": (RECIPE_COLOURS["surgical"], "-."),
-    "layer_decay": (RECIPE_COLOURS["layer_decay"], "--"),
-    "lp_ft": (RECIPE_COLOURS["lp_ft"], ":"),
 }
 # analysis.agreement.RULES in words.
 RULE_NAMES = {
@@ -94,12 +82,12 @@ def plot(result, figures_dir):
             )
         for treatment, values in group["accuracy"].items():
             if any(v is not None for v in values):
-                colour, style = MEASURED_STYLE[treatment]
+                style = treatments.get(treatment).style
                 axis.plot(
                     layers,
                     [np.nan if v is None else v for v in _normalized(values)],
-                    color=colour,
-                    linestyle=style,
+                    color=style.colour,
+                    linestyle=style.linestyle,
                     linewidth=2.5,
                     label=f"measured {treatments.display_name(treatment, group['target'])} "
                     f"({_span(values)})",

@@ -268,7 +268,6 @@ def plot(result, path):
     """Validation accuracy of the delivered networks vs n, per transfer mode and recipe;
     scratch as a line."""
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
-    colours = {**plots.TRANSFER_COLOURS, **plots.RECIPE_COLOURS}
     for mode in treatments.TRANSFER_MODES:
         label = f"{treatments.get(mode).recipe} ({treatments.display_name(mode)})"
         cells = [c for c in result["cells"] if c["treatment"] == mode]
@@ -277,7 +276,7 @@ def plot(result, path):
                 [c["n"] for c in cells],
                 [c["validation"]["mean"] for c in cells],
                 "o-",
-                color=colours[mode],
+                color=treatments.get(mode).style.colour,
                 label=label,
             )
     if result["baseline"]["validation"]["mean"] is not None:

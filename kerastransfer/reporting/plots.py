@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 
 from kerastransfer import treatments  # noqa: E402
-from kerastransfer.analysis.records import ok_records  # noqa: E402
+from kerastransfer.analysis.figure_lines import TRANSFER_SERIES  # noqa: E402
+from kerastransfer.analysis.records import is_base, ok_records  # noqa: E402
 from kerastransfer.analysis.tables import find_cell, pooled_bases  # noqa: E402
 from kerastransfer.designs import split_group  # noqa: E402
 from kerastransfer.reporting.formats import MISSING  # noqa: E402
@@ -28,24 +29,10 @@ from kerastransfer.workdir import files  # noqa: E402
 X_LABEL = "Layer n at which network is chopped and retrained"
 LAYERS = range(1, 8)
 
-# Figure 2's treatments, in the paper's legend order, colours and legend names.
-FIGURE2 = (
-    # treatment, legend name, marker face, marker edge / line colour
-    ("selffer", "selffer BnB", "#1f2f8f", "#1f2f8f"),
-    ("selffer_ft", "selffer BnB$^+$", "#7fb2e5", "#4f8fd0"),
-    ("transfer", "transfer AnB", "#8b0000", "#8b0000"),
-    ("transfer_ft", "transfer AnB$^+$", "#ef6f8a", "#e0486a"),
-)
-BASE_FACE, BASE_EDGE = "white", "#707070"
-# AnB's and AnB+'s colour in every figure: Figure 2's lines.
-TRANSFER_COLOURS = {treatment: edge for treatment, _, _, edge in FIGURE2[2:]}
-# The recipes' colour in every figure that draws them (treatments.RECIPES).
-RECIPE_COLOURS = {
-    "probe": "tab:brown",
-    "surgical": "tab:olive",
-    "layer_decay": "tab:cyan",
-    "lp_ft": "tab:pink",
-}
+# Figure 2's treatments, in the paper's legend order; each is drawn in its own style
+# (treatments: the same colour in every figure).
+FIGURE2 = TRANSFER_SERIES
+BASE_STYLE = treatments.get(treatments.BASE).style
 
 # Figure 3's series: key in the analysis's relative_drop, legend name, colour.
 FIGURE3 = (
@@ -116,7 +103,12 @@ def _draw_bands(axis, bands, limits, few, few_label):
         cut |= _fill_clipped(axis, xs, lows, highs, limits, colour)
     if few:
         axis.scatter(
-            [], [], s=14, facecolor="none", edgecolor=BASE_EDGE, label=f"{few_label} (no band)"
+            [],
+            [],
+            s=14,
+            facecolor="none",
+            edgecolor=BASE_STYLE.colour,
+            label=f"{few_label} (no band)",
         )
     return cut
 
@@ -253,14 +245,16 @@ def plot_transfer(figures_dir, result, records, *, stem="transfer"):
             np.zeros(len(bases)) + _jitter(len(bases), 0),
             bases,
             s=36,
-            facecolor=BASE_FACE,
-            edgecolor=BASE_EDGE,
+            facecolor=BASE_STYLE.face,
+            edgecolor=BASE_STYLE.colour,
             linewidth=1.2,
             zorder=3,
             label=base_label,
         )
     bands, few, colours = [], False, {}
-    for offset, (treatment, name, face, edge) in zip((-0.15, -0.05, 0.05, 0.15), FIGURE2):
+    for offset, treatment in zip((-0.15, -0.05, 0.05, 0.15), FIGURE2):
+        style = treatments.get(treatment).style
+        name, face, edge = style.legend, style.face, style.colour
         runs = _random_split_runs(records, treatment)
         if not runs:
             continue
@@ -284,7 +278,7 @@ def plot_transfer(figures_dir, result, records, *, stem="transfer"):
     for entry in references:
         point = entry["points"][0]
         owners = [t for t in entry["belongs_to"] if t in colours]
-        colour = BASE_EDGE if len(references) == 1 or not owners else colours[owners[0]]
+        colour = BASE_STYLE.colour if len(references) == 1 or not owners else colours[owners[0]]
         low, high = _band(len(point["units"]), point["ci"])
         if not np.isnan(low):
             bands.append(([-0.5, 7.5], [low, low], [high, high], colour))
@@ -312,7 +306,7 @@ def plot_transfer(figures_dir, result, records, *, stem="transfer"):
     if result["reference"] is not None:
         _overlay_reference_means(bottom, result["reference"]["figure_lines"])
 
-    pooled = _directions_note(records, [row[0] for row in FIGURE2])
+    pooled = _directions_note(records, FIGURE2)
     top.set_title(
         f"Transfer across random splits, one dot per network ({len(bases)} "
         f"{base_label} network{'s' if len(bases) != 1 else ''}{pooled})",
@@ -341,19 +335,23 @@ def _overlay_reference_means(axis, lines):
     """The paper's Figure 2 lines and base references (its analysis's `figure_lines`), faint
     and dotted, on a twin y axis at the right."""
     twin = axis.twinx()
-    for treatment, _, _, edge in FIGURE2:
+    for treatment in FIGURE2:
         for entry in _entries(lines, "transfer", "accuracy", treatment, "line"):
             twin.plot(
                 [p["n"] for p in entry["points"]],
                 [p["mean"] for p in entry["points"]],
-                color=edge,
+                color=treatments.get(treatment).style.colour,
                 linestyle=":",
                 linewidth=1.5,
                 alpha=0.45,
             )
     for entry in _entries(lines, "transfer", "accuracy", kind="base"):
         twin.axhline(
-            entry["points"][0]["mean"], color=BASE_EDGE, linestyle=":", linewidth=1, alpha=0.45
+            entry["points"][0]["mean"],
+            color=BASE_STYLE.colour,
+            linestyle=":",
+            linewidth=1,
+            alpha=0.45,
         )
     twin.set_ylabel(f"Top-1 accuracy, {REFERENCE_NOTE}", color="#808080", fontsize=8)
     twin.tick_params(axis="y", colors="#808080", labelsize=8)
@@ -374,9 +372,7 @@ def _series_runs(ok, treatment, group):
         if r["treatment"] == treatment and (group is None or split_group(r["split"]) == group)
     ]
     halves = {(r["split"], r["target"]) for r in runs}
-    return [
-        r for r in ok if r["treatment"] == "base" and (r["split"], r["target"]) in halves
-    ] + runs
+    return [r for r in ok if is_base(r) and (r["split"], r["target"]) in halves] + runs
 
 
 def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
@@ -409,15 +405,15 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
     for seed, (key, name, colour) in enumerate(FIGURE3):
         treatment, group, panel = selections[key]
         runs = _series_runs(ok, treatment, group)
-        if not any(r["treatment"] != "base" for r in runs):
+        if all(is_base(r) for r in runs):
             continue
         axis = random_panel if key == "random_features" else absolute
         ns = np.array([r["n"] for r in runs], dtype=float)
         accuracies = np.array([r["best_k"] for r in runs])
-        is_base = ns == 0
+        at_zero = ns == 0
         axis.scatter(
-            ns[~is_base] + _jitter(int((~is_base).sum()), seed),
-            accuracies[~is_base],
+            ns[~at_zero] + _jitter(int((~at_zero).sum()), seed),
+            accuracies[~at_zero],
             s=22,
             color=colour,
             alpha=0.7,
@@ -425,10 +421,10 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
             label=name,
         )
         axis.scatter(
-            ns[is_base] + _jitter(int(is_base.sum()), seed + 10),
-            accuracies[is_base],
+            ns[at_zero] + _jitter(int(at_zero.sum()), seed + 10),
+            accuracies[at_zero],
             s=36,
-            facecolor=BASE_FACE,
+            facecolor=BASE_STYLE.face,
             edgecolor=colour,
             linewidth=1.2,
             zorder=3,

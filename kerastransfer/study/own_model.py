@@ -10,7 +10,7 @@ The source's preprocessing (its preprocess_input, or the preset's image converte
 study's, so training, scoring and the exported model all apply it.
 """
 
-from kerastransfer import data, models, surgery, treatments
+from kerastransfer import data, models, surgery
 from kerastransfer.data.preprocessing import Preprocessing
 from kerastransfer.data.splits import ClassSplit
 from kerastransfer.errors import UsageError
@@ -88,13 +88,9 @@ class OwnModelStudy(Study):
     def build_model(self, num_classes, weight_decay=None):
         return surgery.fresh_clone(self.source_net, num_classes)
 
-    def network(self, spec, base_record, num_classes):
-        if spec.treatment == treatments.BASE:
-            return self.build_model(num_classes)
-        mode = treatments.get(spec.treatment).surgery_mode
-        return surgery.transfer(
-            self.source_net, spec.n, mode, num_classes=num_classes, cut_names=self.cuts
-        )
+    def copied_from(self, base_record):
+        """The given source model: what every transfer of this study copies."""
+        return self.source_net
 
     def train_run(self, spec, base_record):
         """Study.train_run, with the layer its n cuts after (`cut`), so the report can name

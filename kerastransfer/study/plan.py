@@ -25,8 +25,9 @@ class RunSpec:
 
     @property
     def base_run(self):
-        """The base network this run copies from (None for bases and random features)."""
-        if self.treatment == treatments.BASE or not self.source:
+        """The base network this run copies from (None for bases and random features, which
+        copy nothing: their source is empty)."""
+        if not self.source:
             return None
         return base_id(self.split, self.source, self.seed)
 

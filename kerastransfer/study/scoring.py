@@ -187,7 +187,7 @@ def prune(study, log):
         if bootstrap["held"] < PRUNE_HELD:  # its top choices are not separable: one more
             bootstrap["extra"] = ranked[s.prune]
             kept = sorted(ranked[: s.prune + 1])
-    runs = [spec for spec in study.runs if spec.treatment == treatments.BASE or spec.n in kept]
+    runs = [spec for spec in study.runs if treatments.get(spec.treatment).is_base or spec.n in kept]
     scores["prune"] = {
         "estimator": s.prune_estimator,
         "k": s.prune,

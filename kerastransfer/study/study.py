@@ -32,6 +32,7 @@ class _RunSetup:
     train_data: object  # skip -> training batches
     val_data: object
     cache: dict  # the cache fields of the record
+    stages: list | None  # a staged recipe's stages (training.fit_stages), or None
 
 
 def _layers_only(model):
@@ -171,28 +172,22 @@ class Study:
         )
 
     def trained_network(self, record):
-        """The network a finished run's record describes, with its trained weights loaded (a
-        linear probe's network ends at its cut)."""
-        model = self.build_model(record["num_classes"])
-        treatment = treatments.BY_NAME.get(record.get("treatment"))
-        if treatment is not None and treatment.surgery_mode == "probe":
-            model = surgery.transfer(model, record["n"], "probe", cut_names=self.cuts)
+        """The network a finished run's record describes, with its trained weights loaded (its
+        treatment says how: a linear probe's network ends at its cut)."""
+        model = treatments.get(record["treatment"]).reload(
+            self.build_model(record["num_classes"]), record["n"], self.cuts
+        )
         model.load_weights(os.path.join(self.workdir, record["weights"]))
         return model
 
+    def copied_from(self, base_record):
+        """The network a transfer copies its blocks from: the trained base of its source half."""
+        return self.trained_network(base_record)
+
     def network(self, spec, base_record, num_classes):
-        """The untrained network of a run: fresh base, surgery on a trained/fresh base, or the
-        trained base itself (the compute-matched base trains on from there)."""
-        if spec.treatment == treatments.BASE:
-            return self.build_model(num_classes)
-        if not treatments.get(spec.treatment).per_layer:
-            return self.trained_network(base_record)
-        mode = treatments.get(spec.treatment).surgery_mode
-        if spec.treatment == "random":
-            return surgery.transfer(self.build_model(num_classes), spec.n, mode)
-        return surgery.transfer(
-            self.trained_network(base_record), spec.n, mode, num_classes=num_classes
-        )
+        """The untrained network of a run, as its treatment builds it (a fresh base, surgery on
+        a trained or fresh network, or the trained base itself)."""
+        return treatments.get(spec.treatment).network(self, spec.n, num_classes, base_record)
 
     def given_records(self):
         """Records of runs the study does not train but is given (none for the grid)."""
@@ -209,7 +204,7 @@ class Study:
     def train_run(self, spec, base_record):
         """Builds, trains and evaluates one network; returns its record."""
         e = self.experiment
-        treatment = None if spec.treatment == treatments.BASE else treatments.get(spec.treatment)
+        treatment = treatments.get(spec.treatment)
         half = self.halves.half(spec.split, spec.target)
         run_dir = self._run_dir(spec)
         with self._setup_lock:
@@ -231,12 +226,12 @@ class Study:
             "verbose": e.verbose,
             "evaluator": self.evaluator,
         }
-        if treatment is not None and treatment.probe_first:
-            outcome = training.fit_lp_ft(
+        if ready.stages:
+            outcome = training.fit_stages(
                 model,
                 ready.train_data,
                 ready.val_data,
-                solvers=training.lp_ft_solvers(solver, e.solver.learning_rate),
+                stages=ready.stages,
                 compile_model=training.compile_model,
                 **fit_args,
             )
@@ -265,9 +260,8 @@ class Study:
             "val_examples": self.halves.eval_size(half, "val"),
             "test_examples": self.halves.eval_size(half, "test"),
             "weights": weights,
+            **treatment.record_fields(e.solver),
         }
-        if treatment is not None and treatment.layer_decay:
-            record["layer_decay"] = e.solver.layer_decay
         self._prefix_cache.release(spec.run)
         self._log_hparams(spec, record)
         return record
@@ -282,14 +276,11 @@ class Study:
         with self.strategy.scope():
             model = self.network(spec, base_record, half.num_classes)
         solver = training.Solver.from_config(
-            e.solver,
-            self.halves.train_size(half),
-            fine_tuned=treatment is not None and treatment.fine_tuned,
+            e.solver, self.halves.train_size(half), fine_tuned=treatment.fine_tuned
         )
         layer = (
             cache_layer(model, spec.n)
             if e.grid.cache_frozen
-            and treatment is not None
             and treatment.frozen
             and self._prefix_cache.allowed(self.preprocessing, self.halves.in_memory, self.strategy)
             else None
@@ -312,14 +303,11 @@ class Study:
                     batch_size=e.solver.batch_size,
                     key=self.weights_key(spec, base_record),
                 )
-            rates = (
-                surgery.layer_decay_rates(model, spec.n, e.solver.layer_decay, self.cuts)
-                if treatment is not None and treatment.layer_decay
-                else None
-            )
-            if treatment is not None and treatment.probe_first:
-                twin = trainee  # LP-FT compiles each of its stages (training.fit_lp_ft)
+            stages = treatment.stages(solver, e.solver, spec.n)
+            if stages:
+                twin = trainee  # a staged recipe compiles each stage (training.fit_stages)
             else:
+                rates = treatment.layer_rates(model, spec.n, e.solver, self.cuts)
                 training.compile_model(trainee, solver, layer_rates=rates)
                 twin = self.compiled.twin(trainee)
 
@@ -330,7 +318,7 @@ class Study:
                 tf.random.set_seed(run_seed)
                 return batches(skip)
 
-        return _RunSetup(model, trainee, twin, solver, layer, train_data, val_data, cache)
+        return _RunSetup(model, trainee, twin, solver, layer, train_data, val_data, cache, stages)
 
     def _log_hparams(self, spec, record):
         """One HParams session per run, so TensorBoard's HParams dashboard shows the grid."""

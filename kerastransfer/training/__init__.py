@@ -12,9 +12,8 @@ from kerastransfer.training.loop import (
     DivergedError,
     RunOutcome,
     TrainResult,
-    fit_lp_ft,
     fit_run,
-    lp_ft_solvers,
+    fit_stages,
     train,
 )
 from kerastransfer.training.solver import Solver, compile_model, plan_steps
@@ -28,9 +27,8 @@ __all__ = [
     "Solver",
     "TrainResult",
     "compile_model",
-    "fit_lp_ft",
     "fit_run",
-    "lp_ft_solvers",
+    "fit_stages",
     "make_strategy",
     "plan_steps",
     "train",

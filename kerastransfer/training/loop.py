@@ -206,7 +206,7 @@ class RunOutcome:
     resumed_from_step: int | None = None
     weights_bytes: int | None = None
     weights_sha256: str | None = None
-    stages: list | None = None  # LP-FT's two stages (fit_lp_ft); None for one stage
+    stages: list | None = None  # a staged recipe's stages (fit_stages); None for one stage
 
     @property
     def ok(self):
@@ -283,95 +283,82 @@ def fit_run(
     )
 
 
-PROBE_STAGE, FINE_TUNE_STAGE = "probe", "fine_tune"
-STAGE_OUTCOME = "outcome.json"  # a finished first stage's RunOutcome, in its folder
+STAGE_OUTCOME = "outcome.json"  # a finished stage's RunOutcome, in its folder
 
 
-def lp_ft_solvers(solver, probe_rate):
-    """LP-FT's two solvers from a run's: the probe trains the first half of its steps (whole
-    segments, at least one) at `probe_rate`, the fine-tuning the rest at the run's rate."""
-    probe_steps = max(1, solver.total_steps // 2 // solver.eval_every) * solver.eval_every
-    tune_steps = max(solver.eval_every, solver.total_steps - probe_steps)
-    return (
-        dataclasses.replace(solver, total_steps=probe_steps, learning_rate=probe_rate),
-        dataclasses.replace(solver, total_steps=tune_steps),
-    )
+def fit_stages(model, train_data, val_data, *, stages, run_dir, compile_model, **fit_args):
+    """A staged recipe as one run: for each of `stages` (treatments.Stage) in turn, its
+    `prepare(model)` sets which layers train, `compile_model(model, stage.solver)` compiles
+    it with a fresh optimizer, and it trains its steps from the previous stage's weights
+    (LP-FT: the probe's head, then every layer; gradual unfreezing: the head, then one more
+    block per stage).
 
-
-def fit_lp_ft(model, train_data, val_data, *, solvers, run_dir, compile_model, **fit_args):
-    """LP-FT (Kumar et al., ICLR 2022) as one run: `model` (a linear probe, its blocks
-    frozen) trains its head with solvers[0], then every layer trains with solvers[1] from the
-    probe's weights, with a fresh optimizer; `compile_model(model, solver)` compiles it.
-
-    Each stage is a fit_run in its own folder under run_dir, so a killed run resumes inside
-    the stage it was in; a finished probe stage is kept there (its weights and outcome) until
-    the run ends. Returns the fine-tuning stage's RunOutcome over both stages: their
-    validation histories in one (the second's steps after the first's), steps and seconds
-    summed, and `stages` describing each; a failed stage fails the run.
+    Each stage is a fit_run in its own folder under run_dir (its name), so a killed run
+    resumes inside the stage it was in; a finished stage is kept there (its weights and
+    outcome) until the run ends, and the last stage writes the run's weights. Returns the
+    last stage's RunOutcome over all stages: their validation histories in one (each stage's
+    steps after the ones before), steps and seconds summed, and `stages` describing each
+    (name, what trains, steps, rate); a failed stage fails the run.
     """
-    probe_dir = os.path.join(run_dir, PROBE_STAGE)
-    probe_weights = os.path.join(probe_dir, "probe.weights.h5")
-    done = os.path.join(probe_dir, STAGE_OUTCOME)
     weights_path, tensorboard_dir = fit_args.pop("weights_path"), fit_args.pop("tensorboard_dir")
-    if os.path.exists(done):
-        with open(done) as f:
-            probe = RunOutcome(**json.load(f))
-    else:
-        compile_model(model, solvers[0])
-        probe = fit_run(
-            model,
-            train_data,
-            val_data,
-            solver=solvers[0],
-            run_dir=probe_dir,
-            weights_path=probe_weights,
-            tensorboard_dir=os.path.join(tensorboard_dir, PROBE_STAGE),
-            **fit_args,
+    outcomes, offset, previous = [], 0, None
+    for index, stage in enumerate(stages):
+        stage_dir = os.path.join(run_dir, stage.name)
+        last = index == len(stages) - 1
+        stage_weights = (
+            weights_path if last else os.path.join(stage_dir, f"{stage.name}.weights.h5")
         )
-        if not probe.ok:
-            return probe
-        files.write_json(done, dataclasses.asdict(probe))
-    model.load_weights(probe_weights)
-    for layer in model.layers:
-        layer.trainable = True
-    compile_model(model, solvers[1])
-    offset = solvers[0].total_steps
-    tuned = fit_run(
-        model,
-        lambda skip: train_data(offset + skip),
-        val_data,
-        solver=solvers[1],
-        run_dir=os.path.join(run_dir, FINE_TUNE_STAGE),
-        weights_path=weights_path,
-        tensorboard_dir=os.path.join(tensorboard_dir, FINE_TUNE_STAGE),
-        **fit_args,
-    )
-    if not tuned.ok:
-        return tuned
-    shutil.rmtree(probe_dir, ignore_errors=True)
-    history = probe.val_history + [[offset + step, acc] for step, acc in tuned.val_history]
+        done = os.path.join(stage_dir, STAGE_OUTCOME)
+        if not last and os.path.exists(done):
+            with open(done) as f:
+                outcome = RunOutcome(**json.load(f))
+        else:
+            if previous is not None:
+                model.load_weights(previous)
+            if stage.prepare is not None:
+                stage.prepare(model)
+            compile_model(model, stage.solver)
+            start = offset
+            outcome = fit_run(
+                model,
+                lambda skip, start=start: train_data(start + skip),
+                val_data,
+                solver=stage.solver,
+                run_dir=stage_dir,
+                weights_path=stage_weights,
+                tensorboard_dir=os.path.join(tensorboard_dir, stage.name),
+                **fit_args,
+            )
+            if not outcome.ok:
+                return outcome
+            if not last:
+                files.write_json(done, dataclasses.asdict(outcome))
+        outcomes.append((offset, outcome))
+        offset += stage.solver.total_steps
+        previous = stage_weights
+    for stage in stages[:-1]:
+        shutil.rmtree(os.path.join(run_dir, stage.name), ignore_errors=True)
+    history = [[start + step, acc] for start, o in outcomes for step, acc in o.val_history]
+    resumed = outcomes[0][1].resumed_from_step
+    for start, o in outcomes[1:]:
+        if o.resumed_from_step:
+            resumed = start + o.resumed_from_step
+    final = outcomes[-1][1]
     return dataclasses.replace(
-        tuned,
-        best_k=best_k_mean(history, tuned.k),
+        final,
+        best_k=best_k_mean(history, final.k),
         val_history=history,
-        train_seconds=probe.train_seconds + tuned.train_seconds,
-        steps=offset + tuned.steps,
-        resumed_from_step=offset + tuned.resumed_from_step
-        if tuned.resumed_from_step
-        else probe.resumed_from_step,
+        train_seconds=sum(o.train_seconds for _, o in outcomes),
+        steps=outcomes[-1][0] + final.steps,
+        resumed_from_step=resumed,
         stages=[
             {
-                "stage": PROBE_STAGE,
-                "trains": "head",
-                "steps": offset,
-                "learning_rate": solvers[0].learning_rate,
-            },
-            {
-                "stage": FINE_TUNE_STAGE,
-                "trains": "every layer",
-                "steps": tuned.steps,
-                "learning_rate": solvers[1].learning_rate,
-            },
+                "stage": stage.name,
+                "trains": stage.trains,
+                "steps": o.steps,
+                "learning_rate": stage.solver.learning_rate,
+            }
+            for stage, (_, o) in zip(stages, outcomes)
         ],
     )
 

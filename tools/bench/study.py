@@ -47,7 +47,7 @@ def study_floor(flagfile, workdir, records):
             continue
         model = study.build_model(record["num_classes"])
         images = record["steps"] * study.experiment.solver.batch_size
-        if record["treatment"] != treatments.BASE and treatments.get(record["treatment"]).frozen:
+        if treatments.get(record["treatment"]).frozen:
             model = surgery.transfer(model, record["n"], "frozen")
             layer = caching.cache_layer(model, record["n"])
             examples = len(study.halves.half(record["split"], record["target"]).train_y)

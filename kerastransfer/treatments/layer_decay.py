@@ -1,0 +1,34 @@
+"""Layer-wise learning-rate decay (AnB+decay): as AnB+, with copied block i trained at
+--layer_decay^(n + 1 - i) times the fine-tuning rate (the top copied block at --layer_decay,
+the fresh layers above n at the full rate)."""
+
+import dataclasses
+
+from kerastransfer.treatments.treatment import Recipe, Style
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerDecay(Recipe):
+    """AnB+ with a rate per copied block; the record carries the decay."""
+
+    def layer_rates(self, model, n, solver_config, cuts):
+        from kerastransfer import surgery  # noqa: PLC0415  (Keras only where a network is built)
+
+        return surgery.layer_decay_rates(model, n, solver_config.layer_decay, cuts)
+
+    def record_fields(self, solver_config):
+        return {"layer_decay": solver_config.layer_decay}
+
+
+TREATMENTS = (
+    LayerDecay(
+        "layer_decay",
+        "AnB+decay",
+        "layer-wise decay",
+        9,
+        Style("tab:cyan", "tab:cyan", "--"),
+        fine_tuned=True,
+        tunes_every_copied_block=True,
+        surgery_mode="fine_tuned",
+    ),
+)
