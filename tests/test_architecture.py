@@ -124,6 +124,11 @@ NEVER = [
     ("data", "models", ()),
     ("analysis", "reporting", ()),
     ("study", "tuning", ()),
+    # tuning/ is handed the study's data, model builder and solver by app/tune.py
+    ("tuning", "study", ()),
+    ("tuning", "analysis", ()),
+    ("tuning", "reporting", ()),
+    ("tuning", "serving", ()),
     ("study", "reporting", ()),
     ("study", "serving", ()),
     ("study", "analysis", ("estimators", "json_safe")),  # what scoring needs

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from kerastransfer import training
 from kerastransfer.training.loop import CHECKPOINT_METADATA
-from kerastransfer.tuning import search
+from kerastransfer.tuning import state
 from kerastransfer.workdir.provenance import file_digest
 from kerastransfer.workdir.results import STATUS_KEYS
 
@@ -84,8 +84,8 @@ def test_a_torn_trial_file_is_restored_from_its_copy_or_removed(tmp_path):
     for trial_dir in (copied, uncopied):
         trial_dir.mkdir()
         (trial_dir / "trial.json").write_text('{"trial_id": "0", "hyperpar')  # torn by a kill
-    (copied / search.TRIAL_COPY).write_text(json.dumps(trial.get_state()))
-    search.mend_torn_trials(str(tmp_path))
+    (copied / state.TRIAL_COPY).write_text(json.dumps(trial.get_state()))
+    state.mend_torn_trials(str(tmp_path))
     restored = keras_tuner.engine.trial.Trial.load(str(copied / "trial.json"))
     assert restored.trial_id == "0" and restored.status == "RUNNING"
     assert not (uncopied / "trial.json").exists()

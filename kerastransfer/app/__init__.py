@@ -27,7 +27,7 @@ def drive(experiment, argv):
     if experiment.mode == "tune":
         from kerastransfer.app import tune  # noqa: PLC0415  (keras-tuner loads only here)
 
-        return tune.run(experiment)
+        return tune.run(experiment, argv)
     return train.run(experiment, argv)
 
 
