@@ -22,7 +22,7 @@ from kerastransfer.errors import UsageError
 from kerastransfer.study.own_model import load_study
 from kerastransfer.tuning import distributed
 from kerastransfer.tuning.flagfile import flagfile_text
-from kerastransfer.tuning.hypermodels import TrialSetup
+from kerastransfer.tuning.hypermodels import BaseSearch, FineTuneSearch, TrialSetup
 from kerastransfer.tuning.searches import run_searches
 from kerastransfer.workdir import files, provenance
 from kerastransfer.workdir.lock import workdir_lock
@@ -92,9 +92,10 @@ def run(experiment, argv):
         base, fine = search()
         path = os.path.join(e.workdir, "tuned.flags")
         files.write_text(path, flagfile_text(e, argv, n, base, fine, path))
+        searches = (BaseSearch.stage, FineTuneSearch.stage)
         files.write_json(
             os.path.join(tuning_dir, "summary.json"),
-            {"base": base, "transfer_ft": fine, "tuned_flags": path},
+            {**dict(zip(searches, (base, fine))), "tuned_flags": path},
         )
         log(f"tuned flags: {path}")
         return path
