@@ -17,75 +17,28 @@ equal sds and n per side this is the textbook two-sample test (df = 2n - 2, delt
 d sqrt(n/2), d = effect / sd). These are the standard calculations (Cohen 1988, ch. 2; R's
 power.t.test); docs/statistics.md, "Power".
 
-The noncentral t is computed by numerical integration, no scipy: with Z standard normal and
-U = sqrt(V), V chi-square on df degrees of freedom, T' = (Z + delta) / (U / sqrt(df)), so
-
-    P(T' > t) = E_U[ Phi(delta - t U / sqrt(df)) ],
-
-an integral over the chi density of U, taken by Simpson's rule on GRID_POINTS points in ln U
-over U's mode +- CHI_SPAN (the chi density's sd is below 0.71 for every df, so the span holds
-all but ~1e-30 of it). Accurate to about 1e-9 against scipy.stats.nct (tests/test_power.py).
+The noncentral t and the quantiles are scipy.stats' (nct, t, norm).
 """
 
-import functools
 import math
 
-import numpy as np
+import scipy.optimize
+import scipy.stats
 
-from kerastransfer.analysis.stats import CONFIDENCE, t_quantile
+from kerastransfer.analysis.stats import CONFIDENCE
 
 POWER = 0.80
 # No study is sized beyond this many units per side; past it the answer is "more than".
 MAX_UNITS = 1_000_000
-GRID_POINTS = 4001  # odd, for Simpson's rule
-CHI_SPAN = 12.0
-
-_erfc = np.frompyfunc(math.erfc, 1, 1)
-
-
-def normal_cdf(x):
-    """Phi(x), elementwise, for a numpy array or a number (math.erfc; exact in the tails)."""
-    return np.asarray(_erfc(-np.asarray(x, dtype=float) / math.sqrt(2.0)), dtype=float) / 2.0
-
-
-@functools.lru_cache(maxsize=512)
-def _chi_nodes(df):
-    """(points u, Simpson weight x chi density at u) for U = sqrt(chi-square(df)).
-
-    The integral runs over x = ln u, where the integrand u * density(u) is smooth even for
-    fractional df below 2 (Welch's), whose density has an infinite slope at u = 0; from where
-    less than about 1e-15 of the mass lies below (u^df = 1e-15) or U's mode - CHI_SPAN, to the
-    mode + CHI_SPAN.
-    """
-    mode = math.sqrt(max(df - 1.0, 0.0))
-    low = math.log(max(mode - CHI_SPAN, 1e-15 ** (1.0 / df)))
-    high = math.log(mode + CHI_SPAN)
-    x = np.linspace(low, high, GRID_POINTS)
-    u = np.exp(x)
-    step = (high - low) / (GRID_POINTS - 1)
-    simpson = np.ones(GRID_POINTS)
-    simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
-    log_density = (
-        (df - 1.0) * x - u * u / 2.0 - (df / 2.0 - 1.0) * math.log(2.0) - math.lgamma(df / 2.0)
-    )
-    return u, simpson * step / 3.0 * np.exp(log_density + x)  # du = u dx
-
-
-def noncentral_t_sf(t, df, delta):
-    """P(T' > t) for the noncentral t with `df` (> 0) degrees of freedom and noncentrality
-    `delta`; the integral of the module doc."""
-    u, weights = _chi_nodes(float(df))
-    return float(np.sum(weights * normal_cdf(delta - t * u / math.sqrt(df))))
 
 
 def t_power(delta, df, confidence=CONFIDENCE):
     """Power of the two-sided t-test at level 1 - `confidence` with `df` degrees of freedom
     when the noncentrality is `delta`: P(T' > t_crit) + P(T' < -t_crit)."""
-    critical = t_quantile(0.5 + confidence / 2.0, df)
-    u, weights = _chi_nodes(float(df))
-    scaled = critical * u / math.sqrt(df)
-    delta = abs(delta)
-    return float(np.sum(weights * (normal_cdf(delta - scaled) + normal_cdf(-delta - scaled))))
+    critical = scipy.stats.t.ppf(0.5 + confidence / 2.0, df)
+    # P(T' < -t) = P(-T' > t), and -T' is noncentral t with -delta: both tails come from sf,
+    # since nct.cdf gives nan far in the lower tail (nct.cdf(-12.7, 1, 12) in scipy 1.17).
+    return float(scipy.stats.nct.sf(critical, df, delta) + scipy.stats.nct.sf(critical, df, -delta))
 
 
 def design(sds, units):
@@ -112,15 +65,6 @@ def power_at(effect, sds, units, confidence=CONFIDENCE):
     return t_power(effect / se, df, confidence)
 
 
-def _z(p):
-    """The standard normal p-quantile (bisection on normal_cdf; for starting guesses)."""
-    low, high = -40.0, 40.0
-    for _ in range(200):
-        middle = (low + high) / 2.0
-        low, high = (middle, high) if normal_cdf(middle) < p else (low, middle)
-    return (low + high) / 2.0
-
-
 def units_needed(effect, sds, power=POWER, confidence=CONFIDENCE):
     """The smallest number of units per side (at least 2) whose two-sided t-test (design())
     at level 1 - `confidence` has `power` at true effect `effect` (in the sds' units): one
@@ -134,7 +78,8 @@ def units_needed(effect, sds, power=POWER, confidence=CONFIDENCE):
     if not effect or not math.isfinite(effect) or design(sds, (2,) * len(sds)) is None:
         return None
     variance = sum(s * s for s in sds)
-    guess = variance * ((_z(0.5 + confidence / 2.0) + _z(power)) / effect) ** 2
+    normal = scipy.stats.norm.ppf
+    guess = variance * ((normal(0.5 + confidence / 2.0) + normal(power)) / effect) ** 2
     if guess > 2 * MAX_UNITS:
         return None
 
@@ -159,10 +104,11 @@ def detectable(sds, units, power=POWER, confidence=CONFIDENCE):
     if found is None:
         return None
     se, df = found
-    low, high = 0.0, 1.0
-    while t_power(high, df, confidence) < power:
-        low, high = high, 2.0 * high
-    for _ in range(100):
-        middle = (low + high) / 2.0
-        low, high = (middle, high) if t_power(middle, df, confidence) < power else (low, middle)
-    return high * se
+
+    def short(delta):
+        return t_power(delta, df, confidence) - power
+
+    high = 1.0
+    while short(high) < 0:
+        high *= 2.0
+    return scipy.optimize.brentq(short, 0.0, high, xtol=1e-12) * se

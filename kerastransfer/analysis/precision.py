@@ -11,7 +11,7 @@ of the mean paired difference lies within +-OVERALL_POINTS over all networks and
 import math
 
 from kerastransfer.analysis import findings
-from kerastransfer.analysis.stats import summarize, t_quantile
+from kerastransfer.analysis.stats import summarize, t_interval
 from kerastransfer.workdir.results import normalize_records
 
 ALPHA = 0.05  # each one-sided test; together they read a 90% CI
@@ -45,10 +45,12 @@ def tost_interval(values, bound):
     result = {"networks": summary["count"], "mean": summary["mean"], "ci": None, "bound": bound}
     if summary["ci"] is None:
         return {**result, "within": False, "why": summary["why"]}
-    half = (
-        t_quantile(1.0 - ALPHA, summary["count"] - 1) * summary["sd"] / math.sqrt(summary["count"])
+    low, high = t_interval(
+        summary["mean"],
+        summary["sd"] / math.sqrt(summary["count"]),
+        summary["count"] - 1,
+        confidence=1.0 - 2.0 * ALPHA,
     )
-    low, high = summary["mean"] - half, summary["mean"] + half
     within = -bound < low and high < bound
     why = None if within else f"{1 - 2 * ALPHA:.0%} CI [{low:+.2f}, {high:+.2f}] leaves +-{bound:g}"
     return {**result, "ci": [low, high], "within": within, "why": why}
