@@ -94,6 +94,48 @@ def test_a_study_of_the_size_named_decides_the_effect_80_percent_of_the_time():
         assert 0.77 <= rates[0] <= 0.85 and rates[1] < rates[0], (effect, sds, n, rates)
 
 
+def test_tost_power_matches_simulated_equivalence_tests():
+    """Two one-sided tests at 5% each (a 90% t-interval within +-bound) on simulated units of
+    sd 1: the exact power agrees with 20,000 simulated studies, at a true difference of 0 and
+    off it; never below the usual lower bound from two noncentral t's (equal for many units)."""
+    rng = np.random.default_rng(33)
+    for bound, units, difference in ((1.0, 4, 0.0), (1.0, 11, 0.0), (0.5, 20, 0.2), (1.0, 8, 0.6)):
+        draws = rng.normal(difference, 1.0, (20_000, units))
+        mean, sd = draws.mean(axis=1), draws.std(axis=1, ddof=1)
+        half = scipy.stats.t.ppf(0.95, units - 1) * sd / math.sqrt(units)
+        simulated = np.mean((mean - half > -bound) & (mean + half < bound))
+        exact = power.tost_power(bound, 1.0, units, 0.05, difference)
+        assert exact == pytest.approx(simulated, abs=0.01), (bound, units, difference)
+        se, critical = 1.0 / math.sqrt(units), scipy.stats.t.ppf(0.95, units - 1)
+        lower = scipy.stats.nct.cdf(-critical, units - 1, (difference - bound) / se)
+        lower -= scipy.stats.nct.cdf(critical, units - 1, (difference + bound) / se)
+        assert exact >= lower - 1e-9
+    many = power.tost_power(0.1, 1.0, 1000, 0.05)
+    se, critical = 1.0 / math.sqrt(1000), scipy.stats.t.ppf(0.95, 999)
+    assert many == pytest.approx(
+        scipy.stats.nct.cdf(-critical, 999, -0.1 / se)
+        - scipy.stats.nct.cdf(critical, 999, 0.1 / se),
+        abs=1e-8,
+    )
+    assert (
+        power.tost_power(1.0, 1.0, 1, 0.05) is None and power.tost_power(1.0, 0.0, 5, 0.05) is None
+    )
+
+
+def test_tost_units_needed_is_the_smallest_size_with_80_percent_power():
+    """A harmless change (true difference 0) on sd 1: 11 units pass +-1 with 80% power and 10
+    do not; for many units the normal approximation n = (z_0.95 + z_0.90)^2 (sd / bound)^2
+    holds (214.1 at bound 0.2, so 215 or 216 with t)."""
+    for bound, sd in ((1.0, 1.0), (1.0, 2.0), (0.5, 0.8), (1.0, 0.3)):
+        n = power.tost_units_needed(bound, sd, 0.05)
+        assert power.tost_power(bound, sd, n, 0.05) >= 0.8
+        assert n == 2 or power.tost_power(bound, sd, n - 1, 0.05) < 0.8
+    assert power.tost_units_needed(1.0, 1.0, 0.05) == 11
+    assert power.tost_units_needed(0.2, 1.0, 0.05) in (215, 216)
+    assert power.tost_units_needed(1.0, 0.0, 0.05) is None
+    assert power.tost_units_needed(1e-4, 100.0, 0.05) is None  # beyond MAX_UNITS
+
+
 def test_detectable_effect_is_the_inverse_of_power():
     for sds, units in (((1.0,), (2,)), ((0.4,), (6,)), ((0.6, 0.28), (2, 8)), ((1.0, 1.0), (5, 5))):
         smallest = power.detectable(sds, units)

@@ -17,7 +17,8 @@ anywhere the results file is. Modules:
     recommendation  the own-model study's choice of n and mode
     estimators      transferability estimators (LogME, H-score, TransRate, LEEP, probes)
     agreement       the estimators' scores against the measured grid, and --prune's record
-    precision       a precision against float32: a paired equivalence test (90% CI) over a study
+    precision       a precision against float32: a paired equivalence test (90% CI) per
+                    treatment over base networks, and the study size it needs
     similarity      linear CKA (Kornblith et al. 2019) and the CKA heatmaps' numbers
 May import numpy, scipy, scikit-learn (inside estimators' functions), kerastransfer.config,
 kerastransfer.designs, kerastransfer.errors, kerastransfer.treatments and kerastransfer.workdir.*;

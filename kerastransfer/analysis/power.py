@@ -1,4 +1,4 @@
-"""Power of Student's t-test: the noncentral t distribution, units needed, smallest effects.
+"""Power of Student's t-test (the noncentral t, units needed, smallest effects) and of TOST.
 
 A study's t-interval excludes 0 exactly when the two-sided t-test at level 1 - CONFIDENCE
 rejects "no effect", so the power of that test is the chance that a finding whose true effect
@@ -9,6 +9,9 @@ is `effect` comes out decided. Here:
 - `units_needed(effect, sds)`: the smallest number of units (per side) whose test has POWER
   when the true effect is `effect`.
 - `detectable(sds, units)`: the smallest effect that a study of that size detects with POWER.
+- `tost_power(bound, sd, units, alpha)`, `tost_units_needed(bound, sd, alpha)`: the same for
+  an equivalence test (two one-sided tests: the precision test, analysis/precision.py), at a
+  true difference of 0 unless told otherwise.
 
 The tests (`design`): one-sample, sds = (sd,) (also the paired test, a one-sample test on the
 units' differences): delta = effect / (sd / sqrt(n)), df = n - 1. Two-sample, sds = (sd1, sd2)
@@ -17,12 +20,15 @@ equal sds and n per side this is the textbook two-sample test (df = 2n - 2, delt
 d sqrt(n/2), d = effect / sd). These are the standard calculations (Cohen 1988, ch. 2; R's
 power.t.test); docs/statistics.md, "Power".
 
-The noncentral t and the quantiles are scipy.stats' (nct, t, norm).
+The noncentral t and the quantiles are scipy.stats' (nct, t, norm); TOST's power integrates
+scipy.special's chi-square and normal functions (scipy.integrate.quad).
 """
 
 import math
 
+import scipy.integrate
 import scipy.optimize
+import scipy.special
 import scipy.stats
 
 from kerastransfer.analysis.stats import CONFIDENCE
@@ -65,6 +71,22 @@ def power_at(effect, sds, units, confidence=CONFIDENCE):
     return t_power(effect / se, df, confidence)
 
 
+def _smallest_units(enough, guess):
+    """The smallest n >= 2 with enough(n), for enough() false below some n and true from it
+    on, starting from `guess` (a normal approximation); None past MAX_UNITS."""
+    if guess > 2 * MAX_UNITS:
+        return None
+    low, high = 1, max(2, math.ceil(guess))  # 1 unit has no test: count it short
+    while not enough(high):
+        low, high = high, 2 * high
+        if low > MAX_UNITS:
+            return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high if high <= MAX_UNITS else None
+
+
 def units_needed(effect, sds, power=POWER, confidence=CONFIDENCE):
     """The smallest number of units per side (at least 2) whose two-sided t-test (design())
     at level 1 - `confidence` has `power` at true effect `effect` (in the sds' units): one
@@ -80,21 +102,9 @@ def units_needed(effect, sds, power=POWER, confidence=CONFIDENCE):
     variance = sum(s * s for s in sds)
     normal = scipy.stats.norm.ppf
     guess = variance * ((normal(0.5 + confidence / 2.0) + normal(power)) / effect) ** 2
-    if guess > 2 * MAX_UNITS:
-        return None
-
-    def enough(n):
-        return power_at(effect, sds, (n,) * len(sds), confidence) >= power
-
-    low, high = 1, max(2, math.ceil(guess))  # 1 unit has no test: count it short
-    while not enough(high):
-        low, high = high, 2 * high
-        if low > MAX_UNITS:
-            return None
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (low, middle) if enough(middle) else (middle, high)
-    return high if high <= MAX_UNITS else None
+    return _smallest_units(
+        lambda n: power_at(effect, sds, (n,) * len(sds), confidence) >= power, guess
+    )
 
 
 def detectable(sds, units, power=POWER, confidence=CONFIDENCE):
@@ -112,3 +122,42 @@ def detectable(sds, units, power=POWER, confidence=CONFIDENCE):
     while short(high) < 0:
         high *= 2.0
     return scipy.optimize.brentq(short, 0.0, high, xtol=1e-12) * se
+
+
+def tost_power(bound, sd, units, alpha, difference=0.0):
+    """Power of two one-sided t-tests at level `alpha` each (TOST: the (1 - 2 alpha) t-interval
+    of the mean lies within +-bound) on `units` values of spread `sd` whose true mean is
+    `difference`; None for fewer than 2 units or no spread.
+
+    Exact (Phillips 1990): with V = df s^2 / sd^2 chi-square on df = units - 1 and
+    c = t_(1-alpha),df sqrt(V / df), the interval lies within the bound when the mean's z-score
+    (mean / se, se = sd / sqrt(units)) lies in ((-bound - difference)/se + c,
+    (bound - difference)/se - c), so the power is the expectation of that normal probability
+    over V, integrated over V's quantiles (scipy.integrate.quad; stable for any df).
+    """
+    if units < 2 or not sd or sd <= 0:
+        return None
+    df = units - 1
+    se = sd / math.sqrt(units)
+    critical = scipy.stats.t.ppf(1.0 - alpha, df)
+    upper, lower = (bound - difference) / se, (-bound - difference) / se
+    # The interval fits inside the bounds only while c < bound / se. scipy.special's chi-square
+    # (gammainc, gammaincinv) and normal (ndtr) functions: the integrand runs ~100 times.
+    reach = scipy.special.gammainc(df / 2.0, df * (bound / (se * critical)) ** 2 / 2.0)
+
+    def inside(quantile):
+        c = critical * math.sqrt(2.0 * scipy.special.gammaincinv(df / 2.0, quantile) / df)
+        return max(0.0, scipy.special.ndtr(upper - c) - scipy.special.ndtr(lower + c))
+
+    return float(scipy.integrate.quad(inside, 0.0, reach, epsabs=1e-10, limit=200)[0])
+
+
+def tost_units_needed(bound, sd, alpha, power=POWER):
+    """The smallest number of units (at least 2) on which a harmless change (true difference
+    0) passes TOST at `alpha` against +-bound with `power`, for values of spread `sd`; None
+    without a spread or past MAX_UNITS."""
+    if not sd or sd <= 0:
+        return None
+    normal = scipy.stats.norm.ppf
+    guess = (sd * (normal(1.0 - alpha) + normal(0.5 + power / 2.0)) / bound) ** 2
+    return _smallest_units(lambda n: tost_power(bound, sd, n, alpha) >= power, guess)
