@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kerastransfer import analysis, treatments
-from kerastransfer.analysis import baselines, findings, inference, stats
+from kerastransfer.analysis import baselines, findings, inference
 from kerastransfer.analysis.records import PAPER_FULL_BASE_TOP1
 from kerastransfer.analysis.similarity import (
     cka_heatmap,
@@ -47,22 +47,6 @@ def paper_analysis(paper):
 # ----------------------------------------------------------------------------- statistics
 
 
-@pytest.mark.parametrize(
-    "df, expected",
-    [(1, 12.7062), (2, 4.3027), (5, 2.5706), (10, 2.2281), (30, 2.0423), (1e6, 1.9600)],
-)
-def test_t_quantile_matches_printed_tables(df, expected):
-    assert stats.t_quantile(0.975, df) == pytest.approx(expected, abs=1e-3)
-    assert stats.t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-3)
-
-
-def test_t_quantile_inverts_cdf_for_fractional_df():
-    for df in (1.1, 2.5, 7.3):
-        t = stats.t_quantile(0.975, df)
-        assert stats.t_cdf(t, df) == pytest.approx(0.975, abs=1e-9)
-    assert stats.t_quantile(0.975, 2.5) < stats.t_quantile(0.975, 2)
-
-
 def test_summarize_mean_sd_and_t_interval():
     stats = analysis.summarize([1.0, 2.0, 3.0])
     assert (stats["count"], stats["mean"], stats["sd"]) == (3, 2.0, 1.0)
@@ -85,6 +69,16 @@ def test_difference_is_welch():
     assert result["effect"] == pytest.approx(-3.0)
     assert result["ci"] == pytest.approx([-3.0 - half, -3.0 + half], abs=1e-3)
     assert analysis.difference([1.0], [4.0, 5.0])["ci"] is None
+
+
+def test_welch_takes_each_sides_variance_and_fractional_df():
+    # Variances 1 (3 networks) and 20/3 (4): se = sqrt(1/3 + 5/3) = sqrt(2), Welch df =
+    # 4 / (1/18 + 25/27) = 4.075; t(0.975, 4.075) = 2.7563, between the tables' 2.7764 (df 4)
+    # and 2.5706 (df 5). Pooling the variances would give df 5 and se 1.60.
+    result = analysis.difference([1.0, 2.0, 3.0], [4.0, 6.0, 8.0, 10.0])
+    half = 2.7563 * np.sqrt(2.0)
+    assert result["effect"] == pytest.approx(-5.0)
+    assert result["ci"] == pytest.approx([-5.0 - half, -5.0 + half], abs=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -1,24 +1,27 @@
 """Statistics of a transfer study: per-layer tables, the paper's Table 1, matched baselines, the
 relative drop of Figure 3 and a check of the paper's five findings.
 
-Pure Python and numpy, so the analysis runs anywhere the results file is. Modules:
-    stats           the t distribution, summaries, Welch and pooled differences
+Pure Python, numpy and scipy (its t and noncentral t distributions), so the analysis runs
+anywhere the results file is. Modules:
+    stats           summaries, t-intervals, Welch and pooled differences
     records         the paper's CSV as run records, split groups, labels
     baselines       each run against the base of its own split and target half
     inference       intervals over base networks (the unit of replication), paired or not
     tables          per-cell statistics, Table 1, the matched table, the relative drop
     figure_lines    what the figures draw: lines that each rest on one set of base networks
     findings        the paper's five findings and the rule that decides them
-    power           the t-test's power: noncentral t, units needed, smallest detectable effect
+    power           the t-test's power (scipy's noncentral t), units needed, smallest
+                    detectable effect
     sizing          per finding, what would decide it and the command that grows the study,
                     as the report's Power rows and commands
     summary         `analyze`: all of the above as the dict analysis.json holds
     recommendation  the own-model study's choice of n and mode
     estimators      transferability estimators (LogME, H-score, TransRate, LEEP, probes)
     agreement       the estimators' scores against the measured grid, and --prune's record
-    precision       a precision against float32: a paired equivalence test (90% CI) over a study
+    precision       a precision against float32: a paired equivalence test (90% CI) per
+                    treatment over base networks, and the study size it needs
     similarity      linear CKA (Kornblith et al. 2019) and the CKA heatmaps' numbers
-May import numpy, scikit-learn (inside estimators' functions), kerastransfer.config,
+May import numpy, scipy, scikit-learn (inside estimators' functions), kerastransfer.config,
 kerastransfer.designs, kerastransfer.errors, kerastransfer.treatments and kerastransfer.workdir.*;
 never TensorFlow, Keras, matplotlib, kerastransfer.reporting (which draws and writes what
 this package computes) or kerastransfer.app (whose analyze driver calls it).

@@ -38,6 +38,18 @@ RULE = (
 )
 
 
+# The treatments whose networks each finding's status reads (check()): every effect is a run
+# minus its own base, which cancels where two treatments of one base network are paired
+# (findings 2 and 5); the compute-matched base (LONG_BASE) is a control, never the status.
+READS = {
+    1: ("base", "selffer", "selffer_ft"),
+    2: ("selffer", "transfer"),
+    3: ("base", "transfer_ft"),
+    4: ("base", "transfer"),
+    5: ("random", "transfer"),
+}
+
+
 def decide(effect, ci, direction, why=None):
     """Status of an effect (points) whose paper direction is `direction` (+1 or -1), and why;
     `why` says why there is no CI when there is none. See RULE."""

@@ -1,4 +1,4 @@
-"""Power of Student's t-test: the noncentral t distribution, units needed, smallest effects.
+"""Power of Student's t-test (the noncentral t, units needed, smallest effects) and of TOST.
 
 A study's t-interval excludes 0 exactly when the two-sided t-test at level 1 - CONFIDENCE
 rejects "no effect", so the power of that test is the chance that a finding whose true effect
@@ -9,6 +9,9 @@ is `effect` comes out decided. Here:
 - `units_needed(effect, sds)`: the smallest number of units (per side) whose test has POWER
   when the true effect is `effect`.
 - `detectable(sds, units)`: the smallest effect that a study of that size detects with POWER.
+- `tost_power(bound, sd, units, alpha)`, `tost_units_needed(bound, sd, alpha)`: the same for
+  an equivalence test (two one-sided tests: the precision test, analysis/precision.py), at a
+  true difference of 0 unless told otherwise.
 
 The tests (`design`): one-sample, sds = (sd,) (also the paired test, a one-sample test on the
 units' differences): delta = effect / (sd / sqrt(n)), df = n - 1. Two-sample, sds = (sd1, sd2)
@@ -17,75 +20,31 @@ equal sds and n per side this is the textbook two-sample test (df = 2n - 2, delt
 d sqrt(n/2), d = effect / sd). These are the standard calculations (Cohen 1988, ch. 2; R's
 power.t.test); docs/statistics.md, "Power".
 
-The noncentral t is computed by numerical integration, no scipy: with Z standard normal and
-U = sqrt(V), V chi-square on df degrees of freedom, T' = (Z + delta) / (U / sqrt(df)), so
-
-    P(T' > t) = E_U[ Phi(delta - t U / sqrt(df)) ],
-
-an integral over the chi density of U, taken by Simpson's rule on GRID_POINTS points in ln U
-over U's mode +- CHI_SPAN (the chi density's sd is below 0.71 for every df, so the span holds
-all but ~1e-30 of it). Accurate to about 1e-9 against scipy.stats.nct (tests/test_power.py).
+The noncentral t and the quantiles are scipy.stats' (nct, t, norm); TOST's power integrates
+scipy.special's chi-square and normal functions (scipy.integrate.quad).
 """
 
-import functools
 import math
 
-import numpy as np
+import scipy.integrate
+import scipy.optimize
+import scipy.special
+import scipy.stats
 
-from kerastransfer.analysis.stats import CONFIDENCE, t_quantile
+from kerastransfer.analysis.stats import CONFIDENCE
 
 POWER = 0.80
 # No study is sized beyond this many units per side; past it the answer is "more than".
 MAX_UNITS = 1_000_000
-GRID_POINTS = 4001  # odd, for Simpson's rule
-CHI_SPAN = 12.0
-
-_erfc = np.frompyfunc(math.erfc, 1, 1)
-
-
-def normal_cdf(x):
-    """Phi(x), elementwise, for a numpy array or a number (math.erfc; exact in the tails)."""
-    return np.asarray(_erfc(-np.asarray(x, dtype=float) / math.sqrt(2.0)), dtype=float) / 2.0
-
-
-@functools.lru_cache(maxsize=512)
-def _chi_nodes(df):
-    """(points u, Simpson weight x chi density at u) for U = sqrt(chi-square(df)).
-
-    The integral runs over x = ln u, where the integrand u * density(u) is smooth even for
-    fractional df below 2 (Welch's), whose density has an infinite slope at u = 0; from where
-    less than about 1e-15 of the mass lies below (u^df = 1e-15) or U's mode - CHI_SPAN, to the
-    mode + CHI_SPAN.
-    """
-    mode = math.sqrt(max(df - 1.0, 0.0))
-    low = math.log(max(mode - CHI_SPAN, 1e-15 ** (1.0 / df)))
-    high = math.log(mode + CHI_SPAN)
-    x = np.linspace(low, high, GRID_POINTS)
-    u = np.exp(x)
-    step = (high - low) / (GRID_POINTS - 1)
-    simpson = np.ones(GRID_POINTS)
-    simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
-    log_density = (
-        (df - 1.0) * x - u * u / 2.0 - (df / 2.0 - 1.0) * math.log(2.0) - math.lgamma(df / 2.0)
-    )
-    return u, simpson * step / 3.0 * np.exp(log_density + x)  # du = u dx
-
-
-def noncentral_t_sf(t, df, delta):
-    """P(T' > t) for the noncentral t with `df` (> 0) degrees of freedom and noncentrality
-    `delta`; the integral of the module doc."""
-    u, weights = _chi_nodes(float(df))
-    return float(np.sum(weights * normal_cdf(delta - t * u / math.sqrt(df))))
 
 
 def t_power(delta, df, confidence=CONFIDENCE):
     """Power of the two-sided t-test at level 1 - `confidence` with `df` degrees of freedom
     when the noncentrality is `delta`: P(T' > t_crit) + P(T' < -t_crit)."""
-    critical = t_quantile(0.5 + confidence / 2.0, df)
-    u, weights = _chi_nodes(float(df))
-    scaled = critical * u / math.sqrt(df)
-    delta = abs(delta)
-    return float(np.sum(weights * (normal_cdf(delta - scaled) + normal_cdf(-delta - scaled))))
+    critical = scipy.stats.t.ppf(0.5 + confidence / 2.0, df)
+    # P(T' < -t) = P(-T' > t), and -T' is noncentral t with -delta: both tails come from sf,
+    # since nct.cdf gives nan far in the lower tail (nct.cdf(-12.7, 1, 12) in scipy 1.17).
+    return float(scipy.stats.nct.sf(critical, df, delta) + scipy.stats.nct.sf(critical, df, -delta))
 
 
 def design(sds, units):
@@ -112,13 +71,20 @@ def power_at(effect, sds, units, confidence=CONFIDENCE):
     return t_power(effect / se, df, confidence)
 
 
-def _z(p):
-    """The standard normal p-quantile (bisection on normal_cdf; for starting guesses)."""
-    low, high = -40.0, 40.0
-    for _ in range(200):
-        middle = (low + high) / 2.0
-        low, high = (middle, high) if normal_cdf(middle) < p else (low, middle)
-    return (low + high) / 2.0
+def _smallest_units(enough, guess):
+    """The smallest n >= 2 with enough(n), for enough() false below some n and true from it
+    on, starting from `guess` (a normal approximation); None past MAX_UNITS."""
+    if guess > 2 * MAX_UNITS:
+        return None
+    low, high = 1, max(2, math.ceil(guess))  # 1 unit has no test: count it short
+    while not enough(high):
+        low, high = high, 2 * high
+        if low > MAX_UNITS:
+            return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high if high <= MAX_UNITS else None
 
 
 def units_needed(effect, sds, power=POWER, confidence=CONFIDENCE):
@@ -134,22 +100,11 @@ def units_needed(effect, sds, power=POWER, confidence=CONFIDENCE):
     if not effect or not math.isfinite(effect) or design(sds, (2,) * len(sds)) is None:
         return None
     variance = sum(s * s for s in sds)
-    guess = variance * ((_z(0.5 + confidence / 2.0) + _z(power)) / effect) ** 2
-    if guess > 2 * MAX_UNITS:
-        return None
-
-    def enough(n):
-        return power_at(effect, sds, (n,) * len(sds), confidence) >= power
-
-    low, high = 1, max(2, math.ceil(guess))  # 1 unit has no test: count it short
-    while not enough(high):
-        low, high = high, 2 * high
-        if low > MAX_UNITS:
-            return None
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (low, middle) if enough(middle) else (middle, high)
-    return high if high <= MAX_UNITS else None
+    normal = scipy.stats.norm.ppf
+    guess = variance * ((normal(0.5 + confidence / 2.0) + normal(power)) / effect) ** 2
+    return _smallest_units(
+        lambda n: power_at(effect, sds, (n,) * len(sds), confidence) >= power, guess
+    )
 
 
 def detectable(sds, units, power=POWER, confidence=CONFIDENCE):
@@ -159,10 +114,50 @@ def detectable(sds, units, power=POWER, confidence=CONFIDENCE):
     if found is None:
         return None
     se, df = found
-    low, high = 0.0, 1.0
-    while t_power(high, df, confidence) < power:
-        low, high = high, 2.0 * high
-    for _ in range(100):
-        middle = (low + high) / 2.0
-        low, high = (middle, high) if t_power(middle, df, confidence) < power else (low, middle)
-    return high * se
+
+    def short(delta):
+        return t_power(delta, df, confidence) - power
+
+    high = 1.0
+    while short(high) < 0:
+        high *= 2.0
+    return scipy.optimize.brentq(short, 0.0, high, xtol=1e-12) * se
+
+
+def tost_power(bound, sd, units, alpha, difference=0.0):
+    """Power of two one-sided t-tests at level `alpha` each (TOST: the (1 - 2 alpha) t-interval
+    of the mean lies within +-bound) on `units` values of spread `sd` whose true mean is
+    `difference`; None for fewer than 2 units or no spread.
+
+    Exact (Phillips 1990): with V = df s^2 / sd^2 chi-square on df = units - 1 and
+    c = t_(1-alpha),df sqrt(V / df), the interval lies within the bound when the mean's z-score
+    (mean / se, se = sd / sqrt(units)) lies in ((-bound - difference)/se + c,
+    (bound - difference)/se - c), so the power is the expectation of that normal probability
+    over V, integrated over V's quantiles (scipy.integrate.quad; stable for any df).
+    """
+    if units < 2 or not sd or sd <= 0:
+        return None
+    df = units - 1
+    se = sd / math.sqrt(units)
+    critical = scipy.stats.t.ppf(1.0 - alpha, df)
+    upper, lower = (bound - difference) / se, (-bound - difference) / se
+    # The interval fits inside the bounds only while c < bound / se. scipy.special's chi-square
+    # (gammainc, gammaincinv) and normal (ndtr) functions: the integrand runs ~100 times.
+    reach = scipy.special.gammainc(df / 2.0, df * (bound / (se * critical)) ** 2 / 2.0)
+
+    def inside(quantile):
+        c = critical * math.sqrt(2.0 * scipy.special.gammaincinv(df / 2.0, quantile) / df)
+        return max(0.0, scipy.special.ndtr(upper - c) - scipy.special.ndtr(lower + c))
+
+    return float(scipy.integrate.quad(inside, 0.0, reach, epsabs=1e-10, limit=200)[0])
+
+
+def tost_units_needed(bound, sd, alpha, power=POWER):
+    """The smallest number of units (at least 2) on which a harmless change (true difference
+    0) passes TOST at `alpha` against +-bound with `power`, for values of spread `sd`; None
+    without a spread or past MAX_UNITS."""
+    if not sd or sd <= 0:
+        return None
+    normal = scipy.stats.norm.ppf
+    guess = (sd * (normal(1.0 - alpha) + normal(0.5 + power / 2.0)) / bound) ** 2
+    return _smallest_units(lambda n: tost_power(bound, sd, n, alpha) >= power, guess)

@@ -1,98 +1,19 @@
-"""Statistics of values: Student's t distribution, summaries, Welch and pooled differences.
+"""Statistics of values: summaries, Welch and pooled differences.
 
-Every interval of the analysis is a two-sided 95% t-interval; the t distribution is computed
-here (a continued fraction and Newton's method) so that the analysis needs no scipy. There is no
-interval from fewer than two values or from values that are all equal (sd 0); a `why` says so.
-What the values are (networks, or base networks: kerastransfer.analysis.inference) is the
+Every interval of the analysis is a two-sided 95% Student t-interval (scipy.stats). There is
+no interval from fewer than two values or from values that are all equal (sd 0); a `why` says
+so. What the values are (networks, or base networks: kerastransfer.analysis.inference) is the
 caller's choice.
 """
 
-import functools
 import math
+
+import scipy.stats
 
 CONFIDENCE = 0.95
 # A spread this small relative to the values is floating-point rounding, not a spread: two
 # networks that score the same images can differ in the 17th digit.
 ROUNDING = 1e-12
-
-
-def _betainc(a, b, x):
-    """Regularized incomplete beta function I_x(a, b) by Lentz's continued fraction.
-
-    Numerical Recipes' `betai`; converges fast for x < (a + 1) / (a + b + 2), so the other side
-    is computed by symmetry.
-    """
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    if x > (a + 1.0) / (a + b + 2.0):
-        return 1.0 - _betainc(b, a, 1.0 - x)
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    fraction = d
-    for m in range(1, 500):
-        for numerator in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            fraction *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return math.exp(log_front) * fraction / a
-
-
-def t_cdf(t, df):
-    """P(T <= t) for Student's t with `df` (> 0, not necessarily whole) degrees of freedom."""
-    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t > 0 else tail
-
-
-def _t_pdf(t, df):
-    return math.exp(
-        math.lgamma((df + 1.0) / 2.0)
-        - math.lgamma(df / 2.0)
-        - 0.5 * math.log(df * math.pi)
-        - (df + 1.0) / 2.0 * math.log1p(t * t / df)
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def t_quantile(p, df):
-    """The p-quantile of Student's t with `df` degrees of freedom: Newton's method on `t_cdf`,
-    kept inside a bracket that bisection narrows.
-
-    Exact to about 1e-12, so no scipy is needed; `df` may be fractional (Welch's test). Cached:
-    the analysis asks for the same few quantiles many times.
-    """
-    if not 0.0 < p < 1.0 or not df > 0:
-        raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    low, high = 0.0, 1.0
-    while t_cdf(high, df) < p:
-        low, high = high, 2.0 * high
-    t = 0.5 * (low + high)
-    for _ in range(200):
-        error = t_cdf(t, df) - p
-        if error < 0:
-            low = t
-        else:
-            high = t
-        step = t - error / _t_pdf(t, df)
-        step = step if low < step < high else 0.5 * (low + high)
-        if abs(step - t) < 1e-12:
-            return step
-        t = step
-    return t
 
 
 def summarize(values, *, noun="network", bounds=None):
@@ -118,9 +39,15 @@ def summarize(values, *, noun="network", bounds=None):
         result["sd"], result["why"] = 0.0, f"all {count} {noun}s give the same value (sd 0)"
         return result
     result["sd"] = sd
-    half = t_quantile(0.5 + CONFIDENCE / 2.0, count - 1) * sd / math.sqrt(count)
-    result["ci"] = _clip([mean - half, mean + half], bounds)
+    result["ci"] = _clip(t_interval(mean, sd / math.sqrt(count), count - 1), bounds)
     return result
+
+
+def t_interval(estimate, standard_error, df, confidence=CONFIDENCE):
+    """[low, high]: the two-sided `confidence` Student t-interval of `estimate` on `df`
+    degrees of freedom (not necessarily whole: Welch's)."""
+    low, high = scipy.stats.t.interval(confidence, df, loc=estimate, scale=standard_error)
+    return [float(low), float(high)]
 
 
 def _clip(ci, bounds):
@@ -136,10 +63,8 @@ def difference(values, reference_values):
         result["effect"] = a["mean"] - b["mean"]
     if a["ci"] is None or b["ci"] is None:
         return result
-    var_a, var_b = a["sd"] ** 2 / a["count"], b["sd"] ** 2 / b["count"]
-    df = (var_a + var_b) ** 2 / (var_a**2 / (a["count"] - 1) + var_b**2 / (b["count"] - 1))
-    half = t_quantile(0.5 + CONFIDENCE / 2.0, df) * math.sqrt(var_a + var_b)
-    result["ci"] = [result["effect"] - half, result["effect"] + half]
+    welch = scipy.stats.ttest_ind(values, reference_values, equal_var=False)
+    result["ci"] = [float(bound) for bound in welch.confidence_interval(CONFIDENCE)]
     return result
 
 
@@ -181,10 +106,7 @@ def pooled_difference(values, reference_values, sd, df):
             else "every seed gives the same value (sd 0)"
         )
         return result
-    half = (
-        t_quantile(0.5 + CONFIDENCE / 2.0, df)
-        * sd
-        * math.sqrt(1.0 / len(values) + 1.0 / len(reference_values))
+    result["ci"] = t_interval(
+        result["effect"], sd * math.sqrt(1.0 / len(values) + 1.0 / len(reference_values)), df
     )
-    result["ci"] = [result["effect"] - half, result["effect"] + half]
     return result

@@ -38,26 +38,47 @@ def interval_text(interval, confidence):
 
 
 def precision_summary(test):
-    """The precision test in a line: mean paired difference, its CI, networks, verdict."""
+    """The precision test in a line: mean paired difference over base networks, its CI, the
+    verdict."""
     overall = test["overall"]
     mean = "-" if overall["mean"] is None else f"{overall['mean']:+.2f}"
     return (
         f"mean paired difference {mean} points, {interval_text(overall, test['confidence'])} "
-        f"over {overall['networks']} networks: {'passed' if test['passed'] else 'failed'}"
+        f"over {overall['units']} base networks ({overall['networks']} networks): "
+        f"{'passed' if test['passed'] else 'failed'}"
+    )
+
+
+def treatment_verdict(treatment):
+    """ "accepted", or "rejected (every reason)"."""
+    return "accepted" if treatment["passed"] else f"rejected ({'; '.join(treatment['reasons'])})"
+
+
+def precision_sizing(test):
+    """What a harmless precision needs to pass every bound with the test's power, in seeds of
+    the same study."""
+    level = f"{test['power']:.0%} power"
+    if test["seeds_needed"] is None:
+        return f"the seeds a harmless precision needs for {level} at every bound: not sized"
+    return (
+        f"a harmless precision passes every bound with {level} at {test['seeds_needed']} seeds "
+        f"of this study (it has {test['seeds']})"
     )
 
 
 def precision_lines(test):
-    """The precision test in full: overall, per treatment, findings changed, the largest
-    paired difference and the verdict with every reason it failed."""
+    """The precision test in full: overall, per treatment with its verdict, findings changed
+    (and whether each counts), the largest paired difference, the accepted treatments, the
+    verdict with every reason it failed and the size that a harmless precision needs."""
     changed = ", ".join(
-        f"{number} {c['float32']} -> {c['candidate']}"
+        f"{number} {c['float32']} -> {c['candidate']}" + ("" if c["counts"] else " (excused)")
         for number, c in test["findings_changed"].items()
     )
     lines = [f"precision test (row 7b - row 7, test accuracy): {precision_summary(test)}"]
     lines += [
-        f"  {name}: mean {t['mean']:+.2f}, {interval_text(t, test['confidence'])}, "
-        f"{t['networks']} networks (bound +-{t['bound']:g})"
+        f"  {name}: mean {'-' if t['mean'] is None else format(t['mean'], '+.2f')}, "
+        f"{interval_text(t, test['confidence'])}, {t['units']} base networks (bound "
+        f"+-{t['bound']:g}): {treatment_verdict(t)}"
         for name, t in test["treatments"].items()
     ]
     lines.append(f"  findings that changed status: {changed or 'none'}")
@@ -66,11 +87,13 @@ def precision_lines(test):
             f"  largest paired difference: {test['largest']['run']} "
             f"{test['largest']['points']:+.2f} points"
         )
+    lines.append(f"  accepted: {', '.join(test['accepted']) or 'none'}")
     lines.append(
         "  verdict: at parity"
         if test["passed"]
         else "  verdict: not at parity: " + "; ".join(test["why"])
     )
+    lines.append(f"  {precision_sizing(test)}")
     return lines
 
 
@@ -129,7 +152,7 @@ def targets(results):
         rows.append(
             (
                 "row 7b (bfloat16) at parity with row 7 by the precision test (value: the "
-                "farthest end of the 90% CI over all networks, points)",
+                "farthest end of the 90% CI over all base networks, points)",
                 None if ci is None else max(map(abs, ci)),
                 -0.5,
                 change["test"]["passed"],
@@ -563,12 +586,14 @@ def mixed_precision_section(results):
     if change:
         test = change["test"]
         treatments = "; ".join(
-            f"{name} {t['mean']:+.2f}, {interval_text(t, test['confidence'])} "
-            f"({t['networks']} networks)"
+            f"{name} {'-' if t['mean'] is None else format(t['mean'], '+.2f')}, "
+            f"{interval_text(t, test['confidence'])} ({t['units']} base networks): "
+            f"{treatment_verdict(t)}"
             for name, t in test["treatments"].items()
         )
         changed = ", ".join(
             f"finding {number} {c['float32']} -> {c['candidate']}"
+            + ("" if c["counts"] else f" (excused: {c['why']})")
             for number, c in test["findings_changed"].items()
         )
         largest = test["largest"]
@@ -593,7 +618,8 @@ def mixed_precision_section(results):
             f"{change['float32_peak_rss_bytes'] / 1e9:.2f} GB (cached features are bfloat16).",
             "",
             'The precision test (docs/statistics.md, "Precision") pairs each network with '
-            "itself in row 7 and takes test accuracy, bfloat16 minus float32, in points: "
+            "itself in row 7 and takes test accuracy, bfloat16 minus float32, in points, "
+            "averaged per base network: "
             f"{precision_summary(test)}. Per treatment: {treatments}. Findings "
             f"that changed status: {changed or 'none'}. "
             + (
@@ -601,6 +627,8 @@ def mixed_precision_section(results):
                 if largest
                 else ""
             )
+            + f"Accepted treatments: {', '.join(test['accepted']) or 'none'}. "
+            + f"{precision_sizing(test)[0].upper()}{precision_sizing(test)[1:]}. "
             + f"Verdict: {verdict}. `--mixed_precision=auto` follows the verdict declared for "
             f"{change['cpu_kind'].upper()} CPUs in kerastransfer/training/strategies.py "
             f"(BFLOAT16_VERDICTS: {change['declared']['measured']}), and picks mixed_bfloat16 "

@@ -58,7 +58,8 @@ def study_floor(flagfile, workdir, records):
     return total
 
 
-# What the precision test reads of a study's records: the pairing, test accuracy, findings.
+# What the precision test reads of a study's records: the pairing, test accuracy, chance
+# (num_classes), findings.
 RECORD_FIELDS = (
     "run",
     "treatment",
@@ -70,6 +71,7 @@ RECORD_FIELDS = (
     "status",
     "best_k",
     "test_accuracy",
+    "num_classes",
 )
 
 
