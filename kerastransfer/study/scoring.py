@@ -9,9 +9,9 @@ frozen prefix's features, reduced to one vector per image (--score_reduction):
     gap  the mean of each channel over the spatial positions (a dense layer's output as is);
     pca  the flattened maps projected on their first PCA_COMPONENTS principal components.
 
-Each of --estimators (analysis/estimators.py) scores the vectors against the target labels;
-LEEP reads the source head's class probabilities on the same images. The results go to
-workdir/scores.json (one entry per source, target and n), TensorBoard scalars
+Each of --estimators (kerastransfer/estimators/) scores the vectors against the target labels;
+one that reads the source head (LEEP) reads its class probabilities on the same images. The
+results go to workdir/scores.json (one entry per source, target and n), TensorBoard scalars
 (tensorboard/scores/<split>/<source>n<target>/seed<s>, one step per n), figures/estimators.png
 and one console line per cut. Entries already in scores.json for the same source weights and
 settings are kept, not computed again.
@@ -29,8 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerastransfer import surgery, treatments
-from kerastransfer.analysis import estimators, json_safe
+from kerastransfer import estimators, surgery, treatments
+from kerastransfer.analysis import json_safe
 from kerastransfer.config import DIRECTIONS
 from kerastransfer.data.splits import ALL_SPLIT
 from kerastransfer.errors import UsageError
@@ -42,7 +42,7 @@ PCA_COMPONENTS = 64
 # The own-model study's source: the given model, not a run of the study.
 SOURCE_MODEL = "source model"
 # --prune trains one cut more when its K best hold in fewer than this share of bootstrap
-# resamples of the scored images (analysis.estimators.top_k_stability).
+# resamples of the scored images (estimators.top_k_stability).
 PRUNE_HELD = 0.95
 
 
@@ -177,7 +177,7 @@ def prune(study, log):
     layers = study.experiment.grid.layers
     ranked = sorted(layers, key=rank)
     kept, bootstrap = sorted(ranked[: s.prune]), None
-    if s.prune_estimator != "leep" and s.prune < len(layers):
+    if estimators.get(s.prune_estimator).reads_cut_features and s.prune < len(layers):
         cut_vectors, labels = features[SOURCE_MODEL]
         started = time.perf_counter()
         bootstrap = estimators.top_k_stability(cut_vectors, labels, s.prune_estimator, s.prune)
@@ -282,7 +282,8 @@ def _score_source(study, source, settings, log, features=None):
         )
         text = _scores_text(values, why)
         log(f"score {source.label} n={n} ({name}, {vectors.shape[1]} dims): {text}")
-    # NCTI ranks the network's cut points against each other: scored over all of them at once.
+    # The set estimators (NCTI) rank the network's cut points against each other: scored over
+    # all of them at once.
     ranked = estimators.score_set_or_why(cut_vectors, labels, estimators=settings["estimators"])
     for entry, (values, why) in zip(entries, ranked):
         entry["scores"].update(values)
