@@ -233,12 +233,13 @@ def loads_on_import(module, files, seen=None):
         "workdir.results",
         "reporting",
         "estimators",
+        "study.pruning",
     ],
 )
 def test_no_tensorflow_below_the_training_layer(module):
-    """models/, surgery, analysis/, the config, the results store, reporting/ and the
-    estimators are plain Keras, numpy or matplotlib: importing them loads no TensorFlow (they
-    run on any Keras backend)."""
+    """models/, surgery, analysis/, the config, the results store, reporting/, the estimators
+    and --prune's decision are plain Keras, numpy or matplotlib: importing them loads no
+    TensorFlow (they run on any Keras backend)."""
     loaded = loads_on_import(f"kerastransfer.{module}", module_files())
     assert not any(name == "tensorflow" or name.startswith("tensorflow.") for name in loaded)
 

@@ -34,6 +34,7 @@ from kerastransfer.analysis import json_safe
 from kerastransfer.config import DIRECTIONS
 from kerastransfer.data.splits import ALL_SPLIT
 from kerastransfer.errors import UsageError
+from kerastransfer.study import pruning
 from kerastransfer.study.plan import base_id
 from kerastransfer.workdir.scores import read_scores, write_scores
 
@@ -41,9 +42,6 @@ from kerastransfer.workdir.scores import read_scores, write_scores
 PCA_COMPONENTS = 64
 # The own-model study's source: the given model, not a run of the study.
 SOURCE_MODEL = "source model"
-# --prune trains one cut more when its K best hold in fewer than this share of bootstrap
-# resamples of the scored images (estimators.top_k_stability).
-PRUNE_HELD = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,74 +150,30 @@ def score_study(study, latest, log, features=None):
 
 
 def prune(study, log):
-    """--prune=K: scores the source model's cut points, keeps the K best n of --layers by
-    --prune_estimator (ties go to the lower n, n/a ranks last), and one more when those K
-    hold in fewer than PRUNE_HELD of the bootstrap resamples of the scored images (not
-    separable from the next), and drops the other n's runs from the plan.
-
-    The choice goes into scores.json under "prune", which the recommendation reports.
+    """--prune=K: scores the source model's cut points, resamples them where the decision
+    asks for it, and lets study/pruning.py decide which n of --layers to train (the K best by
+    --prune_estimator, one more when those are not separable); writes that decision into
+    scores.json under "prune", which the recommendation reports, and drops the other n's runs
+    from the plan.
     """
     s = study.experiment.scoring
+    layers = study.experiment.grid.layers
     features = {}
     scores = score_study(study, {}, log, features)
     mine = [entry for entry in scores["entries"] if entry["source_run"] == SOURCE_MODEL]
-    by_n = {entry["n"]: entry["scores"].get(s.prune_estimator) for entry in mine}
-    unscored = [
-        {"n": e["n"], "why": e.get("unscored", {}).get(s.prune_estimator, "no reason recorded")}
-        for e in mine
-        if by_n[e["n"]] is None
-    ]
-
-    def rank(n):
-        """Best first: n/a after every score, ties to the lower n."""
-        return (True, 0.0, n) if by_n[n] is None else (False, -by_n[n], n)
-
-    layers = study.experiment.grid.layers
-    ranked = sorted(layers, key=rank)
-    kept, bootstrap = sorted(ranked[: s.prune]), None
-    if estimators.get(s.prune_estimator).reads_cut_features and s.prune < len(layers):
+    stability = None
+    if pruning.resamples(s.prune_estimator, s.prune, layers):
         cut_vectors, labels = features[SOURCE_MODEL]
         started = time.perf_counter()
-        bootstrap = estimators.top_k_stability(cut_vectors, labels, s.prune_estimator, s.prune)
-        bootstrap["seconds"] = time.perf_counter() - started
-        bootstrap["in_top_k"] = dict(zip(layers, bootstrap["in_top_k"]))
-        bootstrap["extra"] = None
-        if bootstrap["held"] < PRUNE_HELD:  # its top choices are not separable: one more
-            bootstrap["extra"] = ranked[s.prune]
-            kept = sorted(ranked[: s.prune + 1])
-    runs = [spec for spec in study.runs if spec.treatment == treatments.BASE or spec.n in kept]
-    scores["prune"] = {
-        "estimator": s.prune_estimator,
-        "k": s.prune,
-        "candidates": list(layers),
-        "ranking": ranked,
-        "unscored": unscored,
-        "trained": kept,
-        "skipped": sorted(set(layers) - set(kept)),
-        "networks_planned": len(study.runs),
-        "networks_trained": len(runs),
-        "scoring_seconds": scores["seconds"],
-        "bootstrap": bootstrap,
-    }
+        stability = estimators.top_k_stability(cut_vectors, labels, s.prune_estimator, s.prune)
+        stability["seconds"] = time.perf_counter() - started
+    pruned = pruning.decide(
+        mine, study.runs, layers, s.prune_estimator, s.prune, scores["seconds"], stability
+    )
+    scores["prune"] = pruned.record
     write_scores(study.workdir, json_safe(scores))
-    missing = "".join(f"; n/a at n={u['n']} ({u['why']}), ranked last" for u in unscored)
-    held = (
-        ""
-        if bootstrap is None
-        else f"; its {s.prune} best held in {100 * bootstrap['held']:.0f}% of "
-        f"{bootstrap['replicates']} bootstrap resamples of the scored images"
-        + (
-            f", not separable: n={bootstrap['extra']} trained too"
-            if bootstrap["extra"] is not None
-            else ""
-        )
-    )
-    log(
-        f"prune: {s.prune_estimator} ranks n={','.join(map(str, ranked))}{missing}{held}; "
-        f"training n={','.join(map(str, kept))} ({len(runs)} of {len(study.runs)} networks, "
-        f"skipping n={','.join(map(str, sorted(set(layers) - set(kept)))) or 'none'})"
-    )
-    study.runs = runs
+    log(pruning.describe(pruned.record))
+    study.runs = pruned.runs
 
 
 def forget_prune(workdir):
