@@ -163,6 +163,11 @@ def prune(study, log):
     mine = [entry for entry in scores["entries"] if entry["source_run"] == SOURCE_MODEL]
     stability = None
     if pruning.resamples(s.prune_estimator, s.prune, layers):
+        if SOURCE_MODEL not in features:  # its scores were kept from scores.json: a rerun
+            (source,) = sources(study, {})
+            settings = settings_of(study.experiment)
+            _, maps_by_cut, _, labels = _source_features(study, source, settings)
+            features[SOURCE_MODEL] = ([_reduced(maps, settings) for maps in maps_by_cut], labels)
         cut_vectors, labels = features[SOURCE_MODEL]
         started = time.perf_counter()
         stability = estimators.top_k_stability(cut_vectors, labels, s.prune_estimator, s.prune)
@@ -187,29 +192,12 @@ def _score_source(study, source, settings, log, features=None):
     """The entries of one source network: one per n of --layers (its features and labels go
     into `features` when given)."""
     started = time.perf_counter()
-    model = _network(study, source)
-    cuts = surgery.cut_layers(model, study.cuts)
     layers = study.experiment.grid.layers
-    half = study.halves.half(source.split, source.target)
-    batches = study.halves.sample_batches(half, settings["examples"])
-    names = [cuts[n - 1] for n in layers]
-    maps_by_cut, probabilities, labels = cut_features(
-        model,
-        names,
-        batches,
-        settings["reduction"],
-        budget_bytes=study.experiment.grid.cache_budget_mb * 2**20,
-        examples=settings["examples"],
-    )
+    names, maps_by_cut, probabilities, labels = _source_features(study, source, settings)
     entries, cut_vectors = [], []
     for n, name, maps in zip(layers, names, maps_by_cut):
         began = time.perf_counter()
-        # Non-finite maps skip PCA (which would raise): each estimator then names them.
-        vectors = (
-            estimators.reduce_features(maps, "pca", size=PCA_COMPONENTS)
-            if settings["reduction"] == "pca" and np.all(np.isfinite(maps))
-            else maps
-        )
+        vectors = _reduced(maps, settings)
         cut_vectors.append(vectors)
         values, why = estimators.score_or_why(
             vectors,
@@ -254,6 +242,34 @@ def _score_source(study, source, settings, log, features=None):
     if features is not None:
         features[source.run] = (cut_vectors, labels)
     return entries
+
+
+def _source_features(study, source, settings):
+    """(the cut layer of each n of --layers, its features, the source head's probabilities,
+    the labels) of one source network: one forward pass over the sampled target images."""
+    model = _network(study, source)
+    cuts = surgery.cut_layers(model, study.cuts)
+    names = [cuts[n - 1] for n in study.experiment.grid.layers]
+    half = study.halves.half(source.split, source.target)
+    batches = study.halves.sample_batches(half, settings["examples"])
+    maps_by_cut, probabilities, labels = cut_features(
+        model,
+        names,
+        batches,
+        settings["reduction"],
+        budget_bytes=study.experiment.grid.cache_budget_mb * 2**20,
+        examples=settings["examples"],
+    )
+    return names, maps_by_cut, probabilities, labels
+
+
+def _reduced(maps, settings):
+    """One cut's features as the estimators score them: PCA_COMPONENTS principal components
+    of the flattened maps for --score_reduction=pca, the channel means (already) for gap.
+    Non-finite maps skip PCA (which would raise): each estimator then names them."""
+    if settings["reduction"] == "pca" and np.all(np.isfinite(maps)):
+        return estimators.reduce_features(maps, "pca", size=PCA_COMPONENTS)
+    return maps
 
 
 def _scores_text(values, why):
