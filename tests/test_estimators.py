@@ -62,19 +62,57 @@ def dense_log_evidence(features, target, alpha, beta):
 
 
 def test_h_score_by_hand_in_one_dimension():
-    # var(x) = (9 + 1 + 1 + 9) / 4 = 5; class means 1 and 5 around 3: between variance 4.
+    # var(x) = (9 + 1 + 1 + 9) / 4 = 5 (1/N); class means 1 and 5 around 3: cov(E[x|y]) =
+    # 4 (2^2 + 2^2) / 3 = 16/3 (1/(N - 1)). H = 16/3 / 5 = 16/15.
     x, y = np.array([[0.0], [2.0], [4.0], [6.0]]), np.array([0, 0, 1, 1])
-    assert hscore.h_score(x, y, shrinkage=0) == pytest.approx(0.8)
-    # One feature: Ledoit-Wolf's target tr(S)/d I is S itself, so the default agrees.
-    assert hscore.h_score(x, y) == pytest.approx(0.8)
+    assert hscore.h_score(x, y, shrinkage=0) == pytest.approx(16 / 15, rel=1e-12)
+    # One feature: Ledoit-Wolf's target tr(S)/d I is S itself (intensity 0), so the default
+    # agrees.
+    assert hscore.h_score(x, y) == pytest.approx(16 / 15, rel=1e-12)
 
 
-def test_h_score_matches_the_formula_in_two_dimensions():
+def test_regularized_h_score_by_hand_in_two_dimensions():
+    # Ibrahim et al.'s H_a = tr(pinv(S_a) (1 - a) cov(E[f|y])), step by step.
+    x = np.array([[0.0, 0.0], [1.0, 2.0], [2.0, 1.0], [3.0, 3.0], [4.0, 5.0], [5.0, 4.0]])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    n, d = x.shape
+    z = x - x.mean(axis=0)  # the mean is (2.5, 2.5)
+    covariance = z.T @ z / n
+    np.testing.assert_allclose(covariance, np.array([[35.0, 31.0], [31.0, 35.0]]) / 12)
+    # The Ledoit-Wolf intensity a = min(b, c)/c: c = ||S - mu I||^2 / d, the distance from the
+    # target mu I, mu = tr(S)/d = 35/12; b = sum_i ||z_i z_i^T - S||^2 / (d N^2), how far the
+    # single examples scatter about S.
+    mu = np.trace(covariance) / d
+    c = np.sum((covariance - mu * np.eye(d)) ** 2) / d
+    b = sum(np.sum((np.outer(row, row) - covariance) ** 2) for row in z) / (d * n**2)
+    assert c == pytest.approx((31 / 12) ** 2) and b == pytest.approx(18912 / 144 / 72)
+    a = min(b, c) / c
+    assert a == pytest.approx(788 / 2883, rel=1e-12)  # about 0.273
+    shrunk = (1 - a) * covariance + a * mu * np.eye(d)
+    # Each example's class mean: (1, 1) for class 0, (4, 4) for class 1; centred +-(1.5, 1.5),
+    # so cov(E[f|y]) = 6 * 1.5^2 / 5 [[1, 1], [1, 1]] = 2.7 [[1, 1], [1, 1]] (1/(N - 1)).
+    means = np.stack([x[y == c].mean(axis=0) for c in (0, 1)])[y]
+    between = (means - means.mean(axis=0)).T @ (means - means.mean(axis=0)) / (n - 1)
+    np.testing.assert_allclose(between, 2.7 * np.ones((2, 2)))
+    expected = np.trace(np.linalg.pinv(shrunk) @ ((1 - a) * between))
+    # Along (1, 1)/sqrt(2), the only direction the classes differ in: S has 66/12 = 5.5 and
+    # mu I 35/12, cov(E[f|y]) 5.4.
+    assert expected == pytest.approx((1 - a) * 5.4 / ((1 - a) * 5.5 + a * 35 / 12), rel=1e-12)
+    assert hscore.h_score(x, y) == pytest.approx(expected, rel=1e-12)
+    assert hscore.h_score(x, y, shrinkage=a) == pytest.approx(expected, rel=1e-12)
+    # Without the (1 - a) and with 1/N for both, the score would be (N - 1)/(N (1 - a)) times
+    # this, 15% higher here.
+    inflated = np.trace(np.linalg.inv(shrunk) @ (between * (n - 1) / n))
+    assert inflated / expected == pytest.approx((n - 1) / (n * (1 - a)), rel=1e-12)
+
+
+def test_h_score_matches_scikit_learn_and_numpy_estimates_in_two_dimensions():
     x, y = blobs(n_per_class=15, d=2, classes=2, shift=1.5)
     means = np.stack([x[y == c].mean(axis=0) for c in (0, 1)])[y]  # E[X|y] for each example
-    between = np.cov(means, rowvar=False, bias=True)
+    between = np.cov(means, rowvar=False)  # 1/(N - 1)
     plain = np.trace(np.linalg.inv(np.cov(x, rowvar=False, bias=True)) @ between)
-    shrunk = np.trace(np.linalg.inv(LedoitWolf().fit(x).covariance_) @ between)
+    fit = LedoitWolf().fit(x)  # 1/N, and the intensity a
+    shrunk = np.trace(np.linalg.inv(fit.covariance_) @ ((1 - fit.shrinkage_) * between))
     assert hscore.h_score(x, y, shrinkage=0) == pytest.approx(plain, rel=1e-10)
     assert hscore.h_score(x, y) == pytest.approx(shrunk, rel=1e-10)
     assert abs(shrunk - plain) > 1e-2  # the shrinkage is not negligible here

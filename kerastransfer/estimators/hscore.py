@@ -1,10 +1,27 @@
 """H-score (Bao et al., "An information-theoretic approach to transferability in task transfer
-learning", ICIP 2019): tr(cov(X)^-1 cov(E[X|y])), the between-class variance in units of the
-total variance. cov(X) is the Ledoit-Wolf shrinkage estimate (1-s) S + s tr(S)/d I, so it is
-defined when d >= N or S is singular; the between-class covariance is sum_c N_c/N (m_c - m)
-(m_c - m)^T, both with 1/N. Invariant to rotation, translation and scaling of X.
+learning", ICIP 2019), regularized as Ibrahim, Ponomareva and Mazumder define it ("Newer is not
+always better: Rethinking transferability metrics, their peculiarities, stability and
+performance", ECML PKDD 2022):
 
-With d > N it is dominated by the d/N_c between-class variance that even noise has; features
+    H_a = tr(pinv(S_a) (1 - a) cov(E[f|y]))
+
+the between-class variance in units of the total variance. S_a = (1 - a) S + a tr(S)/d I is the
+Ledoit-Wolf shrinkage estimate of the features' covariance (S with 1/N, a the Ledoit-Wolf
+intensity, as scikit-learn's LedoitWolf computes both), so it is defined when d >= N or S is
+singular; cov(E[f|y]) = sum_c N_c (m_c - m)(m_c - m)^T / (N - 1) is the sample covariance of
+each example's class mean (1/(N - 1), as numpy.cov). These are the conventions of the
+regularized H-score of the Transfer-Learning-Library (TLlib), which this function equals.
+
+The factor (1 - a) is the paper's: the features' covariance is the between-class plus the mean
+within-class covariance (the law of total covariance), so the between-class part of S_a is
+(1 - a) cov(E[f|y]). Leaving it out, with 1/N for both covariances, gives (N - 1)/(N (1 - a))
+times H_a: 1% high at a = 0.01 but 48% high at a = 0.33, and a grows with the dimension for
+the number of examples and differs between cut points, so the ranking can move. shrinkage=0
+gives the unregularized tr(pinv(S) cov(E[f|y])), N/(N - 1) times Bao et al.'s ratio taken with
+one normalization for both covariances.
+Invariant to rotation, translation and scaling of X.
+
+With d near or above N the Ledoit-Wolf a is large and the score shrinks with 1 - a; features
 that are all constant score 0.
 """
 
@@ -18,10 +35,10 @@ HSCORE_RCOND = 1e-10
 
 
 def h_score(features, labels, shrinkage="ledoit-wolf"):
-    """H-score: tr(cov(X)^-1 cov(E[X|y])) with cov(X) shrunk towards tr(cov)/d I.
+    """Ibrahim et al.'s regularized H-score, tr(pinv(S_a) (1 - a) cov(E[f|y])) (module doc).
 
-    shrinkage: "ledoit-wolf" (the Ledoit-Wolf intensity) or a number in [0, 1]; 0 is the plain
-    1/N covariance of the original H-score, inverted as a pseudo-inverse.
+    shrinkage: "ledoit-wolf" (a the Ledoit-Wolf intensity) or a number a in [0, 1]; 0 is the
+    unregularized H-score, inverted as a pseudo-inverse.
     """
     x, y = prepare(features, labels)
     n, d = x.shape
@@ -38,7 +55,9 @@ def h_score(features, labels, shrinkage="ledoit-wolf"):
     keep = eigenvalues > HSCORE_RCOND * max(eigenvalues.max(), 0.0)
     counts = np.bincount(y)
     projected = class_means(z, y) @ eigenvectors[:, keep]
-    return float(np.sum(counts / n * np.sum(projected**2 / eigenvalues[keep], axis=1)))
+    # tr(pinv(S_a) B) with B = sum_c N_c m_c m_c^T / (N - 1), the class means m_c centred.
+    between = np.sum(counts / (n - 1) * np.sum(projected**2 / eigenvalues[keep], axis=1))
+    return float((1 - shrinkage) * between)
 
 
 register(Estimator("hscore", "H-score", h_score))
