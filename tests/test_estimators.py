@@ -313,6 +313,35 @@ def test_transrate_matches_dense_log_determinants():
     assert transrate.transrate(x, y, eps=eps) == pytest.approx(expected, rel=1e-9)
 
 
+def transrate_without_width(x, y, eps=1e-4):
+    """TransRate with 1/(N eps^2) in place of d/(N eps^2): coding_rate with eps sqrt(d)."""
+    z = x - x.mean(axis=0)
+    z *= math.sqrt(len(y) / np.sum(z**2))
+    wider = eps * math.sqrt(x.shape[1])
+    conditional = sum(np.mean(y == c) * transrate.coding_rate(z[y == c], wider) for c in set(y))
+    return transrate.coding_rate(z, wider) - conditional
+
+
+@pytest.mark.parametrize("d", [40, 160])
+def test_transrate_width_factor_adds_half_log_d_per_dimension_a_class_lacks(d):
+    # Two classes of 60 examples. At d = 40 each class spans every dimension and the d of
+    # d/(N eps^2) cancels; at d = 160 a class spans 60 of the centred Z's 119 dimensions:
+    # 1/2 (119 - 60) log d more.
+    x, y = blobs(n_per_class=60, d=d, classes=2, shift=1.0)
+    added = transrate.transrate(x, y) - transrate_without_width(x, y)
+    lacking = min(len(y) - 1, d) - min(60, d)
+    assert added == pytest.approx(0.5 * lacking * math.log(d), abs=1e-3)
+    assert (added == pytest.approx(0, abs=1e-3)) == (d == 40)
+
+
+def test_transrate_grows_with_dimensions_that_carry_no_class_information():
+    # The score sums over Z's dimensions: noise appended to the same features raises it.
+    x, y = blobs(n_per_class=100, d=16, classes=3, shift=2.0)
+    noise = np.random.default_rng(7).normal(size=(len(y), 32))
+    scores = [transrate.transrate(np.hstack([x, noise[:, :k]]), y) for k in (0, 16, 32)]
+    assert scores[0] < scores[1] < scores[2]
+
+
 @pytest.mark.parametrize("n, d", [(40, 5), (25, 25)])
 def test_logme_fixed_point_is_the_maximum_of_the_dense_evidence(n, d):
     rng = np.random.default_rng(n + d)
