@@ -17,6 +17,7 @@ import os
 
 from kerastransfer import treatments
 from kerastransfer.errors import UsageError
+from kerastransfer.estimators import registry
 
 # A setting's kind: which absl flag flags.py defines for it (INTS and STRINGS are both
 # comma-separated lists; from_flags turns INTS into integers).
@@ -160,16 +161,13 @@ def _keeps_every_cut_at_one(flag, value, default):
         raise UsageError(f"--{flag}={value} must be 1 or more (1 keeps every cut)")
 
 
-# The transferability estimators of analysis/estimators.py, by their flag names.
-ESTIMATORS = ("logme", "hscore", "transrate", "linear_probe", "knn", "sfda", "ncti", "leep")
-
-
 def _known_estimators(flag, value, default):
+    """The registry's estimators (kerastransfer/estimators/) are the allowed values."""
     for name in (value,) if isinstance(value, str) else value:
-        if name not in ESTIMATORS:
+        if name not in registry.names():
             raise UsageError(
                 f"unknown estimator {name!r} in --estimators or --prune_estimator; use any of "
-                f"{','.join(ESTIMATORS)}"
+                f"{','.join(registry.names())}"
             )
 
 
@@ -542,10 +540,9 @@ class ScoringConfig:
     """Transferability estimators on every cut point (--mode=score), and --prune."""
 
     estimators: tuple = setting(
-        ESTIMATORS,
-        "Estimators that score every cut point without training: logme, hscore, transrate, "
-        "linear_probe, knn, sfda, ncti (which ranks a network's cut points against each "
-        "other), leep (the source head's probabilities). Empty: --mode=all scores nothing.",
+        registry.names(),
+        f"Estimators that score every cut point without training: {registry.help_list()}. "
+        "Empty: --mode=all scores nothing.",
         kind=STRINGS,
         check=_known_estimators,
     )

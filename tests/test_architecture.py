@@ -119,6 +119,7 @@ def within(name, prefix):
 # import all the same). "study" means kerastransfer.study and its modules, and so on.
 BELOW_STUDY = ("data", "models", "surgery", "flops", "training", "workdir", "config")
 BELOW_STUDY += ("treatments", "designs", "errors", "analysis", "reporting", "serving")
+BELOW_STUDY += ("estimators",)
 NEVER = [
     *((lower, "study", ()) for lower in BELOW_STUDY),
     ("data", "models", ()),
@@ -131,8 +132,18 @@ NEVER = [
     ("tuning", "serving", ()),
     ("study", "reporting", ()),
     ("study", "serving", ()),
-    ("study", "analysis", ("estimators", "json_safe")),  # what scoring needs
+    ("study", "analysis", ("json_safe",)),  # what scoring needs
 ]
+
+
+def test_the_estimators_import_nothing_else_of_the_package():
+    """kerastransfer/estimators/ sits below config.py, which reads its registry's names and
+    help: it imports only its own modules."""
+    for module, path in module_files().items():
+        if within(module, "kerastransfer.estimators"):
+            for name in imported_names(module, path):
+                if within(name, "kerastransfer"):
+                    assert within(name, "kerastransfer.estimators"), f"{module} imports {name}"
 
 
 @pytest.mark.parametrize(("importer", "imported", "allowed"), NEVER)
@@ -213,7 +224,8 @@ def loads_on_import(module, files, seen=None):
         if name in files and name not in seen:
             seen.add(name)
             for target in top_level_imports(files[name]):
-                seen.add(target)
+                if target not in files:  # outside kerastransfer: loaded, not followed
+                    seen.add(target)
                 loads_on_import(target, files, seen)
     return seen
 
@@ -230,14 +242,24 @@ def loads_on_import(module, files, seen=None):
         "designs",
         "workdir.results",
         "reporting",
+        "estimators",
+        "study.pruning",
     ],
 )
 def test_no_tensorflow_below_the_training_layer(module):
-    """models/, surgery, analysis/, the config, the results store and reporting/ are plain
-    Keras, numpy or matplotlib: importing them loads no TensorFlow (they run on any Keras
-    backend)."""
+    """models/, surgery, analysis/, the config, the results store, reporting/, the estimators
+    and --prune's decision are plain Keras, numpy or matplotlib: importing them loads no
+    TensorFlow (they run on any Keras backend)."""
     loaded = loads_on_import(f"kerastransfer.{module}", module_files())
     assert not any(name == "tensorflow" or name.startswith("tensorflow.") for name in loaded)
+
+
+@pytest.mark.parametrize("module", ["config", "estimators", "estimators.registry", "analysis"])
+def test_no_scikit_learn_on_import(module):
+    """scikit-learn (about 1.4 s to import) loads inside the estimators that use it: the
+    config, which reads the estimators' registry, and the analysis load none of it."""
+    loaded = loads_on_import(f"kerastransfer.{module}", module_files())
+    assert not any(name == "sklearn" or name.startswith("sklearn.") for name in loaded)
 
 
 def test_every_package_says_what_lives_there_and_what_it_may_import():

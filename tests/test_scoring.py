@@ -15,13 +15,14 @@ import tensorflow as tf
 from helpers.cli import REPO, run_cli
 from helpers.data_fixtures import write_png
 from helpers.records import records as read_records
-from kerastransfer import config, surgery
+from kerastransfer import config, estimators, surgery
 from kerastransfer.analysis import agreement
-from kerastransfer.analysis.estimators import ESTIMATORS
 from kerastransfer.app import score as score_mode
 from kerastransfer.reporting import estimator_agreement
 from kerastransfer.study.own_model import load_study
 from kerastransfer.workdir.provenance import stored_experiment
+
+ESTIMATORS = estimators.names()
 
 SMOKE_LAYERS = (1, 5, 7)
 

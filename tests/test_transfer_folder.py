@@ -129,7 +129,7 @@ def test_own_model_to_own_folder_recommends_n_and_exports(
 def test_prune_trains_only_the_best_scoring_cut_points(tmp_path, source_and_folder):
     source_path, folder = source_and_folder
     workdir = str(tmp_path / "work")
-    done = run_cli(
+    command = (
         f"--flagfile={FLAGFILE}",
         f"--source_model={source_path}",
         f"--image_dir={folder}",
@@ -140,6 +140,7 @@ def test_prune_trains_only_the_best_scoring_cut_points(tmp_path, source_and_fold
         "--epochs=2",
         "--eval_every=5",
     )
+    done = run_cli(*command)
     assert done.returncode == 0, done.stderr[-4000:]
     with open(os.path.join(workdir, "scores.json")) as f:
         scores = json.load(f)
@@ -169,6 +170,17 @@ def test_prune_trains_only_the_best_scoring_cut_points(tmp_path, source_and_fold
     report = open(os.path.join(workdir, "report.md")).read()
     assert "## Pruned by an estimator (--prune)" in report
     assert f"Skipped: n = {', '.join(map(str, pruned['skipped']))}" in report
+
+    # The same command again (a resumed study): the scores come from scores.json, the
+    # bootstrap reads the features again, and the decision is the same.
+    again = run_cli(*command)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "score target" not in again.stdout  # no cut point scored again
+    with open(os.path.join(workdir, "scores.json")) as f:
+        repeated = json.load(f)["prune"]
+    for record in (pruned, repeated):
+        del record["scoring_seconds"], record["bootstrap"]["seconds"]
+    assert repeated == pruned
 
 
 @pytest.mark.slow  # a minute, mostly graph building; test_backbones covers backbones by default

@@ -16,15 +16,15 @@ anywhere the results file is. Modules:
                     as the report's Power rows and commands
     summary         `analyze`: all of the above as the dict analysis.json holds
     recommendation  the own-model study's choice of n and mode
-    estimators      transferability estimators (LogME, H-score, TransRate, LEEP, probes)
-    agreement       the estimators' scores against the measured grid, and --prune's record
+    agreement       the transferability estimators' scores (kerastransfer.estimators computes
+                    them) against the measured grid, and --prune's record
     precision       a precision against float32: a paired equivalence test (90% CI) per
                     treatment over base networks, and the study size it needs
     similarity      linear CKA (Kornblith et al. 2019) and the CKA heatmaps' numbers
-May import numpy, scipy, scikit-learn (inside estimators' functions), kerastransfer.config,
-kerastransfer.designs, kerastransfer.errors, kerastransfer.treatments and kerastransfer.workdir.*;
-never TensorFlow, Keras, matplotlib, kerastransfer.reporting (which draws and writes what
-this package computes) or kerastransfer.app (whose analyze driver calls it).
+May import numpy, scipy, kerastransfer.config, kerastransfer.designs, kerastransfer.errors,
+kerastransfer.treatments and kerastransfer.workdir.*; never TensorFlow, Keras, scikit-learn,
+matplotlib, kerastransfer.reporting (which draws and writes what this package computes) or
+kerastransfer.app (whose analyze driver calls it).
 `python -m kerastransfer.analysis` (__main__.py) launches that driver in a new process.
 
 Units: accuracies are fractions (.6251); differences between accuracies (boosts, drops, effects)

@@ -13,8 +13,8 @@ from the dicts the drivers of app/ computed.
 May import of kerastransfer.analysis (which computes every number shown here, and never
 imports this package) its constants and the selectors of the records a figure draws
 (records.ok_records, tables.pooled_bases, tables.find_cell); kerastransfer.designs,
-kerastransfer.treatments, kerastransfer.workdir and matplotlib; never TensorFlow, study/ or
-app/.
+kerastransfer.treatments, kerastransfer.workdir, kerastransfer.estimators (the estimators'
+titles) and matplotlib; never TensorFlow, study/ or app/.
 """
 
 from kerastransfer.reporting.cka import write_cka

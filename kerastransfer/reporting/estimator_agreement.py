@@ -13,9 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from kerastransfer import treatments  # noqa: E402
+from kerastransfer import estimators, treatments  # noqa: E402
 from kerastransfer.analysis.agreement import TRACKS, WEAK  # noqa: E402
-from kerastransfer.analysis.estimators import ESTIMATOR_NAMES as NAMES  # noqa: E402
 from kerastransfer.reporting.formats import MISSING  # noqa: E402
 from kerastransfer.reporting.plots import save_figure  # noqa: E402
 
@@ -77,7 +76,7 @@ def plot(result, figures_dir):
                 marker="o",
                 markersize=3,
                 linewidth=1,
-                label=NAMES.get(name, name)
+                label=estimators.title(name)
                 + (f" (n/a at n = {', '.join(absent)})" if absent else ""),
             )
         for treatment, values in group["accuracy"].items():
@@ -150,7 +149,7 @@ def section(result):
         for t in measured:
             mean = result["mean"][name][t]
             cells.append(f"{_rho(mean['spearman'])} ({_rho(mean['kendall'])})")
-        lines.append(f"| {NAMES.get(name, name)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {estimators.title(name)} | " + " | ".join(cells) + " |")
     lines.append("")
     for name in result["estimators"]:
         words = []
@@ -162,13 +161,13 @@ def section(result):
                 if mean["spearman"] is not None
                 else f"cannot rank {label} ({mean['why']})"
             )
-        lines.append(f"- {NAMES.get(name, name)}: " + "; ".join(words) + ".")
+        lines.append(f"- {estimators.title(name)}: " + "; ".join(words) + ".")
     for g in result["groups"]:
         for name in result["estimators"]:
             for reason in g["unscored"].get(name, []):
                 seeds = reason["seeds"]
                 lines.append(
-                    f"- {NAMES.get(name, name)} n/a at n = {', '.join(map(str, reason['n']))} "
+                    f"- {estimators.title(name)} n/a at n = {', '.join(map(str, reason['n']))} "
                     f"({g['split']} {g['source']}->{g['target']}"
                     + (f", seed {', '.join(map(str, seeds))}" if seeds else "")
                     + f"): {reason['why']}."
@@ -231,7 +230,7 @@ def regret_lines(regret):
     ]
     lines.append("| best measured | " + " | ".join(best + [""] * len(means)) + " |")
     for choice in [*regret["estimators"], *regret["rules"]]:
-        label = RULE_NAMES.get(choice) or NAMES.get(choice, choice)
+        label = RULE_NAMES.get(choice) or estimators.title(choice)
         cells = [_choice_cell(g["choices"].get(choice, {}).get(t)) for g, t, _ in columns]
         for t in measured:
             mean = regret["mean"][choice][t]["regret"]
@@ -246,5 +245,5 @@ def regret_lines(regret):
             if regret["mean"][name][t]["beats"]
         ]
         if beaten:
-            lines.append(f"- {NAMES.get(name, name)} lost fewer points {'; '.join(beaten)}.")
+            lines.append(f"- {estimators.title(name)} lost fewer points {'; '.join(beaten)}.")
     return lines

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-from kerastransfer import treatments  # noqa: E402
+from kerastransfer import estimators, treatments  # noqa: E402
 from kerastransfer.reporting import estimator_agreement, plots  # noqa: E402
 from kerastransfer.reporting.formats import MISSING, accuracy  # noqa: E402
 from kerastransfer.workdir import files  # noqa: E402
@@ -205,7 +205,7 @@ def _pruning(pruned):
     with the reason), whether its order held among the trained ones, and the cost saved."""
     if not pruned:
         return []
-    name = estimator_agreement.NAMES.get(pruned["estimator"], pruned["estimator"])
+    name = estimators.title(pruned["estimator"])
     orders = []
     for treatment, order in pruned["agreement"].items():
         mode = treatments.get(treatment).recipe

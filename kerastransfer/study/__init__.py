@@ -5,9 +5,10 @@ plan (RunSpec, the grid's and the own model's plans), study (Study: data + train
 runner (the one loop shared by the grid, shards and own-model studies), sharding (claims on
 runs between processes), following (a multi-worker follower's stand-in store), own_model (a
 Study whose source is the user's model), scoring (every cut point's features, scored by the
-estimators), probing (trained networks' activations on a probe batch, for CKA).
+estimators), pruning (--prune's decision from those scores, without TensorFlow), probing
+(trained networks' activations on a probe batch, for CKA).
 May import everything below it (data, models, surgery, training, workdir, treatments, designs,
-config) and, of analysis, its estimators and json_safe (what scoring needs); never tuning,
+config, estimators) and, of analysis, json_safe (what scoring needs); never tuning,
 reporting, serving or app, and nothing below imports study/. The drivers of app/ combine it
 with those.
 """

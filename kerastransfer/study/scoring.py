@@ -9,9 +9,9 @@ frozen prefix's features, reduced to one vector per image (--score_reduction):
     gap  the mean of each channel over the spatial positions (a dense layer's output as is);
     pca  the flattened maps projected on their first PCA_COMPONENTS principal components.
 
-Each of --estimators (analysis/estimators.py) scores the vectors against the target labels;
-LEEP reads the source head's class probabilities on the same images. The results go to
-workdir/scores.json (one entry per source, target and n), TensorBoard scalars
+Each of --estimators (kerastransfer/estimators/) scores the vectors against the target labels;
+one that reads the source head (LEEP) reads its class probabilities on the same images. The
+results go to workdir/scores.json (one entry per source, target and n), TensorBoard scalars
 (tensorboard/scores/<split>/<source>n<target>/seed<s>, one step per n), figures/estimators.png
 and one console line per cut. Entries already in scores.json for the same source weights and
 settings are kept, not computed again.
@@ -29,11 +29,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerastransfer import surgery, treatments
-from kerastransfer.analysis import estimators, json_safe
+from kerastransfer import estimators, surgery, treatments
+from kerastransfer.analysis import json_safe
 from kerastransfer.config import DIRECTIONS
 from kerastransfer.data.splits import ALL_SPLIT
 from kerastransfer.errors import UsageError
+from kerastransfer.study import pruning
 from kerastransfer.study.plan import base_id
 from kerastransfer.workdir.scores import read_scores, write_scores
 
@@ -41,9 +42,6 @@ from kerastransfer.workdir.scores import read_scores, write_scores
 PCA_COMPONENTS = 64
 # The own-model study's source: the given model, not a run of the study.
 SOURCE_MODEL = "source model"
-# --prune trains one cut more when its K best hold in fewer than this share of bootstrap
-# resamples of the scored images (analysis.estimators.top_k_stability).
-PRUNE_HELD = 0.95
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,74 +150,35 @@ def score_study(study, latest, log, features=None):
 
 
 def prune(study, log):
-    """--prune=K: scores the source model's cut points, keeps the K best n of --layers by
-    --prune_estimator (ties go to the lower n, n/a ranks last), and one more when those K
-    hold in fewer than PRUNE_HELD of the bootstrap resamples of the scored images (not
-    separable from the next), and drops the other n's runs from the plan.
-
-    The choice goes into scores.json under "prune", which the recommendation reports.
+    """--prune=K: scores the source model's cut points, resamples them where the decision
+    asks for it, and lets study/pruning.py decide which n of --layers to train (the K best by
+    --prune_estimator, one more when those are not separable); writes that decision into
+    scores.json under "prune", which the recommendation reports, and drops the other n's runs
+    from the plan.
     """
     s = study.experiment.scoring
+    layers = study.experiment.grid.layers
     features = {}
     scores = score_study(study, {}, log, features)
     mine = [entry for entry in scores["entries"] if entry["source_run"] == SOURCE_MODEL]
-    by_n = {entry["n"]: entry["scores"].get(s.prune_estimator) for entry in mine}
-    unscored = [
-        {"n": e["n"], "why": e.get("unscored", {}).get(s.prune_estimator, "no reason recorded")}
-        for e in mine
-        if by_n[e["n"]] is None
-    ]
-
-    def rank(n):
-        """Best first: n/a after every score, ties to the lower n."""
-        return (True, 0.0, n) if by_n[n] is None else (False, -by_n[n], n)
-
-    layers = study.experiment.grid.layers
-    ranked = sorted(layers, key=rank)
-    kept, bootstrap = sorted(ranked[: s.prune]), None
-    if s.prune_estimator != "leep" and s.prune < len(layers):
+    stability = None
+    if pruning.resamples(s.prune_estimator, s.prune, layers):
+        if SOURCE_MODEL not in features:  # its scores were kept from scores.json: a rerun
+            (source,) = sources(study, {})
+            settings = settings_of(study.experiment)
+            _, maps_by_cut, _, labels = _source_features(study, source, settings)
+            features[SOURCE_MODEL] = ([_reduced(maps, settings) for maps in maps_by_cut], labels)
         cut_vectors, labels = features[SOURCE_MODEL]
         started = time.perf_counter()
-        bootstrap = estimators.top_k_stability(cut_vectors, labels, s.prune_estimator, s.prune)
-        bootstrap["seconds"] = time.perf_counter() - started
-        bootstrap["in_top_k"] = dict(zip(layers, bootstrap["in_top_k"]))
-        bootstrap["extra"] = None
-        if bootstrap["held"] < PRUNE_HELD:  # its top choices are not separable: one more
-            bootstrap["extra"] = ranked[s.prune]
-            kept = sorted(ranked[: s.prune + 1])
-    runs = [spec for spec in study.runs if treatments.get(spec.treatment).is_base or spec.n in kept]
-    scores["prune"] = {
-        "estimator": s.prune_estimator,
-        "k": s.prune,
-        "candidates": list(layers),
-        "ranking": ranked,
-        "unscored": unscored,
-        "trained": kept,
-        "skipped": sorted(set(layers) - set(kept)),
-        "networks_planned": len(study.runs),
-        "networks_trained": len(runs),
-        "scoring_seconds": scores["seconds"],
-        "bootstrap": bootstrap,
-    }
+        stability = estimators.top_k_stability(cut_vectors, labels, s.prune_estimator, s.prune)
+        stability["seconds"] = time.perf_counter() - started
+    pruned = pruning.decide(
+        mine, study.runs, layers, s.prune_estimator, s.prune, scores["seconds"], stability
+    )
+    scores["prune"] = pruned.record
     write_scores(study.workdir, json_safe(scores))
-    missing = "".join(f"; n/a at n={u['n']} ({u['why']}), ranked last" for u in unscored)
-    held = (
-        ""
-        if bootstrap is None
-        else f"; its {s.prune} best held in {100 * bootstrap['held']:.0f}% of "
-        f"{bootstrap['replicates']} bootstrap resamples of the scored images"
-        + (
-            f", not separable: n={bootstrap['extra']} trained too"
-            if bootstrap["extra"] is not None
-            else ""
-        )
-    )
-    log(
-        f"prune: {s.prune_estimator} ranks n={','.join(map(str, ranked))}{missing}{held}; "
-        f"training n={','.join(map(str, kept))} ({len(runs)} of {len(study.runs)} networks, "
-        f"skipping n={','.join(map(str, sorted(set(layers) - set(kept)))) or 'none'})"
-    )
-    study.runs = runs
+    log(pruning.describe(pruned.record))
+    study.runs = pruned.runs
 
 
 def forget_prune(workdir):
@@ -233,29 +192,12 @@ def _score_source(study, source, settings, log, features=None):
     """The entries of one source network: one per n of --layers (its features and labels go
     into `features` when given)."""
     started = time.perf_counter()
-    model = _network(study, source)
-    cuts = surgery.cut_layers(model, study.cuts)
     layers = study.experiment.grid.layers
-    half = study.halves.half(source.split, source.target)
-    batches = study.halves.sample_batches(half, settings["examples"])
-    names = [cuts[n - 1] for n in layers]
-    maps_by_cut, probabilities, labels = cut_features(
-        model,
-        names,
-        batches,
-        settings["reduction"],
-        budget_bytes=study.experiment.grid.cache_budget_mb * 2**20,
-        examples=settings["examples"],
-    )
+    names, maps_by_cut, probabilities, labels = _source_features(study, source, settings)
     entries, cut_vectors = [], []
     for n, name, maps in zip(layers, names, maps_by_cut):
         began = time.perf_counter()
-        # Non-finite maps skip PCA (which would raise): each estimator then names them.
-        vectors = (
-            estimators.reduce_features(maps, "pca", size=PCA_COMPONENTS)
-            if settings["reduction"] == "pca" and np.all(np.isfinite(maps))
-            else maps
-        )
+        vectors = _reduced(maps, settings)
         cut_vectors.append(vectors)
         values, why = estimators.score_or_why(
             vectors,
@@ -282,7 +224,8 @@ def _score_source(study, source, settings, log, features=None):
         )
         text = _scores_text(values, why)
         log(f"score {source.label} n={n} ({name}, {vectors.shape[1]} dims): {text}")
-    # NCTI ranks the network's cut points against each other: scored over all of them at once.
+    # The set estimators (NCTI) rank the network's cut points against each other: scored over
+    # all of them at once.
     ranked = estimators.score_set_or_why(cut_vectors, labels, estimators=settings["estimators"])
     for entry, (values, why) in zip(entries, ranked):
         entry["scores"].update(values)
@@ -299,6 +242,34 @@ def _score_source(study, source, settings, log, features=None):
     if features is not None:
         features[source.run] = (cut_vectors, labels)
     return entries
+
+
+def _source_features(study, source, settings):
+    """(the cut layer of each n of --layers, its features, the source head's probabilities,
+    the labels) of one source network: one forward pass over the sampled target images."""
+    model = _network(study, source)
+    cuts = surgery.cut_layers(model, study.cuts)
+    names = [cuts[n - 1] for n in study.experiment.grid.layers]
+    half = study.halves.half(source.split, source.target)
+    batches = study.halves.sample_batches(half, settings["examples"])
+    maps_by_cut, probabilities, labels = cut_features(
+        model,
+        names,
+        batches,
+        settings["reduction"],
+        budget_bytes=study.experiment.grid.cache_budget_mb * 2**20,
+        examples=settings["examples"],
+    )
+    return names, maps_by_cut, probabilities, labels
+
+
+def _reduced(maps, settings):
+    """One cut's features as the estimators score them: PCA_COMPONENTS principal components
+    of the flattened maps for --score_reduction=pca, the channel means (already) for gap.
+    Non-finite maps skip PCA (which would raise): each estimator then names them."""
+    if settings["reduction"] == "pca" and np.all(np.isfinite(maps)):
+        return estimators.reduce_features(maps, "pca", size=PCA_COMPONENTS)
+    return maps
 
 
 def _scores_text(values, why):
