@@ -364,10 +364,12 @@ class GridConfig:
         check=_blocks_from_one,
     )
     treatments: tuple = setting(
-        treatments.PAPER_NAMES,
+        (),
         "Which transferred networks to train: " + ", ".join(treatments.NAMES) + " (base_long: "
         "the compute-matched base, the base trained on for as many more steps as a transferred "
-        "network trains).",
+        "network trains). Default: the paper's " + ",".join(treatments.PAPER_NAMES) + " for the "
+        "grid; for your own model (--source_model, --source_weights) every transfer mode and "
+        "recipe, " + ",".join(treatments.TRANSFER_MODES) + ".",
         kind=STRINGS,
         check=each_in(treatments.NAMES),
     )
@@ -624,6 +626,14 @@ class Experiment:
         """True when the source network is the user's own model, not a base trained on A."""
         return bool(self.model.source_model or self.model.source_weights)
 
+    @property
+    def treatments(self):
+        """--treatments, or its default when empty: the paper's five for the grid, every
+        transfer mode and recipe of the table for an own-model study."""
+        if self.grid.treatments:
+            return self.grid.treatments
+        return treatments.TRANSFER_MODES if self.own_model else treatments.PAPER_NAMES
+
     def to_json(self):
         return dataclasses.asdict(self)
 
@@ -845,7 +855,14 @@ def _validate_scale_out(e):
             "the loss scaling of --mixed_precision=mixed_float16; use "
             "mixed_bfloat16 (no loss scaling) or --bias_lr_multiplier=1"
         )
-    from_other = sorted(t for t in e.grid.treatments if treatments.get(t).copies_other_half)
+    not_transfers = [t for t in e.treatments if t not in treatments.TRANSFER_MODES]
+    if e.own_model and not_transfers:
+        raise UsageError(
+            f"--treatments={','.join(not_transfers)} cannot transfer your own model (they "
+            f"need a base trained on a half); use any of {','.join(treatments.TRANSFER_MODES)}, "
+            "or leave --treatments out for all of them"
+        )
+    from_other = sorted(t for t in e.treatments if treatments.get(t).copies_other_half)
     if "all" in e.data.splits and from_other:
         raise UsageError(
             f"--splits=all has a single half (every class), so --treatments="

@@ -377,6 +377,7 @@ def test_keras_hub_preset_through_the_own_model_study_and_export(keras_hub, tmp_
         f"--image_dir={folder}",
         f"--workdir={workdir}",
         "--layers=1,3",
+        "--treatments=transfer,transfer_ft",
         "--seeds=0",
         "--epochs=1",
         "--batch_size=8",

@@ -14,7 +14,7 @@ import tensorflow as tf
 from helpers.cli import REPO, run_cli
 from helpers.records import records as read_records
 from helpers.reliability import Runner
-from kerastransfer import data, models, surgery, treatments
+from kerastransfer import config, data, models, surgery, training, treatments
 from kerastransfer.study.plan import OWN_MODEL_SPLIT
 from kerastransfer.training.loop import CHECKPOINT_METADATA
 
@@ -83,6 +83,7 @@ def test_own_model_to_own_folder_recommends_n_and_exports(
         f"--image_dir={folder}",
         f"--workdir={workdir}",
         "--layers=1,3,7",
+        "--treatments=transfer,transfer_ft",
         "--epochs=8",
         "--eval_every=5",
     )
@@ -135,6 +136,7 @@ def test_prune_trains_only_the_best_scoring_cut_points(tmp_path, source_and_fold
         f"--image_dir={folder}",
         f"--workdir={workdir}",
         "--layers=1,3,5,7",
+        "--treatments=transfer,transfer_ft",
         "--prune=2",
         "--seeds=0",
         "--epochs=2",
@@ -241,12 +243,27 @@ def test_source_model_with_a_variable_input_size_is_a_clear_error(tmp_path):
     assert "not a fixed image size" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-def test_each_recipe_trains_resumes_after_a_kill_and_is_exported_when_it_wins(
+TRAIN_STEPS, EVAL_EVERY = 200, 10
+
+
+def kill_point(recipe, n=1):
+    """(the folder under a run's where it checkpoints last, the step it resumes from after a
+    kill at that first checkpoint): a staged recipe is killed in its last stage, after the
+    steps of the stages before it."""
+    solver = training.Solver(0.02, 0.9, total_steps=TRAIN_STEPS, eval_every=EVAL_EVERY)
+    stages = treatments.get(recipe).stages(solver, config.SolverConfig(), n)
+    if not stages:
+        return "", EVAL_EVERY
+    return stages[-1].name, sum(s.solver.total_steps for s in stages[:-1]) + EVAL_EVERY
+
+
+def test_the_default_own_model_study_trains_every_recipe_resumes_and_exports_the_winner(
     tmp_path, source_and_folder
 ):
-    """The four recipes over two cut points, each killed once mid-run (after its first
-    checkpoint; LP-FT in its fine-tuning stage) and resumed; the report names them and the
-    recommended one is exported."""
+    """The own-model study without --treatments: every transfer mode and recipe over two cut
+    points, each recipe killed once mid-run (after its first checkpoint; a staged one such as
+    LP-FT in its last stage) and resumed; report.md and recommendation.json name every one,
+    and the recommended one is exported."""
     source_path, folder = source_and_folder
     workdir, stderr = str(tmp_path / "work"), str(tmp_path / "stderr.txt")
     args = (
@@ -255,18 +272,12 @@ def test_each_recipe_trains_resumes_after_a_kill_and_is_exported_when_it_wins(
         f"--image_dir={folder}",
         f"--workdir={workdir}",
         "--layers=1,3",
-        "--treatments=" + ",".join(treatments.RECIPES),
         "--seeds=0",
-        "--train_steps=200",
-        "--eval_every=10",
+        f"--train_steps={TRAIN_STEPS}",
+        f"--eval_every={EVAL_EVERY}",
     )
-    # run -> (its checkpoint folder, the step it resumes from): LP-FT's probe stage is its
-    # first 100 steps, and its fine-tuning stage checkpoints 10 steps after that.
     killed = {
-        f"{OWN_MODEL_SPLIT}/{recipe}/n1/seed0": (
-            ("fine_tune", 110) if recipe == "lp_ft" else ("", 10)
-        )
-        for recipe in treatments.RECIPES
+        f"{OWN_MODEL_SPLIT}/{recipe}/n1/seed0": kill_point(recipe) for recipe in treatments.RECIPES
     }
     for run, (stage, _) in killed.items():
         checkpoint = checkpoint_of(os.path.join(workdir, "runs", run, stage))
@@ -279,7 +290,7 @@ def test_each_recipe_trains_resumes_after_a_kill_and_is_exported_when_it_wins(
 
     records = {r["run"]: r for r in read_records(workdir)}
     assert sorted((r["treatment"], r["n"]) for r in records.values()) == sorted(
-        [("base", 0)] + [(t, n) for t in treatments.RECIPES for n in (1, 3)]
+        [("base", 0)] + [(t, n) for t in treatments.TRANSFER_MODES for n in (1, 3)]
     )
     assert all(r["status"] == "ok" for r in records.values())
     for run, (_, step) in killed.items():
@@ -293,8 +304,11 @@ def test_each_recipe_trains_resumes_after_a_kill_and_is_exported_when_it_wins(
     with open(os.path.join(workdir, "recommendation.json")) as f:
         choice = json.load(f)["choice"]
     report = open(os.path.join(workdir, "report.md")).read()
-    for recipe in treatments.RECIPES:
-        assert treatments.get(recipe).recipe in report
+    with open(os.path.join(workdir, "recommendation.json")) as f:
+        cells = json.load(f)["cells"]
+    for mode in treatments.TRANSFER_MODES:
+        assert treatments.get(mode).recipe in report
+        assert sorted(c["n"] for c in cells if c["treatment"] == mode) == [1, 3], mode
     decay = f", decay {choice['layer_decay']:g}" if choice["layer_decay"] else ""
     assert f"Use n = {choice['n']} ({choice['cut']}{decay}), {choice['mode']}" in report
     with open(os.path.join(workdir, "export", "kerastransfer", "1", "metadata.json")) as f:

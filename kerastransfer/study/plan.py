@@ -76,13 +76,13 @@ def plan(experiment, split_names):
         return ("B",) if split == ALL_SPLIT else DIRECTIONS[g.directions]
 
     wanted = designs.cell_filter(g, split_names, DIRECTIONS[g.directions])
-    per_layer = [name for name in g.treatments if treatments.get(name).per_layer]
+    per_layer = [name for name in experiment.treatments if treatments.get(name).per_layer]
     runs += [
         RunSpec(base_id(split, target, seed, name), name, split, target, target, 0, seed)
         for split in split_names
         for seed in g.seeds
         for target in targets(split)
-        for name in g.treatments
+        for name in experiment.treatments
         if not treatments.get(name).per_layer and wanted(split, target, seed, name, 0)
     ]
     for split in split_names:
@@ -107,13 +107,11 @@ def plan(experiment, split_names):
 
 
 def plan_own_model(experiment):
-    """The own-model study: a from-scratch baseline per seed, then frozen and fine-tuned
-    transfer of the given source model (standing in for base A) at every n, and the recipes
-    of --treatments (treatments.RECIPES) there too."""
+    """The own-model study: a from-scratch baseline per seed, then every transfer mode and
+    recipe of --treatments (by default all of them, treatments.TRANSFER_MODES) of the given
+    source model (standing in for base A) at every n."""
     seeds, split = experiment.grid.seeds, OWN_MODEL_SPLIT
-    modes = [t for t in experiment.grid.treatments if t in treatments.TRANSFER_MODES] or list(
-        treatments.FROM_OTHER_HALF
-    )
+    modes = experiment.treatments
     runs = [RunSpec(base_id(split, "B", s), treatments.BASE, split, "", "B", 0, s) for s in seeds]
     runs += [
         RunSpec(f"{split}/{mode}/n{n}/seed{s}", mode, split, "A", "B", n, s)

@@ -63,7 +63,7 @@ def grid_by_hand(flagfile, workdir):
         bases[half] = build(half)
         accuracy.setdefault("base", []).append(train(bases[half], half))
     for n in e.grid.layers:
-        for treatment in e.grid.treatments:
+        for treatment in e.treatments:
             keras.utils.set_random_seed(n)
             model = build("B")
             source = {"selffer": "B", "selffer_ft": "B", "transfer": "A", "transfer_ft": "A"}
