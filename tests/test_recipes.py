@@ -131,7 +131,9 @@ def test_lp_ft_trains_the_probes_head_first_then_every_layer(tmp_path):
     base = small_base()
     model = surgery.linear_probe(base, 3, num_classes=4)
     run_solver = training.Solver(learning_rate=0.01, momentum=0.9, total_steps=8, eval_every=2)
-    stages = treatments.get("lp_ft").stages(run_solver, config.SolverConfig(learning_rate=0.1), n=3)
+    stages = treatments.get("lp_ft").stages(
+        run_solver, config.SolverConfig(learning_rate=0.1), n=3, cuts=None
+    )
     assert [(s.name, s.solver.total_steps, s.solver.learning_rate) for s in stages] == [
         ("probe", 4, 0.1),
         ("fine_tune", 4, 0.01),

@@ -251,7 +251,7 @@ def kill_point(recipe, n=1):
     kill at that first checkpoint): a staged recipe is killed in its last stage, after the
     steps of the stages before it."""
     solver = training.Solver(0.02, 0.9, total_steps=TRAIN_STEPS, eval_every=EVAL_EVERY)
-    stages = treatments.get(recipe).stages(solver, config.SolverConfig(), n)
+    stages = treatments.get(recipe).stages(solver, config.SolverConfig(), n, cuts=None)
     if not stages:
         return "", EVAL_EVERY
     return stages[-1].name, sum(s.solver.total_steps for s in stages[:-1]) + EVAL_EVERY

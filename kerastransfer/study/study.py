@@ -303,7 +303,7 @@ class Study:
                     batch_size=e.solver.batch_size,
                     key=self.weights_key(spec, base_record),
                 )
-            stages = treatment.stages(solver, e.solver, spec.n)
+            stages = treatment.stages(solver, e.solver, spec.n, self.cuts)
             if stages:
                 twin = trainee  # a staged recipe compiles each stage (training.fit_stages)
             else:

@@ -17,7 +17,7 @@ def _every_layer_trains(model):
 class LinearProbeThenFineTune(Probe):
     """Two stages of one run: the probe, then fine-tuning every layer."""
 
-    def stages(self, solver, solver_config, n):
+    def stages(self, solver, solver_config, n, cuts):
         """The probe trains the first half of the run's steps (whole segments, at least one)
         at --learning_rate, the fine-tuning the rest at the run's rate."""
         probe_steps = max(1, solver.total_steps // 2 // solver.eval_every) * solver.eval_every

@@ -125,9 +125,10 @@ class Treatment:
         """{layer name: rate multiplier} for the run's layers, or None: one rate."""
         return None
 
-    def stages(self, solver, solver_config, n):
-        """The Stages a staged recipe trains in, from the run's `solver` (a training.Solver)
-        and the solver section of the config, or None: one fit of the whole run."""
+    def stages(self, solver, solver_config, n, cuts):
+        """The Stages a staged recipe trains in, from the run's `solver` (a training.Solver),
+        the solver section of the config, its cut n and the blocks' cut points (`cuts`: layer
+        names, None for the model's own), or None: one fit of the whole run."""
         return None
 
     def record_fields(self, solver_config):
