@@ -23,7 +23,9 @@ FIGURE_UNIT = ("random0", "B", 0)  # --design=findings trains every cell of this
 def effect(treatment, n, split):
     """The float32 study's structure, in accuracy: BnB dips at 3-5 (finding 1) and BnB+ does
     not, AnB falls from n = 4 (finding 2) and further on the dissimilar split (finding 4),
-    AnB+ gains 0.2 points (finding 3: undecided at this spread), random features lose 40."""
+    AnB+ gains 0.2 points (finding 3: undecided at this spread), random features lose 40,
+    and the compute-matched base gains nothing (the bases had stopped improving, so the plain
+    base decides findings 1 and 3)."""
     dissimilar = split == "dissimilar"
     return {
         "selffer": -0.02 if n in designs.MIDDLE_LAYERS else 0.0,
@@ -31,7 +33,7 @@ def effect(treatment, n, split):
         "transfer": -(0.03 if dissimilar else 0.01) * max(0, n - 3),
         "transfer_ft": 0.002,
         "random": -0.40,
-        "base_long": 0.003,
+        "base_long": 0.0,
     }[treatment]
 
 
@@ -49,11 +51,15 @@ def default_like(seeds, seed=2014):
                 level = (0.75 if split == "dissimilar" else 0.90) + rng.normal(0, 0.01)
                 records.append(network(split, "base", target, 0, s, level))
                 if (split, target, s) == FIGURE_UNIT:
-                    wanted = {t: ({0} if t == "base_long" else range(1, 8)) for t in TREATMENTS}
+                    wanted = {
+                        (t, n)
+                        for t in TREATMENTS
+                        for n in ({0} if t == "base_long" else range(1, 8))
+                    }
                 else:
                     wanted = cells["random" if split == "random0" else "distant"]
                 for treatment in TREATMENTS:
-                    for n in sorted(wanted.get(treatment, ())):
+                    for n in sorted(n for name, n in wanted if name == treatment):
                         accuracy = level + effect(treatment, n, split) + rng.normal(0, 0.005)
                         records.append(network(split, treatment, target, n, s, accuracy))
     return records
@@ -170,7 +176,7 @@ def test_an_amx_like_precision_is_rejected_for_random_features_only():
         "selffer_ft": (0.37, 0.5),
         "transfer": (0.2, 0.5),
         "transfer_ft": (0.35, 0.5),
-        "base_long": (0.3, 0.5),
+        "base_long": (0.15, 0.5),
         "random": (0.0, 4.8),
     }
     fallen = run_of("random", "dissimilar", "A", 4, 1)

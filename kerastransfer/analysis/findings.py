@@ -42,9 +42,9 @@ RULE = (
 # minus its own base, which cancels where two treatments of one base network are paired
 # (findings 2 and 5); the compute-matched base (LONG_BASE) is a control, never the status.
 READS = {
-    1: ("base", "selffer", "selffer_ft"),
+    1: ("base", "selffer", "selffer_ft", "base_long"),
     2: ("selffer", "transfer"),
-    3: ("base", "transfer_ft"),
+    3: ("base", "transfer_ft", "base_long"),
     4: ("base", "transfer"),
     5: ("random", "transfer"),
 }
