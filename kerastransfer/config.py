@@ -15,7 +15,7 @@ and the fix, before anything is written to the workdir. This module imports no T
 import dataclasses
 import os
 
-from kerastransfer import treatments
+from kerastransfer import registry, treatments
 from kerastransfer.errors import UsageError
 
 # A setting's kind: which absl flag flags.py defines for it (INTS and STRINGS are both
@@ -187,10 +187,9 @@ class DataConfig:
 
     dataset: str = setting(
         "fashion_mnist",
-        "fashion_mnist (local Debian files), "
-        "tfds:NAME (any TFDS image classification dataset), imagenet2012, "
-        "or image_folder (with --image_dir).",
+        registry.DATASETS.help(),
         result=True,
+        check=registry.DATASETS.check,
     )
     manual_dir: str | None = setting(
         None,
