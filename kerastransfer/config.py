@@ -243,11 +243,9 @@ class ModelConfig:
 
     arch: str = setting(
         "caffenet_small",
-        "caffenet, caffenet_small, or a keras.applications backbone: resnet50/101/152(_v2), "
-        "mobilenet_v2, mobilenet_v3_small/large, efficientnet_b0..b7, "
-        "efficientnet_v2_b0..b3/s/m/l, "
-        "convnext_tiny/small/base/large/xlarge, densenet121/169/201.",
+        registry.ARCHITECTURES.help(),
         result=True,
+        check=registry.ARCHITECTURES.check,
     )
     widths: tuple = setting(
         (),

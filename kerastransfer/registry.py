@@ -133,3 +133,46 @@ DATASETS = Registry(
     ],
     example="tfds:cifar100",
 )
+
+# keras.applications backbones by --arch name: (the keras.applications module whose
+# preprocess_input the model expects, the constructor). One family per module; every model
+# of a family is listed. models/applications.py builds them; a new one is a line here.
+KERAS_APPLICATIONS = {
+    "resnet50": ("resnet", "ResNet50"),
+    "resnet101": ("resnet", "ResNet101"),
+    "resnet152": ("resnet", "ResNet152"),
+    "resnet50_v2": ("resnet_v2", "ResNet50V2"),
+    "resnet101_v2": ("resnet_v2", "ResNet101V2"),
+    "resnet152_v2": ("resnet_v2", "ResNet152V2"),
+    "mobilenet_v2": ("mobilenet_v2", "MobileNetV2"),
+    "mobilenet_v3_small": ("mobilenet_v3", "MobileNetV3Small"),
+    "mobilenet_v3_large": ("mobilenet_v3", "MobileNetV3Large"),
+    **{f"efficientnet_b{i}": ("efficientnet", f"EfficientNetB{i}") for i in range(8)},
+    **{
+        f"efficientnet_v2_{size.lower()}": ("efficientnet_v2", f"EfficientNetV2{size}")
+        for size in ("B0", "B1", "B2", "B3", "S", "M", "L")
+    },
+    **{
+        f"convnext_{size.lower()}": ("convnext", f"ConvNeXt{size}")
+        for size in ("Tiny", "Small", "Base", "Large", "XLarge")
+    },
+    "densenet121": ("densenet", "DenseNet121"),
+    "densenet169": ("densenet", "DenseNet169"),
+    "densenet201": ("densenet", "DenseNet201"),
+}
+
+ARCHITECTURES = Registry(
+    "arch",
+    [
+        Entry("caffenet", "caffenet"),
+        Entry("caffenet_small", "caffenet_small"),
+        Entry(
+            "keras.applications",
+            "a keras.applications backbone: resnet50/101/152(_v2), mobilenet_v2, "
+            "mobilenet_v3_small/large, efficientnet_b0..b7, efficientnet_v2_b0..b3/s/m/l, "
+            "convnext_tiny/small/base/large/xlarge, densenet121/169/201",
+            members=tuple(KERAS_APPLICATIONS),
+        ),
+    ],
+    known_as="known architectures",
+)

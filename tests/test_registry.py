@@ -1,11 +1,14 @@
-"""registry.py: what --dataset accepts is declared once, config.py checks and explains the flag
-from it, and each declared source's module registers the loader load_source uses."""
+"""registry.py: what --dataset and --arch accept is declared once, config.py checks and
+explains both flags from it, each declared source's module registers the loader load_source
+uses, and each architecture family's module the Family that models/ asks to build a network,
+describe its input and cut it into blocks."""
 
 import pytest
 
-from kerastransfer import config, data, registry
+from kerastransfer import config, data, models, registry, surgery
 from kerastransfer.data import sources
 from kerastransfer.errors import UsageError
+from kerastransfer.models.preprocessing import IMAGENET_MEAN_RGB
 
 
 def test_each_dataset_value_reaches_the_loader_of_its_own_module():
@@ -86,3 +89,59 @@ def test_a_new_entry_takes_its_values_and_registers_once():
         colours.register("green")
     with pytest.raises(UsageError, match=r"^unknown --colour='rgb:'; known colours: red, "):
         colours.entry("rgb:")
+
+
+def test_every_arch_value_reaches_the_family_of_its_module():
+    for arch in registry.ARCHITECTURES.values():
+        family = registry.ARCHITECTURES.implementation(arch)
+        module = models.caffenet if arch.startswith("caffenet") else models.applications
+        assert family.build.__module__ == module.__name__, arch
+    assert registry.ARCHITECTURES.values()[:3] == ("caffenet", "caffenet_small", "resnet50")
+    assert registry.ARCHITECTURES.values()[2:] == tuple(models.BACKBONES)
+
+
+def test_the_arch_flag_is_checked_and_explained_from_the_registry():
+    assert config.SETTINGS["arch"].metadata["help"] == registry.ARCHITECTURES.help()
+    with pytest.raises(UsageError) as raised:
+        config.Experiment().replace(arch="vgg16")
+    assert str(raised.value) == (
+        "unknown --arch='vgg16'; known architectures: " + ", ".join(registry.ARCHITECTURES.values())
+    )
+    assert config.Experiment().replace(arch="densenet121").model.arch == "densenet121"
+
+
+def test_each_family_gives_its_input():
+    assert models.input_spec_for("caffenet", 0, (28, 28, 1)) == {
+        "image_size": (227, 227),
+        "channels": 3,
+        "scale": 1.0,
+        "mean": IMAGENET_MEAN_RGB,
+        "resize_shorter": 256,
+    }
+    assert models.input_spec_for("caffenet_small", 0, (28, 28, 1)) == {
+        "image_size": (28, 28),
+        "channels": 1,
+    }
+    assert models.input_spec_for("caffenet_small", 32, None) == {
+        "image_size": (32, 32),
+        "channels": 3,
+    }
+    # MobileNetV2 maps pixels 0..255 to [-1, 1]: (x - 127.5) / 127.5.
+    assert models.input_spec_for("mobilenet_v2", 0, (28, 28, 1)) == {
+        "image_size": (28, 28),
+        "channels": 3,
+        "mean": (127.5, 127.5, 127.5),
+        "scale": pytest.approx(1 / 127.5),
+        "reverse_channels": False,
+    }
+
+
+def test_each_family_cuts_the_networks_it_builds():
+    small = models.build("caffenet_small", num_classes=3, input_shape=(28, 28, 1))
+    chain = ["pool1", "pool2", "conv3", "conv4", "flatten", "drop6", "drop7"]
+    assert models.cut_points("caffenet_small", small) == chain
+    resnet = models.build("resnet50", num_classes=3, input_shape=(32, 32, 3), dropout=0.0)
+    stages = ["pool1_pool", *(f"conv{i}_block{b}_out" for i, b in ((2, 3), (3, 4), (4, 6), (5, 3)))]
+    assert models.cut_points("resnet50", resnet) == stages
+    # What surgery finds in a model without being told agrees with the family.
+    assert surgery.cut_layers(small) == chain and surgery.cut_layers(resnet) == stages

@@ -88,6 +88,10 @@ class OwnModelStudy(Study):
     def build_model(self, num_classes, weight_decay=None):
         return surgery.fresh_clone(self.source_net, num_classes)
 
+    def cut_names(self, model):
+        """The source model's cut points: --cut_layers, else its own, every --cut_every-th."""
+        return self.cuts
+
     def network(self, spec, base_record, num_classes):
         if spec.treatment == treatments.BASE:
             return self.build_model(num_classes)

@@ -234,7 +234,7 @@ def _score_source(study, source, settings, log, features=None):
     into `features` when given)."""
     started = time.perf_counter()
     model = _network(study, source)
-    cuts = surgery.cut_layers(model, study.cuts)
+    cuts = surgery.cut_layers(model, study.cut_names(model))
     layers = study.experiment.grid.layers
     half = study.halves.half(source.split, source.target)
     batches = study.halves.sample_batches(half, settings["examples"])

@@ -56,9 +56,6 @@ class Study:
             follower, which writes to a throwaway folder (study/following.py).
     """
 
-    # Block cut points by layer name (surgery.cut_layers); None: the model's own.
-    cuts = None
-
     def __init__(
         self,
         experiment,
@@ -144,7 +141,8 @@ class Study:
             strategy=strategy,
             outdir=outdir,
         )
-        blocks = surgery.num_blocks(study.build_model(num_classes=2))
+        model = study.build_model(num_classes=2)
+        blocks = surgery.num_blocks(model, study.cut_names(model))
         check_layers(experiment.grid.layers, blocks, m.arch, f"block {blocks + 1} is the head")
         return study
 
@@ -155,10 +153,6 @@ class Study:
     def build_model(self, num_classes, weight_decay=None):
         """A fresh network of the study; `weight_decay` overrides --weight_decay (tuning)."""
         m = self.experiment.model
-        if m.arch not in models.ARCHITECTURES:
-            raise UsageError(
-                f"unknown --arch={m.arch!r}; known architectures: {models.known_architectures()}"
-            )
         shape = (*self.preprocessing.image_size, self.preprocessing.channels)
         decay = self.experiment.solver.weight_decay if weight_decay is None else weight_decay
         return models.build(
@@ -170,13 +164,18 @@ class Study:
             dropout=m.dropout,
         )
 
+    def cut_names(self, model):
+        """The names of the layers that end blocks 1, 2, ... of `model`, a network of this
+        study (surgery's `cut_names`), as --arch's family finds them (models.cut_points)."""
+        return models.cut_points(self.experiment.model.arch, model)
+
     def trained_network(self, record):
         """The network a finished run's record describes, with its trained weights loaded (a
         linear probe's network ends at its cut)."""
         model = self.build_model(record["num_classes"])
         treatment = treatments.BY_NAME.get(record.get("treatment"))
         if treatment is not None and treatment.surgery_mode == "probe":
-            model = surgery.transfer(model, record["n"], "probe", cut_names=self.cuts)
+            model = surgery.transfer(model, record["n"], "probe", cut_names=self.cut_names(model))
         model.load_weights(os.path.join(self.workdir, record["weights"]))
         return model
 
@@ -189,9 +188,11 @@ class Study:
             return self.trained_network(base_record)
         mode = treatments.get(spec.treatment).surgery_mode
         if spec.treatment == "random":
-            return surgery.transfer(self.build_model(num_classes), spec.n, mode)
+            fresh = self.build_model(num_classes)
+            return surgery.transfer(fresh, spec.n, mode, cut_names=self.cut_names(fresh))
+        base = self.trained_network(base_record)
         return surgery.transfer(
-            self.trained_network(base_record), spec.n, mode, num_classes=num_classes
+            base, spec.n, mode, num_classes=num_classes, cut_names=self.cut_names(base)
         )
 
     def given_records(self):
@@ -313,7 +314,9 @@ class Study:
                     key=self.weights_key(spec, base_record),
                 )
             rates = (
-                surgery.layer_decay_rates(model, spec.n, e.solver.layer_decay, self.cuts)
+                surgery.layer_decay_rates(
+                    model, spec.n, e.solver.layer_decay, self.cut_names(model)
+                )
                 if treatment is not None and treatment.layer_decay
                 else None
             )

@@ -129,7 +129,8 @@ def distributed_role():
 def tune_n(study):
     """--tune_n, checked against the network (0 = its middle block)."""
     e = study.experiment
-    blocks = surgery.num_blocks(study.build_model(num_classes=2))
+    model = study.build_model(num_classes=2)
+    blocks = surgery.num_blocks(model, study.cut_names(model))
     n = e.tuning.tune_n or (blocks + 1) // 2
     if n > blocks:
         raise UsageError(
@@ -638,7 +639,13 @@ class FineTuneSearch(_TrialModel):
             self.base["num_classes"], weight_decay=settings["weight_decay"]
         )
         base.load_weights(self.base_weights)
-        return surgery.transfer(base, self.n, "fine_tuned", num_classes=self.half.num_classes)
+        return surgery.transfer(
+            base,
+            self.n,
+            "fine_tuned",
+            num_classes=self.half.num_classes,
+            cut_names=self.study.cut_names(base),
+        )
 
 
 def _round(value):
