@@ -5,6 +5,7 @@ DIR/CLASS/*, of which every FLAT_FOLDER_TEST_EVERY-th image of a class (by file 
 held out as test.
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -18,6 +19,29 @@ from kerastransfer.errors import UsageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # what tfds.ImageFolder reads
 FLAT_FOLDER_TEST_EVERY = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderCounts:
+    """How many images of each class an image folder's source puts in "train" and "test".
+
+    Attributes:
+        root: --image_dir.
+        flat: True for DIR/CLASS/* (every FLAT_FOLDER_TEST_EVERY-th image is a test image),
+            False for DIR/train/CLASS/* and DIR/test/CLASS/*.
+        train, test: {class name: its images in the source's "train" / "test" split}.
+    """
+
+    root: str
+    flat: bool
+    train: dict
+    test: dict
+
+    @staticmethod
+    def flat_parts(images):
+        """(train, test): how a flat folder's class of `images` images is split."""
+        test = images // FLAT_FOLDER_TEST_EVERY
+        return images - test, test
 
 
 @registry.DATASETS.register("image_folder")
@@ -45,7 +69,21 @@ def _image_folder(root):
         unknown = sorted(set(files_test) - set(files))
         if unknown:
             raise UsageError(f"{root}/test has classes missing from train/: {', '.join(unknown)}")
+        counts = FolderCounts(
+            root,
+            flat=False,
+            train={c: len(files[c]) for c in files},
+            test={c: len(files_test.get(c, [])) for c in files},
+        )
         files = {c: files[c] + files_test.get(c, []) for c in files}
+    else:
+        parts = {c: FolderCounts.flat_parts(len(files[c])) for c in files}
+        counts = FolderCounts(
+            root,
+            flat=True,
+            train={c: train for c, (train, _) in parts.items()},
+            test={c: test for c, (_, test) in parts.items()},
+        )
     class_names = sorted(files)
     if len(class_names) < 2 or any(not f for f in files.values()):
         empty = [c for c in class_names if not files[c]]
@@ -58,7 +96,8 @@ def _image_folder(root):
 
     if split_layout:
         builder = tfds.ImageFolder(root, shape=image_shape)
-        return from_builder("image_folder", builder, test_split_name="test")
+        source = from_builder("image_folder", builder, test_split_name="test")
+        return dataclasses.replace(source, folder=counts)
 
     splits = {"train": ([], []), "test": ([], [])}  # split -> (paths, labels)
     for label, class_name in enumerate(class_names):
@@ -88,6 +127,7 @@ def _image_folder(root):
         in_memory=fits_memory(image_shape, total),
         test_split_name="test",
         reader=read,
+        folder=counts,
     )
 
 

@@ -30,6 +30,9 @@ class DatasetSource:
         test_split_name: the underlying split that "test" reads ("validation" for imagenet2012).
         reader: reader(split_name, classes) -> tf.data.Dataset of (uint8 image, int64 label)
             of the underlying split, keeping only `classes` (original ids) unless None.
+        folder: for --dataset=image_folder, how many images of each class its "train" and
+            "test" splits hold (image_folder.FolderCounts), known without reading an image;
+            None for other sources.
     """
 
     name: str
@@ -38,6 +41,7 @@ class DatasetSource:
     in_memory: bool
     test_split_name: str
     reader: Callable[[str, tuple | None], tf.data.Dataset] = dataclasses.field(repr=False)
+    folder: object = None
     _arrays: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     @property
