@@ -15,9 +15,9 @@ and the fix, before anything is written to the workdir. This module imports no T
 import dataclasses
 import os
 
-from kerastransfer import treatments
+from kerastransfer import registry, treatments
 from kerastransfer.errors import UsageError
-from kerastransfer.estimators import registry
+from kerastransfer.estimators import registry as estimator_registry
 
 # A setting's kind: which absl flag flags.py defines for it (INTS and STRINGS are both
 # comma-separated lists; from_flags turns INTS into integers).
@@ -164,10 +164,10 @@ def _keeps_every_cut_at_one(flag, value, default):
 def _known_estimators(flag, value, default):
     """The registry's estimators (kerastransfer/estimators/) are the allowed values."""
     for name in (value,) if isinstance(value, str) else value:
-        if name not in registry.names():
+        if name not in estimator_registry.names():
             raise UsageError(
                 f"unknown estimator {name!r} in --estimators or --prune_estimator; use any of "
-                f"{','.join(registry.names())}"
+                f"{','.join(estimator_registry.names())}"
             )
 
 
@@ -185,10 +185,9 @@ class DataConfig:
 
     dataset: str = setting(
         "fashion_mnist",
-        "fashion_mnist (local Debian files), "
-        "tfds:NAME (any TFDS image classification dataset), imagenet2012, "
-        "or image_folder (with --image_dir).",
+        registry.DATASETS.help(),
         result=True,
+        check=registry.DATASETS.check,
     )
     manual_dir: str | None = setting(
         None,
@@ -242,11 +241,9 @@ class ModelConfig:
 
     arch: str = setting(
         "caffenet_small",
-        "caffenet, caffenet_small, or a keras.applications backbone: resnet50/101/152(_v2), "
-        "mobilenet_v2, mobilenet_v3_small/large, efficientnet_b0..b7, "
-        "efficientnet_v2_b0..b3/s/m/l, "
-        "convnext_tiny/small/base/large/xlarge, densenet121/169/201.",
+        registry.ARCHITECTURES.help(),
         result=True,
+        check=registry.ARCHITECTURES.check,
     )
     widths: tuple = setting(
         (),
@@ -542,9 +539,9 @@ class ScoringConfig:
     """Transferability estimators on every cut point (--mode=score), and --prune."""
 
     estimators: tuple = setting(
-        registry.names(),
-        f"Estimators that score every cut point without training: {registry.help_list()}. "
-        "Empty: --mode=all scores nothing.",
+        estimator_registry.names(),
+        "Estimators that score every cut point without training: "
+        f"{estimator_registry.help_list()}. Empty: --mode=all scores nothing.",
         kind=STRINGS,
         check=_known_estimators,
     )

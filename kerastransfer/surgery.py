@@ -20,7 +20,7 @@ import keras
 
 from kerastransfer.errors import UsageError
 from kerastransfer.models.layers import fresh_copy
-from kerastransfer.models.stages import stage_cuts
+from kerastransfer.models.stages import chain_cuts, stage_cuts
 
 # The paper's three ways to take blocks 1..n (`transfer`); the recipes' networks have their
 # own functions (`linear_probe`, `surgical`).
@@ -44,38 +44,24 @@ def cut_layers(model, names=None):
 
     Args:
         model: a functional Keras model.
-        names: explicit cut points (layer names), e.g. for a user's own model. When None:
-            the ends of the model's stages if it has residual structure (or its transformer
-            blocks), else one cut per weight layer below the head, after the parameter-free
-            layers that follow it.
+        names: explicit cut points (layer names): --cut_layers, or what the architecture's
+            family says (models.cut_points). When None: the ends of the model's stages if it
+            has residual structure (or its transformer blocks), else one cut per weight layer
+            below the head, after the parameter-free layers that follow it (models/stages.py).
     """
-    layer_names = [layer.name for layer in model.layers]
     if names is None:
-        names = stage_cuts(model)
-    if names is not None:
-        unknown = [name for name in names if name not in layer_names]
-        if unknown:
-            raise UsageError(
-                f"cut layer(s) {', '.join(unknown)} not in model {model.name!r}; "
-                f"pass names from its layers, e.g. {', '.join(layer_names[1:4])}"
-            )
-        positions = [layer_names.index(name) for name in names]
-        if positions != sorted(set(positions)):
-            raise UsageError(f"cut layers {', '.join(names)} are not in the model's layer order")
-        return list(names)
-    weighted = {layer.name for layer in weight_layers(model)[:-1]}
-    cuts, pending = [], None
-    for layer in model.layers:
-        if layer.name in weighted:
-            if pending:
-                cuts.append(pending)
-            pending = layer.name
-        elif pending and layer.weights:  # the head closes the last block
-            cuts.append(pending)
-            pending = None
-        elif pending:
-            pending = layer.name
-    return cuts
+        return stage_cuts(model) or chain_cuts(model)
+    layer_names = [layer.name for layer in model.layers]
+    unknown = [name for name in names if name not in layer_names]
+    if unknown:
+        raise UsageError(
+            f"cut layer(s) {', '.join(unknown)} not in model {model.name!r}; "
+            f"pass names from its layers, e.g. {', '.join(layer_names[1:4])}"
+        )
+    positions = [layer_names.index(name) for name in names]
+    if positions != sorted(set(positions)):
+        raise UsageError(f"cut layers {', '.join(names)} are not in the model's layer order")
+    return list(names)
 
 
 def num_blocks(model, names=None):

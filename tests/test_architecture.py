@@ -118,7 +118,7 @@ def within(name, prefix):
 # docs/architecture.md's "never" rules: (importer, what it never imports, what of that it may
 # import all the same). "study" means kerastransfer.study and its modules, and so on.
 BELOW_STUDY = ("data", "models", "surgery", "flops", "training", "workdir", "config")
-BELOW_STUDY += ("treatments", "designs", "errors", "analysis", "reporting", "serving")
+BELOW_STUDY += ("treatments", "designs", "errors", "registry", "analysis", "reporting", "serving")
 BELOW_STUDY += ("estimators",)
 NEVER = [
     *((lower, "study", ()) for lower in BELOW_STUDY),
@@ -155,6 +155,16 @@ def test_layers_never_import_what_the_table_forbids(importer, imported, allowed)
             for name in imported_names(module, path):
                 if within(name, forbidden):
                     assert any(within(name, a) for a in allowed), f"{module} imports {name}"
+
+
+def test_the_registry_imports_nothing_of_the_package_but_errors():
+    """config.py reads registry.py's entries to check --dataset and --arch before TensorFlow
+    loads; the modules that implement the entries import the registry, never the reverse."""
+    path = module_files()["kerastransfer.registry"]
+    taken = imported_names("kerastransfer.registry", path)
+    assert {name for name in taken if within(name, "kerastransfer")} <= {
+        "kerastransfer.errors.UsageError"
+    }
 
 
 # What reporting/ takes from analysis/: its constants (UPPER_CASE names) and the selectors of
@@ -238,6 +248,7 @@ def loads_on_import(module, files, seen=None):
         "flops",
         "analysis",
         "config",
+        "registry",
         "treatments",
         "designs",
         "workdir.results",

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers.cli import REPO, SMOKE, run_cli
-from helpers.data_fixtures import write_fashion_mnist_files, write_png
+from helpers.data_fixtures import write_fashion_mnist_files, write_image_folder, write_png
 from helpers.reliability import own_lines, snapshot
 from kerastransfer.data import fashion_mnist
 
@@ -187,4 +187,33 @@ def test_source_model_with_a_lambda_layer_names_the_layer_and_the_way_out(tmp_pa
         "Keras's safe mode refuses to load; replace the Lambda with a built-in layer or a "
         "layer subclass registered with keras.saving.register_keras_serializable, or save the "
         "model without it"
+    ]
+
+
+def test_a_folder_class_too_small_to_split_names_the_class_and_the_least_it_needs(tmp_path):
+    """A class of 2 PNGs beside classes of 40 cannot have a training, a validation and a test
+    image: the own-model study refuses the folder before it makes the workdir."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    path = str(tmp_path / "own.keras")
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x)).save(path)
+    folder = tmp_path / "images"
+    write_image_folder(str(folder), {"ants": 40, "bees": 40, "rare": 2})
+    done = run_cli(
+        f"--flagfile={os.path.join(REPO, 'configs', 'transfer_folder.flags')}",
+        f"--source_model={path}",
+        f"--image_dir={folder}",
+        f"--workdir={tmp_path / 'study'}",
+        "--layers=1",
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "study").exists()  # refused before the workdir is made
+    assert own_lines(done.stderr) == [
+        f"error: --image_dir={folder}: class 'rare' has 2 images, fewer than the 7 a class "
+        "needs for at least one training, one validation (--validation_fraction=0.1) and one "
+        "test image (every 5th image is a test image): add images to "
+        f"{folder}/rare or remove that folder"
     ]

@@ -2,14 +2,18 @@
 
 import gzip
 import os
+import re
 import shutil
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from helpers.data_fixtures import write_fashion_mnist_files, write_png
-from kerastransfer.data import fashion_mnist, idx
+from helpers.data_fixtures import write_fashion_mnist_files, write_image_folder, write_png
+from kerastransfer.config import DataConfig
+from kerastransfer.data import Preprocessing, fashion_mnist, idx, make_split
+from kerastransfer.data.halves import check_folder_classes
+from kerastransfer.data.pipeline import make_half_data, make_streaming_half
 from kerastransfer.data.sources import load_source
 from kerastransfer.errors import UsageError
 
@@ -236,3 +240,107 @@ def test_bad_image_folders(tmp_path):
     os.makedirs(tmp_path / "test" / "cat")
     with pytest.raises(UsageError, match=r"at least 2 class subfolders.*\['cat'\]"):
         load_source("image_folder", image_dir=tmp_path)
+
+
+# --- image folders the study cannot split ---
+
+
+def folder_source(root, images_per_class, sizes=((8, 8),)):
+    write_image_folder(str(root), images_per_class, sizes)
+    return load_source("image_folder", image_dir=root)
+
+
+def refusal(source, **data_flags):
+    """The one line check_folder_classes refuses `source` with, or None."""
+    try:
+        check_folder_classes(source, DataConfig(**data_flags))
+    except UsageError as error:
+        assert "\n" not in str(error)
+        return str(error)
+    return None
+
+
+def test_a_flat_folder_class_needs_one_image_in_training_validation_and_test(tmp_path):
+    # Every 5th image is a test image, then round(0.1 x the rest) validation: 6 images give
+    # 1 test and round(0.5) = 0 validation (Python rounds halves to even), 7 give 1 and 1.
+    six = folder_source(tmp_path / "six", {"ants": 40, "bees": 40, "rare": 6})
+    assert refusal(six) == (
+        f"--image_dir={tmp_path / 'six'}: class 'rare' has 6 images, fewer than the 7 a class "
+        "needs for at least one training, one validation (--validation_fraction=0.1) and one "
+        "test image (every 5th image is a test image): add images to "
+        f"{tmp_path / 'six'}/rare or remove that folder"
+    )
+    assert refusal(six, validation_fraction=0.2) is None  # round(1.0) = 1 validation image
+    assert "fewer than the 5 a class needs for at least one training and one test image" in (
+        refusal(folder_source(tmp_path / "four", {"ants": 40, "rare": 4}), eval_split="test")
+    )
+    seven = folder_source(tmp_path / "seven", {"ants": 40, "bees": 40, "rare": 7})
+    assert refusal(seven) is None
+    split = make_split("random:0", seven.class_names, "image_folder")
+    rare = seven.class_names.index("rare")
+    half = next(h for h in "AB" if rare in split.classes(h))
+    parts = make_half_data(seven, split, half, validation_fraction=0.1)
+    label = split.classes(half).index(rare)
+    counts = [int(np.sum(y == label)) for y in (parts.train_y, parts.val_y, parts.test_y)]
+    assert counts == [5, 1, 1]
+
+
+def test_a_train_test_folder_class_needs_enough_in_train_and_one_in_test(tmp_path):
+    write_image_folder(str(tmp_path / "train"), {"ants": 20, "rare": 5})
+    write_image_folder(str(tmp_path / "test"), {"ants": 5, "rare": 1})
+    source = load_source("image_folder", image_dir=tmp_path)
+    assert refusal(source) == (
+        f"--image_dir={tmp_path}: class 'rare' has 5 images in train/, fewer than the 6 a "
+        "class needs for at least one training, one validation (--validation_fraction=0.1) "
+        f"and one test image there: add images to {tmp_path}/train/rare or remove the class "
+        f"({tmp_path}/train/rare and test/rare)"
+    )
+    shutil.rmtree(tmp_path / "test" / "rare")
+    write_image_folder(str(tmp_path / "train"), {"rare": 6})
+    assert refusal(load_source("image_folder", image_dir=tmp_path)) == (
+        f"--image_dir={tmp_path}: class 'rare' has no images in test/, so its accuracy cannot "
+        f"be measured: add some to {tmp_path}/test/rare or remove the class "
+        f"({tmp_path}/train/rare and test/rare)"
+    )
+
+
+def streamed_parts(source, validation_fraction=0.1):
+    """{class name: [training, validation, test] images} as the streamed halves cut them."""
+    split = make_split("all", source.class_names, "image_folder")
+    preprocessing = Preprocessing(image_size=(8, 8), channels=3)
+    counts = {name: [0, 0, 0] for name in source.class_names}
+    for position, (split_name, part) in enumerate(
+        (("train", "train"), ("train", "validation"), ("test", "all"))
+    ):
+        for _, labels in make_streaming_half(
+            source,
+            split,
+            "B",
+            preprocessing,
+            split_name=split_name,
+            batch_size=64,
+            training=False,
+            seed=0,
+            part=part,
+            validation_fraction=validation_fraction,
+        ):
+            for label in labels.numpy():
+                counts[split.half_names("B")[label]][position] += 1
+    return counts
+
+
+def test_a_streamed_folder_class_needs_what_the_hashed_hold_out_picks(tmp_path):
+    """Images of two sizes stream, and their validation images are picked by a hash of the
+    class and each image's index: the least a class needs is the size at which the real
+    streamed halves give it one image of each part."""
+    sizes = ((8, 8), (9, 7))
+    small = folder_source(tmp_path / "small", {"ants": 40, "bees": 40, "rare": 2}, sizes)
+    assert not small.in_memory
+    least = int(re.search(r"fewer than the (\d+) a class needs", refusal(small)).group(1))
+    below = folder_source(tmp_path / "below", {"ants": 40, "bees": 40, "rare": least - 1}, sizes)
+    assert f"class 'rare' has {least - 1} images, fewer than the {least}" in refusal(below)
+    enough = folder_source(tmp_path / "enough", {"ants": 40, "bees": 40, "rare": least}, sizes)
+    assert refusal(enough) is None
+    parts = streamed_parts(enough)
+    assert min(parts["rare"]) >= 1 and sum(parts["rare"]) == least
+    assert min(streamed_parts(below)["rare"]) == 0

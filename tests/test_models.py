@@ -90,7 +90,7 @@ def test_backbones_and_registry_errors(tmp_path):
     assert model.output_shape == (None, 4) and model.name == "resnet50"
     with pytest.raises(
         UsageError,
-        match="unknown architecture 'alexnet'; known architectures: "
+        match="unknown --arch='alexnet'; known architectures: "
         "caffenet, caffenet_small, resnet50, .*, mobilenet_v2, .*, convnext_tiny, .*densenet201$",
     ):
         models.build("alexnet", num_classes=2, input_shape=(28, 28, 1))

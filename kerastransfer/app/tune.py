@@ -50,6 +50,7 @@ def run(experiment, argv):
     setup = TrialSetup(
         halves=study.halves,
         build_model=study.build_model,
+        cut_names=study.cut_names,
         solver=e.solver,
         seed_offset=e.grid.seed_offset,
         verbose=e.verbose,
@@ -104,7 +105,8 @@ def run(experiment, argv):
 def tune_n(study):
     """--tune_n, checked against the network (0 = its middle block)."""
     e = study.experiment
-    blocks = surgery.num_blocks(study.build_model(num_classes=2))
+    model = study.build_model(num_classes=2)
+    blocks = surgery.num_blocks(model, study.cut_names(model))
     n = e.tuning.tune_n or (blocks + 1) // 2
     if n > blocks:
         raise UsageError(

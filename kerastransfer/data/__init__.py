@@ -1,6 +1,6 @@
 """The data layer: dataset sources, A/B class splits and tf.data pipelines per half.
 
-May import: config, workdir, errors; never models/, training/ or study/.
+May import: config, registry, workdir, errors; never models/, training/ or study/.
 
 Example:
     from kerastransfer import data

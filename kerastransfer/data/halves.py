@@ -14,20 +14,125 @@ import tensorflow as tf
 from kerastransfer.data.pipeline import (
     ArrayBatches,
     gathered_batches,
+    held_out_count,
     make_dataset,
     make_half_data,
     make_streaming_half,
+    streamed_held_out_flags,
 )
+from kerastransfer.data.sources.image_folder import FLAT_FOLDER_TEST_EVERY
 from kerastransfer.data.splits import ClassSplit
+from kerastransfer.errors import UsageError
 
 # Examples per evaluation batch (validation and test passes).
 EVAL_BATCH = 512
+# check_folder_classes looks for the least images a class needs up to this many.
+MINIMUM_SEARCH_LIMIT = 1_000_000
 
 
 def make_halves(source, splits, preprocessing, config):
-    """The halves of `source` under `splits` ({name: ClassSplit}); `config`: a DataConfig."""
+    """The halves of `source` under `splits` ({name: ClassSplit}); `config`: a DataConfig.
+
+    Raises:
+        UsageError: an image folder with a class too small to split (check_folder_classes).
+    """
+    check_folder_classes(source, config)
     kind = InMemoryHalves if source.in_memory else StreamedHalves
     return kind(source, splits, preprocessing, config)
+
+
+def check_folder_classes(source, config):
+    """Refuses an image folder with a class that the study cannot give at least one training,
+    one validation and one test image, in one line that names the class, its images and the
+    least it needs (docs/errors.md states the rule).
+
+    Raises:
+        UsageError: such a class.
+    """
+    counts = source.folder
+    if counts is None:
+        return
+    rule = _ClassSplitRule(source, config)
+    for label, name in enumerate(source.class_names):
+        train, test = counts.train[name], counts.test[name]
+        if rule.enough(label, train, test):
+            continue
+        if counts.flat:
+            least = rule.least(label, counts.flat_parts)
+            raise UsageError(
+                f"--image_dir={counts.root}: class {name!r} has {train + test} images, "
+                f"{rule.needs(least)} (every {FLAT_FOLDER_TEST_EVERY}th image is a test "
+                f"image): add images to {counts.root}/{name} or remove that folder"
+            )
+        remove = f"or remove the class ({counts.root}/train/{name} and test/{name})"
+        if test < 1:
+            raise UsageError(
+                f"--image_dir={counts.root}: class {name!r} has no images in test/, so its "
+                f"accuracy cannot be measured: add some to {counts.root}/test/{name} {remove}"
+            )
+        least = rule.least(label, lambda images, test=test: (images, test))
+        raise UsageError(
+            f"--image_dir={counts.root}: class {name!r} has {train} images in train/, "
+            f"{rule.needs(least)} there: add images to {counts.root}/train/{name} {remove}"
+        )
+
+
+class _ClassSplitRule:
+    """How the halves split one class of a source: its "train" images less a held-out share
+    for validation, and its "test" images.
+
+    The share is --validation_fraction of the class's "train" images: rounded to the nearest
+    integer in memory (pipeline.held_out_count), picked by a hash of the class and each
+    image's index when streamed (pipeline.streamed_held_out), none with --eval_split=test
+    (the evaluations then run on the test images).
+    """
+
+    def __init__(self, source, config):
+        self.fraction = config.validation_fraction
+        self.validates = config.eval_split == "validation"
+        self.streamed = not source.in_memory
+        self._held_out_totals = {}  # label -> held-out images among its first 1, 2, ...
+
+    def held_out(self, label, images):
+        """How many of a class's first `images` "train" images are held out."""
+        if not self.validates or images == 0:
+            return 0
+        if not self.streamed:
+            return held_out_count(images, self.fraction)
+        totals = self._held_out_totals.get(label)
+        if totals is None or len(totals) < images:
+            flags = streamed_held_out_flags(label, max(2 * images, 64), self.fraction)
+            totals = self._held_out_totals[label] = np.cumsum(flags)
+        return int(totals[images - 1])
+
+    def enough(self, label, train, test):
+        """Whether a class of `train` "train" and `test` "test" images gets at least one
+        training, one validation (unless --eval_split=test) and one test image."""
+        validation = self.held_out(label, train)
+        has_validation = validation >= 1 or not self.validates
+        return train - validation >= 1 and has_validation and test >= 1
+
+    def least(self, label, parts):
+        """The smallest class size (images) that is enough, `parts(images)` giving its
+        ("train", "test") images; None up to MINIMUM_SEARCH_LIMIT. Every part only grows
+        with the class, so the first size that is enough is the least."""
+        sizes = range(1, MINIMUM_SEARCH_LIMIT + 1)
+        return next((n for n in sizes if self.enough(label, *parts(n))), None)
+
+    def needs(self, least):
+        """What a class smaller than `least` images (None: no size is enough) lacks."""
+        parts = (
+            f"one training, one validation (--validation_fraction={self.fraction}) and one "
+            "test image"
+            if self.validates
+            else "one training and one test image, as --eval_split=test holds out none"
+        )
+        if least is None:
+            return (
+                f"and no class of up to {MINIMUM_SEARCH_LIMIT:,} images gets {parts}; raise "
+                "--validation_fraction"
+            )
+        return f"fewer than the {least} a class needs for at least {parts}"
 
 
 class _Halves:

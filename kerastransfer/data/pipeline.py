@@ -92,7 +92,7 @@ def make_half_data(
     train_idx, val_idx = [], []
     for c in classes:
         idx = np.flatnonzero(labels == c)
-        num_val = int(round(len(idx) * validation_fraction))
+        num_val = held_out_count(len(idx), validation_fraction)
         is_val = np.zeros(len(idx), bool)
         is_val[np.random.RandomState([seed, c]).permutation(len(idx))[:num_val]] = True
         train_idx.append(idx[~is_val][:examples_per_class][:max_examples_per_class])
@@ -118,6 +118,32 @@ def make_half_data(
         test_x=test_x,
         test_y=test_y,
     )
+
+
+def held_out_count(num_examples, validation_fraction):
+    """How many of a class's `num_examples` training images an in-memory half holds out
+    for validation: the fraction rounded to the nearest integer (Python's round, halves to
+    even: 5 images at 0.1 hold out none)."""
+    return int(round(num_examples * validation_fraction))
+
+
+def streamed_held_out(labels, indices, validation_fraction):
+    """Whether a streamed half holds out image `indices` (0, 1, ... within its class, in
+    stream order) of class `labels` (its id in the source) for validation: a hash of
+    "label/index" falls in the first round(fraction * HOLDOUT_BUCKETS) buckets. Elementwise
+    on int64 tensors (a scalar label goes with any indices)."""
+    keys = tf.strings.join(
+        [tf.strings.as_string(labels), tf.strings.as_string(indices)], separator="/"
+    )
+    buckets = tf.strings.to_hash_bucket_fast(keys, HOLDOUT_BUCKETS)
+    return buckets < round(validation_fraction * HOLDOUT_BUCKETS)
+
+
+def streamed_held_out_flags(label, num_examples, validation_fraction):
+    """bool [num_examples]: which of images 0..num_examples-1 of class `label` the streamed
+    hold-out picks (read without the images)."""
+    indices = tf.range(num_examples, dtype=tf.int64)
+    return streamed_held_out(tf.constant(label, tf.int64), indices, validation_fraction).numpy()
 
 
 def _half_classes(source, split, half):
@@ -297,9 +323,7 @@ def _select_per_class(ds, num_classes, part, validation_fraction, limit):
         )
 
     def held_out(image, label, index):
-        key = tf.strings.format("{}/{}", (label, index))
-        bucket = tf.strings.to_hash_bucket_fast(key, HOLDOUT_BUCKETS)
-        return bucket < round(validation_fraction * HOLDOUT_BUCKETS)
+        return streamed_held_out(label, index, validation_fraction)
 
     zeros = tf.zeros([num_classes], tf.int64)
     ds = ds.scan(zeros, number)

@@ -1,8 +1,12 @@
-"""Model registry: `build(arch, ...)` for every architecture the study can use, with each
-architecture's input (`input_spec_for`); stage cut points found from a model's structure
-(`stage_cuts`); keras-hub presets on disk (`load_hub_backbone`, an optional extra).
+"""Architectures: `build(arch, ...)` for every --arch, with each architecture's input
+(`input_spec_for`) and block cut points (`cut_points`), asked of the family that registered
+the architecture in registry.ARCHITECTURES (one module per family: caffenet.py,
+applications.py; models/family.py says what a family provides); stage cut points found from
+a model's structure (`stage_cuts`, for users' own models too); keras-hub presets on disk
+(`load_hub_backbone`, an optional extra).
 
-May import: errors; plain Keras only (no TensorFlow), never data/, training/ or study/.
+May import: errors, registry; plain Keras only (no TensorFlow), never data/, training/ or
+study/.
 
 Example:
     >>> model = build("caffenet_small", num_classes=5, input_shape=(28, 28, 1))
@@ -12,17 +16,16 @@ import os
 
 import keras
 
+from kerastransfer import registry
 from kerastransfer.errors import UsageError
-from kerastransfer.models.applications import BACKBONES, backbone, classifier
-from kerastransfer.models.caffenet import SMALL_WIDTHS, caffenet, caffenet_small
+from kerastransfer.models import applications, caffenet  # noqa: F401  (each registers its family)
+from kerastransfer.models.applications import BACKBONES, classifier, normalization
+from kerastransfer.models.caffenet import SMALL_WIDTHS
 from kerastransfer.models.hub import is_hub_source
 from kerastransfer.models.hub import load_backbone as load_hub_backbone
 from kerastransfer.models.hub import weights_file as hub_weights_file
 from kerastransfer.models.layers import LocalResponseNormalization
-from kerastransfer.models.preprocessing import input_spec_for, normalization
 from kerastransfer.models.stages import stage_cuts, with_add_layers
-
-ARCHITECTURES = ("caffenet", "caffenet_small", *BACKBONES)
 
 
 def build(
@@ -31,11 +34,12 @@ def build(
     """Builds a fresh, uncompiled model.
 
     Args:
-        arch: one of ARCHITECTURES.
+        arch: a --arch value (registry.ARCHITECTURES).
         num_classes: size of the softmax head.
         input_shape: (H, W, C) of the preprocessed input.
         widths: caffenet_small only: seven widths (conv1..conv5 filters, fc6, fc7 units).
-        weight_decay: Caffe-style decay on kernels (not biases); 0 disables it.
+        weight_decay: Caffe-style decay on kernels (not biases) of caffenet and
+            caffenet_small; 0 disables it.
         dropout: rate after fc6 and fc7 (caffenet*), before the head (backbones), in
             [0, 1); every architecture gets the rate it is given (0 = no dropout layer on a
             backbone).
@@ -45,22 +49,40 @@ def build(
     Raises:
         UsageError: an unknown `arch`, a dropout outside [0, 1), a missing weights file.
     """
+    family = registry.ARCHITECTURES.implementation(arch)
     if not 0 <= dropout < 1:
         raise UsageError(f"dropout={dropout} must be in [0, 1) (the rate of units dropped)")
-    if arch == "caffenet":
-        return caffenet(num_classes, tuple(input_shape), weight_decay, dropout)
-    if arch == "caffenet_small":
-        return caffenet_small(
-            num_classes, tuple(input_shape), tuple(widths or SMALL_WIDTHS), weight_decay, dropout
-        )
-    if arch in BACKBONES:
-        return backbone(arch, num_classes, tuple(input_shape), weights, dropout)
-    raise UsageError(f"unknown architecture {arch!r}; known architectures: {known_architectures()}")
+    return family.build(
+        arch,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        widths=widths,
+        weight_decay=weight_decay,
+        dropout=dropout,
+        weights=weights,
+    )
 
 
-def known_architectures():
-    """The names build() takes, for error messages."""
-    return ", ".join(ARCHITECTURES)
+def input_spec_for(arch, image_size, source_image_shape):
+    """The data.Preprocessing arguments for `arch` on a dataset of `source_image_shape`.
+
+    Args:
+        arch: a --arch value.
+        image_size: --image_size (0 = the dataset's own size; caffenet: 227).
+        source_image_shape: (H, W, C) of the dataset's images, or None when they vary.
+    Returns:
+        {"image_size": (H, W), "channels": C, and for caffenet "scale", "mean" and
+        "resize_shorter"; for a keras.applications backbone what its preprocess_input does}.
+    """
+    return registry.ARCHITECTURES.implementation(arch).input_spec(
+        arch, image_size, source_image_shape
+    )
+
+
+def cut_points(arch, model):
+    """The names of the layers that end blocks 1, 2, ... of `model`, built by `arch`'s family
+    (a list for surgery's `cut_names`): caffenet's weight layers, a backbone's stages."""
+    return registry.ARCHITECTURES.implementation(arch).cut_points(model)
 
 
 def load_user_model(path):
@@ -100,12 +122,12 @@ def _is_refused_lambda(error):
 
 
 __all__ = [
-    "ARCHITECTURES",
     "BACKBONES",
     "SMALL_WIDTHS",
     "LocalResponseNormalization",
     "build",
     "classifier",
+    "cut_points",
     "hub_weights_file",
     "input_spec_for",
     "is_hub_source",

@@ -1,4 +1,4 @@
-"""keras.applications backbones with a fresh classifier head.
+"""The keras.applications family: backbones with a fresh classifier head.
 
 Nothing downloads here, so weights come from a local file (`weights=PATH`, an `.h5` /
 `.weights.h5` file of the backbone without top) or are random (`weights=None`). "Layer n"
@@ -9,39 +9,34 @@ import os
 
 import keras
 
+from kerastransfer import registry
 from kerastransfer.errors import UsageError
-from kerastransfer.models.stages import with_add_layers
+from kerastransfer.models.family import Family
+from kerastransfer.models.preprocessing import affine_of, input_size
+from kerastransfer.models.stages import stage_cuts, with_add_layers
 
 # --arch name -> (the keras.applications module whose preprocess_input the model expects,
-# the constructor). One family per module; every model of a family is listed.
-BACKBONES = {
-    "resnet50": ("resnet", "ResNet50"),
-    "resnet101": ("resnet", "ResNet101"),
-    "resnet152": ("resnet", "ResNet152"),
-    "resnet50_v2": ("resnet_v2", "ResNet50V2"),
-    "resnet101_v2": ("resnet_v2", "ResNet101V2"),
-    "resnet152_v2": ("resnet_v2", "ResNet152V2"),
-    "mobilenet_v2": ("mobilenet_v2", "MobileNetV2"),
-    "mobilenet_v3_small": ("mobilenet_v3", "MobileNetV3Small"),
-    "mobilenet_v3_large": ("mobilenet_v3", "MobileNetV3Large"),
-    **{f"efficientnet_b{i}": ("efficientnet", f"EfficientNetB{i}") for i in range(8)},
-    **{
-        f"efficientnet_v2_{size.lower()}": ("efficientnet_v2", f"EfficientNetV2{size}")
-        for size in ("B0", "B1", "B2", "B3", "S", "M", "L")
-    },
-    **{
-        f"convnext_{size.lower()}": ("convnext", f"ConvNeXt{size}")
-        for size in ("Tiny", "Small", "Base", "Large", "XLarge")
-    },
-    "densenet121": ("densenet", "DenseNet121"),
-    "densenet169": ("densenet", "DenseNet169"),
-    "densenet201": ("densenet", "DenseNet201"),
-}
+# the constructor): declared in the registry, where config.py reads the names.
+BACKBONES = registry.KERAS_APPLICATIONS
 
 
 def preprocess_input(arch):
     """The `preprocess_input` of `arch`'s keras.applications module (pixels 0..255 in)."""
     return getattr(keras.applications, BACKBONES[arch][0]).preprocess_input
+
+
+def normalization(arch):
+    """The data.Preprocessing arguments that compute what `arch`'s own `preprocess_input`
+    computes: ResNet's BGR mean subtraction, MobileNetV2's [-1, 1], DenseNet's per-channel
+    standardization, or nothing for the models that normalize inside (EfficientNet,
+    ConvNeXt, MobileNetV3)."""
+    return affine_of(preprocess_input(arch))
+
+
+def input_spec(arch, image_size, source_image_shape):
+    """Three channels at --image_size (else the dataset's size), normalized as `arch`'s own
+    preprocess_input does."""
+    return {**input_size(image_size, source_image_shape, channels=3), **normalization(arch)}
 
 
 def backbone(arch, num_classes, input_shape=(224, 224, 3), weights=None, dropout=0.0):
@@ -90,3 +85,15 @@ def classifier(features, num_classes, dropout=0.0, name=None):
         num_classes, activation="softmax", dtype="float32", name="predictions"
     )(x)
     return keras.Model(features.input, outputs, name=name or features.name)
+
+
+def _build(arch, *, num_classes, input_shape, widths, weight_decay, dropout, weights):
+    """The family's build: the backbone's own layers carry no weight decay, and `widths` is
+    caffenet_small's."""
+    return backbone(arch, num_classes, tuple(input_shape), weights, dropout)
+
+
+# A backbone's blocks are its stages, found from its residual structure.
+registry.ARCHITECTURES.register("keras.applications")(
+    Family(build=_build, input_spec=input_spec, cut_points=stage_cuts)
+)

@@ -1,13 +1,18 @@
-"""CaffeNet (the paper's network) and caffenet_small (the same roles, scaled for 28-32 px).
+"""The caffenet family: CaffeNet (the paper's network) and caffenet_small (the same roles,
+scaled for 28-32 px).
 
 Both are Keras functional models whose eight weight layers are named conv1..conv5, fc6..fc8;
 the parameter-free layers after a weight layer (ReLU inside it, pooling, LRN, dropout) belong
-to its block, which is what `kerastransfer.surgery` relies on.
+to its block (models.stages.chain_cuts): layers 1..7 of the paper.
 """
 
 import keras
 
+from kerastransfer import registry
+from kerastransfer.models.family import Family
 from kerastransfer.models.layers import LocalResponseNormalization, fully_connected_dtype
+from kerastransfer.models.preprocessing import IMAGENET_MEAN_RGB, input_size
+from kerastransfer.models.stages import chain_cuts
 
 # caffenet_small's default widths: conv1..conv5 filters, then fc6 and fc7 units. Chosen so the
 # default Fashion-MNIST study fits its time budget (see configs/fashion_mnist.flags).
@@ -135,3 +140,41 @@ def caffenet_small(
         num_classes, activation="softmax", dtype="float32", kernel_regularizer=reg, name="fc8"
     )(x)
     return keras.Model(inputs, outputs, name="caffenet_small")
+
+
+def caffenet_input(arch, image_size, source_image_shape):
+    """The paper's input: the shorter side resized to 256/227 of the input size (227 unless
+    --image_size), then cropped to it; RGB 0..255 less the ImageNet mean."""
+    size = image_size or 227
+    return {
+        "image_size": (size, size),
+        "channels": 3,
+        "scale": 1.0,
+        "mean": IMAGENET_MEAN_RGB,
+        "resize_shorter": round(size * 256 / 227),
+    }
+
+
+def caffenet_small_input(arch, image_size, source_image_shape):
+    """The dataset's own pixels in [0, 1], at --image_size (else the dataset's size)."""
+    return input_size(image_size, source_image_shape)
+
+
+def _build_caffenet(arch, *, num_classes, input_shape, widths, weight_decay, dropout, weights):
+    return caffenet(num_classes, tuple(input_shape), weight_decay, dropout)
+
+
+def _build_caffenet_small(
+    arch, *, num_classes, input_shape, widths, weight_decay, dropout, weights
+):
+    return caffenet_small(
+        num_classes, tuple(input_shape), tuple(widths or SMALL_WIDTHS), weight_decay, dropout
+    )
+
+
+registry.ARCHITECTURES.register("caffenet")(
+    Family(build=_build_caffenet, input_spec=caffenet_input, cut_points=chain_cuts)
+)
+registry.ARCHITECTURES.register("caffenet_small")(
+    Family(build=_build_caffenet_small, input_spec=caffenet_small_input, cut_points=chain_cuts)
+)

@@ -1,4 +1,5 @@
-"""What each architecture expects of its input: size, channels, scale, mean, channel order.
+"""What an architecture expects of its input: size, channels, scale, mean, channel order; each
+family's input_spec (models/family.py) is built from these.
 
 Plain values (no TensorFlow here): the data layer turns them into a data.Preprocessing, which
 the training pipelines and the exported SavedModel both apply.
@@ -6,48 +7,23 @@ the training pipelines and the exported SavedModel both apply.
 
 import numpy as np
 
-from kerastransfer.models.applications import BACKBONES, preprocess_input
-
 # Per-channel RGB mean of the ILSVRC2012 training set, in 0..255 pixel units (Caffe's reference
 # model subtracted a mean image; its channel means are these values).
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 
 
-def input_spec_for(arch, image_size, source_image_shape):
-    """The data.Preprocessing arguments for `arch` on a dataset of `source_image_shape`.
+def input_size(image_size, source_image_shape, channels=None):
+    """{"image_size": (H, W), "channels": C} of a model's input: --image_size, else the
+    dataset's own size; the dataset's channels unless the model takes `channels`.
 
-    Args:
-        arch: an architecture name of models.build.
-        image_size: --image_size (0 = the dataset's own size; caffenet: 227).
-        source_image_shape: (H, W, C) of the dataset's images, or None when they vary.
-    Returns:
-        {"image_size": (H, W), "channels": C, and for caffenet "scale", "mean" and
-        "resize_shorter"; for a keras.applications backbone what its preprocess_input does}.
+    Images of varying sizes (`source_image_shape` None) are resized to --image_size, else to
+    224 x 224, with 3 channels.
     """
-    if arch == "caffenet":
-        size = image_size or 227
-        return {
-            "image_size": (size, size),
-            "channels": 3,
-            "scale": 1.0,
-            "mean": IMAGENET_MEAN_RGB,
-            "resize_shorter": round(size * 256 / 227),
-        }
-    normalized = normalization(arch) if arch in BACKBONES else {}
-    if source_image_shape is None:  # variable sizes: resize to the requested or a common size
+    if source_image_shape is None:
         size = image_size or 224
-        return {"image_size": (size, size), "channels": 3, **normalized}
+        return {"image_size": (size, size), "channels": 3}
     size = (image_size,) * 2 if image_size else tuple(source_image_shape[:2])
-    channels = 3 if arch in BACKBONES else source_image_shape[2]
-    return {"image_size": size, "channels": channels, **normalized}
-
-
-def normalization(arch):
-    """The data.Preprocessing arguments that compute what `arch`'s own `preprocess_input`
-    computes: ResNet's BGR mean subtraction, MobileNetV2's [-1, 1], DenseNet's per-channel
-    standardization, or nothing for the models that normalize inside (EfficientNet,
-    ConvNeXt, MobileNetV3)."""
-    return affine_of(preprocess_input(arch))
+    return {"image_size": size, "channels": channels or source_image_shape[2]}
 
 
 def affine_of(function):

@@ -65,6 +65,26 @@ def stage_cuts(model):
     return [ops[index].name for index in ends]
 
 
+def chain_cuts(model):
+    """Names of the layers that end the blocks of a plain chain of layers (caffenet): one
+    block per weight layer below the head, with the parameter-free layers after it (ReLU,
+    pooling, LRN, dropout)."""
+    weight_layers = [layer for layer in model.layers if layer.weights]
+    weighted = {layer.name for layer in weight_layers[:-1]}
+    cuts, pending = [], None
+    for layer in model.layers:
+        if layer.name in weighted:
+            if pending:
+                cuts.append(pending)
+            pending = layer.name
+        elif pending and layer.weights:  # the head closes the last block
+            cuts.append(pending)
+            pending = None
+        elif pending:
+            pending = layer.name
+    return cuts
+
+
 def with_add_layers(model):
     """`model` with each `a + b` of two tensors written as a `keras.layers.Add` layer.
 

@@ -92,6 +92,10 @@ class OwnModelStudy(Study):
         """The given source model: what every transfer of this study copies."""
         return self.source_net
 
+    def cut_names(self, model):
+        """The source model's cut points: --cut_layers, else its own, every --cut_every-th."""
+        return self.cuts
+
     def train_run(self, spec, base_record):
         """Study.train_run, with the layer its n cuts after (`cut`), so the report can name
         the cut point in the model's own terms (e.g. conv3_block4_out)."""

@@ -248,7 +248,7 @@ def _source_features(study, source, settings):
     """(the cut layer of each n of --layers, its features, the source head's probabilities,
     the labels) of one source network: one forward pass over the sampled target images."""
     model = _network(study, source)
-    cuts = surgery.cut_layers(model, study.cuts)
+    cuts = surgery.cut_layers(model, study.cut_names(model))
     names = [cuts[n - 1] for n in study.experiment.grid.layers]
     half = study.halves.half(source.split, source.target)
     batches = study.halves.sample_batches(half, settings["examples"])

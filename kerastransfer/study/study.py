@@ -57,9 +57,6 @@ class Study:
             follower, which writes to a throwaway folder (study/following.py).
     """
 
-    # Block cut points by layer name (surgery.cut_layers); None: the model's own.
-    cuts = None
-
     def __init__(
         self,
         experiment,
@@ -145,7 +142,8 @@ class Study:
             strategy=strategy,
             outdir=outdir,
         )
-        blocks = surgery.num_blocks(study.build_model(num_classes=2))
+        model = study.build_model(num_classes=2)
+        blocks = surgery.num_blocks(model, study.cut_names(model))
         check_layers(experiment.grid.layers, blocks, m.arch, f"block {blocks + 1} is the head")
         return study
 
@@ -156,10 +154,6 @@ class Study:
     def build_model(self, num_classes, weight_decay=None):
         """A fresh network of the study; `weight_decay` overrides --weight_decay (tuning)."""
         m = self.experiment.model
-        if m.arch not in models.ARCHITECTURES:
-            raise UsageError(
-                f"unknown --arch={m.arch!r}; known architectures: {models.known_architectures()}"
-            )
         shape = (*self.preprocessing.image_size, self.preprocessing.channels)
         decay = self.experiment.solver.weight_decay if weight_decay is None else weight_decay
         return models.build(
@@ -171,11 +165,17 @@ class Study:
             dropout=m.dropout,
         )
 
+    def cut_names(self, model):
+        """The names of the layers that end blocks 1, 2, ... of `model`, a network of this
+        study (surgery's `cut_names`), as --arch's family finds them (models.cut_points)."""
+        return models.cut_points(self.experiment.model.arch, model)
+
     def trained_network(self, record):
         """The network a finished run's record describes, with its trained weights loaded (its
         treatment says how: a linear probe's network ends at its cut)."""
+        model = self.build_model(record["num_classes"])
         model = treatments.get(record["treatment"]).reload(
-            self.build_model(record["num_classes"]), record["n"], self.cuts
+            model, record["n"], self.cut_names(model)
         )
         model.load_weights(os.path.join(self.workdir, record["weights"]))
         return model
@@ -303,11 +303,11 @@ class Study:
                     batch_size=e.solver.batch_size,
                     key=self.weights_key(spec, base_record),
                 )
-            stages = treatment.stages(solver, e.solver, spec.n, self.cuts)
+            stages = treatment.stages(solver, e.solver, spec.n, self.cut_names(model))
             if stages:
                 twin = trainee  # a staged recipe compiles each stage (training.fit_stages)
             else:
-                rates = treatment.layer_rates(model, spec.n, e.solver, self.cuts)
+                rates = treatment.layer_rates(model, spec.n, e.solver, self.cut_names(model))
                 training.compile_model(trainee, solver, layer_rates=rates)
                 twin = self.compiled.twin(trainee)
 

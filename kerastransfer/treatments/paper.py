@@ -57,9 +57,8 @@ class RandomFeatures(Treatment):
     def network(self, study, n, num_classes, base_record):
         from kerastransfer import surgery  # noqa: PLC0415  (Keras only where a network is built)
 
-        return surgery.transfer(
-            study.build_model(num_classes), n, "random_frozen", cut_names=study.cuts
-        )
+        fresh = study.build_model(num_classes)
+        return surgery.transfer(fresh, n, "random_frozen", cut_names=study.cut_names(fresh))
 
 
 TREATMENTS = (

@@ -14,9 +14,8 @@ class Probe(Recipe):
     def network(self, study, n, num_classes, base_record):
         from kerastransfer import surgery  # noqa: PLC0415  (Keras only where a network is built)
 
-        return surgery.linear_probe(
-            study.copied_from(base_record), n, num_classes, cut_names=study.cuts
-        )
+        source = study.copied_from(base_record)
+        return surgery.linear_probe(source, n, num_classes, cut_names=study.cut_names(source))
 
     def reload(self, model, n, cuts):
         from kerastransfer import surgery  # noqa: PLC0415

@@ -112,7 +112,8 @@ class Treatment:
 
         `study` gives the networks it is built from: `build_model(num_classes)` (fresh),
         `trained_network(record)` (a finished run's) and `copied_from(base_record)` (what a
-        transfer copies: the trained base, or the user's source model), and `cuts`.
+        transfer copies: the trained base, or the user's source model), and
+        `cut_names(network)`, the layers that end a network's blocks.
         """
         raise NotImplementedError
 
@@ -146,12 +147,13 @@ class Copied(Treatment):
     def network(self, study, n, num_classes, base_record):
         from kerastransfer import surgery  # noqa: PLC0415  (Keras only where a network is built)
 
+        source = study.copied_from(base_record)
         return surgery.transfer(
-            study.copied_from(base_record),
+            source,
             n,
             self.surgery_mode,
             num_classes=num_classes,
-            cut_names=study.cuts,
+            cut_names=study.cut_names(source),
         )
 
 

@@ -41,6 +41,7 @@ class TrialSetup:
 
     halves: object  # the data halves: train_batches() and eval_batches() of a half
     build_model: object  # (num_classes, weight_decay=...) -> a fresh network of the grid
+    cut_names: object  # (network) -> the layers that end its blocks (Study.cut_names)
     solver: object  # the config.SolverConfig: the grid's solver, centre of the search ranges
     seed_offset: int  # --seed_offset, added to every trial's seed
     verbose: int  # --verbose, for fit_run
@@ -220,7 +221,13 @@ class FineTuneSearch(_TrialModel):
             self.base["num_classes"], weight_decay=settings["weight_decay"]
         )
         base.load_weights(self.base_weights)
-        return surgery.transfer(base, self.n, "fine_tuned", num_classes=self.half.num_classes)
+        return surgery.transfer(
+            base,
+            self.n,
+            "fine_tuned",
+            num_classes=self.half.num_classes,
+            cut_names=self.setup.cut_names(base),
+        )
 
 
 def _round(value):

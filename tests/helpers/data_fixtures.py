@@ -59,6 +59,18 @@ def write_png(path, array):
     Image.fromarray(array).save(path)
 
 
+def write_image_folder(root, images_per_class, sizes=((8, 8),), seed=0):
+    """A user's folder: PNGs of random pixels (not tagged) root/CLASS/00.png, 01.png, ...,
+    `images_per_class` {class: count}; image i of a class is sizes[i % len(sizes)] (h, w), so
+    two sizes make a folder that streams."""
+    rng = np.random.default_rng(seed)
+    for name, count in images_per_class.items():
+        for i in range(count):
+            height, width = sizes[i % len(sizes)]
+            pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            write_png(os.path.join(root, name, f"{i:02d}.png"), pixels)
+
+
 def array_source(train, test, class_names, name="synthetic"):
     """An in-memory DatasetSource over (images, labels) pairs, for tests without TFDS."""
     splits = {"train": train, "test": test}
