@@ -58,9 +58,10 @@ def changed_layers(model, before):
 
 
 def test_every_recipe_is_a_treatment_with_its_own_name():
-    assert treatments.RECIPES == ("probe", "surgical", "layer_decay", "lp_ft")
+    assert treatments.RECIPES[:4] == ("probe", "surgical", "layer_decay", "lp_ft")
     names = [treatments.display_name(t) for t in treatments.RECIPES]
-    assert names == ["AnB-probe", "AnB-surgical", "AnB+decay", "AnB-LP-FT"]
+    assert names[:4] == ["AnB-probe", "AnB-surgical", "AnB+decay", "AnB-LP-FT"]
+    assert len(set(names)) == len(names) and all(name.startswith("AnB") for name in names)
     assert [treatments.display_name(t, "A") for t in treatments.RECIPES][0] == "BnA-probe"
     for recipe in treatments.RECIPES:  # no finding reads them; the grid default leaves them out
         assert recipe not in treatments.PAPER_NAMES and recipe in treatments.TRANSFER_MODES

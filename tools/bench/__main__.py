@@ -7,6 +7,7 @@ Usage, from the repository root:
     python -m tools.bench --quick                   # rows 1-6, a few minutes
     python -m tools.bench --studies_only            # rows 1-2, 7, 7b and 8
     python -m tools.bench --rows=7,7b,8 --flagfile=configs/smoke.flags   # rows 1-2 and these
+    python -m tools.bench --rows=7,7L,epochs        # the default, 4x as long, base epochs
     python -m tools.bench --write_md=BENCHMARKS.md  # all rows and levers; rewrites it
 """
 
@@ -20,15 +21,18 @@ import tempfile
 
 from tools.bench import REPO, report
 from tools.bench.by_hand import by_hand_row
-from tools.bench.experiment import DEFAULT_FLAGFILE, make_setup
+from tools.bench.epochs import epochs_row
+from tools.bench.experiment import DEFAULT_FLAGFILE, LONG_FLAGFILE, make_setup
 from tools.bench.frozen import FROZEN_N, frozen_runs
 from tools.bench.machine import cpu_model, other_load, peak_gflops, torch_version
 from tools.bench.study import precision_change, study_row
 from tools.bench.trainers import compare_levers, compare_trainers
 
 # What --rows may name (rows 1-2 are always measured: the others' ratios read them). Rows 3-5
-# run together, in turn; 7b needs 7 (it is judged against it) and a CPU with bfloat16.
-ROWS = ("3-5", "6", "levers", "7", "7b", "8")
+# run together, in turn; 7b needs 7 (it is judged against it) and a CPU with bfloat16; 7L is
+# the longer flagfile (configs/fashion_mnist_long.flags); epochs trains the first split's
+# bases for 1 to 16 epochs.
+ROWS = ("3-5", "6", "levers", "7", "7b", "7L", "epochs", "8")
 QUICK_ROWS = ("3-5", "6")
 STUDY_ROWS = ("7", "7b", "8")
 
@@ -37,6 +41,7 @@ def run_benchmark(
     rows=ROWS,
     quick=False,
     flagfile=DEFAULT_FLAGFILE,
+    long_flagfile=LONG_FLAGFILE,
     steps=None,
     repeats=None,
     log=print,
@@ -97,7 +102,7 @@ def run_benchmark(
         if "levers" in rows:
             log("levers: row 5b with one change each")
             results["levers"] = compare_levers(setup, steps, max(2, repeats - 1), log)
-        if rows & {"7", "7b", "8"}:
+        if rows & {"7", "7b", "7L", "8"}:
             log("row 1 again (the best of both measurements counts)")
             results["peak_gflops"] = max(results["peak_gflops"], peak_gflops())
         if "7" in rows:
@@ -115,6 +120,16 @@ def run_benchmark(
                     "cpu_kind": kind,
                     "declared": strategies.BFLOAT16_VERDICTS[kind],
                 }
+        if "7L" in rows:
+            log("row 7L: the default study, every network trained 4x as long")
+            results["study_long"] = {
+                **study_row(long_flagfile, results["peak_gflops"], log),
+                "flagfile": os.path.relpath(long_flagfile, REPO),
+            }
+            results["load_after_row_7L"] = other_load()
+        if "epochs" in rows:
+            log("row epochs: the first split's base networks at 1 to 16 epochs")
+            results["epochs"] = epochs_row(flagfile, log)
         if "8" in rows:
             log("row 8: the first split through kerastransfer, then by hand")
             results["by_hand"] = by_hand_row(flagfile, log)
@@ -144,6 +159,9 @@ def main(argv=None):
         "--quick", action="store_true", help="rows 1-6 only (or --rows), fewer rounds"
     )
     parser.add_argument("--flagfile", default=DEFAULT_FLAGFILE, help="the study to measure")
+    parser.add_argument(
+        "--long_flagfile", default=LONG_FLAGFILE, help="row 7L's study (the default, longer)"
+    )
     parser.add_argument("--steps", type=int, help="steps per round of rows 3-5")
     parser.add_argument("--repeats", type=int, help="rounds of rows 3-5")
     parser.add_argument("--json", default="benchmark.json", help="where the results go")
@@ -167,6 +185,7 @@ def main(argv=None):
         rows=rows,
         quick=args.quick,
         flagfile=os.path.abspath(args.flagfile),
+        long_flagfile=os.path.abspath(args.long_flagfile),
         steps=args.steps,
         repeats=args.repeats,
         log=lambda message: print(message, flush=True),

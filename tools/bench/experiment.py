@@ -7,6 +7,7 @@ import os
 from tools.bench import REPO
 
 DEFAULT_FLAGFILE = os.path.join(REPO, "configs", "fashion_mnist.flags")  # the default study
+LONG_FLAGFILE = os.path.join(REPO, "configs", "fashion_mnist_long.flags")  # 4x as long
 
 
 def load_experiment(flagfile, workdir, **overrides):

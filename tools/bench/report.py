@@ -141,8 +141,12 @@ def targets(results):
     study = results.get("study")
     if study:
         rows += [
-            ("default study wall time <= 600 s", study["wall_seconds"], -600),
-            ("base nets on random:0 >= 0.89 (mean of A and B)", study["base_accuracy_mean"], 0.89),
+            ("default study wall time <= 720 s", study["wall_seconds"], -720),
+            (
+                "base nets on random:0 >= 0.89 (mean of every base)",
+                study["base_accuracy_mean"],
+                0.89,
+            ),
             ("default study within 1.6x of its FLOP floor", study["ratio"], -1.6),
             ("peak resident memory <= 3 GB", study["peak_rss_bytes"] / 1e9, -3.0),
         ]
@@ -268,6 +272,19 @@ def _study_rows(results):
                 f"peak RSS {bfloat16['peak_rss_bytes'] / 1e9:.2f} GB; base acc. "
                 f"{bfloat16['base_accuracy_mean']:.4f}; {', '.join(bfloat16['precision'])}; "
                 f"precision test: {precision_summary(change['test'])}",
+            )
+        )
+    longer = results.get("study_long")
+    if longer:
+        rows.append(
+            (
+                "7L",
+                f"the default study 4x as long ({longer['networks']} networks, "
+                f"{longer['flagfile']})",
+                f"{longer['wall_seconds']:.0f} s wall",
+                f"floor {longer['floor_seconds']:.0f} s, {longer['ratio']:.1f}x floor; "
+                f"peak RSS {longer['peak_rss_bytes'] / 1e9:.2f} GB; base acc. "
+                f"{longer['base_accuracy_mean']:.4f}; {', '.join(longer['precision'])}",
             )
         )
     grid = results.get("by_hand")
@@ -414,11 +431,16 @@ def render(results):
         "python -m tools.bench --rows=7,7b,8              # rows 1-2 and the rows named",
         "python -m tools.bench --write_md=BENCHMARKS.md   # all rows and levers; rewrites this",
         "python -m tools.bench.report benchmark.json BENCHMARKS.md   # re-renders a JSON",
+        "python -m tools.bench.report a.json b.json BENCHMARKS.md    # rows of several runs",
         "```",
         "",
         f"## Latest run: {results['date']}",
         "",
         f"- command: `{results['command']}`",
+        *(
+            f"- rows {', '.join(run['rows'])} from `{run['command']}` ({run['date']})"
+            for run in results.get("also", [])
+        ),
         f"- CPU: {results['cpu']}, {results['cores']} cores; Python {results['python']}, "
         f"TensorFlow {results['tensorflow']}, Keras {results['keras']}, "
         f"PyTorch {results['torch'] or 'not installed'}",
@@ -450,10 +472,104 @@ def render(results):
         markdown_targets(results),
         "",
     ]
+    lines += findings_section(results)
+    lines += epochs_section(results)
     lines += levers_section(results)
     lines += mixed_precision_section(results)
     lines += paper_section(paper)
     return "\n".join(lines) + "\n"
+
+
+def _verdict(entry):
+    """ "reproduced (-14.97 [-17.49, -12.45], 4)" of a finding as a study row recorded it."""
+    if entry["effect"] is None:
+        return entry["status"]
+    ci = "" if entry["ci"] is None else f" [{entry['ci'][0]:+.2f}, {entry['ci'][1]:+.2f}]"
+    return f"{entry['status']} ({entry['effect']:+.2f}{ci}, {entry['units']})"
+
+
+def findings_section(results):
+    """What each study row decided, finding by finding, and how far its bases had come."""
+    studies = [
+        (key, label)
+        for key, label in (("study", "row 7 (default)"), ("study_long", "row 7L (4x as long)"))
+        if results.get(key, {}).get("findings")
+    ]
+    if not studies:
+        return []
+    lines = [
+        "## What the studies found",
+        "",
+        "Each finding's status, effect in points, 95% CI and base networks, against the "
+        "comparison that decides it (the compute-matched base for findings 1 and 3 when the "
+        "bases were still improving; report.md, What this study found); the comparison kept "
+        "beside it below.",
+        "",
+        "| finding | " + " | ".join(label for _, label in studies) + " |",
+        "|---|" + "---|" * len(studies),
+    ]
+    found = [results[key]["findings"] for key, _ in studies]
+    for entries in zip(*found):
+        lines.append(
+            f"| {entries[0]['finding']}. {entries[0]['name']} | "
+            + " | ".join(
+                _verdict(f) + ("; dip " + _verdict(f["parts"][0]) if f["parts"] else "")
+                for f in entries
+            )
+            + " |"
+        )
+        if any(f["beside"] for f in entries):
+            lines.append(
+                "| ... beside it | "
+                + " | ".join(
+                    f"{_verdict(f['beside'])} vs {f['beside']['comparison']}"
+                    if f["beside"]
+                    else "-"
+                    for f in entries
+                )
+                + " |"
+            )
+    gains = []
+    for key, _ in studies:
+        convergence = results[key]["base_convergence"]
+        longer, late = convergence["long_base"], convergence["late_gain"]
+        gains.append(
+            ("still improving" if convergence["improving"] else "stopped improving")
+            + (f"; compute-matched base {_verdict({**longer, 'status': 'gain'})}" if longer else "")
+            + (f"; last validations {late['mean']:+.2f} over the ones before" if late else "")
+        )
+    lines += ["| the bases | " + " | ".join(gains) + " |", ""]
+    return lines
+
+
+def epochs_section(results):
+    """The first split's bases at 1 to 16 epochs: where they stop improving."""
+    table = results.get("epochs")
+    if not table:
+        return []
+    runs = [base["run"] for base in table["bases"]]
+    lines = [
+        "## How long the base networks need",
+        "",
+        "Split random:0's base networks trained alone for each number of epochs, the rate "
+        "divided by 10 at the paper's proportions (every 100/450 of the run), everything else "
+        "as the default flagfile; test accuracy (row epochs).",
+        "",
+        "| epochs | steps | " + " | ".join(runs) + " | mean | gain over half as many |",
+        "|---|---|" + "---|" * (len(runs) + 2),
+    ]
+    gains = {g["to"]: g["points"] for g in table["gain"]}
+    for count in table["epochs"]:
+        cells = [base["by_epochs"][str(count)] for base in table["bases"]]
+        gain = gains.get(count)
+        lines.append(
+            f"| {count} | {cells[0]['steps']} | "
+            + " | ".join(f"{c['test_accuracy']:.4f}" for c in cells)
+            + f" | {table['mean_test'][str(count)]:.4f} | "
+            + ("-" if gain is None else f"{gain:+.2f} points")
+            + " |"
+        )
+    return [*lines, ""]
 
 
 def study_breakdown(results):
@@ -468,8 +584,9 @@ def study_breakdown(results):
         f"pass of every segment), {study['cache_seconds']:.0f} s computing cached "
         f"features, and {rest:.0f} s went to everything else (start-up, building and "
         "loading networks, test evaluation, saving weights, analysis and export). Its "
-        f"base networks reached {study['base_accuracy']['A']:.4f} (A) and "
-        f"{study['base_accuracy']['B']:.4f} (B) test accuracy on random:0.",
+        "base networks reached "
+        + ", ".join(f"{v:.4f} ({k})" for k, v in sorted(study["base_accuracy"].items()))
+        + " test accuracy on random:0.",
         "",
         *by_hand_text(results),
     ]
@@ -717,16 +834,48 @@ def paper_section(p):
     return lines
 
 
+# The keys of a benchmark JSON that hold measured rows (the rest describes the run).
+ROW_KEYS = (
+    "trainers",
+    "notes",
+    "frozen",
+    "levers",
+    "study",
+    "study_bfloat16",
+    "precision_change",
+    "study_long",
+    "epochs",
+    "by_hand",
+    "suite",
+)
+
+
+def merge(runs):
+    """One benchmark dict from several runs' JSONs: the first run's description, and each
+    row from the first run that measured it; `also` names the other runs' commands."""
+    merged = dict(runs[0])
+    merged["also"] = []
+    for run in runs[1:]:
+        rows = [key for key in ROW_KEYS if key in run and key not in merged]
+        merged.update({key: run[key] for key in rows})
+        merged["also"].append({"command": run["command"], "date": run["date"], "rows": rows})
+    return merged
+
+
 def main(argv=None):
-    """Renders a benchmark JSON into a BENCHMARKS.md, judged by this version's targets."""
+    """Renders benchmark JSONs into a BENCHMARKS.md (several: merged, each row from the first
+    that has it), judged by this version's targets."""
     parser = argparse.ArgumentParser(prog="python -m tools.bench.report", description=main.__doc__)
-    parser.add_argument("json", help="a JSON written by python -m tools.bench")
+    parser.add_argument("json", nargs="+", help="JSONs written by python -m tools.bench")
     parser.add_argument("markdown", help="the BENCHMARKS.md to write")
     args = parser.parse_args(argv)
     from kerastransfer.workdir import files  # noqa: PLC0415
 
-    with open(args.json) as f:
-        loaded = json.load(f)
+    runs = []
+    for path in args.json:
+        with open(path) as f:
+            runs.append(json.load(f))
+    loaded = merge(runs)
     loaded["frozen"] = {int(n): row for n, row in loaded.get("frozen", {}).items()}
     loaded["targets"] = targets(loaded)  # judged by this version's list of targets
     files.write_text(args.markdown, render(loaded))

@@ -7,6 +7,7 @@ import shutil
 import sys
 import tempfile
 
+from kerastransfer import treatments
 from tools.bench.experiment import load_experiment
 from tools.bench.machine import timed_subprocess
 
@@ -35,7 +36,7 @@ def study_floor(flagfile, workdir, records):
     random) compute their frozen prefix once per training image, as caching does, and the
     layers above it each step.
     """
-    from kerastransfer import surgery, treatments  # noqa: PLC0415
+    from kerastransfer import surgery  # noqa: PLC0415
     from kerastransfer.flops import forward_flops, training_flops  # noqa: PLC0415
     from kerastransfer.study.study import Study  # noqa: PLC0415
     from kerastransfer.training import caching  # noqa: PLC0415
@@ -85,10 +86,12 @@ def study_row(flagfile, peak, log, *flags):
             records = [json.loads(line) for line in f if line.strip()]
         floor = study_floor(flagfile, workdir, records) / (peak * 1e9)
         bases = {
-            r["target"]: r["test_accuracy"]
+            f"{r['target']} seed {r['seed']}": r["test_accuracy"]
             for r in records
-            if r["treatment"] == "base" and r["split"] == "random0"
+            if treatments.get(r["treatment"]).is_base and r["split"] == "random0"
         }
+        with open(os.path.join(workdir, "analysis.json")) as f:
+            analysis = json.load(f)
         return {
             "flags": list(flags),
             "wall_seconds": wall,
@@ -103,9 +106,30 @@ def study_row(flagfile, peak, log, *flags):
             "base_accuracy": bases,
             "base_accuracy_mean": sum(bases.values()) / max(len(bases), 1),
             "records": [{name: r.get(name) for name in RECORD_FIELDS} for r in records],
+            "findings": [findings_summary(f) for f in analysis["findings"]],
+            "base_convergence": analysis["base_convergence"],
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def findings_summary(finding):
+    """What a study's finding decided: its status, effect, CI and base networks, what it was
+    compared with (and why), and the comparison kept beside it."""
+
+    def measured(entry):
+        return {key: entry[key] for key in ("status", "effect", "ci", "units", "comparison")}
+
+    beside = finding.get("beside")
+    return {
+        "finding": finding["finding"],
+        "name": finding["name"],
+        **measured(finding),
+        "reference_units": finding["reference_units"],
+        "parts": [measured(part) for part in finding.get("parts", [])],
+        "basis": finding.get("basis"),
+        "beside": measured(beside) if beside else None,
+    }
 
 
 def precisions(records):
