@@ -26,7 +26,9 @@ BFLOAT16_VERDICTS = {
     "avx512_bf16": {
         "passed": False,
         "measured": "AMD EPYC: 1.17x as fast; mean paired difference -1.17 points, 90% CI "
-        "-2.94 to +0.60 over 74 networks, one network at chance (0.2000 against 0.9510)",
+        "-2.94 to +0.60 over 74 networks, one network at chance (0.2000 against 0.9510); a "
+        "second default study +0.28 points, 90% CI -0.48 to +1.05 over 8 base networks, every "
+        "treatment rejected: 2 seeds cannot show parity (docs/statistics.md: 21 needed)",
     },
     "amx_bf16": {
         "passed": None,
