@@ -16,7 +16,6 @@ from helpers.records import run_record
 from kerastransfer import analysis, reporting
 from kerastransfer.analysis.__main__ import driver_argv
 from kerastransfer.analysis.records import PAPER_CSV
-from kerastransfer.app.analyze import grid_analysis
 from kerastransfer.reporting import plots, report
 from kerastransfer.workdir.results import read_results
 
@@ -101,10 +100,13 @@ def study(tmp_path_factory):
             f.write(json.dumps(record) + "\n")
     records = analysis.normalize_records(read_results(str(workdir / "results.jsonl")))
     reference = analysis.normalize_records(analysis.load_paper_csv(), "reference record")
-    result = grid_analysis(
-        records, config=CONFIG, reference=reference, source_label="results.jsonl"
+    result = analysis.analyze(
+        records,
+        config=CONFIG,
+        reference_records=reference,
+        source_label="results.jsonl",
+        command=COMMAND,
     )
-    result["command"] = COMMAND
     paths = reporting.write_analysis(str(workdir), result, records)
     assert paths[:2] == [str(workdir / "analysis.json"), str(workdir / "report.md")]
     with open(paths[0]) as f:

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from kerastransfer.analysis import findings, sizing
+from kerastransfer.analysis.agreement import agreement as estimator_agreement
 from kerastransfer.analysis.baselines import matched_points, unit_label
 from kerastransfer.analysis.figure_lines import figure_lines
 from kerastransfer.analysis.records import (
@@ -49,13 +50,36 @@ def timing(records):
     return {"by_treatment": rows, "total_seconds": math.fsum(total) if total else None}
 
 
-def analyze(records, *, config=None, reference_records=None, source_label="records"):
-    """The full analysis of `records` (run dicts, see module doc) as a JSON-ready dict.
+# What a transfer study's analysis writes beside analysis.json (reporting draws them).
+FIGURES = (
+    "figures/transfer.png",
+    "figures/transfer.pdf",
+    "figures/dissimilar.png",
+    "figures/dissimilar.pdf",
+)
+ESTIMATOR_FIGURES = ("figures/estimators.png", "figures/estimators.pdf")
+REPORT = "report.md"
+
+
+def analyze(
+    records,
+    *,
+    config=None,
+    reference_records=None,
+    source_label="records",
+    scores=None,
+    command=None,
+):
+    """The whole analysis of `records` (run dicts, see module doc): analysis.json's dict,
+    built here once and never changed after (reporting only renders it).
 
     `reference_records` (e.g. load_paper_csv()) adds their Table 1, cells and findings under
     "reference" for side-by-side comparison; `config` is carried into the report as given, and
     its stored `command` is what "power" (sizing.size_findings: what would decide each finding,
-    added to each finding as "power") grows the study with.
+    added to each finding as "power") grows the study with. `scores` (the workdir's
+    scores.json) adds the estimators against the measured grid ("estimators"); `command` is
+    the command that made the results. "figures" and "report" name the files reporting
+    writes beside analysis.json.
     """
     records = normalize_records(records)
     ok = ok_records(records)
@@ -120,7 +144,14 @@ def analyze(records, *, config=None, reference_records=None, source_label="recor
                 for f in findings.check(reference_records)
             ],
         }
-    return json_safe(analysis)
+    analysis = json_safe(analysis)
+    if scores is not None:
+        analysis["estimators"] = estimator_agreement(scores, records)
+    analysis["command"] = command
+    drawn_estimators = analysis.get("estimators") and analysis["estimators"]["groups"]
+    analysis["figures"] = [*FIGURES, *(ESTIMATOR_FIGURES if drawn_estimators else ())]
+    analysis["report"] = REPORT
+    return analysis
 
 
 def json_safe(value):

@@ -72,27 +72,18 @@ def run(experiment, study=None):
     records = analysis.normalize_records(records)
     if reference is not None:
         reference = analysis.normalize_records(reference, "reference record")
-    result = grid_analysis(
-        records, config=config_data, reference=reference, source_label=label, scores=scores
+    result = analysis.analyze(
+        records,
+        config=config_data,
+        reference_records=reference,
+        source_label=label,
+        scores=scores,
+        command=command,
     )
-    result["command"] = command
     paths = reporting.write_analysis(experiment.workdir, result, records)
     if not paper_csv:
         paths += _representations(experiment, paths, study)
     log(f"analysis: {paths}")
-
-
-def grid_analysis(records, *, config=None, reference=None, source_label="records", scores=None):
-    """analysis.json's numbers for a transfer study's normalized `records`: analysis.analyze's
-    dict, and under "estimators" the estimators against the measured grid when there are
-    `scores` (the workdir's scores.json)."""
-    result = analysis.analyze(
-        records, config=config, reference_records=reference, source_label=source_label
-    )
-    agreement = estimators(scores, records)
-    if agreement is not None:
-        result["estimators"] = agreement
-    return result
 
 
 def recommendation(records, scores=None):

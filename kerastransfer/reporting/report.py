@@ -1,7 +1,7 @@
 """report.md: the analysis of a transfer study as a Markdown document.
 
-Renders the dict of kerastransfer.analysis.analyze() (plus the "figures" and "command" that
-write_analysis adds); every number in the report is read from that dict, none is typed in.
+Renders the dict of kerastransfer.analysis.analyze() (analysis.json's, as written); every
+number in the report is read from that dict, none is typed in.
 Accuracies print as fractions (0.6251) with intervals clipped to [0, 1], differences as
 percentage points (+1.60) with intervals over base networks; intervals are 95% t-intervals, and
 a missing number prints as formats.MISSING. The Power section formats analysis.sizing's
