@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kerastransfer import analysis, treatments
-from kerastransfer.analysis import baselines, findings, inference
+from kerastransfer.analysis import baselines, findings, intervals
 from kerastransfer.analysis.records import PAPER_FULL_BASE_TOP1
 from kerastransfer.analysis.similarity import (
     cka_heatmap,
@@ -230,7 +230,7 @@ def test_paper_matched_baselines_show_the_caveat(paper_analysis):
     assert round(by_range["BnB+"]["effect"], 1) == 1.0
     versus = paper_analysis["matched"]["anb_plus_vs_bnb_plus"]["1-7"]
     # No AnB+ shares a split, half and n with a BnB+: the two sides' base networks, Welch.
-    assert versus["matched"]["test"] == inference.WELCH
+    assert versus["matched"]["test"] == intervals.WELCH
     assert versus["matched"]["ci"][0] < 0 < versus["matched"]["ci"][1]
     assert round(versus["pooled"], 1) == 1.4
     assert paper_analysis["matched"]["unmatched_runs"] == []

@@ -9,7 +9,7 @@ import numpy as np
 from helpers.records import run_record
 from helpers.studies import tiny_study
 from kerastransfer import config, designs, treatments
-from kerastransfer.analysis import findings, summary
+from kerastransfer.analysis import analysis_json, findings
 from kerastransfer.reporting import report
 from kerastransfer.study.plan import plan
 
@@ -160,7 +160,7 @@ def test_each_unit_averages_its_own_layers_and_findings_1_and_3_face_the_long_ba
 
 def test_the_report_opens_with_its_findings_and_warns_when_bases_were_still_improving():
     records = _study(np.random.default_rng(1))
-    analysis = summary.analyze(records, config={"experiment": {"seeds": [0, 1]}})
+    analysis = analysis_json.analyze(records, config={"experiment": {"seeds": [0, 1]}})
     convergence = analysis["base_convergence"]
     assert convergence["improving"] and convergence["long_base"]["units"] == 4
     text = report.render_report(analysis)
@@ -191,17 +191,17 @@ def test_the_report_opens_with_its_findings_and_warns_when_bases_were_still_impr
     assert abs(gained - 2.0) < 0.2
     # Without compute-matched bases or late gains, no warning.
     plain = [r for r in records if r["treatment"] != treatments.LONG_BASE]
-    assert not summary.analyze(plain)["base_convergence"]["improving"]
-    assert "Warning" not in report.render_report(summary.analyze(plain))
+    assert not analysis_json.analyze(plain)["base_convergence"]["improving"]
+    assert "Warning" not in report.render_report(analysis_json.analyze(plain))
     # A validation curve still climbing at its end is a warning too (k = 2: 0.80 vs 0.74).
     for r in plain:
         if r["treatment"] == "base":
             r |= {"k": 2, "val_history": [[25, 0.70], [50, 0.78], [75, 0.80], [100, 0.80]]}
-    rising = summary.analyze(plain)["base_convergence"]
+    rising = analysis_json.analyze(plain)["base_convergence"]
     assert rising["improving"] and rising["long_base"] is None
     assert abs(rising["late_gain"]["mean"] - 6.0) < 1e-9 and rising["late_gain"]["ci"] is None
     assert "last validation accuracies were +6.00 points" in report.render_report(
-        summary.analyze(plain)
+        analysis_json.analyze(plain)
     )
 
 

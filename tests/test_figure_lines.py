@@ -13,9 +13,9 @@ from helpers.records import run_record
 from kerastransfer import config, treatments
 from kerastransfer import flags as kt_flags
 from kerastransfer.analysis import load_paper_csv, normalize_records
+from kerastransfer.analysis.analysis_json import analyze
 from kerastransfer.analysis.baselines import Baselines, unit_label, unit_of
 from kerastransfer.analysis.figure_lines import TRANSFER_SERIES, figure_lines
-from kerastransfer.analysis.summary import analyze
 from kerastransfer.data.splits import make_split
 from kerastransfer.designs import split_group
 from kerastransfer.reporting import plots

@@ -12,7 +12,7 @@ import pytest
 
 from helpers.cli import run_cli
 from kerastransfer import analysis, designs
-from kerastransfer.analysis import findings, inference, stats
+from kerastransfer.analysis import findings, intervals, stats
 from kerastransfer.analysis.baselines import matched_points
 from kerastransfer.reporting import own_model_report, plots, report
 
@@ -191,11 +191,11 @@ def test_no_interval_from_sd_0_or_one_value():
 
 def test_base_networks_that_agree_give_no_interval_and_decide_nothing():
     values = [
-        inference.Value(("random0", "B", seed), ("random0", "B", seed, n), value)
+        intervals.Value(("random0", "B", seed), ("random0", "B", seed, n), value)
         for seed in (0, 1)
         for n, value in ((3, -1.0), (4, -3.0))
     ]
-    result = inference.over_units(values)
+    result = intervals.over_units(values)
     assert (result["effect"], result["ci"], result["units"], result["networks"]) == (
         -2.0,
         None,
@@ -253,7 +253,7 @@ def test_figure_bands_need_three_base_networks():
 
 
 def _value(seed, n, value, treatment_target="B"):
-    return inference.Value(
+    return intervals.Value(
         ("random0", treatment_target, seed), ("random0", treatment_target, seed, n), value
     )
 
@@ -264,23 +264,23 @@ def test_paired_where_runs_share_split_half_seed_and_n():
     bases = {0: 5.0, 1: -5.0, 2: 0.0}
     ours = [_value(s, n, bases[s] + 2.0 + 0.1 * n) for s in bases for n in (3, 4, 5)]
     theirs = [_value(s, n, bases[s] + 0.1 * n + 0.01 * s) for s in bases for n in (3, 4)]
-    result = inference.compare(ours, theirs)
-    assert result["test"] == inference.PAIRED
+    result = intervals.compare(ours, theirs)
+    assert result["test"] == intervals.PAIRED
     assert (result["units"], result["networks"]) == (3, 6)
     assert result["effect"] == pytest.approx(1.99)
     assert result["ci"][1] - result["ci"][0] < 0.2
-    unpaired = inference.unpaired(ours, theirs)
-    assert unpaired["test"] == inference.WELCH and unpaired["ci"][0] < 0 < unpaired["ci"][1]
+    unpaired = intervals.unpaired(ours, theirs)
+    assert unpaired["test"] == intervals.WELCH and unpaired["ci"][0] < 0 < unpaired["ci"][1]
 
 
 def test_unpaired_over_base_networks_when_nothing_pairs():
     ours = [_value(s, n, 1.0 + s) for s in (0, 1) for n in (1, 2)]
     theirs = [_value(s, n, 0.5 * s, "A") for s in (0, 1, 2) for n in (1, 2)]
-    result = inference.compare(ours, theirs, names=("AnB+", "BnB+"))
-    assert result["test"] == inference.WELCH
+    result = intervals.compare(ours, theirs, names=("AnB+", "BnB+"))
+    assert result["test"] == intervals.WELCH
     assert (result["units"], result["reference_units"], result["networks"]) == (2, 3, 10)
     assert result["effect"] == pytest.approx(1.5 - 0.5)
-    one = inference.compare(ours[:2], theirs, names=("AnB+", "BnB+"))
+    one = intervals.compare(ours[:2], theirs, names=("AnB+", "BnB+"))
     assert one["ci"] is None and one["why"] == "AnB+: one base network (random0 B seed 0)"
 
 
@@ -311,7 +311,7 @@ def test_random_features_are_compared_with_anb_of_the_same_split_group():
                     _record(split, "random", n, seed, 0.80 + 0.01 * seed - 0.20 - 0.002 * n * seed)
                 )
     finding = findings.check(records)[4]
-    assert finding["test"] == inference.PAIRED and finding["units"] == 3
+    assert finding["test"] == intervals.PAIRED and finding["units"] == 3
     assert "dissimilar split, at n=1,2" in finding["measure"]
     assert finding["effect"] == pytest.approx(-10.0 - 0.3 - 0.15, abs=1e-9)
     assert finding["status"] == "reproduced"

@@ -1,4 +1,4 @@
-"""The precision test (kerastransfer.analysis.precision, docs/statistics.md "Precision") on
+"""The precision test (kerastransfer.analysis.precision_test, docs/statistics.md "Precision") on
 studies shaped like the default one (configs/fashion_mnist.flags: --design=findings, random:0
 and the dissimilar split, both directions), built as results.jsonl records: a candidate
 precision's records against the same study in float32, treatment by treatment over base
@@ -9,8 +9,9 @@ import pytest
 
 from helpers.records import run_record
 from kerastransfer import designs
-from kerastransfer.analysis import findings, power, precision
-from kerastransfer.analysis.precision import collapsed, precision_test
+from kerastransfer.analysis import findings, power
+from kerastransfer.analysis import precision_test as precision
+from kerastransfer.analysis.precision_test import collapsed, precision_test
 from kerastransfer.errors import UsageError
 from tools.bench import report
 from tools.bench.study import precision_change

@@ -6,7 +6,7 @@ anywhere the results file is. Modules:
     stats           summaries, t-intervals, Welch and pooled differences
     records         the paper's CSV as run records, split groups, labels
     baselines       each run against the base of its own split and target half
-    inference       intervals over base networks (the unit of replication), paired or not
+    intervals       intervals over base networks (the unit of replication), paired or not
     tables          per-cell statistics, Table 1, the matched table, the relative drop
     figure_lines    what the figures draw: lines that each rest on one set of base networks
     findings        the paper's five findings and the rule that decides them
@@ -14,11 +14,11 @@ anywhere the results file is. Modules:
                     detectable effect
     sizing          per finding, what would decide it and the command that grows the study,
                     as the report's Power rows and commands
-    summary         `analyze`: all of the above as the dict analysis.json holds
+    analysis_json   `analyze`: all of the above as the dict analysis.json holds, built once
     recommendation  the own-model study's choice of n and mode
     agreement       the transferability estimators' scores (kerastransfer.estimators computes
                     them) against the measured grid, and --prune's record
-    precision       a precision against float32: a paired equivalence test (90% CI) per
+    precision_test  a precision against float32: a paired equivalence test (90% CI) per
                     treatment over base networks, and the study size it needs
     similarity      linear CKA (Kornblith et al. 2019) and the CKA heatmaps' numbers
 May import numpy, scipy, kerastransfer.config, kerastransfer.designs, kerastransfer.errors,
@@ -35,6 +35,7 @@ matched effects and findings take theirs over base networks (docs/statistics.md)
 
 from kerastransfer.analysis.agreement import agreement as estimator_agreement
 from kerastransfer.analysis.agreement import pruning
+from kerastransfer.analysis.analysis_json import analyze, json_safe
 from kerastransfer.analysis.recommendation import recommend
 from kerastransfer.analysis.records import (
     PAPER_CSV,
@@ -44,7 +45,6 @@ from kerastransfer.analysis.records import (
     paper_label,
 )
 from kerastransfer.analysis.stats import difference, summarize
-from kerastransfer.analysis.summary import analyze, json_safe
 from kerastransfer.analysis.tables import cell_table, find_cell, pooled_bases, relative_drop
 from kerastransfer.designs import split_group
 from kerastransfer.workdir.results import normalize_records

@@ -2,7 +2,7 @@
 
 Comparing a run with its own base removes the half-to-half variance that the paper's pooled
 comparisons carry; the matched tables, the relative drop (Figure 3) and the findings use it.
-The base a run is compared with is also its unit of replication (kerastransfer.analysis.inference):
+The base a run is compared with is also its unit of replication (kerastransfer.analysis.intervals):
 every run matched to one base shares that base's seed-to-seed error.
 """
 

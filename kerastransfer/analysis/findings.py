@@ -1,6 +1,6 @@
 """The paper's five findings checked on a set of runs, each reproduced, not reproduced or
 inconclusive by one stated rule (RULE) applied to a matched effect and its 95% CI over base
-networks (kerastransfer.analysis.inference).
+networks (kerastransfer.analysis.intervals).
 
 The findings are those of docs/paper.md, "The five findings": fragile co-adaptation,
 specificity, the generalization boost, worse transfer between dissimilar tasks, and random frozen
@@ -9,7 +9,7 @@ the tests and the rule.
 """
 
 from kerastransfer.analysis.baselines import matched_points
-from kerastransfer.analysis.inference import (
+from kerastransfer.analysis.intervals import (
     PAIRED,
     Value,
     compare,

@@ -10,7 +10,7 @@ is `effect` comes out decided. Here:
   when the true effect is `effect`.
 - `detectable(sds, units)`: the smallest effect that a study of that size detects with POWER.
 - `tost_power(bound, sd, units, alpha)`, `tost_units_needed(bound, sd, alpha)`: the same for
-  an equivalence test (two one-sided tests: the precision test, analysis/precision.py), at a
+  an equivalence test (two one-sided tests: the precision test, analysis/precision_test.py), at a
   true difference of 0 unless told otherwise.
 
 The tests (`design`): one-sample, sds = (sd,) (also the paired test, a one-sample test on the

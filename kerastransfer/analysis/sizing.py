@@ -26,7 +26,7 @@ import math
 import shlex
 
 from kerastransfer.analysis import power
-from kerastransfer.analysis.inference import ONE_SAMPLE, PAIRED, WELCH
+from kerastransfer.analysis.intervals import ONE_SAMPLE, PAIRED, WELCH
 from kerastransfer.analysis.records import is_base, ok_records
 from kerastransfer.analysis.stats import CONFIDENCE
 

@@ -2,7 +2,7 @@
 
 Every interval of the analysis is a two-sided 95% Student t-interval (scipy.stats). There is
 no interval from fewer than two values or from values that are all equal (sd 0); a `why` says
-so. What the values are (networks, or base networks: kerastransfer.analysis.inference) is the
+so. What the values are (networks, or base networks: kerastransfer.analysis.intervals) is the
 caller's choice.
 """
 

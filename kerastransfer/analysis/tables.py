@@ -3,12 +3,12 @@ matched table per base network and the relative drop (Figure 3).
 
 Units: accuracies are fractions (.6251), their intervals clipped to [0, 1]; differences between
 accuracies (boosts, drops) are percentage points (+1.6), as the paper reports them. Matched
-statistics average each base network's runs first (kerastransfer.analysis.inference).
+statistics average each base network's runs first (kerastransfer.analysis.intervals).
 """
 
 from kerastransfer import treatments
 from kerastransfer.analysis.baselines import matched_points, unit_of
-from kerastransfer.analysis.inference import compare, over_units, select, unit_means, without_ids
+from kerastransfer.analysis.intervals import compare, over_units, select, unit_means, without_ids
 from kerastransfer.analysis.records import group_order, is_base, ok_records
 from kerastransfer.analysis.stats import summarize
 from kerastransfer.designs import split_group

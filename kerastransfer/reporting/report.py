@@ -10,7 +10,7 @@ finished rows and commands.
 
 import json
 
-from kerastransfer.analysis.inference import NOUN
+from kerastransfer.analysis.intervals import NOUN
 from kerastransfer.analysis.power import MAX_UNITS
 from kerastransfer.analysis.sizing import DETECTABLE, NO_EFFECT, NO_SPREAD, UNKNOWN_SPREAD
 from kerastransfer.reporting import estimator_agreement

@@ -148,8 +148,8 @@ def mean_by_treatment(records):
 
 def precision_change(study, float32):
     """What a precision did against the same study in float32: the precision test of their
-    networks (kerastransfer.analysis.precision), the speed-up and float32's peak memory."""
-    from kerastransfer.analysis.precision import precision_test  # noqa: PLC0415
+    networks (kerastransfer.analysis.precision_test), the speed-up and float32's peak memory."""
+    from kerastransfer.analysis.precision_test import precision_test  # noqa: PLC0415
 
     return {
         "test": precision_test(study["records"], float32["records"]),

@@ -5,7 +5,7 @@ Each network pairs with the same run of the float32 study; its difference is can
 float32 test accuracy, in points. The networks of one base network (the unit: split x target
 half x seed, baselines.unit_of) share that base's training, so they are not independent: each
 unit's differences are averaged first and every interval is taken over units, as the findings'
-are (inference.py). A treatment is accepted for the candidate precision when
+are (intervals.py). A treatment is accepted for the candidate precision when
 
 - every network of it ended ok in both studies;
 - two one-sided t-tests at ALPHA each (TOST) put the (1 - 2 ALPHA) CI of its mean difference
