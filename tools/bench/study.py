@@ -71,6 +71,7 @@ RECORD_FIELDS = (
     "seed",
     "status",
     "best_k",
+    "final_val",
     "test_accuracy",
     "num_classes",
 )
