@@ -26,13 +26,13 @@ from tools.bench.experiment import DEFAULT_FLAGFILE, LONG_FLAGFILE, make_setup
 from tools.bench.frozen import FROZEN_N, frozen_runs
 from tools.bench.machine import cpu_model, other_load, peak_gflops, torch_version
 from tools.bench.study import precision_change, study_row
-from tools.bench.trainers import compare_levers, compare_trainers
+from tools.bench.trainers import compare_levers, compare_trainers, packing_lever
 
 # What --rows may name (rows 1-2 are always measured: the others' ratios read them). Rows 3-5
 # run together, in turn; 7b needs 7 (it is judged against it) and a CPU with bfloat16; 7L is
 # the longer flagfile (configs/fashion_mnist_long.flags); epochs trains the first split's
-# bases for 1 to 16 epochs.
-ROWS = ("3-5", "6", "levers", "7", "7b", "7L", "epochs", "8")
+# bases for 1 to 16 epochs; packing trains networks side by side in one graph.
+ROWS = ("3-5", "6", "levers", "packing", "7", "7b", "7L", "epochs", "8")
 QUICK_ROWS = ("3-5", "6")
 STUDY_ROWS = ("7", "7b", "8")
 
@@ -99,6 +99,9 @@ def run_benchmark(
             log("row 6: frozen runs with and without caching")
             results["frozen"] = frozen_runs(setup, FROZEN_N, 1 if quick else 3, log)
         results["load_after_rows_1_6"] = other_load()
+        if "packing" in rows:
+            log("packing: networks alone and side by side in one graph")
+            results["packing"] = packing_lever(setup, max(2, repeats - 1), log)
         if "levers" in rows:
             log("levers: row 5b with one change each")
             results["levers"] = compare_levers(setup, steps, max(2, repeats - 1), log)

@@ -474,6 +474,7 @@ def render(results):
     ]
     lines += findings_section(results)
     lines += epochs_section(results)
+    lines += packing_section(results)
     lines += levers_section(results)
     lines += mixed_precision_section(results)
     lines += paper_section(paper)
@@ -540,6 +541,30 @@ def findings_section(results):
         )
     lines += ["| the bases | " + " | ".join(gains) + " |", ""]
     return lines
+
+
+def packing_section(results):
+    """Networks trained side by side in one graph against alone (row packing)."""
+    packing = results.get("packing")
+    if not packing:
+        return []
+    lines = [
+        "## Packing networks into one graph",
+        "",
+        f"{packing['packed']} networks of one structure trained side by side in one compiled "
+        "model on the same batches (each its own variables, loss and output; one graph call "
+        "a step, no operator fusion) against one alone (row packing):",
+        "",
+        "| networks | alone, ms/step | side by side, ms/step | images/s per network |",
+        "|---|---|---|---|",
+    ]
+    for name, found in packing["networks"].items():
+        steps = {int(k): v for k, v in found["ms_per_step"].items()}
+        lines.append(
+            f"| {name} | {steps[1]:.2f} | {steps[packing['packed']]:.2f} | "
+            f"{found['per_network_speedup']:.2f}x |"
+        )
+    return [*lines, ""]
 
 
 def epochs_section(results):
@@ -845,6 +870,7 @@ ROW_KEYS = (
     "precision_change",
     "study_long",
     "epochs",
+    "packing",
     "by_hand",
     "suite",
 )

@@ -403,3 +403,62 @@ def flight_lever(setup, repeats, log):
         "best": {width: min(v) for width, v in seconds.items()},
         "same_results": accuracies[1] == accuracies[2],
     }
+
+
+PACKED = 4  # networks trained side by side in one graph by the packing lever
+
+
+def packing_lever(setup, repeats, log, packed=PACKED):
+    """Milliseconds per step of networks trained alone against `packed` of them trained side
+    by side in one compiled model on the same batches (one graph call a step, each network
+    its own variables, loss and output; HFTA's idea without its operator fusion): the n=5
+    suffix on cached features (a frozen run), and the whole network (a base or fine-tuned
+    run). Images/s per network is packed * alone / side-by-side."""
+    import keras  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from kerastransfer import data, surgery, training  # noqa: PLC0415
+    from kerastransfer.training import caching  # noqa: PLC0415
+
+    e, labels = setup.experiment, setup.half.train_y
+    every = training.plan_steps(len(labels), e.solver.batch_size, 1, 0, e.solver.eval_every)[1]
+
+    def suffix():
+        model = surgery.transfer(setup.build(), 5, "frozen")
+        return caching.split_model(model, caching.cache_layer(model, 5))[1]
+
+    found = {}
+    for name, build in (("n=5 suffix (cached features)", suffix), ("whole network", setup.build)):
+        first = build()
+        shape = first.input.shape[1:]
+        images = np.random.RandomState(0).rand(len(labels), *shape).astype("float32")
+        per_step = {}
+        for count in (1, packed):
+            networks = [first] + [build() for _ in range(count - 1)]
+            inputs = keras.Input(shape)
+            outputs = [
+                keras.Model(network.inputs, network.outputs, name=f"network{i}")(inputs)
+                for i, network in enumerate(networks)
+            ]
+            model = keras.Model(inputs, outputs)
+            batches = data.gathered_batches(images, labels, e.solver.batch_size, shuffle_seed=0)
+            batches = batches.map(lambda x, y, count=count: (x, (y,) * count)).repeat()
+            solver = training.Solver(e.solver.learning_rate, e.solver.momentum, every, every)
+            model.compile(
+                optimizer=keras.optimizers.SGD(solver.schedule(), momentum=solver.momentum),
+                loss=["sparse_categorical_crossentropy"] * count,
+                steps_per_execution=every,
+            )
+            model.fit(batches, epochs=1, steps_per_epoch=every, verbose=0)  # traces
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model.fit(batches, epochs=3, steps_per_epoch=every, verbose=0)
+                times.append((time.perf_counter() - start) / (3 * every) * 1e3)
+            per_step[count] = min(times)
+            log(f"  {name}: {count} network(s) in one graph: {per_step[count]:.2f} ms/step")
+        found[name] = {
+            "ms_per_step": per_step,
+            "per_network_speedup": packed * per_step[1] / per_step[packed],
+        }
+    return {"packed": packed, "networks": found}
