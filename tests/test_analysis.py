@@ -1,6 +1,7 @@
 """kerastransfer.analysis: statistics, loaders, linear CKA, and the paper's numbers recomputed
 from its published networks (the shipped CSV)."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -101,7 +102,7 @@ def test_decide(effect, ci, direction, status):
 
 def test_load_paper_csv_maps_the_schema(paper):
     assert len(paper) == 136
-    assert {r["split"] for r in paper} == {
+    assert {r.split for r in paper} == {
         "random0",
         "random1",
         "random2",
@@ -110,17 +111,17 @@ def test_load_paper_csv_maps_the_schema(paper):
         "full",
     }
     first = paper[0]
-    assert first["run"] == "half0A"
-    assert (first["treatment"], first["target"], first["n"], first["source"]) == (
+    assert first.run == "half0A"
+    assert (first.treatment, first.target, first.n, first.source) == (
         "base",
         "A",
         0,
         None,
     )
-    assert (first["best_k"], first["final_val"], first["k"]) == (0.6151, 0.6146, 10)
-    assert all(r["test_accuracy"] is None and r["status"] == "ok" for r in paper)
-    netbase = [r for r in paper if r["run"] == "netbase"]
-    assert netbase[0]["best_k"] == PAPER_FULL_BASE_TOP1
+    assert (first.best_k, first.final_val, first.k) == (0.6151, 0.6146, 10)
+    assert all(r.test_accuracy is None and r.status == "ok" for r in paper)
+    netbase = [r for r in paper if r.run == "netbase"]
+    assert netbase[0].best_k == PAPER_FULL_BASE_TOP1
 
 
 def _write(tmp_path, lines):
@@ -165,7 +166,7 @@ def test_read_results_ignores_a_torn_tail_and_keeps_a_redone_runs_last_record(tm
     path = tmp_path / "results.jsonl"
     path.write_text(json.dumps(failed) + "\n" + GOOD + "\n" + '{"run": "torn')
     records = read_results(str(path))
-    assert [(r["run"], r["status"]) for r in records] == [("random0/base/B/seed0", "ok")]
+    assert [(r.run, r.status) for r in records] == [("random0/base/B/seed0", "ok")]
 
 
 def test_read_results_missing_file(tmp_path):
@@ -247,7 +248,7 @@ def test_paper_relative_drop(paper_analysis):
 
 
 def test_paper_full_base_constant_stands_in_for_a_missing_row(paper):
-    without = [r for r in paper if r["run"] != "netbase"]
+    without = [r for r in paper if r.run != "netbase"]
     drop = analysis.relative_drop(without)
     assert drop["random_features"][0]["effect"] == pytest.approx(-8.46)
 
@@ -277,14 +278,11 @@ def test_findings_fail_when_the_paper_is_contradicted(paper):
     """AnB+ set 1 point below its own base must flip finding 3, and only finding 3."""
     bases = baselines.Baselines(paper)
     contradicted = [
-        r
-        | {
-            "best_k": bases.lookup(r)[0]
-            - 0.01
-            + 0.001 * (r["n"] % 3)
-            + 0.0005 * (r["split"] == "random1")
-        }
-        if r["treatment"] == "transfer_ft"
+        dataclasses.replace(
+            r,
+            best_k=bases.lookup(r)[0] - 0.01 + 0.001 * (r.n % 3) + 0.0005 * (r.split == "random1"),
+        )
+        if r.treatment == "transfer_ft"
         else r
         for r in paper
     ]
@@ -379,6 +377,7 @@ def _cka_record(run, treatment, target, n, seed=0, status="ok"):
         "n": n,
         "seed": seed,
         "status": status,
+        "best_k": 0.5 if status == "ok" else None,
     }
 
 
@@ -397,12 +396,12 @@ def test_cka_heatmap_compares_each_copied_run_with_its_source_base():
     records.append(_cka_record("random0/base/B/seed0", "base", "B", 0))
     runs, bases = cka_runs(records, "random0")
     # seed 0, finished, copied layers, in the table's order (selffer first), then by n
-    assert [r["run"] for r in runs] == [
+    assert [r.run for r in runs] == [
         "random0/selffer/B/n1/seed0",
         "random0/transfer/B/n2/seed0",
         "random0/transfer_ft/B/n1/seed0",
     ]
-    assert {half: r["run"] for half, r in bases.items()} == {
+    assert {half: r.run for half, r in bases.items()} == {
         "A": "random0/base/A/seed0",
         "B": "random0/base/B/seed0",
     }
@@ -416,7 +415,7 @@ def test_cka_heatmap_compares_each_copied_run_with_its_source_base():
         "random0/transfer/B/n2/seed0": [layers["A"], layers["B"]],
         "random0/transfer_ft/B/n1/seed0": [2 * layers["A"], layers["A"]],
     }
-    heatmap = cka_heatmap(runs, bases, lambda r: (["conv1", "fc6"], activations[r["run"]]))
+    heatmap = cka_heatmap(runs, bases, lambda r: (["conv1", "fc6"], activations[r.run]))
     assert heatmap["rows"] == ["BnB n=1", "AnB n=2", "AnB+ n=1"]
     assert heatmap["layers"] == ["conv1", "fc6"]
     (selffer, transfer, transfer_ft) = heatmap["matrix"]

@@ -39,6 +39,7 @@ def _record(split, treatment, n, accuracy, seed=0):
         "n": n,
         "seed": seed,
         "status": "ok",
+        "best_k": accuracy,
         "test_accuracy": accuracy,
     }
 
@@ -53,6 +54,7 @@ def _base(split):
         "n": 0,
         "seed": 0,
         "status": "ok",
+        "best_k": 0.9,
         "test_accuracy": 0.9,
         "weights_sha256": "a",
     }

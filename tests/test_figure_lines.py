@@ -52,10 +52,10 @@ def _series_records(records, entry):
     """The ok records a figure entry's series draws from, by the series' own selection."""
     chosen = []
     for r in records:
-        if r["status"] != "ok":
+        if r.status != "ok":
             continue
         if entry["figure"] == "transfer":
-            if r["treatment"] == entry["series"] and split_group(r["split"]) == "random":
+            if r.treatment == entry["series"] and split_group(r.split) == "random":
                 chosen.append(r)
         else:
             name, group = {
@@ -63,7 +63,7 @@ def _series_records(records, entry):
                 "dissimilar": ("transfer", "dissimilar"),
                 "random_features": ("random", None),
             }[entry["series"]]
-            if r["treatment"] == name and (group is None or split_group(r["split"]) == group):
+            if r.treatment == name and (group is None or split_group(r.split) == group):
                 chosen.append(r)
     return chosen
 
@@ -82,8 +82,8 @@ def assert_lines_rest_on_their_units(records, lines):
         for point in entry["points"]:
             by_unit = {}
             for r in runs:
-                if unit_label(unit_of(r)) in units and r["n"] == point["n"]:
-                    value = r["best_k"]
+                if unit_label(unit_of(r)) in units and r.n == point["n"]:
+                    value = r.best_k
                     if entry["panel"] == "relative":
                         value = 100.0 * (value - baselines.lookup(r)[0])
                     by_unit.setdefault(unit_label(unit_of(r)), []).append(value)
@@ -128,10 +128,10 @@ def test_default_flagfile_lines_rest_on_their_units_and_figure2_on_two(default_r
         TRANSFER_SERIES
     )
     bases = [
-        r["best_k"]
+        r.best_k
         for r in default_records
-        if r["treatment"] == treatments.BASE
-        and (r["split"], r["target"], r["seed"]) in {("random0", "B", 0), ("random0", "A", 0)}
+        if r.treatment == treatments.BASE
+        and (r.split, r.target, r.seed) in {("random0", "B", 0), ("random0", "A", 0)}
     ]
     assert base["points"][0]["mean"] == pytest.approx(np.mean(bases), abs=1e-12)
     # Figure 3: random features join the figure units; the dissimilar split's are dots.

@@ -165,7 +165,7 @@ def test_findings_intervals_cover_the_true_effect_with_shared_bases():
         boost = [
             m.points
             for m in matched_points(records)[0]
-            if m.record["treatment"] == "transfer_ft" and m.record["seed"] == 0
+            if m.record.treatment == "transfer_ft" and m.record.seed == 0
         ]
         low, high = stats.summarize(boost)["ci"]
         per_layer += low <= truth[3] <= high

@@ -4,6 +4,8 @@ and the dissimilar split, both directions), built as results.jsonl records: a ca
 precision's records against the same study in float32, treatment by treatment over base
 networks; and how the benchmark (tools/bench, row 7b) prints it and BENCHMARKS.md renders it."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from kerastransfer.analysis import findings, power
 from kerastransfer.analysis import precision_test as precision
 from kerastransfer.analysis.precision_test import collapsed, precision_test
 from kerastransfer.errors import UsageError
+from kerastransfer.workdir.records import RunRecord
 from tools.bench import report
 from tools.bench.study import precision_change
 
@@ -236,13 +239,14 @@ def test_a_network_at_chance_rejects_its_treatment_though_its_interval_passes():
 
 
 def test_a_collapse_is_chance_in_one_precision_and_a_clear_gap_to_the_other():
-    record = {"run": "r", "num_classes": 5}
+    record = RunRecord.from_json(network("random0", "transfer", "B", 1, 0, 0.9), "a record")
+    assert record.num_classes == 5
     assert collapsed(record, 0.95, 0.20) and collapsed(record, 0.20, 0.2654)
     assert not collapsed(record, 0.205, 0.215)  # at chance in both
     assert not collapsed(record, 0.215, 0.245)  # 3 points apart: not a clear gap
     assert not collapsed(record, 0.60, 0.45)  # a large loss, for the interval to judge
     with pytest.raises(UsageError, match="num_classes=None"):
-        collapsed({"run": "r"}, 0.9, 0.2)
+        collapsed(dataclasses.replace(record, num_classes=None), 0.9, 0.2)
 
 
 # ----------------------------------------------------------------------------- findings

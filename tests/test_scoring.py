@@ -81,6 +81,7 @@ def _record(treatment, n, accuracy, seed=0):
         "n": n,
         "seed": seed,
         "status": "ok",
+        "best_k": accuracy,
         "test_accuracy": accuracy,
     }
 

@@ -71,9 +71,7 @@ def known(value):
 
 def current_entries(scores, records):
     """The scores.json entries whose source network is the one the results hold now."""
-    weights = {
-        r["run"]: r.get("weights_sha256") for r in records if is_base(r) and r["status"] == "ok"
-    }
+    weights = {r.run: r.weights_sha256 for r in ok_records(records) if is_base(r)}
     return [
         entry
         for entry in scores["entries"]
@@ -130,7 +128,7 @@ def unscored(entries):
 def measured_treatments(records):
     """What the estimators are held against: the frozen and fine-tuned transfers (AnB, AnB+)
     and the recipes the study trained (treatments.RECIPES)."""
-    trained = {r["treatment"] for r in ok_records(records)}
+    trained = {r.treatment for r in ok_records(records)}
     return [*treatments.FROM_OTHER_HALF, *(t for t in treatments.RECIPES if t in trained)]
 
 
@@ -140,10 +138,10 @@ def accuracy_curves(records, metric="test_accuracy"):
     pooled = {}
     measured = measured_treatments(records)
     for r in ok_records(records):
-        if r["treatment"] in measured and known(r.get(metric)):
-            key = _group_key(r["split"], r["source"], r["target"])
-            pooled.setdefault(key, {}).setdefault(r["treatment"], {}).setdefault(r["n"], []).append(
-                r[metric]
+        if r.treatment in measured and known(getattr(r, metric)):
+            key = _group_key(r.split, r.source, r.target)
+            pooled.setdefault(key, {}).setdefault(r.treatment, {}).setdefault(r.n, []).append(
+                getattr(r, metric)
             )
     return _mean_curves(pooled)
 
@@ -438,13 +436,11 @@ def pruning(scores, records):
         for t in treated
     }
     transfers = [
-        r["train_seconds"]
-        for r in ok
-        if r["treatment"] in treated and r.get("train_seconds") is not None
+        r.train_seconds for r in ok if r.treatment in treated and r.train_seconds is not None
     ]
     skipped = chosen["networks_planned"] - chosen["networks_trained"]
     per_network = float(np.mean(transfers)) if transfers else None
-    trained_seconds = [r["train_seconds"] for r in ok if r.get("train_seconds") is not None]
+    trained_seconds = [r.train_seconds for r in ok if r.train_seconds is not None]
     return {
         **chosen,
         "agreement": orders,

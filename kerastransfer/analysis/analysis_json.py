@@ -22,19 +22,20 @@ from kerastransfer.analysis.records import (
 from kerastransfer.analysis.stats import CONFIDENCE
 from kerastransfer.analysis.tables import cell_table, matched_table, relative_drop, table1
 from kerastransfer.designs import split_group
-from kerastransfer.workdir.results import STATUSES, normalize_records
+from kerastransfer.workdir.records import STATUSES
+from kerastransfer.workdir.results import normalize_records
 
 
 def timing(records):
     """Training time and throughput per treatment label, from ok runs that report them."""
     groups = {}
     for r in ok_records(records):
-        label = paper_label(r["treatment"], {r["target"]})
+        label = paper_label(r.treatment, {r.target})
         groups.setdefault(label, []).append(r)
     rows = []
     for label, members in groups.items():
-        seconds = [r["train_seconds"] for r in members if r["train_seconds"] is not None]
-        speeds = [r["images_per_second"] for r in members if r["images_per_second"] is not None]
+        seconds = [r.train_seconds for r in members if r.train_seconds is not None]
+        speeds = [r.images_per_second for r in members if r.images_per_second is not None]
         if not seconds and not speeds:
             continue
         rows.append(
@@ -46,7 +47,7 @@ def timing(records):
                 "mean_images_per_second": float(np.mean(speeds)) if speeds else None,
             }
         )
-    total = [r["train_seconds"] for r in ok_records(records) if r["train_seconds"] is not None]
+    total = [r.train_seconds for r in ok_records(records) if r.train_seconds is not None]
     return {"by_treatment": rows, "total_seconds": math.fsum(total) if total else None}
 
 
@@ -85,7 +86,7 @@ def analyze(
     ok = ok_records(records)
     splits = {}
     for r in ok:
-        splits[r["split"]] = splits.get(r["split"], 0) + 1
+        splits[r.split] = splits.get(r.split, 0) + 1
     convergence = findings.base_convergence(records)
     checked = findings.check(records, convergence)
     sized = sizing.size_findings(checked, records, config)
@@ -99,7 +100,7 @@ def analyze(
         },
         "confidence": CONFIDENCE,
         "negligible_points": findings.NEGLIGIBLE_POINTS,
-        "counts": {status: sum(r["status"] == status for r in records) for status in STATUSES},
+        "counts": {status: sum(r.status == status for r in records) for status in STATUSES},
         "splits": [
             {"split": s, "group": split_group(s), "ok_runs": splits[s]}
             for s in sorted(splits, key=lambda s: (group_order(split_group(s)), s))
@@ -118,15 +119,15 @@ def analyze(
         "timing": timing(records),
         "not_ok": [
             {
-                "run": r["run"],
-                "status": r["status"],
-                "reason": r.get("reason"),
-                "treatment": r["treatment"],
-                "split": r["split"],
-                "n": r["n"],
+                "run": r.run,
+                "status": r.status,
+                "reason": r.reason,
+                "treatment": r.treatment,
+                "split": r.split,
+                "n": r.n,
             }
             for r in records
-            if r["status"] != "ok"
+            if r.status != "ok"
         ],
         "reference": None,
     }

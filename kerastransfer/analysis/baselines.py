@@ -26,7 +26,7 @@ MEAN_OF_SEEDS, PAPER_CONSTANT = "mean of its bases", "the paper's 1000-class net
 
 def unit_of(record):
     """The base network a run belongs to: (split, target half, seed); seed None in the paper."""
-    return (record["split"], record["target"], record["seed"])
+    return (record.split, record.target, record.seed)
 
 
 def unit_label(unit):
@@ -51,8 +51,8 @@ class Baselines:
         by_seed, by_half = {}, {}
         for r in ok_records(records):
             if is_base(r):
-                by_half.setdefault(unit_of(r)[:2], []).append(r["best_k"])
-                by_seed.setdefault(unit_of(r), []).append(r["best_k"])
+                by_half.setdefault(unit_of(r)[:2], []).append(r.best_k)
+                by_seed.setdefault(unit_of(r), []).append(r.best_k)
         self._by_seed = {unit: float(np.mean(v)) for unit, v in by_seed.items()}
         self._by_half = {half: float(np.mean(v)) for half, v in by_half.items()}
 
@@ -61,11 +61,11 @@ class Baselines:
         unit = unit_of(record)
         half = unit[:2]
         if unit in self._by_seed:
-            how = "same seed" if record["seed"] is not None else "the half's base (no seeds)"
+            how = "same seed" if record.seed is not None else "the half's base (no seeds)"
             return self._by_seed[unit], how, unit
         if half in self._by_half:
             return self._by_half[half], "mean over the half's bases", half + (MEAN_OF_SEEDS,)
-        if record["split"] == PAPER_FULL_SPLIT:
+        if record.split == PAPER_FULL_SPLIT:
             return PAPER_FULL_BASE_TOP1, "paper constant (docs/paper.md)", half + (PAPER_CONSTANT,)
         return None, None, None
 
@@ -81,9 +81,9 @@ def matched_points(records, sources=None):
             continue
         base, source, unit = baselines.lookup(r)
         if base is None:
-            unmatched.append(r["run"])
+            unmatched.append(r.run)
             continue
-        matched.append(Matched(r, 100.0 * (r["best_k"] - base), unit))
+        matched.append(Matched(r, 100.0 * (r.best_k - base), unit))
         if sources is not None:
             sources[source] = sources.get(source, 0) + 1
     return matched, unmatched

@@ -105,7 +105,7 @@ def _by_unit(pairs):
     """{unit: {n: [values]}} of (record, value) pairs."""
     grouped = {}
     for record, value in pairs:
-        grouped.setdefault(unit_of(record), {}).setdefault(record["n"], []).append(value)
+        grouped.setdefault(unit_of(record), {}).setdefault(record.n, []).append(value)
     return grouped
 
 
@@ -132,11 +132,9 @@ def figure_lines(records):
     transfer_lines = []
     for name in TRANSFER_SERIES:
         runs = [
-            (r, r["best_k"])
+            (r, r.best_k)
             for r in ok
-            if r["treatment"] == name
-            and split_group(r["split"]) == "random"
-            and unit_of(r) in base_of
+            if r.treatment == name and split_group(r.split) == "random" and unit_of(r) in base_of
         ]
         series = _series(
             "transfer",
@@ -156,13 +154,13 @@ def figure_lines(records):
         chosen = [
             m
             for m in matched
-            if m.record["treatment"] == name
-            and (group is None or split_group(m.record["split"]) == group)
+            if m.record.treatment == name
+            and (group is None or split_group(m.record.split) == group)
             and unit_of(m.record) in base_of
         ]
         label = treatments.display_name(name, "B")
         for panel_name, values, anchor, bounds in (
-            (panel, [(m.record, m.record["best_k"]) for m in chosen], base_anchor, ACCURACY_BOUNDS),
+            (panel, [(m.record, m.record.best_k) for m in chosen], base_anchor, ACCURACY_BOUNDS),
             ("relative", [(m.record, m.points) for m in chosen], zero_anchor, None),
         ):
             series = _series("dissimilar", panel_name, key, label, _by_unit(values), anchor, bounds)

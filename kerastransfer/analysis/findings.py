@@ -24,6 +24,7 @@ from kerastransfer.analysis.stats import CONFIDENCE, summarize
 from kerastransfer.analysis.tables import LAYER_RANGES
 from kerastransfer.designs import HIGH_LAYERS, MIDDLE_LAYERS, split_group
 from kerastransfer.treatments import LONG_BASE
+from kerastransfer.workdir.results import normalize_records
 
 # An effect whose whole 95% CI lies within +-NEGLIGIBLE_POINTS points counts as no effect: the
 # smallest effect the paper reports (Table 1) is 1.4 points, and split-to-split sd is 0.5.
@@ -399,10 +400,10 @@ def base_convergence(records):
     NEGLIGIBLE_POINTS); then "BnB beats its base" may be extra training rather than transfer.
     """
     gains = []
-    for r in records:
-        history = [accuracy for _, accuracy in r.get("val_history") or []]
-        k = r.get("k") or 1
-        if r["status"] == "ok" and is_base(r) and len(history) >= 2 * k:
+    for r in normalize_records(records):
+        history = [accuracy for _, accuracy in r.val_history or []]
+        k = r.k or 1
+        if r.status == "ok" and is_base(r) and len(history) >= 2 * k:
             late, before = history[-k:], history[-2 * k : -k]
             gains.append(100.0 * (sum(late) / k - sum(before) / k))
     matched, _ = matched_points(records)

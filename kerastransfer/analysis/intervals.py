@@ -25,7 +25,7 @@ WELCH = "Welch t over base networks"
 
 def matched_values(matched):
     """Value triples of Matched points (baselines.matched_points): each run minus its base."""
-    return [Value(m.unit, unit_of(m.record) + (m.record["n"],), m.points) for m in matched]
+    return [Value(m.unit, unit_of(m.record) + (m.record.n,), m.points) for m in matched]
 
 
 def select(matched, treatment, layers=None, group="random"):
@@ -35,9 +35,9 @@ def select(matched, treatment, layers=None, group="random"):
         [
             m
             for m in matched
-            if m.record["treatment"] == treatment
-            and (layers is None or m.record["n"] in layers)
-            and (group is None or split_group(m.record["split"]) == group)
+            if m.record.treatment == treatment
+            and (layers is None or m.record.n in layers)
+            and (group is None or split_group(m.record.split) == group)
         ]
     )
 

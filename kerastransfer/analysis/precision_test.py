@@ -45,17 +45,17 @@ def newest(records):
     """{run id: its newest record}, each checked (normalize_records)."""
     latest = {}
     for record in normalize_records(records):
-        latest.pop(record["run"], None)
-        latest[record["run"]] = record
+        latest.pop(record.run, None)
+        latest[record.run] = record
     return latest
 
 
 def test_accuracies(latest):
     """{run id: test accuracy} of the runs that ended ok with one."""
     return {
-        run: r["test_accuracy"]
+        run: r.test_accuracy
         for run, r in latest.items()
-        if r["status"] == "ok" and r["test_accuracy"] is not None
+        if r.status == "ok" and r.test_accuracy is not None
     }
 
 
@@ -105,10 +105,10 @@ def at_chance(accuracy, classes):
 def collapsed(record, float32_accuracy, candidate_accuracy):
     """Whether a run is at chance in one precision and not in the other, which scores more than
     COLLAPSE_POINTS better: a harm however the means come out."""
-    classes = record.get("num_classes")
+    classes = record.num_classes
     if not classes:
         raise UsageError(
-            f"{record['run']}: num_classes={classes!r}; the precision test needs each run's "
+            f"{record.run}: num_classes={classes!r}; the precision test needs each run's "
             "number of classes to tell a network at chance (kerastransfer's records have it)"
         )
     worse, better = sorted((float32_accuracy, candidate_accuracy))
@@ -183,20 +183,20 @@ def precision_test(candidate, float32):
     paired = [run for run in their_accuracy if run in our_accuracy]
     unpaired = sorted(set(our_accuracy) ^ set(their_accuracy))
     points = {run: 100.0 * (our_accuracy[run] - their_accuracy[run]) for run in paired}
-    seeds = len({theirs[run]["seed"] for run in paired})
+    seeds = len({theirs[run].seed for run in paired})
     overall_units, units_by_treatment = {}, {}
     for run in paired:
         unit = unit_of(theirs[run])
         overall_units.setdefault(unit, []).append(points[run])
-        by_unit = units_by_treatment.setdefault(theirs[run]["treatment"], {})
+        by_unit = units_by_treatment.setdefault(theirs[run].treatment, {})
         by_unit.setdefault(unit, []).append(points[run])
     collapses = [
         {
             "run": run,
-            "treatment": theirs[run]["treatment"],
+            "treatment": theirs[run].treatment,
             "float32": their_accuracy[run],
             "candidate": our_accuracy[run],
-            "chance": 1.0 / theirs[run]["num_classes"],
+            "chance": 1.0 / theirs[run].num_classes,
         }
         for run in paired
         if collapsed(theirs[run], their_accuracy[run], our_accuracy[run])
@@ -209,11 +209,11 @@ def precision_test(candidate, float32):
     for name, by_unit in units_by_treatment.items():
         treatments[name] = tost_interval(by_unit, TREATMENT_POINTS, seeds)
     for run in unpaired:
-        name = (theirs.get(run) or ours[run])["treatment"]
+        name = (theirs.get(run) or ours[run]).treatment
         treatments.setdefault(name, tost_interval({}, TREATMENT_POINTS, seeds))
     for name, interval in treatments.items():
         reasons = [] if interval["within"] else [interval["why"]]
-        lost = [run for run in unpaired if (theirs.get(run) or ours[run])["treatment"] == name]
+        lost = [run for run in unpaired if (theirs.get(run) or ours[run]).treatment == name]
         if lost:
             reasons.append(f"ok in one study only: {', '.join(lost)}")
         reasons += [

@@ -14,7 +14,7 @@ give intervals on many degrees of freedom. One seed per cell gives none.
 """
 
 from kerastransfer import treatments
-from kerastransfer.analysis.records import is_base
+from kerastransfer.analysis.records import is_base, ok_records
 from kerastransfer.analysis.stats import pooled_difference, pooled_sd, summarize
 
 # The own-model study's one split: the whole target dataset.
@@ -27,18 +27,18 @@ ACCURACY_BOUNDS = (0.0, 1.0)
 
 
 def _values(runs, metric):
-    return [r[metric] for r in runs if r.get(metric) is not None]
+    return [getattr(r, metric) for r in runs if getattr(r, metric) is not None]
 
 
 def _examples(ok, field):
     """The sorted distinct image counts of `field` (val_examples, test_examples) the records
     carry; [] when none does (older records)."""
-    return sorted({r[field] for r in ok if r.get(field) is not None})
+    return sorted({getattr(r, field) for r in ok if getattr(r, field) is not None})
 
 
 def _mean_seconds(runs):
     """The mean training seconds of `runs`, None when none records it."""
-    seconds = [r["train_seconds"] for r in runs if r.get("train_seconds") is not None]
+    seconds = [r.train_seconds for r in runs if r.train_seconds is not None]
     return sum(seconds) / len(seconds) if seconds else None
 
 
@@ -46,8 +46,8 @@ def _cost(ok):
     """{mode: training seconds of its runs}, for the modes the study trained."""
     cost = {}
     for r in ok:
-        if r["treatment"] in MODES and r.get("train_seconds") is not None:
-            cost[r["treatment"]] = cost.get(r["treatment"], 0.0) + r["train_seconds"]
+        if r.treatment in MODES and r.train_seconds is not None:
+            cost[r.treatment] = cost.get(r.treatment, 0.0) + r.train_seconds
     return cost
 
 
@@ -63,12 +63,12 @@ def recommend(records):
     best plain fine-tuning cell (`over_fine_tuning`, None when that is the choice or was not
     trained), each on validation and test. Each cell has its mean training `seconds`.
     """
-    ok = [r for r in records if r["status"] == "ok" and r["split"] == TARGET]
+    ok = [r for r in ok_records(records) if r.split == TARGET]
     baseline = [r for r in ok if is_base(r)]
     groups = [
-        (mode, n, [r for r in ok if r["treatment"] == mode and r["n"] == n])
+        (mode, n, [r for r in ok if r.treatment == mode and r.n == n])
         for mode in MODES
-        for n in sorted({r["n"] for r in ok if r["treatment"] == mode})
+        for n in sorted({r.n for r in ok if r.treatment == mode})
     ]
     spread = {}
     for name, metric in METRICS.items():
@@ -90,8 +90,8 @@ def recommend(records):
                 "treatment": mode,
                 "mode": treatments.get(mode).recipe,
                 "n": n,
-                "cut": next((r["cut"] for r in runs if r.get("cut")), None),
-                "layer_decay": next((r["layer_decay"] for r in runs if r.get("layer_decay")), None),
+                "cut": next((r.cut for r in runs if r.cut), None),
+                "layer_decay": next((r.layer_decay for r in runs if r.layer_decay), None),
                 "seeds": len(runs),
                 **{
                     name: summarize(_values(runs, metric), bounds=ACCURACY_BOUNDS)

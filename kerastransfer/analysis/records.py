@@ -11,7 +11,7 @@ import os
 
 from kerastransfer import treatments
 from kerastransfer.errors import UsageError
-from kerastransfer.workdir.results import normalize_record
+from kerastransfer.workdir.results import normalize_record, normalize_records
 
 # The shipped copy of the paper's per-network results (see reference/README.md).
 PAPER_CSV = os.path.join(
@@ -126,17 +126,18 @@ def paper_label(treatment, targets):
 
 def is_base(record):
     """Whether a record is a base network's (its treatment says so)."""
-    return treatments.get(record["treatment"]).is_base
+    return treatments.get(record.treatment).is_base
 
 
 def ok_records(records):
-    """The records that enter statistics: status "ok"."""
-    return [r for r in records if r["status"] == "ok"]
+    """The records that enter statistics (status "ok"), as RunRecords (dicts are checked
+    and read by normalize_records)."""
+    return [r for r in normalize_records(records) if r.ok]
 
 
 def metric_description(records):
     """Human name of best_k for these records, e.g. "mean of the 10 best validation evaluations"."""
-    ks = sorted({r.get("k") for r in ok_records(records) if r.get("k") is not None})
+    ks = sorted({r.k for r in ok_records(records) if r.k is not None})
     if len(ks) == 1:
         return f"mean of the {ks[0]} best validation evaluations"
     if ks:

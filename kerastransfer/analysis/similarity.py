@@ -12,6 +12,7 @@ with the base it was built from, per weight layer, from activations the caller s
 import numpy as np
 
 from kerastransfer import treatments
+from kerastransfer.analysis.records import ok_records
 
 # The treatments whose networks start from a base's layers: their CKA with that base.
 CKA_TREATMENTS = treatments.COPIED
@@ -91,14 +92,14 @@ def cka_runs(records, split):
     """What a split's CKA heatmap compares: its finished seed-0 runs of CKA_TREATMENTS in the
     table's order, and the finished seed-0 bases they were built from ({half: record}); None
     when it has no such run or a base did not finish."""
-    finished = {r["run"]: r for r in records if r["status"] == "ok"}
+    finished = {r.run: r for r in ok_records(records)}
     runs = sorted(
         (
             r
             for r in finished.values()
-            if r["split"] == split and r["treatment"] in CKA_TREATMENTS and r.get("seed") == 0
+            if r.split == split and r.treatment in CKA_TREATMENTS and r.seed == 0
         ),
-        key=lambda r: (CKA_TREATMENTS.index(r["treatment"]), r["n"]),
+        key=lambda r: (CKA_TREATMENTS.index(r.treatment), r.n),
     )
     bases = {half: f"{split}/base/{half}/seed0" for half in ("A", "B")}
     if not runs or not set(bases.values()) <= finished.keys():
@@ -118,8 +119,6 @@ def cka_heatmap(runs, bases, activations):
     rows, matrix = [], []
     for record in runs:
         _, acts = activations(record)
-        rows.append(
-            f"{treatments.display_name(record['treatment'], record['target'])} n={record['n']}"
-        )
-        matrix.append([cka_or_none(gram(a), b) for a, b in zip(acts, base_grams[record["source"]])])
+        rows.append(f"{treatments.display_name(record.treatment, record.target)} n={record.n}")
+        matrix.append([cka_or_none(gram(a), b) for a, b in zip(acts, base_grams[record.source])])
     return {"rows": rows, "layers": layers, "matrix": matrix}

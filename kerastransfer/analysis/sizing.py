@@ -58,14 +58,12 @@ class Layout:
 
     def __init__(self, records, config=None):
         ok = ok_records(records)
-        self.seeds = sorted({r["seed"] for r in ok if _is_seed(r["seed"])})
+        self.seeds = sorted({r.seed for r in ok if _is_seed(r.seed)})
         self.halves = {}
         for r in ok:
             if is_base(r):
-                self.halves.setdefault(r["split"], set()).add(r["target"])
-        targets = {
-            r["target"] for r in ok if not is_base(r) and len(self.halves.get(r["split"], ())) > 1
-        }
+                self.halves.setdefault(r.split, set()).add(r.target)
+        targets = {r.target for r in ok if not is_base(r) and len(self.halves.get(r.split, ())) > 1}
         self.one_direction = len(targets) == 1
         config = config if isinstance(config, dict) else {}
         command = config.get("command")

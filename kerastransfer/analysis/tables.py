@@ -20,7 +20,7 @@ ACCURACY_BOUNDS = (0.0, 1.0)
 
 def targeted_halves(records):
     """(split, target) of every half that an ok run other than a base targets."""
-    return {(r["split"], r["target"]) for r in ok_records(records) if not is_base(r)}
+    return {(r.split, r.target) for r in ok_records(records) if not is_base(r)}
 
 
 def view(records, group):
@@ -33,15 +33,15 @@ def view(records, group):
 def pooled_bases(records, group):
     """The ok base runs of split group `group` that its pooled base cell ("baseB") holds: the
     bases of the halves that the group's other runs target, or all of them if none is targeted."""
-    ok = [r for r in ok_records(records) if split_group(r["split"]) == group]
+    ok = [r for r in ok_records(records) if split_group(r.split) == group]
     targeted = targeted_halves(ok)
     bases = [r for r in ok if is_base(r)]
-    return [r for r in bases if (r["split"], r["target"]) in targeted] if targeted else bases
+    return [r for r in bases if (r.split, r.target) in targeted] if targeted else bases
 
 
 def _metric_stats(members, metric):
     """summarize() of `metric` over the records that have it, or None if none has it."""
-    values = [r[metric] for r in members if r.get(metric) is not None]
+    values = [getattr(r, metric) for r in members if getattr(r, metric) is not None]
     return summarize(values, bounds=ACCURACY_BOUNDS) if values else None
 
 
@@ -59,14 +59,14 @@ def cell_table(records, *, by_target=False):
     """
     ok = ok_records(records)
     pooled = {
-        r["run"] for group in {split_group(r["split"]) for r in ok} for r in pooled_bases(ok, group)
+        r.run for group in {split_group(r.split) for r in ok} for r in pooled_bases(ok, group)
     }
     cells = {}
     for r in ok:
         target = "all"
-        if by_target or (is_base(r) and r["run"] not in pooled):
-            target = r["target"]
-        cells.setdefault((split_group(r["split"]), r["treatment"], target, r["n"]), []).append(r)
+        if by_target or (is_base(r) and r.run not in pooled):
+            target = r.target
+        cells.setdefault((split_group(r.split), r.treatment, target, r.n), []).append(r)
     table = []
     for (group, treatment, target, n), members in sorted(
         cells.items(),
@@ -101,7 +101,7 @@ def target_counts(members):
     paper's A->B direction): a pooled cell says how many networks of each direction it holds."""
     counts = {}
     for r in members:
-        counts[r["target"]] = counts.get(r["target"], 0) + 1
+        counts[r.target] = counts.get(r.target, 0) + 1
     return dict(sorted(counts.items(), key=lambda item: (item[0] != "B", item[0])))
 
 
@@ -136,13 +136,13 @@ def table1(records):
     BnB+ networks of the range. No interval: pooled networks are not independent replicates
     (matched_table has the per-base-network version).
     """
-    ok = [r for r in ok_records(records) if split_group(r["split"]) == "random"]
-    bases = [r["best_k"] for r in pooled_bases(ok, "random")]
+    ok = [r for r in ok_records(records) if split_group(r.split) == "random"]
+    bases = [r.best_k for r in pooled_bases(ok, "random")]
     base = _pooled_points(bases)
     table = {}
     for name, layers in LAYER_RANGES.items():
         boosted, selffers = (
-            [r["best_k"] for r in ok if r["treatment"] == t and r["n"] in layers]
+            [r.best_k for r in ok if r.treatment == t and r.n in layers]
             for t in ("transfer_ft", "selffer_ft")
         )
         table[name] = {
@@ -173,7 +173,7 @@ def matched_table(records):
     sources = {}
     matched, unmatched = matched_points(records, sources)
     keys = sorted(
-        {(split_group(m.record["split"]), m.record["treatment"], m.record["n"]) for m in matched},
+        {(split_group(m.record.split), m.record.treatment, m.record.n) for m in matched},
         key=lambda k: (group_order(k[0]), treatments.ALL_NAMES.index(k[1]), k[2]),
     )
     by_cell = [

@@ -201,7 +201,7 @@ def _random_split_runs(records, treatment):
     return [
         r
         for r in ok_records(records)
-        if r["treatment"] == treatment and split_group(r["split"]) == "random"
+        if r.treatment == treatment and split_group(r.split) == "random"
     ]
 
 
@@ -210,8 +210,8 @@ def _directions_note(records, treatments, group="random"):
     `treatments` target both halves, as the paper's do; "" otherwise."""
     counts = {}
     for r in ok_records(records):
-        if r["treatment"] in treatments and split_group(r["split"]) == group:
-            counts[r["target"]] = counts.get(r["target"], 0) + 1
+        if r.treatment in treatments and split_group(r.split) == group:
+            counts[r.target] = counts.get(r.target, 0) + 1
     if len(counts) < 2:
         return ""
     listed = ", ".join(f"{counts[h]} {h}" for h in sorted(counts, key=lambda h: h != "B"))
@@ -237,7 +237,7 @@ def plot_transfer(figures_dir, result, records, *, stem="transfer"):
     metric = f"Top-1 accuracy ({result['metric']['description']})"
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.5, 9.5), sharex=True)
 
-    bases = [r["best_k"] for r in pooled_bases(records, "random")]
+    bases = [r.best_k for r in pooled_bases(records, "random")]
     base_cell = find_cell(result["cells"], "base", 0)
     base_label = base_cell["label"] if base_cell else "baseB"
     if bases:
@@ -259,8 +259,8 @@ def plot_transfer(figures_dir, result, records, *, stem="transfer"):
         if not runs:
             continue
         colours[treatment] = edge
-        x = np.array([r["n"] for r in runs], dtype=float) + offset + _jitter(len(runs), 1)
-        y = np.array([r["best_k"] for r in runs])
+        x = np.array([r.n for r in runs], dtype=float) + offset + _jitter(len(runs), 1)
+        y = np.array([r.best_k for r in runs])
         top.scatter(x, y, s=22, facecolor=face, edgecolor=edge, alpha=0.75, zorder=3, label=name)
         for entry in _entries(lines, "transfer", "accuracy", treatment, "line"):
             top.plot(
@@ -369,10 +369,10 @@ def _series_runs(ok, treatment, group):
     runs = [
         r
         for r in ok
-        if r["treatment"] == treatment and (group is None or split_group(r["split"]) == group)
+        if r.treatment == treatment and (group is None or split_group(r.split) == group)
     ]
-    halves = {(r["split"], r["target"]) for r in runs}
-    return [r for r in ok if is_base(r) and (r["split"], r["target"]) in halves] + runs
+    halves = {(r.split, r.target) for r in runs}
+    return [r for r in ok if is_base(r) and (r.split, r.target) in halves] + runs
 
 
 def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
@@ -408,8 +408,8 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
         if all(is_base(r) for r in runs):
             continue
         axis = random_panel if key == "random_features" else absolute
-        ns = np.array([r["n"] for r in runs], dtype=float)
-        accuracies = np.array([r["best_k"] for r in runs])
+        ns = np.array([r.n for r in runs], dtype=float)
+        accuracies = np.array([r.best_k for r in runs])
         at_zero = ns == 0
         axis.scatter(
             ns[~at_zero] + _jitter(int((~at_zero).sum()), seed),

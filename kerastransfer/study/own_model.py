@@ -96,13 +96,10 @@ class OwnModelStudy(Study):
         """The source model's cut points: --cut_layers, else its own, every --cut_every-th."""
         return self.cuts
 
-    def train_run(self, spec, base_record):
-        """Study.train_run, with the layer its n cuts after (`cut`), so the report can name
-        the cut point in the model's own terms (e.g. conv3_block4_out)."""
-        record = super().train_run(spec, base_record)
-        if spec.n:
-            record["cut"] = self.cuts[spec.n - 1]
-        return record
+    def record_fields(self, spec):
+        """The layer a run's n cuts after (`cut`), so the report can name the cut point in
+        the model's own terms (e.g. conv3_block4_out)."""
+        return {"cut": self.cuts[spec.n - 1]} if spec.n else {}
 
 
 def _load_source_net(experiment):

@@ -35,16 +35,17 @@ class Prober:
         self._networks = {}  # num_classes -> (model, layer names, traced probe)
 
     def activations(self, record):
-        """(layer names, [numpy activations per layer]) of a finished run on the probe."""
-        if record["num_classes"] not in self._networks:
-            model = self.study.build_model(record["num_classes"])
+        """(layer names, [numpy activations per layer]) of a finished run (a RunRecord) on
+        the probe."""
+        if record.num_classes not in self._networks:
+            model = self.study.build_model(record.num_classes)
             layers = surgery.weight_layers(model)[:-1]
             outputs = keras.Model(model.input, [layer.output for layer in layers])
-            self._networks[record["num_classes"]] = (
+            self._networks[record.num_classes] = (
                 model,
                 [layer.name for layer in layers],
                 tf.function(lambda x: outputs(x, training=False)),
             )
-        model, names, traced = self._networks[record["num_classes"]]
-        model.load_weights(os.path.join(self.study.workdir, record["weights"]))
+        model, names, traced = self._networks[record.num_classes]
+        model.load_weights(os.path.join(self.study.workdir, record.weights))
         return names, [a.numpy() for a in traced(self.inputs)]

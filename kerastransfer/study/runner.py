@@ -9,7 +9,6 @@ run fills them (BENCHMARKS.md). Each run's result is the one it gets alone.
 """
 
 import ctypes
-import dataclasses
 import gc
 import os
 import time
@@ -19,6 +18,7 @@ from kerastransfer.errors import UsageError
 from kerastransfer.study.plan import RunSpec
 from kerastransfer.training import strategies
 from kerastransfer.workdir.provenance import file_digest
+from kerastransfer.workdir.records import skipped_line
 
 
 class Runner:
@@ -101,11 +101,7 @@ class Runner:
         if base is not None and base["status"] == "ok":
             return base
         why = base["status"] if base else "did not finish"
-        record = {
-            **dataclasses.asdict(spec),
-            "status": "skipped",
-            "reason": f"base {spec.base_run} {why}",
-        }
+        record = skipped_line(spec, f"base {spec.base_run} {why}")
         self.store.append(record)
         self.log(f"{position}SKIPPED {spec.run}: {record['reason']}")
         done[spec.run] = record

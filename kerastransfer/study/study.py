@@ -18,6 +18,7 @@ from kerastransfer import data, models, surgery, training, treatments
 from kerastransfer.errors import UsageError
 from kerastransfer.study.plan import check_layers, plan
 from kerastransfer.training.caching import PrefixCache, cache_layer
+from kerastransfer.workdir.records import trained_line
 
 
 @dataclasses.dataclass
@@ -189,6 +190,10 @@ class Study:
         a trained or fresh network, or the trained base itself)."""
         return treatments.get(spec.treatment).network(self, spec.n, num_classes, base_record)
 
+    def record_fields(self, spec):
+        """What this study adds to a run's record (nothing for the grid)."""
+        return {}
+
     def given_records(self):
         """Records of runs the study does not train but is given (none for the grid)."""
         return {}
@@ -241,27 +246,29 @@ class Study:
             )
         if not outcome.ok:
             self._prefix_cache.release(spec.run)
-            return {
-                **dataclasses.asdict(spec),
-                **outcome.record(),
-                "reason": f"{outcome.reason} (learning rate {solver.learning_rate:g})",
-            }
-        record = {
-            **dataclasses.asdict(spec),
-            **outcome.record(),
-            "test_accuracy": self.evaluator(model, self.halves.eval_batches(half, "test"))[0],
-            "cached_prefix": layer.name if layer is not None else None,
+            return trained_line(
+                spec,
+                outcome.record(),
+                reason=f"{outcome.reason} (learning rate {solver.learning_rate:g})",
+                **self.record_fields(spec),
+            )
+        record = trained_line(
+            spec,
+            outcome.record(),
+            test_accuracy=self.evaluator(model, self.halves.eval_batches(half, "test"))[0],
+            cached_prefix=layer.name if layer is not None else None,
             **ready.cache,
-            "strategy": type(self.strategy).__name__,
-            "replicas": self.strategy.num_replicas_in_sync,
-            "dtype_policy": keras.config.dtype_policy().name,
-            "num_classes": half.num_classes,
-            "class_names": half.class_names,
-            "val_examples": self.halves.eval_size(half, "val"),
-            "test_examples": self.halves.eval_size(half, "test"),
-            "weights": weights,
+            strategy=type(self.strategy).__name__,
+            replicas=self.strategy.num_replicas_in_sync,
+            dtype_policy=keras.config.dtype_policy().name,
+            num_classes=half.num_classes,
+            class_names=half.class_names,
+            val_examples=self.halves.eval_size(half, "val"),
+            test_examples=self.halves.eval_size(half, "test"),
+            weights=weights,
             **treatment.record_fields(e.solver),
-        }
+            **self.record_fields(spec),
+        )
         self._prefix_cache.release(spec.run)
         self._log_hparams(spec, record)
         return record

@@ -11,17 +11,15 @@ as it was and raises errors.DiskFull.
 
 import fcntl
 import json
-import math
 import os
 import shlex
 
 import numpy as np
 
 from kerastransfer.errors import UsageError
-from kerastransfer.treatments import ALL_NAMES
 from kerastransfer.workdir import files
+from kerastransfer.workdir.records import RunRecord
 
-STATUSES = ("ok", "failed", "skipped")
 RESULTS_FILE = "results.jsonl"
 # Keys of every record the runner appends (its RunSpec and status), and the keys by status.
 RECORD_KEYS = ("run", "treatment", "split", "source", "target", "n", "seed", "status")
@@ -89,8 +87,8 @@ def read_results(path):
     latest = {}
     for number, raw in _parse(path):
         record = normalize_record(raw, f"{path}:{number}")
-        latest.pop(record["run"], None)
-        latest[record["run"]] = record
+        latest.pop(record.run, None)
+        latest[record.run] = record
     return list(latest.values())
 
 
@@ -191,59 +189,15 @@ def _plain(value):
 
 
 def normalize_record(raw, where, fix="fix or remove that record"):
-    """Checks one run record and returns it in canonical form; raises UsageError naming `where`
-    and `fix`.
-
-    Canonical: source "" becomes None, n an int, status defaults to "ok", and an "ok" record
-    has a finite `best_k`. Unknown keys (val_history, ...) are kept as they are.
-    """
-    if not isinstance(raw, dict):
-        raise UsageError(
-            f"{where}: expected a JSON object per run, got {type(raw).__name__}; {fix}"
-        )
-
-    def bad(field, why):
-        return UsageError(f"{where}: {field}={raw.get(field)!r} {why}; {fix}")
-
-    record = dict(raw)
-    if record.get("treatment") not in ALL_NAMES:
-        raise bad("treatment", f"is not one of {', '.join(ALL_NAMES)}")
-    record["status"] = record.get("status") or "ok"
-    if record["status"] not in STATUSES:
-        raise bad("status", f"is not one of {', '.join(STATUSES)}")
-    for field in ("split", "target"):
-        if not isinstance(record.get(field), str) or not record[field]:
-            raise bad(field, "must be a non-empty string")
-    record["source"] = record.get("source") or None
-    n = record.get("n")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise bad("n", "must be a whole number >= 0 (0 for base networks)")
-    seed = record.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise bad("seed", "must be a whole number or null")
-    record["seed"] = seed
-    for field in ("best_k", "test_accuracy", "final_val", "train_seconds", "images_per_second"):
-        value = record.get(field)
-        if value is not None and (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            raise bad(field, "must be a finite number or null")
-        record[field] = None if value is None else float(value)
-    if record["status"] == "ok" and record["best_k"] is None:
-        raise bad("best_k", "is missing for a run with status ok")
-    if not record.get("run"):
-        seed_part = "" if seed is None else f"/seed{seed}"
-        record["run"] = (
-            f"{record['split']}/{record['treatment']}/{record['target']}/n{n}{seed_part}"
-        )
-    return record
+    """Checks one run record and returns it as a RunRecord (workdir/records.py); raises
+    UsageError naming `where` and `fix`. A RunRecord is returned as it is."""
+    return RunRecord.from_json(raw, where, fix)
 
 
 def normalize_records(records, what="record"):
-    """normalize_record() for every record of a list, each named by its position and run."""
+    """normalize_record() for every record of a list (dicts or RunRecords), each named by its
+    position and run."""
     return [
-        normalize_record(r, f"{what} {i} ({r.get('run') if isinstance(r, dict) else r!r})")
+        normalize_record(r, f"{what} {i} ({r.get('run') if isinstance(r, dict) else r.run})")
         for i, r in enumerate(records)
     ]
