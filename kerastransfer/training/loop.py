@@ -9,6 +9,8 @@ weights and the validation history at segment ends (at most every CHECKPOINT_SEC
 a killed run resumes from its last checkpoint instead of starting over.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import math

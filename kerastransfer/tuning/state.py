@@ -8,6 +8,8 @@ atomically after each change, so mend_torn_trials() can restore a torn trial.jso
 a search resumes.
 """
 
+from __future__ import annotations
+
 import glob
 import json
 import os
