@@ -12,12 +12,19 @@ Every check here raises `UsageError` with a one-line message naming the flag, th
 and the fix, before anything is written to the workdir. This module imports no TensorFlow.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kerastransfer import registry, treatments
 from kerastransfer.errors import UsageError
 from kerastransfer.estimators import registry as estimator_registry
+
+if TYPE_CHECKING:
+    from absl import flags
 
 # A setting's kind: which absl flag flags.py defines for it (INTS and STRINGS are both
 # comma-separated lists; from_flags turns INTS into integers).
@@ -32,8 +39,21 @@ BOOL, INT, FLOAT, STRING, INTS, STRINGS, ENUM = (
 )
 _SCALAR_KINDS = {bool: BOOL, int: INT, float: FLOAT, str: STRING, type(None): STRING}
 
+# A setting's check: check(flag name, its value, its default); raises UsageError. The value
+# is of the setting's kind (a number, a string, a tuple of them): Any, as checks are shared.
+Check = Callable[[str, Any, Any], None]
+Value = TypeVar("Value")
 
-def setting(default, help, *, kind=None, choices=None, result=False, check=()):
+
+def setting(
+    default: Value,
+    help: str,
+    *,
+    kind: str | None = None,
+    choices: Iterable[str] | None = None,
+    result: bool = False,
+    check: Check | tuple[Check, ...] = (),
+) -> Value:
     """A flag's one declaration: a dataclass field with its default and, in its metadata, the
     help text, kind (from `choices` or the default's type; lists must name INTS or STRINGS),
     allowed values, checks (`check(flag, value, default)`, one or a tuple, raise UsageError)
@@ -56,20 +76,20 @@ def setting(default, help, *, kind=None, choices=None, result=False, check=()):
     )
 
 
-def settings(cls):
+def settings(cls: type) -> list[dataclasses.Field[Any]]:
     """The setting fields of a dataclass, in declaration order (Experiment's sections are
     fields too, but not settings)."""
     return [field for field in dataclasses.fields(cls) if "kind" in field.metadata]
 
 
-def result_flags(*classes):
+def result_flags(*classes: type) -> tuple[str, ...]:
     """The names of the settings of `classes` declared with result=True."""
     return tuple(
         field.name for cls in classes for field in settings(cls) if field.metadata["result"]
     )
 
 
-def check_settings(section):
+def check_settings(section: object) -> None:
     """Runs every setting's own checks on a section (or Experiment) instance: its allowed
     values (in absl's words, as the command line never gets here with another) and `check`."""
     for field in settings(type(section)):
@@ -86,20 +106,20 @@ def check_settings(section):
 # Per-field checks for `setting(check=...)`.
 
 
-def positive(flag, value, default):
+def positive(flag: str, value: Any, default: Any) -> None:
     if not value > 0:
         raise UsageError(f"--{flag}={value} must be positive, e.g. --{flag}={default}")
 
 
-def non_negative(flag, value, default):
+def non_negative(flag: str, value: Any, default: Any) -> None:
     if value < 0:
         raise UsageError(f"--{flag}={value} must be 0 or more")
 
 
-def below_one(*, zero):
+def below_one(*, zero: bool) -> Check:
     """In [0, 1) when `zero` is allowed, else in (0, 1)."""
 
-    def check(flag, value, default):
+    def check(flag: str, value: Any, default: Any) -> None:
         above_low = value >= 0 if zero else value > 0
         if not (above_low and value < 1):
             raise UsageError(f"--{flag}={value} must be in {'[' if zero else '('}0, 1)")
@@ -107,8 +127,8 @@ def below_one(*, zero):
     return check
 
 
-def at_most(limit):
-    def check(flag, value, default):
+def at_most(limit: float) -> Check:
+    def check(flag: str, value: Any, default: Any) -> None:
         if value > limit:
             raise UsageError(
                 f"--{flag}={value} is over {limit}; use a smaller limit, e.g. the default {default}"
@@ -117,29 +137,29 @@ def at_most(limit):
     return check
 
 
-def all_positive(flag, values, default):
+def all_positive(flag: str, values: Sequence[Any], default: Any) -> None:
     if values and min(values) < 1:
         raise UsageError(f"--{flag}={','.join(map(str, values))} must all be positive")
 
 
-def non_empty(example):
-    def check(flag, values, default):
+def non_empty(example: str) -> Check:
+    def check(flag: str, values: Sequence[Any], default: Any) -> None:
         if not values:
             raise UsageError(f"--{flag} is empty; pass e.g. --{flag}={example}")
 
     return check
 
 
-def distinct(what):
-    def check(flag, values, default):
+def distinct(what: str) -> Check:
+    def check(flag: str, values: Sequence[Any], default: Any) -> None:
         if len(set(values)) != len(values):
             raise UsageError(f"--{flag}={','.join(map(str, values))} repeats {what}")
 
     return check
 
 
-def each_in(names):
-    def check(flag, values, default):
+def each_in(names: Sequence[str]) -> Check:
+    def check(flag: str, values: Sequence[Any], default: Any) -> None:
         for name in values:
             if name not in names:
                 raise UsageError(f"unknown --{flag} value {name!r}; use any of {', '.join(names)}")
@@ -147,7 +167,7 @@ def each_in(names):
     return check
 
 
-def _blocks_from_one(flag, values, default):
+def _blocks_from_one(flag: str, values: Sequence[Any], default: Any) -> None:
     for n in values:
         if n < 1:
             raise UsageError(
@@ -156,12 +176,12 @@ def _blocks_from_one(flag, values, default):
             )
 
 
-def _keeps_every_cut_at_one(flag, value, default):
+def _keeps_every_cut_at_one(flag: str, value: Any, default: Any) -> None:
     if value < 1:
         raise UsageError(f"--{flag}={value} must be 1 or more (1 keeps every cut)")
 
 
-def _known_estimators(flag, value, default):
+def _known_estimators(flag: str, value: Any, default: Any) -> None:
     """The registry's estimators (kerastransfer/estimators/) are the allowed values."""
     for name in (value,) if isinstance(value, str) else value:
         if name not in estimator_registry.names():
@@ -196,7 +216,7 @@ class DataConfig:
     )
     data_dir: str | None = setting(None, "TFDS data dir where prepared datasets are cached.")
     image_dir: str | None = setting(None, "For --dataset=image_folder: one folder per class.")
-    splits: tuple = setting(
+    splits: tuple[str, ...] = setting(
         ("random:0",),
         "Class splits: random:SEED, dissimilar, "
         "file:PATH (A's class ids; B the complement), file:PATH_A+PATH_B, or all "
@@ -245,7 +265,7 @@ class ModelConfig:
         result=True,
         check=registry.ARCHITECTURES.check,
     )
-    widths: tuple = setting(
+    widths: tuple[int, ...] = setting(
         (),
         "caffenet_small: conv1..conv5 filters, fc6, fc7 units (7 ints; empty = defaults).",
         kind=INTS,
@@ -273,7 +293,7 @@ class ModelConfig:
         "the backbone without its top, to transfer from (same study as --source_model).",
         result=True,
     )
-    cut_layers: tuple = setting(
+    cut_layers: tuple[str, ...] = setting(
         (),
         "Layer names that end blocks 1, 2, ... of the source model (default: the ends of its "
         "stages, or its transformer blocks; one block per weight layer below the head for a "
@@ -354,13 +374,13 @@ class SolverConfig:
 class GridConfig:
     """Which networks the study trains, and what a failed run or damaged file does."""
 
-    layers: tuple = setting(
+    layers: tuple[int, ...] = setting(
         (1, 2, 3, 4, 5, 6, 7),
         "Values of n: transfer the first n blocks.",
         kind=INTS,
         check=_blocks_from_one,
     )
-    treatments: tuple = setting(
+    treatments: tuple[str, ...] = setting(
         (),
         "Which transferred networks to train: " + ", ".join(treatments.NAMES) + " (base_long: "
         "the compute-matched base, the base trained on for as many more steps as a transferred "
@@ -384,7 +404,9 @@ class GridConfig:
         "both = the paper's design (both ways, pooled in the analysis).",
         choices=DIRECTIONS,
     )
-    seeds: tuple = setting((0,), "Initialization seeds; every run is repeated per seed.", kind=INTS)
+    seeds: tuple[int, ...] = setting(
+        (0,), "Initialization seeds; every run is repeated per seed.", kind=INTS
+    )
     seed_offset: int = setting(0, "Added to every initialization seed.", result=True)
     cache_frozen: bool = setting(True, "Train frozen runs on cached prefix outputs.")
     cache_budget_mb: int = setting(
@@ -448,7 +470,7 @@ class ScaleOutConfig:
         "processes sharing --workdir (a SLURM array, a Kubernetes Indexed Job).",
     )
     shard_index: int = setting(0, "Which shard this process is, 0..--num_shards-1.")
-    runs: tuple = setting(
+    runs: tuple[str, ...] = setting(
         (),
         "Train only these run ids (e.g. random0/base/A/seed0,"
         "random0/transfer/n3/seed0); with --num_shards they are split again.",
@@ -499,7 +521,7 @@ class ExportConfig:
 
     export_run: str | None = setting(None, "Export this run id instead of the best one.")
     export_dir: str | None = setting(None, "Export base directory (default workdir/export).")
-    export_treatments: tuple = setting(
+    export_treatments: tuple[str, ...] = setting(
         treatments.TRANSFER_MODES,
         "Treatments the best exported model is chosen from (those the study trained).",
         kind=STRINGS,
@@ -538,7 +560,7 @@ class AnalysisConfig:
 class ScoringConfig:
     """Transferability estimators on every cut point (--mode=score), and --prune."""
 
-    estimators: tuple = setting(
+    estimators: tuple[str, ...] = setting(
         estimator_registry.names(),
         "Estimators that score every cut point without training: "
         f"{estimator_registry.help_list()}. Empty: --mode=all scores nothing.",
@@ -614,28 +636,28 @@ class Experiment:
     scoring: ScoringConfig = ScoringConfig()
 
     @property
-    def sharded(self):
+    def sharded(self) -> bool:
         """True when this process trains only part of the grid (--num_shards, --runs)."""
         return self.scale_out.num_shards > 1 or bool(self.scale_out.runs)
 
     @property
-    def own_model(self):
+    def own_model(self) -> bool:
         """True when the source network is the user's own model, not a base trained on A."""
         return bool(self.model.source_model or self.model.source_weights)
 
     @property
-    def treatments(self):
+    def treatments(self) -> tuple[str, ...]:
         """--treatments, or its default when empty: the paper's five for the grid, every
         transfer mode and recipe of the table for an own-model study."""
         if self.grid.treatments:
             return self.grid.treatments
         return treatments.TRANSFER_MODES if self.own_model else treatments.PAPER_NAMES
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, stored):
+    def from_json(cls, stored: Mapping[str, Any]) -> Experiment:
         """The validated Experiment of a stored config.json's "experiment" object.
 
         Reads the nested form this version writes and the flat form of earlier versions
@@ -651,7 +673,7 @@ class Experiment:
         validate(experiment, workdir=False)
         return experiment
 
-    def replace(self, **values):
+    def replace(self, **values: Any) -> Experiment:
         """A validated copy with some flags changed, each named by its flag (e.g.
         batch_size=64); the workdir is not checked (library code and tests copy experiments
         whose workdir no command named, e.g. Experiment() with none)."""
@@ -659,11 +681,11 @@ class Experiment:
         validate(experiment, workdir=False)
         return experiment
 
-    def flat(self):
+    def flat(self) -> dict[str, Any]:
         """{flag name: value} for every flag."""
         return flat_values(self.to_json())
 
-    def result_fingerprint(self):
+    def result_fingerprint(self) -> dict[str, Any]:
         """The values of RESULT_FLAGS, as stored in config.json."""
         flat = self.flat()
         return {name: flat[name] for name in RESULT_FLAGS}
@@ -685,14 +707,14 @@ RESULT_FLAGS = result_flags(Experiment, *SECTIONS.values())
 INT_LISTS = tuple(name for name, field in SETTINGS.items() if field.metadata["kind"] == INTS)
 
 
-def default(name):
+def default(name: str) -> Any:
     """The default value of flag `name`, from its one declaration above."""
     return SETTINGS[name].default
 
 
-def flat_values(stored):
+def flat_values(stored: Mapping[str, Any]) -> dict[str, Any]:
     """{flag name: value} of a nested or flat experiment dict."""
-    flat = {}
+    flat: dict[str, Any] = {}
     for key, value in stored.items():
         if key in SECTIONS and isinstance(value, dict):
             flat.update(value)
@@ -701,10 +723,10 @@ def flat_values(stored):
     return flat
 
 
-def build(values, workdir):
+def build(values: Mapping[str, Any], workdir: str | None) -> Experiment:
     """An Experiment from {flag name: value}; lists become tuples, absent flags defaults."""
-    sections = {section: {} for section in SECTIONS}
-    top = {}
+    sections: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    top: dict[str, Any] = {}
     for name, value in values.items():
         value = tuple(value) if isinstance(value, list) else value
         if name in TOP_LEVEL:
@@ -717,7 +739,7 @@ def build(values, workdir):
     )
 
 
-def _ints(flag, values):
+def _ints(flag: str, values: Sequence[str]) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in values)
     except ValueError:
@@ -727,9 +749,9 @@ def _ints(flag, values):
         ) from None
 
 
-def from_flags(flag_values):
+def from_flags(flag_values: flags.FlagValues) -> Experiment:
     """Builds and validates an Experiment from parsed absl flags, its workdir included."""
-    values = {name: flag_values[name].value for name in SETTINGS}
+    values: dict[str, Any] = {name: flag_values[name].value for name in SETTINGS}
     for name in INT_LISTS:
         values[name] = _ints(name, values[name])
     experiment = build(values, workdir=values.pop("workdir"))
@@ -737,7 +759,7 @@ def from_flags(flag_values):
     return experiment
 
 
-def validate(experiment, *, workdir=True):
+def validate(experiment: Experiment, *, workdir: bool = True) -> None:
     """Checks values absl cannot check by itself; raises UsageError naming the flag.
 
     Each setting's own checks come from its declaration; the checks below involve several
@@ -766,7 +788,7 @@ def validate(experiment, *, workdir=True):
     _validate_cuts(e)
 
 
-def _validate_workdir(workdir):
+def _validate_workdir(workdir: str | None) -> None:
     """--workdir is given, not a file, and not a URL."""
     if not workdir:
         raise UsageError("--workdir is required: pass a directory for the study's results")
@@ -779,7 +801,7 @@ def _validate_workdir(workdir):
         )
 
 
-def _validate_cuts(e):
+def _validate_cuts(e: Experiment) -> None:
     """--cut_every thins a given model's own cut points; it has no meaning elsewhere."""
     m = e.model
     if m.cut_every > 1 and not e.own_model:
@@ -794,7 +816,7 @@ def _validate_cuts(e):
         )
 
 
-def _validate_scoring(e):
+def _validate_scoring(e: Experiment) -> None:
     """--mode=score needs estimators; --prune is an own-model study's choice among --layers."""
     s = e.scoring
     if e.mode == "score" and not s.estimators:
@@ -818,7 +840,7 @@ def _validate_scoring(e):
         )
 
 
-def _validate_scale_out(e):
+def _validate_scale_out(e: Experiment) -> None:
     """Sharding, multi-worker and the `all` split: combinations that cannot work."""
     s = e.scale_out
     if s.num_shards < 1 or not 0 <= s.shard_index < s.num_shards:

@@ -14,19 +14,27 @@ on them.
 This module imports no TensorFlow.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
 from kerastransfer import treatments
+
+if TYPE_CHECKING:
+    from kerastransfer.config import GridConfig
 
 # Layers the findings look at: where BnB dips (finding 1) and where AnB leaves BnB (finding 2).
 MIDDLE_LAYERS = range(3, 6)
 HIGH_LAYERS = range(6, 8)
 
 
-def split_group(split):
+def split_group(split: str) -> str:
     """The split's group: "random" for random0, random1, ...; any other split is its own."""
     return "random" if split.startswith("random") else split
 
 
-def findings_cells(layers):
+def findings_cells(layers: Iterable[int]) -> dict[str, set[tuple[str, int]]]:
     """{"random" or "distant": {(treatment, n), ...}}: the cells the findings read, taken at
     one n of `layers` per range.
 
@@ -60,7 +68,9 @@ def findings_cells(layers):
 FIGURE_UNITS = 2
 
 
-def figure_units(split_name, targets, seeds):
+def figure_units(
+    split_name: str, targets: Sequence[str], seeds: Sequence[int]
+) -> list[tuple[str, str, int]]:
     """The units (split, target half, seed) that train every cell under --design=findings:
     the first FIGURE_UNITS of the first split's units, both target halves of its first seed
     before its second seed (the paper pools both directions), so that every line of the
@@ -69,7 +79,9 @@ def figure_units(split_name, targets, seeds):
     return units[:FIGURE_UNITS]
 
 
-def cell_filter(grid, split_names, targets):
+def cell_filter(
+    grid: GridConfig, split_names: Sequence[str], targets: Sequence[str]
+) -> Callable[[str, str, int, str, int], bool]:
     """A function (split, target, seed, treatment, n) -> bool: whether the design trains that
     cell. `targets` are the halves the study's networks target, in order; the grid design
     trains every cell."""
@@ -78,7 +90,7 @@ def cell_filter(grid, split_names, targets):
     cells = findings_cells(grid.layers)
     whole_grid = figure_units(split_names[0], targets, grid.seeds)
 
-    def wanted(split, target, seed, treatment, n):
+    def wanted(split: str, target: str, seed: int, treatment: str, n: int) -> bool:
         if (split, target, seed) in whole_grid:
             return True
         kind = "random" if split_group(split) == "random" else "distant"

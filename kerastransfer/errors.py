@@ -29,7 +29,7 @@ class DiskFull(StudyStopped):
     file written before it whole, so the same command resumes once there is room.
     """
 
-    def __init__(self, path, reason):
+    def __init__(self, path: str, reason: str) -> None:
         super().__init__(
             f"no room to write {path} ({reason}); every file written before is whole: free "
             "space on that file system (or raise its quota or file size limit) and run the same "

@@ -14,7 +14,7 @@ import math
 import keras
 
 
-def layer_flops(layer):
+def layer_flops(layer: keras.layers.Layer) -> int:
     """Forward FLOPs per image of one layer (Conv2D and Dense; 0 for the others)."""
     if isinstance(layer, keras.layers.Conv2D):
         height, width = layer.output.shape[1:3]
@@ -24,7 +24,7 @@ def layer_flops(layer):
     return 0
 
 
-def training_flops(model, after=None):
+def training_flops(model: keras.Model, after: keras.layers.Layer | None = None) -> int:
     """Training FLOPs per image of `model`'s layers after layer `after` (all when None)."""
     layers = model.layers
     if after is not None:
@@ -39,7 +39,7 @@ def training_flops(model, after=None):
     return forward + weight_grads + input_grads
 
 
-def forward_flops(model, upto=None):
+def forward_flops(model: keras.Model, upto: keras.layers.Layer | None = None) -> int:
     """Forward FLOPs per image of `model` up to and including layer `upto` (all when None)."""
     layers = model.layers
     if upto is not None:

@@ -15,8 +15,15 @@ Example:
 """
 
 import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from kerastransfer.errors import UsageError
+
+# What implements an entry: a dataset's loader (data/sources/) or an architecture family
+# (models.family.Family). Their types live in those packages, which this module may not
+# import, so `implementation` returns Any and its callers name the type.
+Implementation = TypeVar("Implementation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,16 +41,16 @@ class Entry:
 
     key: str
     help: str
-    members: tuple = ()
-    aliases: tuple = ()
+    members: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
     prefix: str = ""
 
     @property
-    def values(self):
+    def values(self) -> tuple[str, ...]:
         """The values it takes, as an error message lists them."""
         return self.members or (self.key,)
 
-    def takes(self, value):
+    def takes(self, value: str) -> bool:
         if self.prefix:
             return value.startswith(self.prefix) and len(value) > len(self.prefix)
         return value in self.values or value in self.aliases
@@ -60,21 +67,23 @@ class Registry:
         example: a value an error suggests besides them (empty: none).
     """
 
-    def __init__(self, flag, entries, *, known_as="known", example=""):
+    def __init__(
+        self, flag: str, entries: Iterable[Entry], *, known_as: str = "known", example: str = ""
+    ) -> None:
         self.flag, self.known_as, self.example = flag, known_as, example
         self.entries = {entry.key: entry for entry in entries}
-        self._implementations = {}
+        self._implementations: dict[str, Any] = {}
 
-    def values(self):
+    def values(self) -> tuple[str, ...]:
         """Every value the flag takes (a prefix entry as written, e.g. tfds:NAME)."""
         return tuple(value for entry in self.entries.values() for value in entry.values)
 
-    def help(self):
+    def help(self) -> str:
         """The flag's help: each entry's phrase, "A, B, or C."."""
         *first, last = [entry.help for entry in self.entries.values()]
         return f"{', '.join(first)}, or {last}." if first else f"{last}."
 
-    def entry(self, value):
+    def entry(self, value: str) -> Entry:
         """The Entry that takes `value`: an exact value or alias first, then a prefix.
 
         Raises:
@@ -88,16 +97,16 @@ class Registry:
         example = f" (e.g. --{self.flag}={self.example})" if self.example else ""
         raise UsageError(f"unknown --{self.flag}={value!r}; {self.known_as}: {known}{example}")
 
-    def check(self, flag, value, default):
+    def check(self, flag: str, value: str, default: str) -> None:
         """config.setting's check: refuses a value no entry takes."""
         self.entry(value)
 
-    def register(self, key):
+    def register(self, key: str) -> Callable[[Implementation], Implementation]:
         """Decorator: `implementation` implements the entry `key` (declared above)."""
         if key not in self.entries:
             raise ValueError(f"--{self.flag} declares no entry {key!r} in registry.py")
 
-        def add(implementation):
+        def add(implementation: Implementation) -> Implementation:
             if key in self._implementations:
                 raise ValueError(f"--{self.flag} entry {key!r} is registered twice")
             self._implementations[key] = implementation
@@ -105,7 +114,7 @@ class Registry:
 
         return add
 
-    def implementation(self, value):
+    def implementation(self, value: str) -> Any:
         """What implements the entry that takes `value`.
 
         Raises:

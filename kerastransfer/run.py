@@ -6,6 +6,7 @@ of any kind ends with one line on stderr and exit status 2, before the workdir i
 
 import os
 import sys
+from typing import NoReturn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -17,13 +18,13 @@ from kerastransfer.errors import StudyStopped, UsageError  # noqa: E402
 FLAGS = kt_flags.FLAGS
 
 
-def fail(message):
+def fail(message: str) -> NoReturn:
     """One line on stderr, exit status 2: how every bad input ends."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
 
 
-def parse_flags(argv):
+def parse_flags(argv: list[str]) -> list[str]:
     """absl's parser, but a bad flag is one line and exit 2 instead of usage text."""
     try:
         return FLAGS(argv)
@@ -36,7 +37,7 @@ def parse_flags(argv):
         fail(message)
 
 
-def import_tensorflow_quietly():
+def import_tensorflow_quietly() -> None:
     """Imports TensorFlow with stderr silenced.
 
     TensorFlow 2.21 prints C++ start-up notes (oneDNN, CUDA stubs) at import whatever
@@ -54,7 +55,7 @@ def import_tensorflow_quietly():
         os.close(devnull)
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # TFDS and TF log every file they open at INFO
     if len(argv) > 1:
         fail(f"unexpected argument {argv[1]!r}; every option is a --flag")

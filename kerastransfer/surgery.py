@@ -16,6 +16,8 @@ Example:
     >>> bnb = transfer(base, 3, "frozen", num_classes=5)      # BnB / AnB
 """
 
+from collections.abc import Sequence
+
 import keras
 
 from kerastransfer.errors import UsageError
@@ -29,17 +31,17 @@ MODES = PAPER_MODES = ("frozen", "fine_tuned", "random_frozen")
 PROBE_HEAD = "probe_head"
 
 
-def weight_layers(model):
+def weight_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """The model's layers that own weights, in topological order."""
     return [layer for layer in model.layers if layer.weights]
 
 
-def head_layer(model):
+def head_layer(model: keras.Model) -> keras.layers.Layer:
     """The classifier: the last weight layer, never transferred."""
     return weight_layers(model)[-1]
 
 
-def cut_layers(model, names=None):
+def cut_layers(model: keras.Model, names: Sequence[str] | None = None) -> list[str]:
     """Names of the last layer of each transferable block, in order.
 
     Args:
@@ -64,25 +66,27 @@ def cut_layers(model, names=None):
     return list(names)
 
 
-def num_blocks(model, names=None):
+def num_blocks(model: keras.Model, names: Sequence[str] | None = None) -> int:
     """How many blocks can be transferred: n runs 1..num_blocks."""
     return len(cut_layers(model, names))
 
 
-def cut_after(model, n, names=None):
+def cut_after(model: keras.Model, n: int, names: Sequence[str] | None = None) -> keras.layers.Layer:
     """The last layer of block n (1-based)."""
     _check_n(model, n, names)
     return model.get_layer(cut_layers(model, names)[n - 1])
 
 
-def block_layers(model, n, names=None):
+def block_layers(
+    model: keras.Model, n: int, names: Sequence[str] | None = None
+) -> list[keras.layers.Layer]:
     """The layers of blocks 1..n, in model order (input layers excluded)."""
     cut = cut_after(model, n, names)
     layers = model.layers[: model.layers.index(cut) + 1]
     return [layer for layer in layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
-def _check_n(model, n, names=None):
+def _check_n(model: keras.Model, n: int, names: Sequence[str] | None = None) -> None:
     blocks = num_blocks(model, names)
     if not isinstance(n, int) or n < 1 or n > blocks:
         raise UsageError(
@@ -91,7 +95,15 @@ def _check_n(model, n, names=None):
         )
 
 
-def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None):
+def transfer(
+    base: keras.Model,
+    n: int,
+    mode: str,
+    num_classes: int | None = None,
+    *,
+    extra_copied: int = 0,
+    cut_names: Sequence[str] | None = None,
+) -> keras.Model:
     """Builds a new network whose first n blocks come from `base`.
 
     Clones the architecture with `keras.models.clone_model` (fresh weights everywhere), then:
@@ -135,7 +147,13 @@ def transfer(base, n, mode, num_classes=None, *, extra_copied=0, cut_names=None)
     return model
 
 
-def linear_probe(base, n, num_classes=None, *, cut_names=None):
+def linear_probe(
+    base: keras.Model,
+    n: int,
+    num_classes: int | None = None,
+    *,
+    cut_names: Sequence[str] | None = None,
+) -> keras.Model:
     """A linear probe at the cut: blocks 1..n copied from `base` and frozen, and one new
     dense layer (PROBE_HEAD) on their flattened output; the layers above n are left out.
     `num_classes` None keeps the base's count."""
@@ -148,7 +166,13 @@ def linear_probe(base, n, num_classes=None, *, cut_names=None):
     return keras.Model(model.input, outputs, name=f"{model.name}_probe{n}")
 
 
-def surgical(base, n, num_classes=None, *, cut_names=None):
+def surgical(
+    base: keras.Model,
+    n: int,
+    num_classes: int | None = None,
+    *,
+    cut_names: Sequence[str] | None = None,
+) -> keras.Model:
     """Surgical fine-tuning's network: every block copied from `base`, all frozen but block
     n; a fresh head of `num_classes` (None: the base's count)."""
     _check_n(base, n, cut_names)
@@ -161,7 +185,7 @@ def surgical(base, n, num_classes=None, *, cut_names=None):
     return model
 
 
-def block_numbers(model, cut_names=None):
+def block_numbers(model: keras.Model, cut_names: Sequence[str] | None = None) -> dict[str, int]:
     """{layer name: the block 1..num_blocks it belongs to}, for every layer up to the last
     cut (input layers excluded); the head and the layers after the last cut are not listed."""
     numbers, block = {}, 1
@@ -176,7 +200,9 @@ def block_numbers(model, cut_names=None):
     return numbers
 
 
-def layer_decay_rates(model, n, decay, cut_names=None):
+def layer_decay_rates(
+    model: keras.Model, n: int, decay: float, cut_names: Sequence[str] | None = None
+) -> dict[str, float]:
     """{layer name: rate multiplier} of layer-wise decay: block i of the copied 1..n at
     decay ** (n + 1 - i); layers above n (fresh) are not listed (rate 1)."""
     return {
@@ -186,7 +212,7 @@ def layer_decay_rates(model, n, decay, cut_names=None):
     }
 
 
-def fresh_clone(base, num_classes=None):
+def fresh_clone(base: keras.Model, num_classes: int | None = None) -> keras.Model:
     """The base's architecture with fresh weights everywhere and a head of `num_classes`.
 
     It is also the from-scratch baseline of a user's own model on a new dataset.
@@ -194,13 +220,13 @@ def fresh_clone(base, num_classes=None):
     head = head_layer(base)
     units = num_classes if num_classes is not None else _units(head)
 
-    def clone_layer(layer):
+    def clone_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
         return fresh_copy(layer, units=units) if layer.name == head.name else fresh_copy(layer)
 
     return keras.models.clone_model(base, clone_function=clone_layer)
 
 
-def _units(head):
+def _units(head: keras.layers.Layer) -> int:
     if not hasattr(head, "units"):
         raise UsageError(
             f"head layer {head.name!r} is not a Dense layer; "

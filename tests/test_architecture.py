@@ -31,11 +31,34 @@ def module_files():
     return found
 
 
+def is_type_checking_block(node):
+    """`if TYPE_CHECKING:` (or `typing.TYPE_CHECKING`): imports for the type checker only."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def runtime_nodes(tree):
+    """ast.walk without the bodies of `if TYPE_CHECKING:` blocks, which never run."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        todo.extend(
+            child for child in ast.iter_child_nodes(node) if not is_type_checking_block(child)
+        )
+
+
 def imports_of(name, path, known):
-    """The known modules a module imports anywhere in its body (functions included)."""
+    """The known modules a module imports when it runs, anywhere in its body (functions
+    included); an import for the type checker only (`if TYPE_CHECKING:`) cannot close an
+    import cycle and is left out (the layering rules below still see it)."""
     package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
     targets = set()
-    for node in ast.walk(ast.parse(open(path).read())):
+    for node in runtime_nodes(ast.parse(open(path).read())):
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -92,6 +92,40 @@ def test_surgical_fine_tuning_trains_only_block_k_and_the_head():
     assert changed_layers(surgical, before) == {"conv2", surgery.head_layer(base).name}
 
 
+class GridNetworks:
+    """What the grid's study (study.Study) gives a treatment, and no more: the methods of
+    treatments.Networks, on one trained base (a grid study has no `cuts` of its own)."""
+
+    def __init__(self):
+        self.base = small_base()
+
+    def build_model(self, num_classes):
+        return models.build(
+            "caffenet_small", num_classes=num_classes, input_shape=(28, 28, 1), widths=WIDTHS
+        )
+
+    def trained_network(self, record):
+        return self.base
+
+    def copied_from(self, base_record):
+        return self.base
+
+    def cut_names(self, model):
+        return models.cut_points("caffenet_small", model)
+
+
+@pytest.mark.parametrize("name", treatments.NAMES)
+def test_every_treatment_builds_its_network_from_what_a_grid_study_gives(name):
+    """--treatments=surgical on the grid asked the study for `cuts`, which only the own-model
+    study has (AttributeError at the first surgical run); mypy found it against Networks."""
+    study = GridNetworks()
+    model = treatments.get(name).network(study, 2, 5, {"run": "random0/base/A/seed0"})
+    assert model.output_shape == (None, 5)
+    if name == "surgical":
+        trainable = {layer.name for layer in model.layers if layer.trainable and layer.weights}
+        assert trainable == {"conv2", "fc8"}
+
+
 @pytest.mark.parametrize(
     "network, n, trained",
     [(surgery.linear_probe, 1, {"probe_head"}), (surgery.surgical, 2, None)],

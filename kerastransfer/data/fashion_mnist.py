@@ -87,7 +87,7 @@ class LocalFashionMnist(tfds.core.GeneratorBasedBuilder):
             yield index, {"image": image[..., None], "label": int(label)}
 
 
-def check_manual_dir(manual_dir):
+def check_manual_dir(manual_dir: str) -> None:
     """Raises UsageError naming the first Fashion-MNIST file missing from `manual_dir`."""
     for pair in FILES.values():
         for name in pair:
@@ -115,7 +115,9 @@ def _read_split(manual_dir, images_name, labels_name):
     return images, labels
 
 
-def prepare(*, data_dir=None, manual_dir=None):
+def prepare(
+    *, data_dir: str | None = None, manual_dir: str | None = None
+) -> tfds.core.DatasetBuilder:
     """Returns the prepared builder, parsing the IDX files only when `data_dir` lacks the data.
 
     Args:

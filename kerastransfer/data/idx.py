@@ -18,7 +18,7 @@ from kerastransfer.workdir import files
 _UINT8 = 0x08
 
 
-def read_idx(path, *, hint=""):
+def read_idx(path: str | os.PathLike[str], *, hint: str = "") -> np.ndarray:
     """Returns the uint8 array stored in the IDX file `path` (gzipped when it ends in .gz).
 
     Args:
@@ -56,7 +56,7 @@ def read_idx(path, *, hint=""):
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _read_bytes(path, suffix):
+def _read_bytes(path: str | os.PathLike[str], suffix: str) -> bytes:
     """The file's content, gunzipped when the name ends in .gz; UsageError on any failure."""
     try:
         if str(path).endswith(".gz"):
@@ -72,7 +72,7 @@ def _read_bytes(path, suffix):
         raise UsageError(f"unreadable IDX file {path}: {e}{suffix}") from None
 
 
-def write_idx(path, array):
+def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """Writes a uint8 `array` as an IDX file (gzipped when `path` ends in .gz), atomically."""
     array = np.ascontiguousarray(array)
     if array.dtype != np.uint8 or not 1 <= array.ndim <= 255:

@@ -13,12 +13,21 @@ Example:
                          training=True, seed=0)
 """
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
 from kerastransfer.errors import UsageError
+
+if TYPE_CHECKING:
+    from kerastransfer.data.preprocessing import Preprocessing
+    from kerastransfer.data.sources import DatasetSource
+    from kerastransfer.data.splits import ClassSplit
 
 # Examples preprocessed per map call when there is no augmentation (vectorized is faster).
 _PREPROCESS_CHUNK = 1024
@@ -28,6 +37,8 @@ STREAM_SHUFFLE_BUFFER = 10_000
 # within the class) falls in the first round(fraction * HOLDOUT_BUCKETS) buckets.
 HOLDOUT_BUCKETS = 10_000
 STREAM_PARTS = ("all", "train", "validation")
+# What turns a batch of inputs into model input (e.g. Preprocessing.eval_tf).
+Transform = Callable[[np.ndarray | tf.Tensor], tf.Tensor]
 
 
 @dataclasses.dataclass
@@ -44,7 +55,7 @@ class HalfData:
 
     half: str
     num_classes: int
-    class_names: list
+    class_names: list[str]
     train_x: np.ndarray
     train_y: np.ndarray
     val_x: np.ndarray
@@ -54,15 +65,15 @@ class HalfData:
 
 
 def make_half_data(
-    source,
-    split,
-    half,
+    source: DatasetSource,
+    split: ClassSplit,
+    half: str,
     *,
-    validation_fraction=0.1,
-    seed=0,
-    examples_per_class=None,
-    max_examples_per_class=None,
-):
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+    examples_per_class: int | None = None,
+    max_examples_per_class: int | None = None,
+) -> HalfData:
     """Cuts an in-memory source into one half's train, validation and test arrays.
 
     Validation is, for every class, a fixed `validation_fraction` of its training images
@@ -89,7 +100,8 @@ def make_half_data(
             raise UsageError(f"{flag}={value} must be a positive integer")
     classes, remap = _half_classes(source, split, half)
     images, labels = source.arrays("train")
-    train_idx, val_idx = [], []
+    train_idx: list[np.ndarray] = []
+    val_idx: list[np.ndarray] = []
     for c in classes:
         idx = np.flatnonzero(labels == c)
         num_val = held_out_count(len(idx), validation_fraction)
@@ -100,8 +112,10 @@ def make_half_data(
     test_images, test_labels = source.arrays("test")
     test_idx = [np.flatnonzero(test_labels == c)[:max_examples_per_class] for c in classes]
 
-    def take(x, y, idx):
-        idx = np.sort(np.concatenate(idx))
+    def take(
+        x: np.ndarray, y: np.ndarray, parts: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.sort(np.concatenate(parts))
         return x[idx], remap[y[idx]]
 
     train_x, train_y = take(images, labels, train_idx)
@@ -120,14 +134,16 @@ def make_half_data(
     )
 
 
-def held_out_count(num_examples, validation_fraction):
+def held_out_count(num_examples: int, validation_fraction: float) -> int:
     """How many of a class's `num_examples` training images an in-memory half holds out
     for validation: the fraction rounded to the nearest integer (Python's round, halves to
     even: 5 images at 0.1 hold out none)."""
     return int(round(num_examples * validation_fraction))
 
 
-def streamed_held_out(labels, indices, validation_fraction):
+def streamed_held_out(
+    labels: tf.Tensor, indices: tf.Tensor, validation_fraction: float
+) -> tf.Tensor:
     """Whether a streamed half holds out image `indices` (0, 1, ... within its class, in
     stream order) of class `labels` (its id in the source) for validation: a hash of
     "label/index" falls in the first round(fraction * HOLDOUT_BUCKETS) buckets. Elementwise
@@ -139,14 +155,18 @@ def streamed_held_out(labels, indices, validation_fraction):
     return buckets < round(validation_fraction * HOLDOUT_BUCKETS)
 
 
-def streamed_held_out_flags(label, num_examples, validation_fraction):
+def streamed_held_out_flags(
+    label: int, num_examples: int, validation_fraction: float
+) -> np.ndarray:
     """bool [num_examples]: which of images 0..num_examples-1 of class `label` the streamed
     hold-out picks (read without the images)."""
     indices = tf.range(num_examples, dtype=tf.int64)
     return streamed_held_out(tf.constant(label, tf.int64), indices, validation_fraction).numpy()
 
 
-def _half_classes(source, split, half):
+def _half_classes(
+    source: DatasetSource, split: ClassSplit, half: str
+) -> tuple[tuple[int, ...], np.ndarray]:
     """The half's class ids, and int64 [num_classes]: each id's new label (-1: other half)."""
     if tuple(split.class_names) != tuple(source.class_names):
         raise UsageError(
@@ -160,8 +180,16 @@ def _half_classes(source, split, half):
 
 
 def make_dataset(
-    images, labels, preprocessing, *, batch_size, training, seed=0, cache=True, drop_remainder=False
-):
+    images: np.ndarray,
+    labels: np.ndarray,
+    preprocessing: Preprocessing,
+    *,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    cache: bool = True,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
     """Batches of (float32 model input, int64 label) from in-memory arrays.
 
     Without augmentation the preprocessed examples are cached in memory (`cache`), so the
@@ -184,13 +212,13 @@ def make_dataset(
     if augment:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
 
-        def train_map(image, label):
+        def train_map(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             return preprocessing.train_tf(image, seed=seed), label
 
         ds = ds.map(train_map)  # sequential: stateful random ops stay deterministic
     else:
 
-        def eval_map(image, label):
+        def eval_map(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             return preprocessing.eval_tf(image), label
 
         ds = ds.batch(_PREPROCESS_CHUNK).map(eval_map, num_parallel_calls=tf.data.AUTOTUNE)
@@ -202,7 +230,14 @@ def make_dataset(
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
-def gathered_batches(inputs, labels, batch_size, *, shuffle_seed=None, transform=None):
+def gathered_batches(
+    inputs: np.ndarray | tf.Tensor,
+    labels: np.ndarray | tf.Tensor,
+    batch_size: int,
+    *,
+    shuffle_seed: int | None = None,
+    transform: Transform | None = None,
+) -> tf.data.Dataset:
     """Batches of (inputs, labels) gathered from in-memory arrays or tensors.
 
     Only indices are shuffled (every pass, fixed by `shuffle_seed`) and each batch is one
@@ -229,35 +264,41 @@ class ArrayBatches:
     ever held in float32.
     """
 
-    def __init__(self, inputs, labels, batch_size, transform=None):
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        labels: np.ndarray | Sequence[int],
+        batch_size: int,
+        transform: Transform | None = None,
+    ) -> None:
         self.inputs, self.labels = inputs, np.asarray(labels, np.int64)
         self.batch_size = batch_size
         self.transform = transform or tf.convert_to_tensor
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.labels)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[tf.Tensor, tf.Tensor]]:
         for start in range(0, len(self.labels), self.batch_size):
             end = start + self.batch_size
             yield self.transform(self.inputs[start:end]), tf.constant(self.labels[start:end])
 
 
 def make_streaming_half(
-    source,
-    split,
-    half,
-    preprocessing,
+    source: DatasetSource,
+    split: ClassSplit,
+    half: str,
+    preprocessing: Preprocessing,
     *,
-    split_name,
-    batch_size,
-    training,
-    seed,
-    part="all",
-    validation_fraction=0.0,
-    examples_per_class=None,
-    max_examples_per_class=None,
-):
+    split_name: str,
+    batch_size: int,
+    training: bool,
+    seed: int,
+    part: str = "all",
+    validation_fraction: float = 0.0,
+    examples_per_class: int | None = None,
+    max_examples_per_class: int | None = None,
+) -> tf.data.Dataset:
     """Batches of (float32 model input, int64 label) of one half, streamed from the source.
 
     For sources that do not fit in memory (imagenet2012): the other half's examples are
@@ -298,7 +339,7 @@ def make_streaming_half(
     if training:
         ds = ds.shuffle(STREAM_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
 
-    def preprocess(image, label):
+    def preprocess(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = (
             preprocessing.train_tf(image, seed=seed) if training else (preprocessing.eval_tf(image))
         )
@@ -308,7 +349,9 @@ def make_streaming_half(
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _select_per_class(ds, num_classes, part, validation_fraction, limit):
+def _select_per_class(
+    ds: tf.data.Dataset, num_classes: int, part: str, validation_fraction: float, limit: int | None
+) -> tf.data.Dataset:
     """Per class, in stream order: the hold-out `part` of each class, then its first `limit`.
 
     Examples are numbered within their class by a running count (`scan`), which is what

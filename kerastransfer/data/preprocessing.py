@@ -5,7 +5,9 @@ SavedModel served in production computes exactly what training saw.
 """
 
 import dataclasses
+from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -25,18 +27,18 @@ class Preprocessing:
             BGR input (the keras.applications ResNets, from Caffe).
     """
 
-    image_size: tuple
+    image_size: tuple[int, int]
     channels: int
-    scale: float | tuple = 1.0 / 255.0
-    mean: tuple | None = None
+    scale: float | tuple[float, ...] = 1.0 / 255.0
+    mean: tuple[float, ...] | None = None
     resize_shorter: int | None = None
     reverse_channels: bool = False
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data):
+    def from_json(cls, data: dict[str, Any]) -> "Preprocessing":
         data = dict(data)
         data["image_size"] = tuple(data["image_size"])
         for key in ("mean", "scale"):
@@ -44,14 +46,14 @@ class Preprocessing:
                 data[key] = tuple(data[key])
         return cls(**data)
 
-    def _normalize(self, images):
+    def _normalize(self, images: tf.Tensor) -> tf.Tensor:
         images = tf.cast(images, tf.float32)
         if self.mean is not None:
             images = images - tf.constant(self.mean, tf.float32)
         images = images * tf.constant(self.scale, tf.float32)
         return tf.reverse(images, [-1]) if self.reverse_channels else images
 
-    def _match_channels(self, images):
+    def _match_channels(self, images: tf.Tensor) -> tf.Tensor:
         """Grey to RGB by repeating, RGB to grey by the ITU-R 601 luma weights."""
         have = images.shape[-1]
         if have == self.channels or have is None:
@@ -62,7 +64,7 @@ class Preprocessing:
             return tf.image.rgb_to_grayscale(images)
         raise ValueError(f"cannot map {have} image channels to {self.channels}")
 
-    def resize_shorter_side(self, images):
+    def resize_shorter_side(self, images: tf.Tensor) -> tf.Tensor:
         """Resizes a batch so its shorter side is `resize_shorter`, keeping the aspect ratio."""
         shape = tf.shape(images)
         height, width = tf.cast(shape[-3], tf.float32), tf.cast(shape[-2], tf.float32)
@@ -70,7 +72,7 @@ class Preprocessing:
         new_size = tf.cast(tf.round(tf.stack([height * factor, width * factor])), tf.int32)
         return tf.image.resize(images, new_size)
 
-    def eval_tf(self, images):
+    def eval_tf(self, images: tf.Tensor | np.ndarray) -> tf.Tensor:
         """Deterministic path (validation, test, serving): resize/center-crop and normalize.
 
         Args:
@@ -86,7 +88,7 @@ class Preprocessing:
             images = tf.image.resize(images, self.image_size)
         return self._normalize(images)
 
-    def train_tf(self, image, seed=None):
+    def train_tf(self, image: tf.Tensor, seed: int | None = None) -> tf.Tensor:
         """Training path for one image: random crop and mirror when `resize_shorter` is set.
 
         Without `resize_shorter` (small datasets) it equals `eval_tf`: no augmentation, which
@@ -101,6 +103,6 @@ class Preprocessing:
         return self._normalize(image)
 
     @property
-    def augments(self):
+    def augments(self) -> bool:
         """True when training draws random crops/mirrors (frozen-prefix caching is then off)."""
         return bool(self.resize_shorter)

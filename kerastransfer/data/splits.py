@@ -22,6 +22,8 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,25 +61,25 @@ class ClassSplit:
     spec: str
     name: str
     dataset: str
-    a_classes: tuple
-    b_classes: tuple
-    class_names: tuple
+    a_classes: tuple[int, ...]
+    b_classes: tuple[int, ...]
+    class_names: tuple[str, ...]
 
-    def classes(self, half):
+    def classes(self, half: str) -> tuple[int, ...]:
         """Original class ids of `half` ("A" or "B"), sorted."""
         if half not in HALVES:
             raise ValueError(f"half must be 'A' or 'B', got {half!r}")
         return self.a_classes if half == "A" else self.b_classes
 
-    def label_map(self, half):
+    def label_map(self, half: str) -> dict[int, int]:
         """{original class id: new label 0..K-1} for `half`, in the order of the ids."""
         return {c: i for i, c in enumerate(self.classes(half))}
 
-    def half_names(self, half):
+    def half_names(self, half: str) -> list[str]:
         """Class names of `half`, indexed by new label."""
         return [self.class_names[c] for c in self.classes(half)]
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """Everything needed to reproduce the split: ids, names and label maps of both halves."""
         halves = {
             half: {
@@ -96,7 +98,7 @@ class ClassSplit:
         }
 
     @classmethod
-    def from_json(cls, data):
+    def from_json(cls, data: dict[str, Any]) -> "ClassSplit":
         return cls(
             spec=data["spec"],
             name=data["name"],
@@ -106,17 +108,17 @@ class ClassSplit:
             class_names=tuple(data["class_names"]),
         )
 
-    def save(self, path):
+    def save(self, path: str) -> None:
         """Writes `to_json()` to `path` atomically."""
         files.write_json(path, self.to_json())
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str) -> "ClassSplit":
         with open(path, encoding="utf-8") as f:
             return cls.from_json(json.load(f))
 
 
-def make_split(spec, class_names, dataset_name):
+def make_split(spec: str, class_names: Sequence[str], dataset_name: str) -> ClassSplit:
     """Returns the ClassSplit that `spec` describes for a dataset with `class_names`.
 
     Args:
@@ -177,18 +179,18 @@ def make_split(spec, class_names, dataset_name):
     )
 
 
-def _random_half(num_classes, seed):
+def _random_half(num_classes: int, seed: int) -> list[int]:
     """The paper's rule, on a private RandomState so the global numpy RNG is left alone
     (RandomState(seed).choice draws exactly what np.random.seed(seed); np.random.choice does)."""
     chosen = np.random.RandomState(seed).choice(num_classes, num_classes // 2, replace=False)
     return sorted(int(c) for c in chosen)
 
 
-def _complement(a, num_classes):
+def _complement(a: Iterable[int], num_classes: int) -> list[int]:
     return sorted(set(range(num_classes)) - set(a))
 
 
-def _dissimilar_half(dataset_name, num_classes):
+def _dissimilar_half(dataset_name: str, num_classes: int) -> list[int]:
     base = dataset_name.removeprefix("tfds:").split(":")[0].split("/")[0]
     if base not in _DISSIMILAR:
         raise UsageError(
@@ -204,14 +206,14 @@ def _dissimilar_half(dataset_name, num_classes):
     return sorted(a)
 
 
-def _read_class_file(path, num_classes):
+def _read_class_file(path: str, num_classes: int) -> list[int]:
     """Sorted class ids listed in `path`, one per line; '#' starts a comment."""
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read split file {path}: {e}") from None
-    ids = []
+    ids: list[int] = []
     for number, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
         if not text:
@@ -229,6 +231,6 @@ def _read_class_file(path, num_classes):
     return sorted(ids)
 
 
-def _safe_stem(path):
+def _safe_stem(path: str) -> str:
     stem = os.path.splitext(os.path.basename(path))[0]
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) or "split"

@@ -4,12 +4,28 @@ costing only its own number."""
 
 import math
 import warnings
+from collections.abc import Callable, Collection, Sequence
 from functools import partial
+from typing import TypeVar
+
+import numpy.typing as npt
 
 from kerastransfer.estimators import registry
+from kerastransfer.estimators.registry import Estimator, Terms
+
+# {estimator name: its score, None where it could not score} and {name: why not}.
+Scores = dict[str, float | None]
+Reasons = dict[str, str]
+# What _guarded computes: a score, or a set estimator's terms.
+Value = TypeVar("Value", bound=float | Terms)
 
 
-def score(features, labels, source_probabilities=None, estimators=None):
+def score(
+    features: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    source_probabilities: npt.ArrayLike | None = None,
+    estimators: Collection[str] | None = None,
+) -> dict[str, float]:
     """{name: score} for each of `estimators` (default every registered one, those that read
     the source head only when source_probabilities is given) that scores one set of features,
     in the registry's order; the set estimators among them (NCTI) are score_set_or_why's.
@@ -25,7 +41,12 @@ def score(features, labels, source_probabilities=None, estimators=None):
         return {e.name: _estimate(e, features, labels, source_probabilities) for e in chosen}
 
 
-def score_or_why(features, labels, source_probabilities=None, estimators=None):
+def score_or_why(
+    features: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    source_probabilities: npt.ArrayLike | None = None,
+    estimators: Collection[str] | None = None,
+) -> tuple[Scores, Reasons]:
     """score() where an estimator that cannot score these features costs only its own number:
     (values, why), values {name: finite float or None} in the order of score(), why {name:
     the reason} for each None.
@@ -39,7 +60,8 @@ def score_or_why(features, labels, source_probabilities=None, estimators=None):
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
     chosen = _per_cut(_chosen(source_probabilities, estimators))
-    values, why = {}, {}
+    values: Scores = {}
+    why: Reasons = {}
     with threadpool_limits(limits=1):
         for e in chosen:
             values[e.name], reason = _guarded(
@@ -50,7 +72,11 @@ def score_or_why(features, labels, source_probabilities=None, estimators=None):
     return values, why
 
 
-def score_set_or_why(features_by_cut, labels, estimators=None):
+def score_set_or_why(
+    features_by_cut: Sequence[npt.ArrayLike],
+    labels: npt.ArrayLike,
+    estimators: Collection[str] | None = None,
+) -> list[tuple[Scores, Reasons]]:
     """The set estimators among `estimators` (default all: NCTI) over a set of candidates, the
     features of one network's cut points on the same examples: [(values, why)] per cut, as
     score_or_why gives them. A cut whose terms cannot be computed is None with its reason; the
@@ -58,10 +84,13 @@ def score_set_or_why(features_by_cut, labels, estimators=None):
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
     chosen = [e for e in _known(estimators) if e.is_set]
-    results = [({}, {}) for _ in features_by_cut]
+    results: list[tuple[Scores, Reasons]] = [({}, {}) for _ in features_by_cut]
     with threadpool_limits(limits=1):
         for e in chosen:
-            guarded = [_guarded(partial(e.function, x, labels)) for x in features_by_cut]
+            assert e.over_set is not None  # chosen: the set estimators
+            guarded: list[tuple[Terms | None, str | None]] = [
+                _guarded(partial(e.function, x, labels)) for x in features_by_cut
+            ]
             scores = e.over_set([terms for terms, _ in guarded])
             for (values, why), value, (_, reason) in zip(results, scores, guarded):
                 values[e.name] = value
@@ -70,7 +99,7 @@ def score_set_or_why(features_by_cut, labels, estimators=None):
     return results
 
 
-def _known(estimators):
+def _known(estimators: Collection[str] | None) -> list[Estimator]:
     """The Estimators named in `estimators` (default all) in the registry's order; ValueError
     for unknown ones."""
     every = registry.names()
@@ -82,7 +111,9 @@ def _known(estimators):
     return [registry.get(name) for name in every if name in estimators]
 
 
-def _chosen(source_probabilities, estimators):
+def _chosen(
+    source_probabilities: npt.ArrayLike | None, estimators: Collection[str] | None
+) -> list[Estimator]:
     """The Estimators to run, in the registry's order, by default those that read the source
     head only with source_probabilities; ValueError for unknown ones, and for one that reads
     the head without them."""
@@ -97,16 +128,23 @@ def _chosen(source_probabilities, estimators):
     return known
 
 
-def _per_cut(chosen):
+def _per_cut(chosen: list[Estimator]) -> list[Estimator]:
     return [e for e in chosen if not e.is_set]
 
 
-def _estimate(estimator, features, labels, source_probabilities):
+def _estimate(
+    estimator: Estimator,
+    features: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    source_probabilities: npt.ArrayLike | None,
+) -> float:
+    """A per-cut estimator's score (a set estimator's function gives terms instead)."""
     read = source_probabilities if estimator.reads_head else features
+    assert read is not None  # _chosen: an estimator that reads the head is given it
     return estimator.function(read, labels)
 
 
-def _guarded(compute):
+def _guarded(compute: Callable[[], Value]) -> tuple[Value | None, str | None]:
     """(compute(), None), or (None, why) when it raises or gives a value (a number, or a tuple
     of them) that is not finite; why is one line (it goes into scores.json, the console and
     report.md).

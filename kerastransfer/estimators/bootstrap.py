@@ -1,7 +1,11 @@
 """How firmly an estimator picks its k best cut points, by bootstrap resamples of the scored
 images (behind --prune's separability check)."""
 
+from collections.abc import Sequence
+from typing import TypedDict
+
 import numpy as np
+import numpy.typing as npt
 
 from kerastransfer.estimators import registry
 from kerastransfer.estimators.apply import score_or_why, score_set_or_why
@@ -10,7 +14,22 @@ from kerastransfer.estimators.apply import score_or_why, score_set_or_why
 BOOTSTRAP_REPLICATES = 100
 
 
-def top_k_stability(features_by_cut, labels, estimator, k, replicates=BOOTSTRAP_REPLICATES, seed=0):
+class Stability(TypedDict):
+    """top_k_stability's answer."""
+
+    held: float  # the share of resamples whose k best cuts are the k best on all examples
+    in_top_k: list[float]  # each cut's share of resamples that put it among the k best
+    replicates: int
+
+
+def top_k_stability(
+    features_by_cut: Sequence[npt.ArrayLike],
+    labels: npt.ArrayLike,
+    estimator: str,
+    k: int,
+    replicates: int = BOOTSTRAP_REPLICATES,
+    seed: int = 0,
+) -> Stability:
     """How firmly `estimator` picks its k best cut points: the share of `replicates` bootstrap
     resamples of the examples (the same resample at every cut) whose k best cuts are the k best
     on all of them, and each cut's share of resamples that put it among the k best.
@@ -23,21 +42,21 @@ def top_k_stability(features_by_cut, labels, estimator, k, replicates=BOOTSTRAP_
         raise ValueError(
             f"{estimator} scores the source head, not the cut points: nothing to resample"
         )
-    labels = np.asarray(labels)
+    y = np.asarray(labels)
     rng = np.random.default_rng(seed)
 
-    def top(rows):
-        scores = _scores_at(features_by_cut, labels, estimator, rows)
+    def top(rows: np.ndarray) -> frozenset[int]:
+        scores = _scores_at(features_by_cut, y, estimator, rows)
         order = sorted(
             range(len(scores)),
             key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i),
         )
         return frozenset(order[:k])
 
-    chosen = top(np.arange(len(labels)))
+    chosen = top(np.arange(len(y)))
     counts, held = np.zeros(len(features_by_cut)), 0
     for _ in range(replicates):
-        picked = top(rng.integers(0, len(labels), len(labels)))
+        picked = top(rng.integers(0, len(y), len(y)))
         held += picked == chosen
         counts[list(picked)] += 1
     return {
@@ -47,7 +66,9 @@ def top_k_stability(features_by_cut, labels, estimator, k, replicates=BOOTSTRAP_
     }
 
 
-def _scores_at(features_by_cut, labels, estimator, rows):
+def _scores_at(
+    features_by_cut: Sequence[npt.ArrayLike], labels: np.ndarray, estimator: str, rows: np.ndarray
+) -> list[float | None]:
     """`estimator`'s score of every cut on the examples `rows` (None where it cannot score)."""
     resampled = [np.asarray(x)[rows] for x in features_by_cut]
     if registry.get(estimator).is_set:

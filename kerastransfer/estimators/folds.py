@@ -6,14 +6,24 @@ class count, and at 1 the score is NaN with a RuntimeWarning naming the class.
 
 import math
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 
-def cross_validate(name, x, y, folds, seed, make_model):
+def cross_validate(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: int,
+    seed: int,
+    make_model: Callable[[np.ndarray], Any],
+) -> float:
     """Mean accuracy over stratified folds, reduced to the smallest class count; NaN below 2.
 
-    make_model(training labels) returns a fresh, unfitted classifier for one fold.
+    make_model(training labels) returns a fresh, unfitted classifier for one fold (a
+    scikit-learn estimator, which has no type information).
     """
     if folds < 2:
         raise ValueError(f"{name} needs folds >= 2, got {folds}")
@@ -30,7 +40,7 @@ def cross_validate(name, x, y, folds, seed, make_model):
     from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    accuracies = []
+    accuracies: list[float] = []
     for train, test in splitter.split(x, y):
         model = make_model(y[train]).fit(x[train], y[train])
         accuracies.append(np.mean(model.predict(x[test]) == y[test]))

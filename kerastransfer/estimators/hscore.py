@@ -26,6 +26,7 @@ that are all constant score 0.
 """
 
 import numpy as np
+import numpy.typing as npt
 
 from kerastransfer.estimators.inputs import centre, class_means, prepare
 from kerastransfer.estimators.registry import Estimator, register
@@ -34,7 +35,9 @@ from kerastransfer.estimators.registry import Estimator, register
 HSCORE_RCOND = 1e-10
 
 
-def h_score(features, labels, shrinkage="ledoit-wolf"):
+def h_score(
+    features: npt.ArrayLike, labels: npt.ArrayLike, shrinkage: str | float = "ledoit-wolf"
+) -> float:
     """Ibrahim et al.'s regularized H-score, tr(pinv(S_a) (1 - a) cov(E[f|y])) (module doc).
 
     shrinkage: "ledoit-wolf" (a the Ledoit-Wolf intensity) or a number a in [0, 1]; 0 is the
@@ -46,7 +49,7 @@ def h_score(features, labels, shrinkage="ledoit-wolf"):
     if isinstance(shrinkage, str) and shrinkage == "ledoit-wolf":
         from sklearn.covariance import ledoit_wolf_shrinkage  # noqa: PLC0415
 
-        shrinkage = ledoit_wolf_shrinkage(z, assume_centered=True)
+        shrinkage = float(ledoit_wolf_shrinkage(z, assume_centered=True))
     elif isinstance(shrinkage, str) or not 0 <= shrinkage <= 1:
         raise ValueError(f"shrinkage must be 'ledoit-wolf' or in [0, 1], got {shrinkage}")
     covariance = z.T @ z / n

@@ -3,9 +3,12 @@ relabels the classes 0..C-1 in order of first appearance (so permuting label ids
 score); and the centring and class means several estimators share."""
 
 import numpy as np
+import numpy.typing as npt
 
 
-def prepare(features, labels, what="features"):
+def prepare(
+    features: npt.ArrayLike, labels: npt.ArrayLike, what: str = "features"
+) -> tuple[np.ndarray, np.ndarray]:
     """float64 (N, d) features and labels relabelled 0..C-1 in order of first appearance."""
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels)
@@ -26,7 +29,7 @@ def prepare(features, labels, what="features"):
     return x, rank[inverse]
 
 
-def centre(x):
+def centre(x: np.ndarray) -> np.ndarray:
     """x minus its column means, with constant columns exactly zero (rounding in the mean
     cannot turn them into noise)."""
     z = x - x.mean(axis=0)
@@ -34,6 +37,6 @@ def centre(x):
     return z
 
 
-def class_means(x, y):
+def class_means(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """(C, d): the mean of each class's rows."""
     return np.stack([x[y == c].mean(axis=0) for c in range(y.max() + 1)])

@@ -5,13 +5,16 @@ near-constant, noisy channels up to unit scale. It reaches 1.0 on separable feat
 no longer ranks them."""
 
 import numpy as np
+import numpy.typing as npt
 
 from kerastransfer.estimators.folds import cross_validate
 from kerastransfer.estimators.inputs import prepare
 from kerastransfer.estimators.registry import Estimator, register
 
 
-def knn(features, labels, k=5, folds=5, seed=0):
+def knn(
+    features: npt.ArrayLike, labels: npt.ArrayLike, k: int = 5, folds: int = 5, seed: int = 0
+) -> float:
     """Mean stratified k-fold accuracy of a k-nearest-neighbour vote, Euclidean on raw features.
 
     k is capped at the smallest class's count in each training fold (2 examples a class and

@@ -13,9 +13,10 @@ class varies gets no weight (the pseudo-inverse), even where the class means dif
 features that are all constant give p(c | x) = N_c/N.
 """
 
-from collections import namedtuple
+from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from kerastransfer.estimators.inputs import centre, class_means, prepare
 
@@ -25,30 +26,33 @@ LDA_RCOND = 1e-10
 # The least shrinkage SFDA and NCTI use (the authors' code: 1e-10).
 SHRINKAGE_FLOOR = 1e-10
 
+
 # A shrinkage LDA's fit: p(c | x_i) (N, C) and the centred features on its Fisher directions.
-LDA = namedtuple("LDA", "posteriors fisher")
+class LDA(NamedTuple):
+    posteriors: np.ndarray
+    fisher: np.ndarray
 
 
-def shrunk(covariance, shrinkage):
+def shrunk(covariance: np.ndarray, shrinkage: float) -> np.ndarray:
     """(1 - shrinkage) S + shrinkage tr(S)/d I."""
     d = len(covariance)
     return (1 - shrinkage) * covariance + shrinkage * np.trace(covariance) / d * np.eye(d)
 
 
-def softmax(logits):
+def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax."""
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
 
-def within_class_covariance(features, labels):
+def within_class_covariance(features: npt.ArrayLike, labels: npt.ArrayLike) -> np.ndarray:
     """S_W = sum_c N_c/N cov_c (1/N_c covariances): the scatter about the class means, over N."""
     x, y = prepare(features, labels)
     deviations = x - class_means(x, y)[y]
     return deviations.T @ deviations / len(y)
 
 
-def shrinkage_lda(features, labels, shrinkage):
+def shrinkage_lda(features: npt.ArrayLike, labels: npt.ArrayLike, shrinkage: float) -> LDA:
     """SFDA's and NCTI's shrinkage LDA (module doc): LDA(posteriors, fisher), the posteriors
     in the order of first appearance of the labels. shrinkage: l in [0, 1]."""
     if not 0 <= shrinkage <= 1:

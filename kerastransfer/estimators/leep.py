@@ -6,12 +6,13 @@ cut points. It reaches 0 when the source head already predicts the target.
 """
 
 import numpy as np
+import numpy.typing as npt
 
 from kerastransfer.estimators.inputs import prepare
 from kerastransfer.estimators.registry import Estimator, register
 
 
-def leep(source_probabilities, labels):
+def leep(source_probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """LEEP: (1/N) sum_i log sum_z P(y_i | z) theta_i(z), P(y | z) the empirical conditional."""
     theta, y = prepare(source_probabilities, labels, what="source_probabilities")
     if np.any(theta < 0) or not np.allclose(theta.sum(axis=1), 1.0, atol=1e-3):

@@ -2,12 +2,16 @@
 regression (C=1, lbfgs) on features standardized on each training fold. It reaches 1.0 on
 separable features and then no longer ranks them."""
 
+import numpy.typing as npt
+
 from kerastransfer.estimators.folds import cross_validate
 from kerastransfer.estimators.inputs import prepare
 from kerastransfer.estimators.registry import Estimator, register
 
 
-def linear_probe(features, labels, folds=5, seed=0):
+def linear_probe(
+    features: npt.ArrayLike, labels: npt.ArrayLike, folds: int = 5, seed: int = 0
+) -> float:
     """Mean stratified k-fold accuracy of a standardized multinomial logistic regression."""
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
     from sklearn.pipeline import make_pipeline  # noqa: PLC0415

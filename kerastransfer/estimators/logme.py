@@ -11,9 +11,10 @@ NaN; features that are all constant give the same.
 """
 
 import math
-from collections import namedtuple
+from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from kerastransfer.estimators.inputs import prepare
 from kerastransfer.estimators.registry import Estimator, register
@@ -21,8 +22,12 @@ from kerastransfer.estimators.registry import Estimator, register
 # LogME's fixed point: stop when alpha and beta both change by less than this fraction.
 LOGME_TOLERANCE, LOGME_MAX_ITERATIONS = 1e-3, 100
 
+
 # One label column's LogME fit: log evidence / N at the fixed point, prior and noise precision.
-Evidence = namedtuple("Evidence", "log_evidence alpha beta")
+class Evidence(NamedTuple):
+    log_evidence: float
+    alpha: float
+    beta: float
 
 
 def _log_evidence(n, s2, z, y_perp2, alpha, beta):
@@ -83,7 +88,7 @@ def _spectrum(x):
     return u, s**2
 
 
-def logme_evidence(features, target):
+def logme_evidence(features: npt.ArrayLike, target: npt.ArrayLike) -> Evidence:
     """LogME's fit of one real-valued target column: Evidence(log evidence / N, alpha, beta)."""
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(target, dtype=np.float64)
@@ -97,7 +102,7 @@ def logme_evidence(features, target):
     return _logme_column(len(y), s2, u, y)
 
 
-def logme(features, labels):
+def logme(features: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """LogME: the mean over classes of the maximized log evidence / N of each one-hot column."""
     x, y = prepare(features, labels)
     u, s2 = _spectrum(x)

@@ -10,9 +10,11 @@ terms are invariant to rotation and translation of X.
 """
 
 import math
-from collections import namedtuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from kerastransfer.estimators.inputs import centre, prepare
 from kerastransfer.estimators.lda import SHRINKAGE_FLOOR, shrinkage_lda
@@ -22,8 +24,12 @@ from kerastransfer.estimators.registry import Estimator, register
 # NCTI_SHRINKAGE_VARIANCES of their variances sets its shrinkage exp(-sum).
 NCTI_COMPONENTS, NCTI_SHRINKAGE_VARIANCES = 64, 32
 
+
 # NCTI's three terms for one candidate: S_seli, S_ncc and S_vc (module doc).
-NCTITerms = namedtuple("NCTITerms", "seli ncc vc")
+class NCTITerms(NamedTuple):
+    seli: float
+    ncc: float
+    vc: float
 
 
 def _nuclear_norm(matrix):
@@ -31,7 +37,7 @@ def _nuclear_norm(matrix):
     return float(np.sum(np.linalg.svd(matrix, compute_uv=False)))
 
 
-def ncti_terms(features, labels):
+def ncti_terms(features: npt.ArrayLike, labels: npt.ArrayLike) -> NCTITerms:
     """NCTI's NCTITerms(seli, ncc, vc) for one candidate's features (module doc)."""
     x, y = prepare(features, labels)
     u, s, _ = np.linalg.svd(centre(x), full_matrices=False)
@@ -47,7 +53,7 @@ def ncti_terms(features, labels):
     )
 
 
-def ncti(terms):
+def ncti(terms: Sequence[tuple[float, ...] | None]) -> list[float | None]:
     """NCTI over a set of candidates from their NCTITerms: each term min-max scaled over the set
     (a term equal across the set adds 0), seli + ncc - vc; None (n/a) stays None."""
     known_terms = [t for t in terms if t is not None]

@@ -1,9 +1,12 @@
 """How a cut point's activations become the (N, d) features the estimators score."""
 
 import numpy as np
+import numpy.typing as npt
 
 
-def reduce_features(features, method="gap", size=None):
+def reduce_features(
+    features: npt.ArrayLike, method: str = "gap", size: int | None = None
+) -> np.ndarray:
     """Turn (N, ...) activations into (N, d) features.
 
     "gap": global average pool over every axis between the batch and the last (channels-last

@@ -10,6 +10,7 @@ It reaches 1.0 on separable features and then no longer ranks them.
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from kerastransfer.estimators.inputs import centre, class_means, prepare
 from kerastransfer.estimators.lda import (
@@ -25,7 +26,7 @@ from kerastransfer.estimators.registry import Estimator, register
 SFDA_SHARPNESS = 5.0
 
 
-def sfda(features, labels):
+def sfda(features: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """SFDA: the mean p(y | x^) of the shrinkage LDA refitted on the self-challenged x^."""
     x, y = prepare(features, labels)
     x = centre(x)  # constant columns exactly 0, so that the mixing below keeps them so

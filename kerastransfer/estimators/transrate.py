@@ -35,12 +35,13 @@ score 0.
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from kerastransfer.estimators.inputs import centre, prepare
 from kerastransfer.estimators.registry import Estimator, register
 
 
-def coding_rate(z, eps=1e-4):
+def coding_rate(z: np.ndarray, eps: float = 1e-4) -> float:
     """R(Z, eps) = 1/2 logdet(I + d/(N eps^2) Z^T Z), from the smaller of Z^T Z and Z Z^T."""
     n, d = z.shape
     gram = z.T @ z if d <= n else z @ z.T
@@ -48,7 +49,7 @@ def coding_rate(z, eps=1e-4):
     return float(0.5 * np.sum(np.log1p(d / (n * eps**2) * eigenvalues)))
 
 
-def transrate(features, labels, eps=1e-4):
+def transrate(features: npt.ArrayLike, labels: npt.ArrayLike, eps: float = 1e-4) -> float:
     """TransRate: R(Z, eps) - sum_c N_c/N R(Z_c, eps), Z centred with mean squared row norm 1."""
     x, y = prepare(features, labels)
     z = centre(x)

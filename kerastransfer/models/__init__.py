@@ -13,6 +13,7 @@ Example:
 """
 
 import os
+from collections.abc import Sequence
 
 import keras
 
@@ -21,16 +22,25 @@ from kerastransfer.errors import UsageError
 from kerastransfer.models import applications, caffenet  # noqa: F401  (each registers its family)
 from kerastransfer.models.applications import BACKBONES, classifier, normalization
 from kerastransfer.models.caffenet import SMALL_WIDTHS
+from kerastransfer.models.family import Family
 from kerastransfer.models.hub import is_hub_source
 from kerastransfer.models.hub import load_backbone as load_hub_backbone
 from kerastransfer.models.hub import weights_file as hub_weights_file
 from kerastransfer.models.layers import LocalResponseNormalization
+from kerastransfer.models.preprocessing import InputSpec
 from kerastransfer.models.stages import stage_cuts, with_add_layers
 
 
 def build(
-    arch, *, num_classes, input_shape, widths=None, weight_decay=5e-4, dropout=0.5, weights=None
-):
+    arch: str,
+    *,
+    num_classes: int,
+    input_shape: Sequence[int],
+    widths: Sequence[int] | None = None,
+    weight_decay: float = 5e-4,
+    dropout: float = 0.5,
+    weights: str | None = None,
+) -> keras.Model:
     """Builds a fresh, uncompiled model.
 
     Args:
@@ -49,7 +59,7 @@ def build(
     Raises:
         UsageError: an unknown `arch`, a dropout outside [0, 1), a missing weights file.
     """
-    family = registry.ARCHITECTURES.implementation(arch)
+    family: Family = registry.ARCHITECTURES.implementation(arch)
     if not 0 <= dropout < 1:
         raise UsageError(f"dropout={dropout} must be in [0, 1) (the rate of units dropped)")
     return family.build(
@@ -63,7 +73,9 @@ def build(
     )
 
 
-def input_spec_for(arch, image_size, source_image_shape):
+def input_spec_for(
+    arch: str, image_size: int, source_image_shape: tuple[int, ...] | None
+) -> InputSpec:
     """The data.Preprocessing arguments for `arch` on a dataset of `source_image_shape`.
 
     Args:
@@ -74,18 +86,18 @@ def input_spec_for(arch, image_size, source_image_shape):
         {"image_size": (H, W), "channels": C, and for caffenet "scale", "mean" and
         "resize_shorter"; for a keras.applications backbone what its preprocess_input does}.
     """
-    return registry.ARCHITECTURES.implementation(arch).input_spec(
-        arch, image_size, source_image_shape
-    )
+    family: Family = registry.ARCHITECTURES.implementation(arch)
+    return family.input_spec(arch, image_size, source_image_shape)
 
 
-def cut_points(arch, model):
+def cut_points(arch: str, model: keras.Model) -> list[str] | None:
     """The names of the layers that end blocks 1, 2, ... of `model`, built by `arch`'s family
     (a list for surgery's `cut_names`): caffenet's weight layers, a backbone's stages."""
-    return registry.ARCHITECTURES.implementation(arch).cut_points(model)
+    family: Family = registry.ARCHITECTURES.implementation(arch)
+    return family.cut_points(model)
 
 
-def load_user_model(path):
+def load_user_model(path: str) -> keras.Model:
     """Loads a user's functional model from a `.keras` file, with a clear error if it fails.
 
     Residuals written `a + b` become Add layers (models/stages.py), so blocks can end there.
@@ -111,7 +123,7 @@ def load_user_model(path):
     return with_add_layers(model)
 
 
-def _is_refused_lambda(error):
+def _is_refused_lambda(error: Exception) -> bool:
     """Whether `error` is Keras's safe mode refusing a Lambda layer's Python code.
 
     Keras says so only in the ValueError's text (e.g. "Requested the deserialization of a

@@ -6,13 +6,15 @@ means the n-th stage (models/stages.py finds them from the model's structure).
 """
 
 import os
+from collections.abc import Callable, Sequence
 
 import keras
+import numpy as np
 
 from kerastransfer import registry
 from kerastransfer.errors import UsageError
 from kerastransfer.models.family import Family
-from kerastransfer.models.preprocessing import affine_of, input_size
+from kerastransfer.models.preprocessing import InputSpec, Normalization, affine_of, input_size
 from kerastransfer.models.stages import stage_cuts, with_add_layers
 
 # --arch name -> (the keras.applications module whose preprocess_input the model expects,
@@ -20,12 +22,12 @@ from kerastransfer.models.stages import stage_cuts, with_add_layers
 BACKBONES = registry.KERAS_APPLICATIONS
 
 
-def preprocess_input(arch):
+def preprocess_input(arch: str) -> Callable[[np.ndarray], np.ndarray]:
     """The `preprocess_input` of `arch`'s keras.applications module (pixels 0..255 in)."""
     return getattr(keras.applications, BACKBONES[arch][0]).preprocess_input
 
 
-def normalization(arch):
+def normalization(arch: str) -> Normalization:
     """The data.Preprocessing arguments that compute what `arch`'s own `preprocess_input`
     computes: ResNet's BGR mean subtraction, MobileNetV2's [-1, 1], DenseNet's per-channel
     standardization, or nothing for the models that normalize inside (EfficientNet,
@@ -33,13 +35,19 @@ def normalization(arch):
     return affine_of(preprocess_input(arch))
 
 
-def input_spec(arch, image_size, source_image_shape):
+def input_spec(arch: str, image_size: int, source_image_shape: tuple[int, ...] | None) -> InputSpec:
     """Three channels at --image_size (else the dataset's size), normalized as `arch`'s own
     preprocess_input does."""
     return {**input_size(image_size, source_image_shape, channels=3), **normalization(arch)}
 
 
-def backbone(arch, num_classes, input_shape=(224, 224, 3), weights=None, dropout=0.0):
+def backbone(
+    arch: str,
+    num_classes: int,
+    input_shape: Sequence[int] = (224, 224, 3),
+    weights: str | None = None,
+    dropout: float = 0.0,
+) -> keras.Model:
     """A keras.applications backbone plus global pooling and a softmax Dense head.
 
     The model is flat (the backbone's layers are its layers) so surgery can cut at stage
@@ -70,7 +78,9 @@ def backbone(arch, num_classes, input_shape=(224, 224, 3), weights=None, dropout
     return classifier(with_add_layers(features), num_classes, dropout, name=arch)
 
 
-def classifier(features, num_classes, dropout=0.0, name=None):
+def classifier(
+    features: keras.Model, num_classes: int, dropout: float = 0.0, name: str | None = None
+) -> keras.Model:
     """`features` (a functional model of images) plus global average pooling over its
     positions (feature map or tokens), dropout, and a float32 softmax Dense head."""
     pooling = (

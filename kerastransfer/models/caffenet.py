@@ -6,12 +6,14 @@ the parameter-free layers after a weight layer (ReLU inside it, pooling, LRN, dr
 to its block (models.stages.chain_cuts): layers 1..7 of the paper.
 """
 
+from collections.abc import Sequence
+
 import keras
 
 from kerastransfer import registry
 from kerastransfer.models.family import Family
 from kerastransfer.models.layers import LocalResponseNormalization, fully_connected_dtype
-from kerastransfer.models.preprocessing import IMAGENET_MEAN_RGB, input_size
+from kerastransfer.models.preprocessing import IMAGENET_MEAN_RGB, InputSpec, input_size
 from kerastransfer.models.stages import chain_cuts
 
 # caffenet_small's default widths: conv1..conv5 filters, then fc6 and fc7 units. Chosen so the
@@ -24,7 +26,12 @@ def _l2(weight_decay):
     return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
 
 
-def caffenet(num_classes=1000, input_shape=(227, 227, 3), weight_decay=5e-4, dropout=0.5):
+def caffenet(
+    num_classes: int = 1000,
+    input_shape: Sequence[int] = (227, 227, 3),
+    weight_decay: float = 5e-4,
+    dropout: float = 0.5,
+) -> keras.Model:
     """The Caffe reference network of the paper (docs/paper.md, "Network"): 5 conv, 3 fc layers.
 
     Gaussian init (std 0.01; fc6, fc7: 0.005), biases 0 for conv1, conv3, fc8 and 1 for the
@@ -91,8 +98,12 @@ def caffenet(num_classes=1000, input_shape=(227, 227, 3), weight_decay=5e-4, dro
 
 
 def caffenet_small(
-    num_classes=10, input_shape=(28, 28, 1), widths=SMALL_WIDTHS, weight_decay=5e-4, dropout=0.5
-):
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (28, 28, 1),
+    widths: Sequence[int] = SMALL_WIDTHS,
+    weight_decay: float = 5e-4,
+    dropout: float = 0.5,
+) -> keras.Model:
     """CaffeNet's eight weight layers in the same roles, sized for 28x28 or 32x32 images.
 
     5x5 conv1/conv2 and 3x3 conv3-5 with 'same' padding, 3/2 max-pooling after conv1, conv2
@@ -142,7 +153,9 @@ def caffenet_small(
     return keras.Model(inputs, outputs, name="caffenet_small")
 
 
-def caffenet_input(arch, image_size, source_image_shape):
+def caffenet_input(
+    arch: str, image_size: int, source_image_shape: tuple[int, ...] | None
+) -> InputSpec:
     """The paper's input: the shorter side resized to 256/227 of the input size (227 unless
     --image_size), then cropped to it; RGB 0..255 less the ImageNet mean."""
     size = image_size or 227
@@ -155,7 +168,9 @@ def caffenet_input(arch, image_size, source_image_shape):
     }
 
 
-def caffenet_small_input(arch, image_size, source_image_shape):
+def caffenet_small_input(
+    arch: str, image_size: int, source_image_shape: tuple[int, ...] | None
+) -> InputSpec:
     """The dataset's own pixels in [0, 1], at --image_size (else the dataset's size)."""
     return input_size(image_size, source_image_shape)
 

@@ -4,6 +4,9 @@ module. Plain Python: the family's module holds the Keras."""
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
+
+from kerastransfer.models.preprocessing import InputSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +23,8 @@ class Family:
             of a model the family built: what surgery calls "layer n".
     """
 
-    build: Callable
-    input_spec: Callable
-    cut_points: Callable
+    # Callable[..., keras.Model]: its arguments are keyword ones (models.build's), and
+    # keras.Model is Any to the type checker (Keras ships no type information).
+    build: Callable[..., Any]
+    input_spec: Callable[[str, int, tuple[int, ...] | None], InputSpec]
+    cut_points: Callable[[Any], list[str] | None]

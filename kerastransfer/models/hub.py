@@ -9,13 +9,14 @@ unrolled into its blocks, so each block can be a cut point.
 
 import json
 import os
+from typing import Any
 
 import keras
 import numpy as np
 
 from kerastransfer.errors import UsageError
 from kerastransfer.models.layers import fresh_copy
-from kerastransfer.models.preprocessing import affine_of
+from kerastransfer.models.preprocessing import Normalization, affine_of
 from kerastransfer.models.stages import with_add_layers
 
 PREFIX = "keras_hub:"
@@ -32,17 +33,17 @@ ENCODERS = {
 }
 
 
-def is_hub_source(source):
+def is_hub_source(source: str | None) -> bool:
     """True for `--source_model=keras_hub:PATH`."""
-    return bool(source) and source.startswith(PREFIX)
+    return source is not None and source.startswith(PREFIX)
 
 
-def weights_file(source):
+def weights_file(source: str) -> str:
     """The preset's weights file, whose digest identifies the source model."""
     return os.path.join(source[len(PREFIX) :], WEIGHTS_FILE)
 
 
-def load_backbone(source, image_size=0):
+def load_backbone(source: str, image_size: int = 0) -> tuple[keras.Model, Normalization]:
     """(features, normalization) of the keras-hub preset directory `keras_hub:PATH`.
 
     Args:
@@ -98,7 +99,7 @@ def _image_shape(path, image_size, converter):
     return {"image_shape": (*(size or (DEFAULT_SIZE, DEFAULT_SIZE)), shape[-1])}
 
 
-def _normalization(converter):
+def _normalization(converter: Any) -> Normalization:
     """What the image converter does after resizing (`x * scale + offset`), as
     data.Preprocessing arguments; {} without a converter (pixels scaled to [0, 1])."""
     if converter is None:

@@ -2,6 +2,7 @@
 copy of any layer from its config."""
 
 import inspect
+from typing import Any
 
 import keras
 from keras import ops
@@ -26,13 +27,15 @@ class LocalResponseNormalization(keras.layers.Layer):
         >>> y = LocalResponseNormalization()(keras.ops.ones((1, 4, 4, 8)))
     """
 
-    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=1.0, **kwargs):
+    def __init__(
+        self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if size % 2 != 1:
             raise ValueError(f"LRN size must be odd, got {size}")
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:  # a backend tensor: tf, jax or torch
         radius = self.size // 2
         squares = ops.square(inputs)
         padded = ops.pad(squares, [[0, 0], [0, 0], [0, 0], [radius, radius]])
@@ -40,7 +43,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         window_sum = sum(padded[..., i : i + channels] for i in range(self.size))
         return inputs / ops.power(self.k + (self.alpha / self.size) * window_sum, self.beta)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "size": self.size,
@@ -50,7 +53,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         }
 
 
-def fully_connected_dtype():
+def fully_connected_dtype() -> str | None:
     """The dtype policy of CaffeNet's fc6/fc7 and their dropout: float32 under
     mixed_bfloat16 (None, the global policy, otherwise).
 
@@ -62,7 +65,7 @@ def fully_connected_dtype():
     return "float32" if keras.config.dtype_policy().name == "mixed_bfloat16" else None
 
 
-def fresh_copy(op, **changes):
+def fresh_copy(op: keras.Operation, **changes: Any) -> keras.Operation:
     """A new copy of a layer (or graph operation) made from its config: fresh weights.
 
     Some keras-hub layers write derived values into their config that their constructor
@@ -77,8 +80,8 @@ def fresh_copy(op, **changes):
     try:
         return op.__class__.from_config(config)
     except TypeError:
-        accepted = set()
+        accepted: set[str] = set()
         for cls in type(op).__mro__:
             if "__init__" in vars(cls):
-                accepted.update(inspect.signature(cls.__init__).parameters)
+                accepted.update(inspect.signature(vars(cls)["__init__"]).parameters)
         return op.__class__.from_config({k: v for k, v in config.items() if k in accepted})

@@ -5,6 +5,9 @@ Plain values (no TensorFlow here): the data layer turns them into a data.Preproc
 the training pipelines and the exported SavedModel both apply.
 """
 
+from collections.abc import Callable
+from typing import TypedDict
+
 import numpy as np
 
 # Per-channel RGB mean of the ILSVRC2012 training set, in 0..255 pixel units (Caffe's reference
@@ -12,7 +15,30 @@ import numpy as np
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 
 
-def input_size(image_size, source_image_shape, channels=None):
+class _InputSize(TypedDict):
+    image_size: tuple[int, int]
+    channels: int
+
+
+class Normalization(TypedDict, total=False):
+    """How pixels 0..255 are normalized: `(x - mean) * scale`, then the channel order
+    reversed or not (`affine_of` gives all three; none: data.Preprocessing's defaults)."""
+
+    mean: tuple[float, ...] | None
+    scale: float | tuple[float, ...]
+    reverse_channels: bool
+
+
+class InputSpec(_InputSize, Normalization, total=False):
+    """The data.Preprocessing arguments of a model's input (a family's `input_spec`): its
+    size and channels always, the rest where the model needs other than the defaults."""
+
+    resize_shorter: int
+
+
+def input_size(
+    image_size: int, source_image_shape: tuple[int, ...] | None, channels: int | None = None
+) -> InputSpec:
     """{"image_size": (H, W), "channels": C} of a model's input: --image_size, else the
     dataset's own size; the dataset's channels unless the model takes `channels`.
 
@@ -20,13 +46,13 @@ def input_size(image_size, source_image_shape, channels=None):
     224 x 224, with 3 channels.
     """
     if source_image_shape is None:
-        size = image_size or 224
-        return {"image_size": (size, size), "channels": 3}
-    size = (image_size,) * 2 if image_size else tuple(source_image_shape[:2])
-    return {"image_size": size, "channels": channels or source_image_shape[2]}
+        side = image_size or 224
+        return {"image_size": (side, side), "channels": 3}
+    height, width = (image_size, image_size) if image_size else source_image_shape[:2]
+    return {"image_size": (height, width), "channels": channels or source_image_shape[2]}
 
 
-def affine_of(function):
+def affine_of(function: Callable[[np.ndarray], np.ndarray]) -> Normalization:
     """{"mean", "scale", "reverse_channels"} with which data.Preprocessing computes what
     `function` does to RGB pixels 0..255: `(x - mean) * scale`, then the channel order
     reversed or not.
@@ -50,14 +76,14 @@ def affine_of(function):
     ours = (pixels - mean) * scale
     if not np.allclose(ours[..., ::-1] if reverse else ours, expected, rtol=1e-4, atol=1e-3):
         raise ValueError(f"{function} is not a per-channel affine map of the pixels")
-    scale = _rounded(scale)
+    scales = _rounded(scale)
     return {
         "mean": None if np.allclose(mean, 0) else _rounded(mean),
-        "scale": scale[0] if len(set(scale)) == 1 else scale,
+        "scale": scales[0] if len(set(scales)) == 1 else scales,
         "reverse_channels": reverse,
     }
 
 
-def _rounded(values):
+def _rounded(values: np.ndarray) -> tuple[float, ...]:
     """A tuple of floats to 6 significant digits, as readable in config and metadata files."""
     return tuple(float(f"{value:.6g}") for value in values)

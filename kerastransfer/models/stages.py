@@ -26,6 +26,8 @@ Example:
     ['pool1_pool', 'conv2_block3_out']
 """
 
+from typing import Any
+
 import keras
 
 from kerastransfer.models.layers import fresh_copy
@@ -33,7 +35,7 @@ from kerastransfer.models.layers import fresh_copy
 MERGES = (keras.layers.Add, keras.layers.Concatenate)
 
 
-def stage_cuts(model):
+def stage_cuts(model: keras.Model) -> list[str] | None:
     """Names of the layers that end the model's stages, in order; None without residual
     structure (a plain chain of layers, whose cut points are its weight layers)."""
     ops, sources = _graph(model)
@@ -41,7 +43,7 @@ def stage_cuts(model):
     units = _units(ops, clean)
     if not units:
         return None
-    stages = []  # [end index, whether later units may join]
+    stages: list[list[Any]] = []  # [end index, whether later units may join]
     for _, end, merges in units:
         if merges and stages and stages[-1][1]:
             if any(_carries(ops, sources, stages[-1][0], merge) for merge in merges):
@@ -65,7 +67,7 @@ def stage_cuts(model):
     return [ops[index].name for index in ends]
 
 
-def chain_cuts(model):
+def chain_cuts(model: keras.Model) -> list[str]:
     """Names of the layers that end the blocks of a plain chain of layers (caffenet): one
     block per weight layer below the head, with the parameter-free layers after it (ReLU,
     pooling, LRN, dropout)."""
@@ -85,7 +87,7 @@ def chain_cuts(model):
     return cuts
 
 
-def with_add_layers(model):
+def with_add_layers(model: keras.Model) -> keras.Model:
     """`model` with each `a + b` of two tensors written as a `keras.layers.Add` layer.
 
     Some models add their residuals with `+` (ConvNeXt in keras.applications), which leaves an
@@ -123,7 +125,8 @@ def _graph(model):
     """(operations in order, for each the indices of the operations whose outputs it takes,
     as far as `op.input`, the tensors of its first call, shows them)."""
     ops = model.operations
-    producer, sources = {}, []
+    producer: dict[int, int] = {}
+    sources: list[set[int]] = []
     for index, op in enumerate(ops):
         taken = [] if isinstance(op, keras.layers.InputLayer) else keras.tree.flatten(op.input)
         # A nested model's or a reused layer's first call may lie outside this graph.

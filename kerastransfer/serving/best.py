@@ -7,17 +7,49 @@ exports the best seed of the cell (recipe and n) its recommendation chose. Ranki
 would select on evaluations of weights that are not the ones delivered.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kerastransfer.errors import UsageError
 from kerastransfer.serving import export
 
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+    from kerastransfer.config import Experiment
+    from kerastransfer.data import ClassSplit, Preprocessing
+    from kerastransfer.data.halves import InMemoryHalves, StreamedHalves
+
+# A record of results.jsonl: one run (workdir/results.py), a JSON object.
+Record = dict[str, Any]
+
 WARMUP_IMAGES = 4
 
 
-def choose_run(records, treatments, run_id=None, cell=None):
+class ExportedStudy(Protocol):
+    """What export_run reads of the study (study.Study, which serving may not import)."""
+
+    experiment: Experiment
+    workdir: str
+    preprocessing: Preprocessing
+    splits: dict[str, ClassSplit]
+    halves: InMemoryHalves | StreamedHalves
+
+    def trained_network(self, record: Record) -> keras.Model: ...
+
+
+def choose_run(
+    records: Iterable[Record],
+    treatments: Collection[str],
+    run_id: str | None = None,
+    cell: tuple[str, int] | None = None,
+) -> Record:
     """The record to export: `run_id` if given, else the best ok run of `treatments` (of the
     (treatment, n) `cell` only, when given and trained: an own-model study's recommendation)."""
     ok = [r for r in records if r["status"] == "ok"]
@@ -40,7 +72,7 @@ def choose_run(records, treatments, run_id=None, cell=None):
     return max(recommended or candidates, key=lambda r: (r["final_val"], r["best_k"]))
 
 
-def export_run(study, record, stored):
+def export_run(study: ExportedStudy, record: Record, stored: dict[str, Any]) -> str:
     """Exports the run of `record` as the next version under the export base; returns its
     dir. `stored`: the workdir's config.json (for the metadata)."""
     x = study.experiment.export
@@ -76,7 +108,7 @@ def export_run(study, record, stored):
     )
 
 
-def _warmup(images, preprocessing):
+def _warmup(images: np.ndarray, preprocessing: Preprocessing) -> np.ndarray | None:
     """A few real test images, when they already have the model's input size."""
     sample = images[:WARMUP_IMAGES]
     if sample.shape[1:] == (*preprocessing.image_size, preprocessing.channels):

@@ -19,6 +19,8 @@ non-integer directory names); the next export removes staging directories that n
 holds.
 """
 
+from __future__ import annotations
+
 import contextlib
 import datetime
 import errno
@@ -31,6 +33,8 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -40,6 +44,9 @@ from kerastransfer import config
 from kerastransfer.errors import UsageError
 from kerastransfer.serving import images
 from kerastransfer.workdir import files
+
+if TYPE_CHECKING:
+    from kerastransfer.data import Preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +79,7 @@ TENSOR_DESCRIPTIONS = {
 }
 
 
-def next_version(base_dir, model_name):
+def next_version(base_dir: str, model_name: str) -> int:
     """The integer version the next export of `model_name` under `base_dir` gets (1, 2, ...).
 
     One more than the highest existing integer-named directory, so versions only grow even
@@ -86,17 +93,17 @@ def next_version(base_dir, model_name):
 
 
 def export_model(
-    model,
+    model: keras.Model,
     *,
-    base_dir,
-    model_name,
-    class_names,
-    preprocessing,
-    metadata,
-    warmup_images=None,
-    max_image_pixels=_DEFAULTS.export_max_image_pixels,
-    max_batch=_DEFAULTS.export_max_batch,
-):
+    base_dir: str,
+    model_name: str,
+    class_names: Sequence[str],
+    preprocessing: Preprocessing,
+    metadata: dict[str, Any],
+    warmup_images: np.ndarray | None = None,
+    max_image_pixels: int = _DEFAULTS.export_max_image_pixels,
+    max_batch: int = _DEFAULTS.export_max_batch,
+) -> str:
     """Writes `model` as the next version of `model_name` under `base_dir`.
 
     Args:
@@ -172,7 +179,7 @@ def export_model(
     return version_dir
 
 
-def write_models_config(base_dir):
+def write_models_config(base_dir: str) -> str:
     """Rewrites `<base_dir>/models.config` listing every model with at least one version.
 
     TF-Serving reads it with `--model_config_file`; base paths are absolute, so the container
@@ -196,7 +203,7 @@ def write_models_config(base_dir):
     return path
 
 
-def write_batching_parameters(base_dir):
+def write_batching_parameters(base_dir: str) -> str | None:
     """Rewrites `<base_dir>/batching_parameters.txt` for the newest version of every model.
 
     TF-Serving reads it with `--enable_batching --batching_parameters_file`, one file for all

@@ -21,9 +21,15 @@ grey model through RGB), resized while still uint8 and then normalized, which is
 `Preprocessing.eval_tf` without a float32 copy at the file's full size.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
+
+if TYPE_CHECKING:
+    from kerastransfer.data import Preprocessing
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -42,7 +48,9 @@ _OTHER_FORMATS = (
 )
 
 
-def model_input(image_bytes, preprocessing, *, max_pixels, max_batch):
+def model_input(
+    image_bytes: tf.Tensor, preprocessing: Preprocessing, *, max_pixels: int, max_batch: int
+) -> tf.Tensor:
     """float32 [batch, H, W, C] model input from a string [batch] of encoded files.
 
     Raises InvalidArgument (when the graph runs) for a request of more than `max_batch`
@@ -54,7 +62,7 @@ def model_input(image_bytes, preprocessing, *, max_pixels, max_batch):
     height, width = preprocessing.image_size
     channels = preprocessing.channels
 
-    def one(args):
+    def one(args: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
         index, encoded = args
         return _decode_checked(index, encoded, preprocessing, max_pixels)
 
@@ -68,7 +76,7 @@ def model_input(image_bytes, preprocessing, *, max_pixels, max_batch):
     )
 
 
-def check_batch(count, max_batch):
+def check_batch(count: tf.Tensor, max_batch: int) -> tf.Operation:
     """An assertion that a request's batch of `count` is at most `max_batch`."""
     return tf.debugging.Assert(
         count <= max_batch,

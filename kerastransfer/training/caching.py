@@ -15,8 +15,11 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kerastransfer import data, flops, surgery
@@ -42,13 +45,13 @@ KEPT_BASES = 2
 MIN_SHUFFLE_BUFFER = 1024
 
 
-def is_chain(model):
+def is_chain(model: keras.Model) -> bool:
     """True when every layer takes exactly the previous layer's output (no branches)."""
     layers = model.layers
     return all(layer.input is before.output for before, layer in zip(layers, layers[1:]))
 
 
-def cache_layer(model, n):
+def cache_layer(model: keras.Model, n: int) -> keras.layers.Layer | None:
     """The layer whose output is cached for a run frozen at n, or None if caching is off.
 
     The cache point is the last layer of the frozen prefix that has no stochastic layer at or
@@ -73,7 +76,7 @@ def cache_layer(model, n):
     return chosen
 
 
-def split_model(model, layer):
+def split_model(model: keras.Model, layer: keras.layers.Layer) -> tuple[keras.Model, keras.Model]:
     """(prefix, suffix): prefix maps inputs to `layer`'s output; suffix maps that onward.
 
     The suffix reuses the model's own layer objects, so training it trains the model.
@@ -82,7 +85,9 @@ def split_model(model, layer):
     return prefix, _segment(model, layer, model.layers[-1], "suffix")
 
 
-def _segment(model, first, last, name):
+def _segment(
+    model: keras.Model, first: keras.layers.Layer, last: keras.layers.Layer, name: str
+) -> keras.Model:
     """The chain of layers after `first` up to and including `last`, as a model whose input
     is `first`'s output."""
     layers = model.layers
@@ -94,13 +99,13 @@ def _segment(model, first, last, name):
     return keras.Model(features, x, name=f"{model.name}_{name}")
 
 
-def feature_bytes(layer, count):
+def feature_bytes(layer: keras.layers.Layer, count: int) -> int:
     """Memory that `count` outputs of `layer` take."""
     shape = layer.output.shape[1:]
     return count * math.prod(shape) * tf.as_dtype(layer.output.dtype).size
 
 
-def predict(model, batches):
+def predict(model: keras.Model, batches: tf.data.Dataset | tf.Tensor | np.ndarray) -> tf.Tensor:
     """`model`'s outputs, as one tensor, for a dataset of input batches or for a tensor or
     array of inputs. Peak memory is twice the outputs (the batches, then their
     concatenation), not three times as with `model.predict` and a conversion."""
@@ -122,16 +127,23 @@ class FeatureStore:
     tf.data file cache under `cache_dir`, one folder per run, removed by `release`.
     """
 
-    def __init__(self, budget_bytes, cache_dir):
+    def __init__(self, budget_bytes: int, cache_dir: str) -> None:
         self.budget_bytes = budget_bytes
         self.cache_dir = cache_dir
-        self._kept = {}  # key -> (layer name, {part: features tensor}), oldest first
+        # key -> (layer name, {part: features tensor}), oldest first
+        self._kept: dict[Hashable, tuple[str, dict[str, tf.Tensor]]] = {}
 
-    def fits(self, layer, count):
+    def fits(self, layer: keras.layers.Layer, count: int) -> bool:
         """True when `count` examples' features of `layer` fit in memory."""
         return feature_bytes(layer, count) <= self.budget_bytes
 
-    def in_memory(self, model, layer, parts, key=None):
+    def in_memory(
+        self,
+        model: keras.Model,
+        layer: keras.layers.Layer,
+        parts: dict[str, tf.data.Dataset],
+        key: Hashable | None = None,
+    ) -> dict[str, tf.Tensor]:
         """{part: features of `layer` (a tensor)} for `parts` = {part: input batches}.
 
         With a `key`, starts from the features kept under it when they come from a layer at
@@ -139,7 +151,11 @@ class FeatureStore:
         """
         names = [later.name for later in model.layers]
         kept_name, kept = self._kept.pop(key, (None, None))
-        if kept_name in names and names.index(kept_name) <= names.index(layer.name):
+        if (
+            kept is not None
+            and kept_name in names
+            and names.index(kept_name) <= names.index(layer.name)
+        ):
             start = model.get_layer(kept_name)
             middle = None if start is layer else _segment(model, start, layer, "middle")
             features = {
@@ -158,14 +174,20 @@ class FeatureStore:
                 del self._kept[next(iter(self._kept))]
         return features
 
-    def _kept_bytes(self):
+    def _kept_bytes(self) -> int:
         return sum(
             f.shape.num_elements() * f.dtype.size
             for _, parts in self._kept.values()
             for f in parts.values()
         )
 
-    def on_file(self, model, layer, parts, run):
+    def on_file(
+        self,
+        model: keras.Model,
+        layer: keras.layers.Layer,
+        parts: dict[str, tf.data.Dataset],
+        run: str,
+    ) -> dict[str, tf.data.Dataset]:
         """{part: tf.data of (features, label) examples}, each computed in one pass and read
         from its cache file under cache_dir/run afterwards.
 
@@ -185,13 +207,13 @@ class FeatureStore:
             cached[part] = examples
         return cached
 
-    def shuffle_buffer(self, layer, count):
+    def shuffle_buffer(self, layer: keras.layers.Layer, count: int) -> int:
         """Examples the shuffle buffer of a file-cached run holds: as many as the budget
         allows, at least MIN_SHUFFLE_BUFFER (all of them when there are fewer)."""
         fit = self.budget_bytes // feature_bytes(layer, 1)
         return int(min(count, max(fit, MIN_SHUFFLE_BUFFER)))
 
-    def release(self, run):
+    def release(self, run: str) -> None:
         """Removes a run's file cache and the folders it leaves empty."""
         folder = os.path.join(self.cache_dir, run)
         shutil.rmtree(folder, ignore_errors=True)
@@ -218,14 +240,16 @@ class PrefixCache:
     `cache_dir/<run>`, removed when the run ends.
     """
 
-    def __init__(self, budget_mb, cache_dir, log):
+    def __init__(self, budget_mb: int, cache_dir: str, log: Callable[[str], None]) -> None:
         self.budget_bytes = budget_mb * 2**20
         self.cache_dir = cache_dir
         self.log = log
-        self._note = None
-        self._features = None  # FeatureStore, made by the first cached run
+        self._note: str | None = None
+        self._features: FeatureStore | None = None  # made by the first cached run
 
-    def allowed(self, preprocessing, in_memory, strategy):
+    def allowed(
+        self, preprocessing: data.Preprocessing, in_memory: bool, strategy: tf.distribute.Strategy
+    ) -> bool:
         """Caching needs fixed inputs, in-memory data and a single worker; the first time it
         is off, says why."""
         why = (
@@ -242,7 +266,18 @@ class PrefixCache:
             self.log(f"frozen-prefix caching is off: {why}; frozen runs compute every layer")
         return why is None
 
-    def inputs(self, model, layer, half, preprocessing, *, run, seed, batch_size, key):
+    def inputs(
+        self,
+        model: keras.Model,
+        layer: keras.layers.Layer,
+        half: data.HalfData,
+        preprocessing: data.Preprocessing,
+        *,
+        run: str,
+        seed: int,
+        batch_size: int,
+        key: Hashable | None,
+    ) -> tuple[keras.Model, Callable[[int], tf.data.Dataset], Any, dict[str, Any]]:
         """(suffix model, train-data factory, validation batches, cache fields of the record)
         for training `model` frozen up to `layer` on `half` (arrays).
 
@@ -267,7 +302,7 @@ class PrefixCache:
                 model, layer, {part: ds.map(lambda x, _: x) for part, ds in batches.items()}, key
             )
 
-            def cached_train(skip):
+            def cached_train(skip: int) -> tf.data.Dataset:
                 ds = data.gathered_batches(
                     features["train"], half.train_y, batch_size, shuffle_seed=seed
                 )
@@ -284,7 +319,7 @@ class PrefixCache:
             examples = store.on_file(model, layer, batches, run)
             buffer = store.shuffle_buffer(layer, len(half.train_y))
 
-            def cached_train(skip):
+            def cached_train(skip: int) -> tf.data.Dataset:
                 ds = examples["train"].shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
                 return ds.batch(batch_size).repeat().skip(skip).prefetch(tf.data.AUTOTUNE)
 
@@ -293,7 +328,7 @@ class PrefixCache:
         cache = {"cache_storage": storage, "cache_seconds": time.perf_counter() - started}
         return suffix, cached_train, val, cache
 
-    def release(self, run):
+    def release(self, run: str) -> None:
         """Drops a finished or failed run's file cache."""
         if self._features is not None:
             self._features.release(run)

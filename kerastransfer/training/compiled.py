@@ -7,8 +7,11 @@ forward function) per structure and lend it each new network's weights.
 
 import collections
 import json
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -21,15 +24,17 @@ class Evaluator:
     per pass (BENCHMARKS.md, levers) but traces anew for every model object.
     """
 
-    def __init__(self, size=8):
+    def __init__(self, size: int = 8) -> None:
         self._kept = _KeptModels(size)  # structure -> (model, forward function)
 
     @property
-    def traced(self):
+    def traced(self) -> int:
         """Forward functions traced so far (one per model structure while it is kept)."""
         return self._kept.made
 
-    def __call__(self, model, batches):
+    def __call__(
+        self, model: keras.Model, batches: Iterable[tuple[tf.Tensor, tf.Tensor]]
+    ) -> tuple[float, float]:
         """(accuracy, mean cross-entropy) of `model` over `batches` of (inputs, labels)."""
         key = json.dumps(
             [
@@ -51,7 +56,7 @@ class Evaluator:
         return correct / max(total, 1), loss / max(total, 1)
 
 
-def _without_trainable(config):
+def _without_trainable(config: Any) -> Any:  # a model config: nested dicts, lists, values
     """A model config without its `trainable` flags: inference does not depend on them, so
     the full networks of every treatment share one traced forward function."""
     if isinstance(config, dict):
@@ -61,7 +66,7 @@ def _without_trainable(config):
     return config
 
 
-def _forward_function(model):
+def _forward_function(model: keras.Model) -> Callable[[Any, Any], tuple[tf.Tensor, tf.Tensor]]:
     """(correct predictions, summed cross-entropy) of one batch, traced once for any batch
     size."""
     inputs_spec = tf.TensorSpec([None, *model.input.shape[1:]], model.input.dtype)
@@ -89,23 +94,23 @@ class CompiledModels:
     to the run's own model. The result equals training the new model itself.
     """
 
-    def __init__(self, size=3):
+    def __init__(self, size: int = 3) -> None:
         # Three: the whole network (bases, fine-tuned runs) stays kept while the frozen runs
         # of each n bring a new suffix; with two, every n's first fine-tuned run traced the
         # whole network again (about 1.5 s of a 10 s run: issue 27, lever 3).
         self._kept = _KeptModels(size)  # signature -> (model, optimizer start state)
 
     @property
-    def traced(self):
+    def traced(self) -> int:
         """Models whose train function was traced so far: one per structure and solver
         while it is kept; a run on a kept twin adds none."""
         return self._kept.made
 
-    def twin(self, model):
+    def twin(self, model: keras.Model) -> keras.Model:
         """The kept compiled model equal in structure and solver to `model` (itself when there
         is none yet), holding `model`'s state and a fresh optimizer."""
 
-        def optimizer_start(new):
+        def optimizer_start(new: keras.Model) -> list[np.ndarray]:
             new.optimizer.build(new.trainable_variables)
             return [v.numpy() for v in new.optimizer.variables]
 
@@ -116,14 +121,14 @@ class CompiledModels:
         return twin
 
     @staticmethod
-    def copy_back(model, twin):
+    def copy_back(model: keras.Model, twin: keras.Model) -> None:
         """Puts the state `twin` trained into `model` (nothing when they are one model)."""
         if twin is not model:
             for mine, theirs in zip(model.variables, twin.variables):
                 mine.assign(theirs)
 
 
-def _signature(model):
+def _signature(model: keras.Model) -> str:
     """What a traced train function depends on: the layers (with their trainable flags,
     shapes and dtypes), the optimizer and its schedule, the loss and the strategy."""
     optimizer = model.optimizer
@@ -147,29 +152,34 @@ class _KeptModels:
     """The last `size` models used, one per key (a structure), each with something made for
     it once (a traced function, a saved optimizer state), least recently used first out."""
 
-    def __init__(self, size):
+    def __init__(self, size: int) -> None:
         self.size = size
-        self._kept = collections.OrderedDict()  # key -> (model, made)
+        self._kept: collections.OrderedDict[str, tuple[keras.Model, Any]] = (
+            collections.OrderedDict()
+        )  # key -> (model, made)
         self.made = 0  # how many times `make` ran: models traced or compiled anew
 
-    def get(self, key, model, make):
+    def get(
+        self, key: str, model: keras.Model, make: Callable[[keras.Model], Any]
+    ) -> tuple[tuple[keras.Model, Any], bool]:
         """((kept model, its made thing), fresh): the kept model of `key` holding `model`'s
         variables, or `model` itself with `make(model)` when none is kept (fresh=True)."""
         kept = self._kept.pop(key, None)
-        fresh = kept is None or not _same_shapes(kept[0].variables, model.variables)
-        if fresh:
-            kept = (model, make(model))
+        if kept is None or not _same_shapes(kept[0].variables, model.variables):
+            kept, fresh = (model, make(model)), True
             self.made += 1
-        elif kept[0] is not model:
-            for mine, theirs in zip(kept[0].variables, model.variables):
-                mine.assign(theirs)
+        else:
+            fresh = False
+            if kept[0] is not model:
+                for mine, theirs in zip(kept[0].variables, model.variables):
+                    mine.assign(theirs)
         self._kept[key] = kept
         while len(self._kept) > self.size:
             self._kept.popitem(last=False)
         return kept, fresh
 
 
-def _same_shapes(ours, theirs):
+def _same_shapes(ours: list[Any], theirs: list[Any]) -> bool:
     return len(ours) == len(theirs) and all(
         a.shape == b.shape and a.dtype == b.dtype for a, b in zip(ours, theirs)
     )

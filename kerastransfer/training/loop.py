@@ -9,6 +9,8 @@ weights and the validation history at segment ends (at most every CHECKPOINT_SEC
 a killed run resumes from its last checkpoint instead of starting over.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import math
@@ -16,13 +18,27 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import keras
+import tensorflow as tf
 
 from kerastransfer.training.compiled import Evaluator
 from kerastransfer.workdir import files
 from kerastransfer.workdir.provenance import file_digest
 from kerastransfer.workdir.results import best_k_mean
+
+if TYPE_CHECKING:
+    from kerastransfer.training.solver import Solver
+    from kerastransfer.treatments import Stage
+
+# Validation batches of (inputs, labels): a tf.data.Dataset or a data.ArrayBatches.
+Batches = Iterable[tuple[tf.Tensor, tf.Tensor]]
+# train_data(skip): endless training batches from batch `skip` on.
+TrainData = Callable[[int], tf.data.Dataset]
+# A validation history: [step, validation accuracy] per evaluation (as JSON stores it).
+History = list[list[float]]
 
 
 class DivergedError(RuntimeError):
@@ -36,24 +52,26 @@ class _Recorder(keras.callbacks.Callback):
     keras-tuner see them), and stops the run when the loss is not finite.
     """
 
-    def __init__(self, eval_every, history, val_data, evaluator):
+    def __init__(
+        self, eval_every: int, history: History, val_data: Batches, evaluator: Evaluator
+    ) -> None:
         super().__init__()
         self.eval_every, self.history = eval_every, history
         self.val_data, self.evaluator = val_data, evaluator
-        self.diverged = None
+        self.diverged: str | None = None
         self.segment = 0
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.segment = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             step = self.segment * self.eval_every + batch + 1
             self.diverged = f"loss became {float(loss)} by step {step}"
             self.model.stop_training = True
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs if logs is not None else {}
         logs["learning_rate"] = float(
             keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
@@ -87,21 +105,21 @@ class SegmentCheckpoint(keras.callbacks.Callback):
     and runs of many short segments do not spend their time in save and fsync.
     """
 
-    def __init__(self, backup_dir, history, min_seconds=0.0):
+    def __init__(self, backup_dir: str, history: History, min_seconds: float = 0.0) -> None:
         super().__init__()
         self.backup_dir = backup_dir
         self.history = history
         self.min_seconds = min_seconds
-        self._saved_at = None
+        self._saved_at: float | None = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         state = _checkpoint_state(self.backup_dir)
         if state:
             if self.model.optimizer is not None and not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         now = time.perf_counter()
         if self._saved_at is not None and now - self._saved_at < self.min_seconds:
             return
@@ -120,25 +138,25 @@ class SegmentCheckpoint(keras.callbacks.Callback):
 
 @dataclasses.dataclass
 class TrainResult:
-    val_history: list
+    val_history: History
     train_seconds: float
     images_per_second: float
     resumed_from_step: int
 
 
 def train(
-    model,
-    train_data,
-    val_data,
+    model: keras.Model,
+    train_data: TrainData,
+    val_data: Batches,
     *,
-    solver,
-    batch_size,
-    run_dir,
-    tensorboard_dir,
-    verbose=False,
-    extra_callbacks=(),
-    evaluator=None,
-):
+    solver: Solver,
+    batch_size: int,
+    run_dir: str,
+    tensorboard_dir: str,
+    verbose: bool = False,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+    evaluator: Evaluator | None = None,
+) -> TrainResult:
     """Trains a compiled model for `solver.total_steps`, resuming from run_dir if killed.
 
     Args:
@@ -199,20 +217,21 @@ class RunOutcome:
     best_k: float | None = None
     k: int | None = None
     final_val: float | None = None
-    val_history: list = dataclasses.field(default_factory=list)
+    val_history: History = dataclasses.field(default_factory=list)
     train_seconds: float | None = None
     images_per_second: float | None = None
     steps: int | None = None
     resumed_from_step: int | None = None
     weights_bytes: int | None = None
     weights_sha256: str | None = None
-    stages: list | None = None  # a staged recipe's stages (fit_stages); None for one stage
+    # A staged recipe's stages (fit_stages): name, what trains, steps, rate; None for one stage.
+    stages: list[dict[str, Any]] | None = None
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.status == "ok"
 
-    def record(self):
+    def record(self) -> dict[str, Any]:
         """The outcome's keys of a run record: all of them for "ok", status and reason for
         "failed"."""
         if not self.ok:
@@ -224,21 +243,21 @@ class RunOutcome:
 
 
 def fit_run(
-    model,
-    train_data,
-    val_data,
+    model: keras.Model,
+    train_data: TrainData,
+    val_data: Batches,
     *,
-    solver,
-    batch_size,
-    best_k,
-    run_dir,
-    weights_path,
-    tensorboard_dir,
-    trained=None,
-    verbose=False,
-    extra_callbacks=(),
-    evaluator=None,
-):
+    solver: Solver,
+    batch_size: int,
+    best_k: int,
+    run_dir: str,
+    weights_path: str,
+    tensorboard_dir: str,
+    trained: Callable[[], keras.Model] | None = None,
+    verbose: bool = False,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+    evaluator: Evaluator | None = None,
+) -> RunOutcome:
     """Trains one run (resuming its checkpoint in run_dir), keeps its final weights at
     `weights_path` (written atomically) and removes the checkpoint; returns a RunOutcome.
 
@@ -286,7 +305,16 @@ def fit_run(
 STAGE_OUTCOME = "outcome.json"  # a finished stage's RunOutcome, in its folder
 
 
-def fit_stages(model, train_data, val_data, *, stages, run_dir, compile_model, **fit_args):
+def fit_stages(
+    model: keras.Model,
+    train_data: TrainData,
+    val_data: Batches,
+    *,
+    stages: Sequence[Stage],
+    run_dir: str,
+    compile_model: Callable[[keras.Model, Solver], None],
+    **fit_args: Any,
+) -> RunOutcome:
     """A staged recipe as one run: for each of `stages` (treatments.Stage) in turn, its
     `prepare(model)` sets which layers train, `compile_model(model, stage.solver)` compiles
     it with a fresh optimizer, and it trains its steps from the previous stage's weights
@@ -301,7 +329,8 @@ def fit_stages(model, train_data, val_data, *, stages, run_dir, compile_model, *
     (name, what trains, steps, rate); a failed stage fails the run.
     """
     weights_path, tensorboard_dir = fit_args.pop("weights_path"), fit_args.pop("tensorboard_dir")
-    outcomes, offset, previous = [], 0, None
+    outcomes: list[tuple[int, RunOutcome]] = []
+    offset, previous = 0, None
     for index, stage in enumerate(stages):
         stage_dir = os.path.join(run_dir, stage.name)
         last = index == len(stages) - 1
@@ -319,9 +348,13 @@ def fit_stages(model, train_data, val_data, *, stages, run_dir, compile_model, *
                 stage.prepare(model)
             compile_model(model, stage.solver)
             start = offset
+
+            def stage_data(skip: int, start: int = start) -> tf.data.Dataset:
+                return train_data(start + skip)
+
             outcome = fit_run(
                 model,
-                lambda skip, start=start: train_data(start + skip),
+                stage_data,
                 val_data,
                 solver=stage.solver,
                 run_dir=stage_dir,
@@ -344,12 +377,13 @@ def fit_stages(model, train_data, val_data, *, stages, run_dir, compile_model, *
         if o.resumed_from_step:
             resumed = start + o.resumed_from_step
     final = outcomes[-1][1]
+    # Every stage's outcome is ok (a failed one returned above), so its numbers are set.
     return dataclasses.replace(
         final,
-        best_k=best_k_mean(history, final.k),
+        best_k=best_k_mean(history, cast(int, final.k)),
         val_history=history,
-        train_seconds=sum(o.train_seconds for _, o in outcomes),
-        steps=outcomes[-1][0] + final.steps,
+        train_seconds=sum(cast(float, o.train_seconds) for _, o in outcomes),
+        steps=outcomes[-1][0] + cast(int, final.steps),
         resumed_from_step=resumed,
         stages=[
             {
@@ -363,7 +397,7 @@ def fit_stages(model, train_data, val_data, *, stages, run_dir, compile_model, *
     )
 
 
-def _checkpoint_state(backup_dir):
+def _checkpoint_state(backup_dir: str) -> dict[str, Any]:
     """{"epoch": segments a killed run finished, "weights": their file}, or {} when fresh."""
     path = os.path.join(backup_dir, CHECKPOINT_METADATA)
     if not os.path.exists(path):

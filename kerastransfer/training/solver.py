@@ -1,10 +1,17 @@
 """The paper's solver: SGD with momentum and a step schedule, built from a SolverConfig."""
 
+from __future__ import annotations
+
 import dataclasses
 import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import keras
 import tensorflow as tf
+
+if TYPE_CHECKING:
+    from kerastransfer.config import SolverConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +36,14 @@ class Solver:
     bias_lr_multiplier: float = 1.0
 
     @classmethod
-    def from_config(cls, config, num_examples, *, fine_tuned=False, **overrides):
+    def from_config(
+        cls,
+        config: SolverConfig,
+        num_examples: int,
+        *,
+        fine_tuned: bool = False,
+        **overrides: Any,
+    ) -> Solver:
         """The solver of one run: a config.SolverConfig with some values overridden.
 
         Args:
@@ -49,10 +63,10 @@ class Solver:
         )
 
     @property
-    def decay_every(self):
+    def decay_every(self) -> int:
         return self.lr_decay_steps or max(1, round(self.total_steps * 100 / 450))
 
-    def schedule(self):
+    def schedule(self) -> float | keras.optimizers.schedules.LearningRateSchedule:
         """Piecewise-constant rate: `learning_rate * 0.1 ** (step // decay_every)`."""
         boundaries = list(range(self.decay_every, self.total_steps, self.decay_every))
         values = [self.learning_rate * 0.1**i for i in range(len(boundaries) + 1)]
@@ -61,7 +75,9 @@ class Solver:
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
-def plan_steps(num_examples, batch_size, epochs, train_steps, eval_every):
+def plan_steps(
+    num_examples: int, batch_size: int, epochs: float, train_steps: int, eval_every: int
+) -> tuple[int, int]:
     """Total steps and evaluation interval: 8 evaluations per run unless told otherwise."""
     steps = train_steps or max(1, math.ceil(epochs * num_examples / batch_size))
     every = eval_every or max(1, math.ceil(steps / 8))
@@ -74,17 +90,24 @@ class ScaledSGD(keras.optimizers.SGD):
     (Caffe's lr_mult 2), and a variable of a layer in `layer_rates` ({layer name: multiplier},
     layer-wise decay) times that. With momentum SGD, scaling a gradient scales its rate."""
 
-    def __init__(self, bias_lr_multiplier=1.0, layer_rates=None, **kwargs):
+    def __init__(
+        self,
+        bias_lr_multiplier: float = 1.0,
+        layer_rates: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.bias_lr_multiplier = bias_lr_multiplier
         self.layer_rates = dict(layer_rates or {})
 
-    def _multiplier(self, variable):
+    def _multiplier(self, variable: keras.Variable) -> float:
         layer = variable.path.split("/")[0]
         bias = self.bias_lr_multiplier if "bias" in variable.path else 1.0
         return bias * self.layer_rates.get(layer, 1.0)
 
-    def apply_gradients(self, grads_and_vars):
+    def apply_gradients(
+        self, grads_and_vars: Iterable[tuple[tf.Tensor | None, keras.Variable]]
+    ) -> keras.Variable:  # the optimizer's iteration count, as Keras returns it
         scaled = []
         for gradient, variable in grads_and_vars:
             multiplier = self._multiplier(variable)
@@ -94,7 +117,9 @@ class ScaledSGD(keras.optimizers.SGD):
         return super().apply_gradients(scaled)
 
 
-def compile_model(model, solver, layer_rates=None):
+def compile_model(
+    model: keras.Model, solver: Solver, layer_rates: dict[str, float] | None = None
+) -> None:
     """Compiles with the solver. Call it after setting `trainable` and inside the scope.
 
     `layer_rates`: {layer name: rate multiplier} (surgery.layer_decay_rates).

@@ -11,6 +11,7 @@ Example (two machines; see docs/scale_out.md):
 """
 
 import functools
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -22,7 +23,7 @@ BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 # The precision test's verdict on mixed_bfloat16 per kind of CPU (docs/statistics.md,
 # "Precision"; `python -m tools.bench --rows=7b`): passed True, False, or None where no paired test
 # has been run. --mixed_precision=auto picks mixed_bfloat16 only on a kind that passed.
-BFLOAT16_VERDICTS = {
+BFLOAT16_VERDICTS: dict[str, dict[str, Any]] = {
     "avx512_bf16": {
         "passed": False,
         "measured": "AMD EPYC: 1.17x as fast; mean paired difference -1.17 points, 90% CI "
@@ -37,7 +38,7 @@ BFLOAT16_VERDICTS = {
 }
 
 
-def set_precision(policy):
+def set_precision(policy: str) -> None:
     """--mixed_precision: Keras's global dtype policy for every model built afterwards.
 
     Variables stay float32 and every model's softmax head is built with dtype float32
@@ -48,13 +49,13 @@ def set_precision(policy):
     keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
 
 
-def resolve_precision(policy):
+def resolve_precision(policy: str) -> str:
     """The policy --mixed_precision=auto stands for on this machine (auto_precision); other
     values stand for themselves."""
     return auto_precision()[0] if policy == "auto" else policy
 
 
-def auto_precision():
+def auto_precision() -> tuple[str, str]:
     """(policy, why) of --mixed_precision=auto here: mixed_bfloat16 where there is no GPU and
     the CPU's kind passed the precision test (BFLOAT16_VERDICTS), else none (float32)."""
     if tf.config.list_physical_devices("GPU"):
@@ -70,13 +71,13 @@ def auto_precision():
     return "none", f"float32 (mixed_bfloat16 failed the precision test {where}: BENCHMARKS.md)"
 
 
-def cpu_has_bfloat16():
+def cpu_has_bfloat16() -> bool:
     """True when /proc/cpuinfo lists AMX-BF16 or AVX512_BF16 (False where it does not exist)."""
     return cpu_bfloat16_kind() is not None
 
 
 @functools.cache
-def cpu_bfloat16_kind():
+def cpu_bfloat16_kind() -> str | None:
     """The first of BFLOAT16_CPU_FLAGS that /proc/cpuinfo lists, or None (also where it does
     not exist)."""
     try:
@@ -87,7 +88,7 @@ def cpu_bfloat16_kind():
     return next((flag for flag in BFLOAT16_CPU_FLAGS if flag in flags), None)
 
 
-def make_strategy(name):
+def make_strategy(name: str) -> tf.distribute.Strategy:
     """The tf.distribute strategy for --strategy (auto: mirrored when several GPUs exist)."""
     if name == "multi_worker":  # first: it must exist before TensorFlow lists devices
         return multi_worker_strategy()
@@ -101,7 +102,7 @@ def make_strategy(name):
     return tf.distribute.get_strategy()
 
 
-def multi_worker_strategy():
+def multi_worker_strategy() -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy from TF_CONFIG, with Keras's multi-worker fit repaired.
 
     Create it before any other TensorFlow op: the collectives are configured at start-up.
@@ -111,17 +112,17 @@ def multi_worker_strategy():
     return strategy
 
 
-def is_chief(strategy):
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True for the process that writes the workdir: the only one, unless multi-worker."""
     return strategy.extended.should_checkpoint
 
 
-def worker_name(strategy):
+def worker_name(strategy: tf.distribute.Strategy) -> str:
     resolver = strategy.cluster_resolver
     return f"{resolver.task_type} {resolver.task_id}"
 
 
-def _repair_keras_multi_worker_fit():
+def _repair_keras_multi_worker_fit() -> None:
     """Keras 3.15's `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585):
 
     1. before training it reduces a whole data batch across workers only to learn its

@@ -20,7 +20,7 @@ from kerastransfer.treatments.treatment import Stage, Style, Treatment, other_ha
 
 def _discover():
     """The rows of every module of this package, in table order."""
-    rows = []
+    rows: list[Treatment] = []
     for module in pkgutil.iter_modules(__path__):
         rows += getattr(importlib.import_module(f"{__name__}.{module.name}"), "TREATMENTS", ())
     return tuple(sorted(rows, key=lambda treatment: treatment.order))
@@ -66,12 +66,12 @@ __all__ = [
 ]
 
 
-def get(name):
+def get(name: str) -> Treatment:
     """The Treatment called `name` (the base included); KeyError for an unknown name."""
     return BY_NAME[name]
 
 
-def display_name(treatment, target="B"):
+def display_name(treatment: str, target: str = "B") -> str:
     """The paper's name of a treatment's networks that target `target`: baseB, BnB, BnB+,
     AnB, AnB+, random (and baseA, AnA, BnA+ ... for target A)."""
     return BY_NAME[treatment].name_for(target)

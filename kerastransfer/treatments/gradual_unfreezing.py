@@ -11,12 +11,22 @@ single segment trains the new layers only). The record's `stages` names each sta
 trains, its steps and its rate.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kerastransfer.treatments.treatment import Recipe, Stage, Style
 
+if TYPE_CHECKING:
+    import keras
 
-def _split(total, parts):
+    from kerastransfer.config import SolverConfig
+    from kerastransfer.training.solver import Solver
+
+
+def _split(total: int, parts: int) -> list[int]:
     """`total` split into `parts` whole numbers as even as they come, the larger ones last."""
     return [total // parts + (1 if i >= parts - total % parts else 0) for i in range(parts)]
 
@@ -25,7 +35,9 @@ def _split(total, parts):
 class GradualUnfreezing(Recipe):
     """AnB with its copied blocks unfrozen top-down, one stage at a time."""
 
-    def stages(self, solver, solver_config, n, cuts):
+    def stages(
+        self, solver: Solver, solver_config: SolverConfig, n: int, cuts: list[str] | None
+    ) -> list[Stage]:
         segments = solver.total_steps // solver.eval_every
         count = min(n + 1, segments)
         steps = [s * solver.eval_every for s in _split(segments, count)]
@@ -44,14 +56,14 @@ class GradualUnfreezing(Recipe):
         return stages
 
 
-def _for(solver, steps):
+def _for(solver: Solver, steps: int) -> Solver:
     return dataclasses.replace(solver, total_steps=steps)
 
 
-def _unfreezer(lowest, cuts):
+def _unfreezer(lowest: int, cuts: list[str] | None) -> Callable[[keras.Model], None]:
     """Sets every layer of block `lowest` and above trainable."""
 
-    def unfreeze(model):
+    def unfreeze(model: keras.Model) -> None:
         from kerastransfer import surgery  # noqa: PLC0415  (Keras only where a network is built)
 
         for name, block in surgery.block_numbers(model, cuts).items():

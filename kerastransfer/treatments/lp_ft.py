@@ -2,13 +2,22 @@
 first half of the run's steps at --learning_rate, then every layer for the second half at
 the fine-tuning rate, from the probe's weights (training.fit_stages)."""
 
+from __future__ import annotations
+
 import dataclasses
+from typing import TYPE_CHECKING
 
 from kerastransfer.treatments.probe import Probe
 from kerastransfer.treatments.treatment import Stage, Style
 
+if TYPE_CHECKING:
+    import keras
 
-def _every_layer_trains(model):
+    from kerastransfer.config import SolverConfig
+    from kerastransfer.training.solver import Solver
+
+
+def _every_layer_trains(model: keras.Model) -> None:
     for layer in model.layers:
         layer.trainable = True
 
@@ -17,7 +26,9 @@ def _every_layer_trains(model):
 class LinearProbeThenFineTune(Probe):
     """Two stages of one run: the probe, then fine-tuning every layer."""
 
-    def stages(self, solver, solver_config, n, cuts):
+    def stages(
+        self, solver: Solver, solver_config: SolverConfig, n: int, cuts: list[str] | None
+    ) -> list[Stage]:
         """The probe trains the first half of the run's steps (whole segments, at least one)
         at --learning_rate, the fine-tuning the rest at the run's rate."""
         probe_steps = max(1, solver.total_steps // 2 // solver.eval_every) * solver.eval_every

@@ -12,9 +12,15 @@ seen the base's steps and then its own; comparing it with this control as well a
 plain base separates what transfer gives from what extra training gives (docs/statistics.md).
 """
 
-import dataclasses
+from __future__ import annotations
 
-from kerastransfer.treatments.treatment import Copied, Style, Treatment
+import dataclasses
+from typing import TYPE_CHECKING
+
+from kerastransfer.treatments.treatment import Copied, Networks, Record, Style, Treatment
+
+if TYPE_CHECKING:
+    import keras
 
 # The bases' white dots and grey lines in the figures.
 BASE_STYLE = Style(colour="#707070", face="white", linestyle="--")
@@ -27,10 +33,12 @@ class Base(Treatment):
     per_layer = False
     is_base = True
 
-    def name_for(self, target):
+    def name_for(self, target: str) -> str:
         return f"base{target}"
 
-    def network(self, study, n, num_classes, base_record):
+    def network(
+        self, study: Networks, n: int, num_classes: int, base_record: Record | None
+    ) -> keras.Model:
         return study.build_model(num_classes)
 
 
@@ -40,10 +48,13 @@ class LongBase(Treatment):
 
     per_layer = False
 
-    def name_for(self, target):
+    def name_for(self, target: str) -> str:
         return f"base{target}-long"
 
-    def network(self, study, n, num_classes, base_record):
+    def network(
+        self, study: Networks, n: int, num_classes: int, base_record: Record | None
+    ) -> keras.Model:
+        assert base_record is not None  # the base it trains on (the runner skips it without)
         return study.trained_network(base_record)
 
 
@@ -51,10 +62,12 @@ class LongBase(Treatment):
 class RandomFeatures(Treatment):
     """Random frozen features: blocks 1..n left at their random initialization, frozen."""
 
-    def name_for(self, target):
+    def name_for(self, target: str) -> str:
         return self.paper_name
 
-    def network(self, study, n, num_classes, base_record):
+    def network(
+        self, study: Networks, n: int, num_classes: int, base_record: Record | None
+    ) -> keras.Model:
         from kerastransfer import surgery  # noqa: PLC0415  (Keras only where a network is built)
 
         fresh = study.build_model(num_classes)

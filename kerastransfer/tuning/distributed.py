@@ -10,6 +10,8 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from kerastransfer.console import log
 from kerastransfer.errors import StudyStopped, UsageError
@@ -17,7 +19,7 @@ from kerastransfer.errors import StudyStopped, UsageError
 WAIT_SECONDS = 3600  # how long a worker waits for the chief's base result (keras-tuner's own)
 
 
-def distributed_role():
+def distributed_role() -> str:
     """`local`, or `chief`/`worker` of keras-tuner's distributed mode (from its env vars)."""
     env = os.environ
     if "KERASTUNER_ORACLE_IP" not in env:
@@ -36,18 +38,18 @@ def distributed_role():
     return "chief" if "chief" in env["KERASTUNER_TUNER_ID"] else "worker"
 
 
-def tuner_id():
+def tuner_id() -> str:
     """The id this process trains trials under (keras-tuner's `tuner0` when searching alone)."""
     return os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
 
 
-def oracle_address():
+def oracle_address() -> str:
     """`ip:port` the chief serves the current search on."""
     return f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
 
 
 @contextlib.contextmanager
-def oracle_port(offset):
+def oracle_port(offset: int) -> Iterator[None]:
     """Distributed mode: the base search on KERASTUNER_ORACLE_PORT, the AnB+ one on the next."""
     port = os.environ.get("KERASTUNER_ORACLE_PORT")
     if port is None:
@@ -60,7 +62,7 @@ def oracle_port(offset):
         os.environ["KERASTUNER_ORACLE_PORT"] = port
 
 
-def wait_for_chief(path):
+def wait_for_chief(path: str) -> dict[str, Any]:
     """A worker waits for the chief to write the base search's best trial; returns it."""
     log(f"waiting for the chief to finish the base search ({path})")
     deadline = time.monotonic() + WAIT_SECONDS

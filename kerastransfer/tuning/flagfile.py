@@ -1,8 +1,23 @@
 """tuned.flags: the searches' best values as a flagfile the grid takes after the config it was
 tuned with, each value under a comment naming the trial it came from."""
 
+from __future__ import annotations
 
-def flagfile_text(experiment, argv, n, base, fine, path):
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kerastransfer.config import Experiment
+
+
+def flagfile_text(
+    experiment: Experiment,
+    argv: Sequence[str],
+    n: int,
+    base: dict[str, Any],
+    fine: dict[str, Any] | None,
+    path: str,
+) -> str:
     """The text of tuned.flags at `path`.
 
     `argv`: the tuning command line; `n`: AnB+'s cut; `base`, `fine`: the searches' best

@@ -14,11 +14,15 @@ evaluations), is what the grid would get with its values. A diverged trial is ke
 FailedTrialError: keras-tuner prints its traceback, and the trial's own line says why.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import os
 import socket
 import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import keras
 import keras_tuner
@@ -30,6 +34,14 @@ from kerastransfer.tuning.distributed import tuner_id
 from kerastransfer.tuning.tuners import HYPERBAND_UNITS, OBJECTIVE
 from kerastransfer.workdir import files
 
+if TYPE_CHECKING:
+    from kerastransfer.config import SolverConfig
+    from kerastransfer.data import HalfData
+    from kerastransfer.data.halves import InMemoryHalves
+
+# A trial's values by flag name (learning_rate, batch_size, epochs, ...).
+Settings = dict[str, Any]
+
 RECORD = "kerastransfer.json"  # our record of a trial, beside keras-tuner's trial.json
 WEIGHTS = "final.weights.h5"
 
@@ -39,12 +51,13 @@ class TrialSetup:
     """What every trial trains with, handed over by the driver (app/tune.py), so that a
     trial trains on the grid's data and networks without tuning/ loading a study."""
 
-    halves: object  # the data halves: train_batches() and eval_batches() of a half
-    build_model: object  # (num_classes, weight_decay=...) -> a fresh network of the grid
-    cut_names: object  # (network) -> the layers that end its blocks (Study.cut_names)
-    solver: object  # the config.SolverConfig: the grid's solver, centre of the search ranges
+    halves: InMemoryHalves  # train_batches() and eval_batches() of a half
+    # (num_classes, weight_decay=...) -> a fresh network of the grid
+    build_model: Callable[..., keras.Model]
+    cut_names: Callable[[keras.Model], list[str] | None]  # the layers that end its blocks
+    solver: SolverConfig  # the grid's solver, centre of the search ranges
     seed_offset: int  # --seed_offset, added to every trial's seed
-    verbose: int  # --verbose, for fit_run
+    verbose: bool  # --verbose, for fit_run
 
 
 class _TrialModel(keras_tuner.HyperModel):
@@ -54,19 +67,19 @@ class _TrialModel(keras_tuner.HyperModel):
     `half` is the data the trial trains and validates on (no test examples).
     """
 
-    stage = None
-    half_name = None
+    stage: str
+    half_name: str
 
-    def __init__(self, setup, half, hyperband):
+    def __init__(self, setup: TrialSetup, half: HalfData, hyperband: bool) -> None:
         super().__init__(name=self.stage)
         self.setup, self.half, self.hyperband = setup, half, hyperband
 
-    def _epochs(self, hp, longest):
+    def _epochs(self, hp: keras_tuner.HyperParameters, longest: float) -> float:
         """Hyperband's budget: the trial's units of longest/9 (all 9 while declaring)."""
         units = hp.values.get("tuner/epochs", HYPERBAND_UNITS)
         return longest * units / HYPERBAND_UNITS
 
-    def _solver(self, settings):
+    def _solver(self, settings: Settings) -> training.Solver:
         """The grid's solver with the trial's values (its length always in epochs)."""
         return training.Solver.from_config(
             self.setup.solver,
@@ -79,11 +92,11 @@ class _TrialModel(keras_tuner.HyperModel):
             fine_tune_lr_scale=settings.get("fine_tune_lr_scale", 1.0),
         )
 
-    def _seed(self, hp):
+    def _seed(self, hp: keras_tuner.HyperParameters) -> int:
         text = json.dumps({"stage": self.stage, **hp.values}, sort_keys=True)
         return (zlib.crc32(text.encode()) + self.setup.seed_offset) % 2**31
 
-    def build(self, hp):
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         """The compiled network; the tuner calls it inside its distribution strategy."""
         settings = self.settings(hp)
         keras.utils.set_random_seed(self._seed(hp))
@@ -91,14 +104,22 @@ class _TrialModel(keras_tuner.HyperModel):
         training.compile_model(model, self._solver(settings))
         return model
 
-    def fit(self, hp, model, *, callbacks, trial_id, trial_dir):
+    def fit(
+        self,
+        hp: keras_tuner.HyperParameters,
+        model: keras.Model,
+        *,
+        callbacks: list[keras.callbacks.Callback],
+        trial_id: str,
+        trial_dir: str,
+    ) -> dict[str, float | None]:
         """Trains like a grid run (resuming a killed trial); returns the trial's score."""
         setup = self.setup
         settings = self.settings(hp)
         solver = self._solver(settings)
         half, seed = self.half, self._seed(hp)
 
-        def train_data(skip):
+        def train_data(skip: int) -> tf.data.Dataset:
             return setup.halves.train_batches(half, seed, skip, settings["batch_size"])
 
         val_data = setup.halves.eval_batches(half, "val")
@@ -154,7 +175,7 @@ class BaseSearch(_TrialModel):
 
     stage, half_name = "base", "A"
 
-    def settings(self, hp):
+    def settings(self, hp: keras_tuner.HyperParameters) -> Settings:
         s = self.setup.solver
         decay_low, decay_high = (
             (s.weight_decay / 10, s.weight_decay * 10) if s.weight_decay else (1e-6, 1e-2)
@@ -189,7 +210,7 @@ class BaseSearch(_TrialModel):
             "epochs": _round(epochs),
         }
 
-    def network(self, settings):
+    def network(self, settings: Settings) -> keras.Model:
         return self.setup.build_model(self.half.num_classes, weight_decay=settings["weight_decay"])
 
 
@@ -202,12 +223,20 @@ class FineTuneSearch(_TrialModel):
 
     stage, half_name = "transfer_ft", "B"
 
-    def __init__(self, setup, half, hyperband, base, n, tuning_dir):
+    def __init__(
+        self,
+        setup: TrialSetup,
+        half: HalfData,
+        hyperband: bool,
+        base: dict[str, Any],
+        n: int,
+        tuning_dir: str,
+    ) -> None:
         super().__init__(setup, half, hyperband)
         self.base, self.n = base, n
         self.base_weights = os.path.join(tuning_dir, base["weights"])
 
-    def settings(self, hp):
+    def settings(self, hp: keras_tuner.HyperParameters) -> Settings:
         settings = dict(self.base["values"])
         settings["fine_tune_lr_scale"] = _round(
             hp.Float("fine_tune_lr_scale", 0.01, 1.0, sampling="log", default=1.0)
@@ -216,7 +245,7 @@ class FineTuneSearch(_TrialModel):
             settings["epochs"] = _round(self._epochs(hp, settings["epochs"]))
         return settings
 
-    def network(self, settings):
+    def network(self, settings: Settings) -> keras.Model:
         base = self.setup.build_model(
             self.base["num_classes"], weight_decay=settings["weight_decay"]
         )
@@ -230,10 +259,10 @@ class FineTuneSearch(_TrialModel):
         )
 
 
-def _round(value):
+def _round(value: float) -> float:
     """4 significant digits: the value a trial trains with is the one tuned.flags shows."""
     return float(f"{value:.4g}")
 
 
-def _show(settings):
+def _show(settings: Settings) -> str:
     return " ".join(f"{name}={value:g}" for name, value in settings.items())

@@ -4,23 +4,49 @@ the base search's best network). Each search's best trial goes to its `best.json
 workers wait for before the AnB+ search.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import os
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from kerastransfer.console import log
 from kerastransfer.errors import StudyStopped
 from kerastransfer.tuning import distributed
-from kerastransfer.tuning.hypermodels import RECORD, WEIGHTS, BaseSearch, FineTuneSearch
-from kerastransfer.tuning.tuners import HYPERBAND_TRIALS, make_tuner
+from kerastransfer.tuning.hypermodels import (
+    RECORD,
+    WEIGHTS,
+    BaseSearch,
+    FineTuneSearch,
+    TrialSetup,
+)
+from kerastransfer.tuning.tuners import HYPERBAND_TRIALS, Tuner, make_tuner
 from kerastransfer.workdir import files
+
+if TYPE_CHECKING:
+    import keras_tuner
+    import tensorflow as tf
+
+    from kerastransfer.config import TuningConfig
+    from kerastransfer.data import HalfData
 
 BEST = "best.json"  # a search's best trial, written once the search is over
 
 
-def run_searches(setup, half_a, half_b, *, tuning, n, tuning_dir, role, strategy):
+def run_searches(
+    setup: TrialSetup,
+    half_a: HalfData,
+    half_b: HalfData,
+    *,
+    tuning: TuningConfig,
+    n: int,
+    tuning_dir: str,
+    role: str,
+    strategy: tf.distribute.Strategy,
+) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
     """Both searches; returns the best (base, AnB+) trials (None for AnB+ if none finished).
 
     `setup`: hypermodels.TrialSetup; `half_a`, `half_b`: the halves of the split searched on
@@ -35,7 +61,7 @@ def run_searches(setup, half_a, half_b, *, tuning, n, tuning_dir, role, strategy
             f"({HYPERBAND_TRIALS} trials): only its first, shortest trials run"
         )
 
-    def tuner(hypermodel):
+    def tuner(hypermodel: BaseSearch | FineTuneSearch) -> Tuner:
         return make_tuner(
             tuning, setup.seed_offset, hypermodel, hypermodel.stage, strategy, tuning_dir, role
         )
@@ -65,12 +91,12 @@ def run_searches(setup, half_a, half_b, *, tuning, n, tuning_dir, role, strategy
     return base, None if "error" in fine else fine
 
 
-def _without_test(half):
+def _without_test(half: HalfData) -> HalfData:
     """The half without its test examples: what a trial may see."""
     return dataclasses.replace(half, test_x=half.test_x[:0], test_y=half.test_y[:0])
 
 
-def _search(tuner, stage, role):
+def _search(tuner: Tuner, stage: str, role: str) -> None:
     """One search; the chief serves it to the workers until every trial is over."""
     if role == "chief":
         log(
@@ -85,7 +111,7 @@ def _search(tuner, stage, role):
     tuner.search(callbacks=[board])
 
 
-def best_trial(tuner, stage):
+def best_trial(tuner: Tuner, stage: str) -> dict[str, Any]:
     """The best completed trial of a finished search, or {"error": why there is none}."""
     trials = list(tuner.oracle.trials.values())
     done = [t for t in trials if t.status == "COMPLETED"]
@@ -122,7 +148,7 @@ def best_trial(tuner, stage):
     }
 
 
-def _reason(tuner, trial):
+def _reason(tuner: Tuner, trial: keras_tuner.engine.trial.Trial) -> str:
     """Why a trial did not complete: our record's reason, else keras-tuner's last line."""
     path = os.path.join(tuner.get_trial_dir(trial.trial_id), RECORD)
     if os.path.exists(path):

@@ -3,8 +3,11 @@ configured values first and honours --tune_seconds, and a Tuner that tells the h
 which trial it trains and where. Both save their state atomically (state.py).
 """
 
+from __future__ import annotations
+
 import os
 import time
+from typing import TYPE_CHECKING, Any
 
 import keras_tuner
 
@@ -16,22 +19,31 @@ OBJECTIVE = "best_k_val_accuracy"  # what a trial returns and the oracle maximis
 # Hyperband iteration of that size is 23 trials.
 HYPERBAND_UNITS, HYPERBAND_FACTOR, HYPERBAND_TRIALS = 9, 3, 23
 
+if TYPE_CHECKING:  # the class the mixin below extends (Any: keras-tuner has no types)
+    import tensorflow as tf
+    from keras_tuner import Oracle as OracleBase
 
-class _SearchOracle:
+    from kerastransfer.config import TuningConfig
+    from kerastransfer.tuning.hypermodels import _TrialModel
+else:
+    OracleBase = object
+
+
+class _SearchOracle(OracleBase):
     """Oracle mixin: the configured values first and the --tune_seconds budget.
 
     The oracle lives in the local process or the chief, so the chief's clock decides.
     """
 
-    deadline = None  # time.time() after which no new trial starts
+    deadline: float | None = None  # time.time() after which no new trial starts
 
-    def populate_space(self, trial_id):
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
         if self.deadline is not None and time.time() > self.deadline:
             log("--tune_seconds spent: no new trials")
             return {"status": "STOPPED"}
         return super().populate_space(trial_id)
 
-    def _random_values(self):
+    def _random_values(self) -> dict[str, Any]:
         """The first trial runs the configured values (the defaults): the one to beat.
 
         keras-tuner has no public hook for this: `_random_values` is where both oracles
@@ -51,7 +63,7 @@ class BayesianOracle(
 class HyperbandOracle(_SearchOracle, AtomicOracleState, keras_tuner.oracles.HyperbandOracle):
     """Hyperband with the --tune_seconds budget and a --max_trials cap."""
 
-    def __init__(self, max_trials, **kwargs):
+    def __init__(self, max_trials: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_trials = max_trials  # Hyperband sizes itself; the base Oracle honours this
 
@@ -60,11 +72,13 @@ class Tuner(AtomicTunerState, keras_tuner.Tuner):
     """keras-tuner's Tuner, telling the hypermodel which trial it trains and where;
     `role` is distributed.distributed_role()'s."""
 
-    def __init__(self, *, role, **kwargs):
+    def __init__(self, *, role: str, **kwargs: Any) -> None:
         self.role = role
         super().__init__(**kwargs)
 
-    def run_trial(self, trial, *args, **kwargs):
+    def run_trial(
+        self, trial: keras_tuner.engine.trial.Trial, *args: Any, **kwargs: Any
+    ) -> dict[str, float | None]:  # what the hypermodel's fit returns
         return super().run_trial(
             trial,
             *args,
@@ -74,7 +88,15 @@ class Tuner(AtomicTunerState, keras_tuner.Tuner):
         )
 
 
-def make_tuner(tuning, seed_offset, hypermodel, stage, strategy, tuning_dir, role):
+def make_tuner(
+    tuning: TuningConfig,
+    seed_offset: int,
+    hypermodel: _TrialModel,
+    stage: str,
+    strategy: tf.distribute.Strategy,
+    tuning_dir: str,
+    role: str,
+) -> Tuner:
     """The tuner of one search (`tuning`: the config.TuningConfig, `seed_offset`:
     --seed_offset); resumes its project when one exists (overwrite=False)."""
     common = {

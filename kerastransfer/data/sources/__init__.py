@@ -31,10 +31,16 @@ from kerastransfer.data.sources import (  # noqa: F401
     imagenet2012,
     tfds_catalog,
 )
-from kerastransfer.data.sources.source import DatasetSource
+from kerastransfer.data.sources.source import DatasetSource, Loader
 
 
-def load_source(name, *, data_dir=None, manual_dir=None, image_dir=None):
+def load_source(
+    name: str,
+    *,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    image_dir: str | None = None,
+) -> DatasetSource:
     """Returns the `DatasetSource` for a --dataset value, preparing TFDS data when needed.
 
     Args:
@@ -47,7 +53,7 @@ def load_source(name, *, data_dir=None, manual_dir=None, image_dir=None):
     Raises:
         UsageError: unknown name, or missing or broken files; the message says what to do.
     """
-    load = registry.DATASETS.implementation(name)
+    load: Loader = registry.DATASETS.implementation(name)
     return load(name, data_dir=data_dir, manual_dir=manual_dir, image_dir=image_dir)
 
 

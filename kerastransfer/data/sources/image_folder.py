@@ -7,6 +7,7 @@ held out as test.
 
 import dataclasses
 import os
+from collections.abc import Collection, Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -34,24 +35,26 @@ class FolderCounts:
 
     root: str
     flat: bool
-    train: dict
-    test: dict
+    train: dict[str, int]
+    test: dict[str, int]
 
     @staticmethod
-    def flat_parts(images):
+    def flat_parts(images: int) -> tuple[int, int]:
         """(train, test): how a flat folder's class of `images` images is split."""
         test = images // FLAT_FOLDER_TEST_EVERY
         return images - test, test
 
 
 @registry.DATASETS.register("image_folder")
-def load(name, *, data_dir, manual_dir, image_dir):
+def load(
+    name: str, *, data_dir: str | None, manual_dir: str | None, image_dir: str | None
+) -> DatasetSource:
     if not image_dir:
         raise UsageError("--dataset=image_folder needs --image_dir=DIR (DIR/CLASS/*.jpg)")
     return _image_folder(os.fspath(image_dir))
 
 
-def _image_folder(root):
+def _image_folder(root: str) -> DatasetSource:
     """Images in class subfolders: TFDS ImageFolder for root/{train,test}/CLASS/*, or a
     flat root/CLASS/* with every FLAT_FOLDER_TEST_EVERY-th image (by file name) as test.
 
@@ -99,18 +102,19 @@ def _image_folder(root):
         source = from_builder("image_folder", builder, test_split_name="test")
         return dataclasses.replace(source, folder=counts)
 
-    splits = {"train": ([], []), "test": ([], [])}  # split -> (paths, labels)
+    # split -> (paths, labels)
+    splits: dict[str, tuple[list[str], list[int]]] = {"train": ([], []), "test": ([], [])}
     for label, class_name in enumerate(class_names):
         for i, path in enumerate(files[class_name], 1):
             paths, labels = splits["test" if i % FLAT_FOLDER_TEST_EVERY == 0 else "train"]
             paths.append(path)
             labels.append(label)
 
-    def decode(path, label):
+    def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         return tf.ensure_shape(image, image_shape or (None, None, 3)), label
 
-    def read(split_name, classes):
+    def read(split_name: str, classes: Collection[int] | None) -> tf.data.Dataset:
         paths = np.array(splits[split_name][0], dtype=str)
         labels = np.array(splits[split_name][1], dtype=np.int64)
         if classes is not None:
@@ -131,7 +135,7 @@ def _image_folder(root):
     )
 
 
-def _list_images(folder):
+def _list_images(folder: str) -> dict[str, list[str]]:
     """{class folder name: sorted image paths} for the subfolders of `folder`."""
     return {
         entry.name: sorted(
@@ -144,12 +148,12 @@ def _list_images(folder):
     }
 
 
-def _common_shape(paths):
+def _common_shape(paths: Iterable[str]) -> tuple[int, int, int] | None:
     """(H, W, 3) when every image has that size (read from headers only), else None.
 
     Images are decoded to 3 channels, as tfds.ImageFolder does.
     """
-    sizes = set()
+    sizes: set[tuple[int, int]] = set()
     for path in paths:
         try:
             with Image.open(path) as image:

@@ -7,14 +7,16 @@ import os
 import tensorflow_datasets as tfds
 
 from kerastransfer import registry
-from kerastransfer.data.sources.source import from_builder
+from kerastransfer.data.sources.source import DatasetSource, from_builder
 from kerastransfer.errors import UsageError
 
 IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 
 
 @registry.DATASETS.register("imagenet2012")
-def load(name, *, data_dir, manual_dir, image_dir):
+def load(
+    name: str, *, data_dir: str | None, manual_dir: str | None, image_dir: str | None
+) -> DatasetSource:
     builder = tfds.builder("imagenet2012", data_dir=data_dir)
     if builder.is_prepared():
         missing = [s for s in ("train", "validation") if s not in builder.info.splits]

@@ -2,14 +2,20 @@
 builder (Fashion-MNIST, imagenet2012, tfds:NAME, an image folder with train/ and test/).
 """
 
+from __future__ import annotations
+
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from kerastransfer.errors import UsageError
+
+if TYPE_CHECKING:
+    from kerastransfer.data.sources.image_folder import FolderCounts
 
 SPLITS = ("train", "test")
 
@@ -36,19 +42,21 @@ class DatasetSource:
     """
 
     name: str
-    class_names: list
-    image_shape: tuple | None
+    class_names: list[str]
+    image_shape: tuple[int, ...] | None
     in_memory: bool
     test_split_name: str
-    reader: Callable[[str, tuple | None], tf.data.Dataset] = dataclasses.field(repr=False)
-    folder: object = None
-    _arrays: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
+    reader: Callable[[str, Collection[int] | None], tf.data.Dataset] = dataclasses.field(repr=False)
+    folder: FolderCounts | None = None
+    _arrays: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @property
-    def num_classes(self):
+    def num_classes(self) -> int:
         return len(self.class_names)
 
-    def tf_dataset(self, split, *, classes=None):
+    def tf_dataset(self, split: str, *, classes: Collection[int] | None = None) -> tf.data.Dataset:
         """(uint8 image [H, W, C], int64 label) pairs of `split` ("train" or "test"), in order.
 
         Args:
@@ -59,12 +67,13 @@ class DatasetSource:
         _check_split(split)
         return self.reader("train" if split == "train" else self.test_split_name, classes)
 
-    def arrays(self, split):
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """uint8 images [N, H, W, C] and int64 labels [N] of `split`, read once and kept."""
         if not self.in_memory:
             raise ValueError(f"{self.name} does not fit in memory: stream it with tf_dataset()")
         _check_split(split)
         if split not in self._arrays:
+            assert self.image_shape is not None  # fits_memory: in memory means one shape
             batches = list(self.tf_dataset(split).batch(8192).as_numpy_iterator())
             images = (
                 np.concatenate([b[0] for b in batches])
@@ -76,12 +85,14 @@ class DatasetSource:
         return self._arrays[split]
 
 
-def _check_split(split):
+def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
 
-def from_builder(name, builder, *, test_split_name):
+def from_builder(
+    name: str, builder: tfds.core.DatasetBuilder, *, test_split_name: str
+) -> DatasetSource:
     """A source reading a prepared TFDS builder's supervised (image, label) pairs."""
     image_key, label_key = builder.info.supervised_keys or (None, None)
     features = builder.info.features
@@ -101,7 +112,7 @@ def from_builder(name, builder, *, test_split_name):
     image_shape = shape if None not in shape else None
     num_examples = sum(s.num_examples for s in builder.info.splits.values())
 
-    def read(split_name, classes):
+    def read(split_name: str, classes: Collection[int] | None) -> tf.data.Dataset:
         # Decode images only after the class filter when the feature is encoded (JPEG, PNG).
         defer = classes is not None and isinstance(image_feature, tfds.features.Image)
         ds = builder.as_dataset(
@@ -131,13 +142,26 @@ def from_builder(name, builder, *, test_split_name):
     )
 
 
-def fits_memory(image_shape, num_examples):
+def fits_memory(image_shape: tuple[int, ...] | None, num_examples: int) -> bool:
     """True for fixed-size images whose uint8 pixels take at most IN_MEMORY_BYTES."""
     return image_shape is not None and num_examples * int(np.prod(image_shape)) <= IN_MEMORY_BYTES
 
 
-def class_mask(classes, num_classes):
+def class_mask(classes: Collection[int], num_classes: int) -> np.ndarray:
     """bool [num_classes], True for the ids in `classes`."""
     mask = np.zeros(num_classes, bool)
     mask[list(classes)] = True
     return mask
+
+
+class Loader(Protocol):
+    """What a --dataset source registers in registry.DATASETS: its loader."""
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        data_dir: str | None,
+        manual_dir: str | None,
+        image_dir: str | None,
+    ) -> DatasetSource: ...

@@ -5,14 +5,16 @@ validation split when it has no test split."""
 import tensorflow_datasets as tfds
 
 from kerastransfer import registry
-from kerastransfer.data.sources.source import from_builder
+from kerastransfer.data.sources.source import DatasetSource, from_builder
 from kerastransfer.errors import UsageError
 
 PREFIX = "tfds:"
 
 
 @registry.DATASETS.register("tfds:NAME")
-def load(name, *, data_dir, manual_dir, image_dir):
+def load(
+    name: str, *, data_dir: str | None, manual_dir: str | None, image_dir: str | None
+) -> DatasetSource:
     tfds_name = name[len(PREFIX) :]
     try:
         builder = tfds.builder(tfds_name, data_dir=data_dir)
