@@ -1,22 +1,26 @@
 """The benchmark's task suite (tools/bench/suite.py): its tasks, its regret table and its
 section of BENCHMARKS.md; end to end on two tiny tasks through the real command line."""
 
+import dataclasses
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers.cli import REPO
 from kerastransfer import treatments
 from tools.bench import report, suite
 
-# Two tiny tasks, one seed, three modes at three cut points: the suite's machinery in about
-# two minutes on 2 cores (the flags narrow what every command trains; the rules' own
-# --treatments and --layers come after them and win).
+# One tiny task, one seed, three modes at three cut points: the suite's machinery, five
+# commands, in about two minutes on 2 cores (the flags narrow what every command trains; the
+# rules' own --treatments and --layers come after them and win).
 TINY = suite.Sizes(
-    tasks=("inverted", "digits"),
+    tasks=("digits",),
     train=10,
     few=10,
     test=10,
@@ -29,7 +33,7 @@ TINY = suite.Sizes(
         "--treatments=transfer,transfer_ft,probe",
         "--seeds=0",
         "--epochs=1",
-        "--estimators=logme,hscore",
+        "--estimators=logme",
     ),
 )
 
@@ -80,9 +84,9 @@ def measured_task(prune_extra):
     scores = {
         "seconds": 2.0,
         "entries": [
-            {"n": 1, "scores": {"logme": -0.5, "hscore": 1.0}},
-            {"n": 3, "scores": {"logme": -0.4, "hscore": 1.0}},
-            {"n": 5, "scores": {"logme": -0.6, "hscore": None}},
+            {"n": 1, "scores": {"logme": -0.5, "hscore": 2.0, "sfda": None, "leep": -1.0}},
+            {"n": 3, "scores": {"logme": -0.4, "hscore": 2.0, "sfda": 0.2, "leep": -1.0}},
+            {"n": 5, "scores": {"logme": -0.6, "hscore": 1.0, "sfda": 0.9, "leep": -1.0}},
         ],
         "prune": None,
     }
@@ -140,8 +144,10 @@ def test_regret_of_every_choice_against_the_test_best_cell():
     assert choices["logme: transfer_ft"]["regret"] == pytest.approx(0.0)
     assert choices["logme: best by validation"]["treatment"] == "transfer"
     assert choices["logme: best by validation"]["seconds"] == pytest.approx(2.0 + 3 * 2.0)
-    # H-score ties at n = 1 and 3 (n/a at 5): the lower n
+    # H-score ties at n = 1 and 3: the lower n; SFDA's n/a at n = 1 ranks last
     assert choices["hscore: probe"]["n"] == 1
+    assert choices["sfda: probe"]["n"] == 5
+    assert not any(name.startswith("leep") for name in choices)  # the same score at every n
     assert choices["recommendation"]["seconds"] == 100.0
     assert task["over_plain"]["points"] == pytest.approx(100 * (0.59 - 0.71))
 
@@ -183,6 +189,46 @@ def test_shifts_change_the_images_as_named():
     assert blurred.std() < images.std() / 2
     noisy = suite.shifted("noise", images, np.random.default_rng(0))
     assert noisy.dtype == np.uint8 and not np.array_equal(noisy, images)
+
+
+def test_every_task_of_the_suite_is_a_folder_with_its_own_test_images(tmp_path):
+    sizes = dataclasses.replace(TINY, tasks=suite.SUITE.tasks, train=6, few=3, test=4)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.bench.suite",
+            f"--out={tmp_path}",
+            f"--sizes={json.dumps(dataclasses.asdict(sizes))}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(tmp_path / "tasks.json") as f:
+        made = json.load(f)
+    assert list(made) == list(suite.SUITE.tasks)
+    assert os.path.getsize(tmp_path / "source.keras") > 0
+    for task, counts in made.items():
+        classes = 10 if task == "digits" else 5
+        train = {"few20": 3, "digits": 10}.get(task, 6) * classes
+        test = 10 * classes if task == "digits" else 4 * classes
+        assert counts == {"train_images": train, "test_images": test, "classes": classes}
+        pixels = {}
+        for part in ("train", "test"):
+            paths = glob.glob(str(tmp_path / task / part / "*" / "*.png"))
+            pixels[part] = {np.asarray(Image.open(p)).tobytes() for p in paths}
+            assert len(paths) == counts[f"{part}_images"]
+        assert not pixels["train"] & pixels["test"]  # no test image is a training image
+    # the shifts: the same half B image, shifted as each task says
+    first = {
+        task: np.asarray(Image.open(sorted(glob.glob(str(tmp_path / task / "train/*/*.png")))[0]))
+        for task in ("classes", "inverted", "contrast")
+    }
+    np.testing.assert_array_equal(first["inverted"], 255 - first["classes"])
+    assert np.ptp(first["contrast"]) < np.ptp(first["classes"]) / 2
 
 
 @pytest.mark.e2e

@@ -442,6 +442,7 @@ def render(results):
         "python -m tools.bench --quick                    # rows 1-6 with ratios",
         "python -m tools.bench --studies_only             # rows 1-2, 7 and 8",
         "python -m tools.bench --rows=7,7b,8              # rows 1-2 and the rows named",
+        "python -m tools.bench --rows=suite [--quick]     # the task suite (about an hour)",
         "python -m tools.bench --write_md=BENCHMARKS.md   # all rows and levers; rewrites this",
         "python -m tools.bench.report benchmark.json BENCHMARKS.md   # re-renders a JSON",
         "```",

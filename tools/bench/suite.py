@@ -345,14 +345,15 @@ def best_by(found, metric, keys=None):
 
 def estimator_picks(scores, found):
     """{estimator: n} of the cut each estimator scores best (ties: the lower n; n/a last),
-    among the n the full sweep trained."""
+    among the n the full sweep trained; none for an estimator that gives every n the same
+    score (LEEP reads the source head, the same at every cut)."""
     trained = sorted({n for _, n in found})
     picks = {}
     names = list(scores["entries"][0]["scores"]) if scores and scores["entries"] else []
     for name in names:
         by_n = {e["n"]: e["scores"].get(name) for e in scores["entries"] if e["n"] in trained}
         known = {n: v for n, v in by_n.items() if v is not None}
-        if known:
+        if len(set(known.values())) > 1:
             picks[name] = min(known, key=lambda n: (-known[n], n))
     return picks
 
