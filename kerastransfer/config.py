@@ -212,14 +212,6 @@ class DataConfig:
         result=True,
         check=below_one(zero=False),
     )
-    cross_validate: bool = setting(
-        False,
-        "Own-model study: each seed holds out its own fold of the training images for "
-        "validation (seed s: fold s mod 1/--validation_fraction), so the seeds of a cell are "
-        "validated on disjoint images; --seeds=0..9 with --validation_fraction=0.1 is "
-        "10-fold cross-validation. Off: every seed holds out the same images.",
-        result=True,
-    )
     examples_per_class: int = setting(
         0,
         "Reduced-volume study: keep the first k training examples of each class (0 = all).",
@@ -775,7 +767,6 @@ def validate(experiment, *, workdir=True):
     _validate_scale_out(e)
     _validate_scoring(e)
     _validate_cuts(e)
-    _validate_cross_validation(e)
 
 
 def _validate_workdir(workdir):
@@ -803,21 +794,6 @@ def _validate_cuts(e):
         raise UsageError(
             f"--cut_every={m.cut_every} thins the default cut points, but --cut_layers names "
             "them; pass one of the two"
-        )
-
-
-def _validate_cross_validation(e):
-    """--cross_validate gives an own-model study's seeds their own validation folds."""
-    d = e.data
-    if d.cross_validate and not e.own_model:
-        raise UsageError(
-            "--cross_validate gives each seed of an own-model study its own validation fold: "
-            "pass --source_model (or --arch with --source_weights), or drop --cross_validate"
-        )
-    if d.cross_validate and d.eval_split != "validation":
-        raise UsageError(
-            f"--cross_validate holds out validation folds, but --eval_split={d.eval_split} "
-            "evaluates on test; use --eval_split=validation or drop --cross_validate"
         )
 
 

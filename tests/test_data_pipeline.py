@@ -198,22 +198,3 @@ def test_streaming_half_matches_in_memory_half(source, split):
     )
     x, y = flatten(epochs(ds, 1)[0])
     assert np.allclose(x, data.test_x / 255.0) and np.array_equal(y, data.test_y)
-
-
-def test_validation_folds_are_disjoint_and_fold_0_is_every_study_before_them(source, split):
-    default = make_half_data(source, split, "A", validation_fraction=0.25, seed=0)
-    folds = [
-        make_half_data(source, split, "A", validation_fraction=0.25, seed=0, validation_fold=j)
-        for j in range(5)
-    ]
-    assert np.array_equal(folds[0].val_x, default.val_x)
-    assert np.array_equal(folds[0].train_x, default.train_x)
-    held_out = [set(image_tags(fold.val_x)[1]) for fold in folds[:4]]
-    for j, fold in enumerate(folds[:4]):
-        assert len(fold.val_y) == 15  # a quarter of 20 images, for each of 3 classes
-        train = set(image_tags(fold.train_x)[1])
-        assert not train & held_out[j] and len(train | held_out[j]) == 60
-        for other in held_out[j + 1 :]:
-            assert not held_out[j] & other  # disjoint folds
-    assert len(set().union(*held_out)) == 60  # four folds of a quarter: every image once
-    assert np.array_equal(folds[4].val_x, default.val_x)  # fold 4 of 4 wraps to fold 0

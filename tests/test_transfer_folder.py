@@ -127,51 +127,6 @@ def test_own_model_to_own_folder_recommends_n_and_exports(
     assert served["accuracy"] > 0.5  # five classes: chance is 0.2
 
 
-def own_experiment(*args):
-    """The own-model Experiment of configs/transfer_folder.flags with `args`, as run.py makes
-    it."""
-    from kerastransfer import flags as kt_flags  # noqa: PLC0415
-
-    kt_flags.FLAGS.unparse_flags()
-    kt_flags.FLAGS(["test", f"--flagfile={FLAGFILE}", *args])
-    return config.from_flags(kt_flags.FLAGS)
-
-
-def test_cross_validate_gives_each_seed_its_own_validation_fold(tmp_path, source_and_folder):
-    from kerastransfer.errors import UsageError  # noqa: PLC0415
-    from kerastransfer.study.own_model import load_study  # noqa: PLC0415
-
-    source_path, folder = source_and_folder
-    given = (f"--source_model={source_path}", f"--image_dir={folder}", "--seeds=0,1")
-
-    def study(*flags):
-        experiment = own_experiment(*given, f"--workdir={tmp_path / 'work'}", *flags)
-        return load_study(experiment, log=lambda message: None)
-
-    def held_out(half):
-        return {image.tobytes() for image in half.val_x}
-
-    shared, folds = study(), study("--cross_validate")
-    scratch = {spec.seed: spec for spec in folds.runs if spec.treatment == treatments.BASE}
-    transfer = {
-        spec.seed: spec for spec in folds.runs if spec.n == 1 and spec.treatment == "transfer"
-    }
-    # without the flag every seed holds out the same images; with it seed 0 still does
-    assert shared.half_of(scratch[0]) is shared.half_of(scratch[1])
-    first, second = folds.half_of(scratch[0]), folds.half_of(scratch[1])
-    np.testing.assert_array_equal(first.val_x, shared.half_of(scratch[0]).val_x)
-    np.testing.assert_array_equal(first.train_x, shared.half_of(scratch[0]).train_x)
-    assert len(second.val_y) == len(first.val_y) > 0
-    assert not held_out(first) & held_out(second)  # disjoint validation folds
-    assert folds.half_of(transfer[1]) is second  # one fold per seed, for every mode
-    np.testing.assert_array_equal(second.test_x, first.test_x)  # one test set
-    base = {"weights_sha256": "source"}
-    assert folds.weights_key(transfer[0], base) != folds.weights_key(transfer[1], base)
-    assert shared.weights_key(transfer[0], base) == shared.weights_key(transfer[1], base)
-    with pytest.raises(UsageError, match="--cross_validate.*--source_model"):
-        own_experiment("--dataset=fashion_mnist", "--cross_validate", f"--workdir={tmp_path}")
-
-
 def test_prune_trains_only_the_best_scoring_cut_points(tmp_path, source_and_folder):
     source_path, folder = source_and_folder
     workdir = str(tmp_path / "work")

@@ -62,7 +62,6 @@ def make_half_data(
     seed=0,
     examples_per_class=None,
     max_examples_per_class=None,
-    validation_fold=0,
 ):
     """Cuts an in-memory source into one half's train, validation and test arrays.
 
@@ -75,10 +74,6 @@ def make_half_data(
         split: the ClassSplit; `half` ("A" or "B") picks its classes.
         validation_fraction: share of each class's training images held out, 0 <= f < 1.
         seed: picks the validation images.
-        validation_fold: which fold of that pick is validation: a class's images, in the
-            order (`seed`, class id) permutes them, form folds of `validation_fraction` each;
-            fold 0 (the default) is the first, fold j the (j mod the class's folds)-th.
-            Distinct folds hold disjoint validation images (cross-validation).
         examples_per_class: keep only the first k training images of every class (after the
             validation images are taken out): the paper's reduced-volume study.
         max_examples_per_class: cap train, validation and test at this many per class (first
@@ -98,10 +93,8 @@ def make_half_data(
     for c in classes:
         idx = np.flatnonzero(labels == c)
         num_val = int(round(len(idx) * validation_fraction))
-        first = num_val * (validation_fold % max(len(idx) // max(num_val, 1), 1))
-        order = np.random.RandomState([seed, c]).permutation(len(idx))
         is_val = np.zeros(len(idx), bool)
-        is_val[order[first : first + num_val]] = True
+        is_val[np.random.RandomState([seed, c]).permutation(len(idx))[:num_val]] = True
         train_idx.append(idx[~is_val][:examples_per_class][:max_examples_per_class])
         val_idx.append(idx[is_val][:max_examples_per_class])
     test_images, test_labels = source.arrays("test")

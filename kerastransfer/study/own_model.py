@@ -6,7 +6,6 @@ instead of a base net trained on half A; the target is a whole dataset (`--datas
 `image_folder` with `--image_dir`). For each n it trains frozen (AnB) and fine-tuned (AnB+)
 transfers, plus the same architecture from scratch on the target as the baseline;
 analysis/recommendation.py then recommends the n and mode with the best validation accuracy.
-With --cross_validate each seed validates on its own fold of the training images.
 The source's preprocessing (its preprocess_input, or the preset's image converter) is the
 study's, so training, scoring and the exported model all apply it.
 """
@@ -32,7 +31,6 @@ class OwnModelStudy(Study):
     def __init__(self, experiment, *, source_net, cuts, **kwargs):
         super().__init__(experiment, **kwargs)
         self.source_net, self.cuts = source_net, cuts
-        self._folds = {}  # (split, target, seed) -> its --cross_validate fold's data
         source = experiment.model.source_model or experiment.model.source_weights
         self.source_digest = file_digest(
             models.hub_weights_file(source) if models.is_hub_source(source) else source
@@ -55,11 +53,6 @@ class OwnModelStudy(Study):
                 class_names=tuple(source.class_names),
             )
         }
-        if d.cross_validate and not source.in_memory:
-            raise UsageError(
-                f"--cross_validate holds each seed's fold in memory, but --image_dir="
-                f"{d.image_dir} is too large (or its images differ in size); drop --cross_validate"
-            )
         source_net, normalization = _load_source_net(experiment)
         cuts = _cut_points(source_net, experiment.model)
         blocks = len(cuts)
@@ -78,33 +71,6 @@ class OwnModelStudy(Study):
             source_net=source_net,
             cuts=cuts,
         )
-
-    def half_of(self, spec):
-        """The target's data for a run; with --cross_validate, seed s validates on fold s of
-        the training images (data.make_half_data's validation_fold), made once per fold."""
-        d = self.experiment.data
-        if not d.cross_validate:
-            return super().half_of(spec)
-        key = (spec.split, spec.target, spec.seed)
-        if key not in self._folds:
-            self._folds[key] = data.make_half_data(
-                self.source,
-                self.splits[spec.split],
-                spec.target,
-                validation_fraction=d.validation_fraction,
-                seed=0,
-                examples_per_class=d.examples_per_class or None,
-                max_examples_per_class=d.max_examples_per_class or None,
-                validation_fold=spec.seed,
-            )
-        return self._folds[key]
-
-    def weights_key(self, spec, base_record):
-        """Study.weights_key; with --cross_validate the seed too: its fold is other data."""
-        key = super().weights_key(spec, base_record)
-        if key is None or not self.experiment.data.cross_validate:
-            return key
-        return (*key, spec.seed)
 
     def given_records(self):
         """The given source model stands in for every base A, as a finished run."""

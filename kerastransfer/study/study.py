@@ -201,15 +201,11 @@ class Study:
         return (base_record["weights_sha256"], spec.split, spec.target)
 
     # ----- one run ---------------------------------------------------------------------
-    def half_of(self, spec):
-        """The data a run trains, validates and tests on: its split's target half."""
-        return self.halves.half(spec.split, spec.target)
-
     def train_run(self, spec, base_record):
         """Builds, trains and evaluates one network; returns its record."""
         e = self.experiment
         treatment = treatments.get(spec.treatment)
-        half = self.half_of(spec)
+        half = self.halves.half(spec.split, spec.target)
         run_dir = self._run_dir(spec)
         with self._setup_lock:
             ready = self._set_up(spec, base_record, treatment, half)

@@ -80,7 +80,6 @@ class Sizes:
     source_images: int
     source_epochs: int
     flags: tuple = ()
-    cross_validate: bool = False  # also the full sweep with --cross_validate
 
 
 SUITE = Sizes(
@@ -298,8 +297,6 @@ def run_task(task, folder, source, sizes, scratch, log):
     time and peak memory, with what read_workdir reads of its workdir."""
     layers = layers_of(sizes)
     runs = {"full": (), "prune": (f"--prune={PRUNE_K}",)}
-    if sizes.cross_validate:
-        runs["cross-validated"] = ("--cross_validate",)
     for rule, (treatment, n) in rule_commands(layers).items():
         runs[rule] = (f"--treatments={treatment}", f"--layers={n}")
     measured = {}
@@ -384,16 +381,6 @@ def task_choices(measured):
         return choice["treatment"], choice["n"]
 
     add("recommendation", chosen("full"), full, measured["full"]["wall_seconds"], "wall")
-    if "cross-validated" in measured:
-        validated = cells(measured["cross-validated"]["records"])
-        seconds = measured["cross-validated"]["wall_seconds"]
-        add(
-            "recommendation, --cross_validate",
-            chosen("cross-validated"),
-            validated,
-            seconds,
-            "wall",
-        )
     pruned = cells(measured["prune"]["records"])
     add(f"--prune={PRUNE_K}", chosen("prune"), pruned, measured["prune"]["wall_seconds"], "wall")
     record = (measured["prune"]["scores"] or {}).get("prune") or {}
