@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kerastransfer.estimators import registry
-from kerastransfer.estimators.apply import score_or_why, score_set_or_why
+from kerastransfer.estimators.apply import one_thread, score_or_why, score_set_or_why
 
 # Bootstrap resamples of the scored images behind --prune's separability check.
 BOOTSTRAP_REPLICATES = 100
@@ -53,12 +53,13 @@ def top_k_stability(
         )
         return frozenset(order[:k])
 
-    chosen = top(np.arange(len(y)))
     counts, held = np.zeros(len(features_by_cut)), 0
-    for _ in range(replicates):
-        picked = top(rng.integers(0, len(y), len(y)))
-        held += picked == chosen
-        counts[list(picked)] += 1
+    with one_thread():  # entered once for all the resamples' scores
+        chosen = top(np.arange(len(y)))
+        for _ in range(replicates):
+            picked = top(rng.integers(0, len(y), len(y)))
+            held += picked == chosen
+            counts[list(picked)] += 1
     return {
         "held": held / replicates,
         "in_top_k": (counts / replicates).tolist(),

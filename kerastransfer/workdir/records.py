@@ -10,10 +10,13 @@ strategy ...) is kept in `extra`, as stored.
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kerastransfer.errors import UsageError
 from kerastransfer.treatments import ALL_NAMES
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance  # a RunSpec (study/ may not be imported here)
 
 STATUSES = ("ok", "failed", "skipped")
 # The numbers every reader may ask of a record: finite, or None when the run has none.
@@ -133,12 +136,14 @@ class RunRecord:
         )
 
 
-def trained_line(spec: object, outcome: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+def trained_line(
+    spec: "DataclassInstance", outcome: Mapping[str, Any], **fields: Any
+) -> dict[str, Any]:
     """The results.jsonl line of a run that trained: its RunSpec (a dataclass), its
     training.RunOutcome's record and what the study adds (test accuracy, weights ...)."""
     return {**dataclasses.asdict(spec), **outcome, **fields}
 
 
-def skipped_line(spec: object, reason: str) -> dict[str, Any]:
+def skipped_line(spec: "DataclassInstance", reason: str) -> dict[str, Any]:
     """The line of a run that did not train (its base did not finish ok)."""
     return {**dataclasses.asdict(spec), "status": "skipped", "reason": reason}

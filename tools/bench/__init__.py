@@ -25,7 +25,12 @@ hold on a noisy machine), by module:
                subprocess, analysis and export included, then the same networks trained by
                hand in a subprocess (`python -m tools.bench.by_hand`: the loop a user writes
                with `set_weights`, `trainable` and `model.fit`), and the ratio of their wall
-               times.
+               times;
+  suite     the own-model study's advice on a suite of target tasks made from Fashion-MNIST's
+            half B (input-level shifts, new classes, few images) and scikit-learn's digits, all
+            from one source model trained on half A: the regret of the recommendation, of
+            --prune=2, of each estimator's pick and of rules that read no data, with their
+            wall times (each command a subprocess).
 Rows 3-5 time `steps` training steps and one pass over the validation images, after a warm-up
 call (tracing excluded), repeated `repeats` times in turn; each keeps its best repetition (the
 least disturbed by other load). `experiment` builds what every row trains; `names` holds the

@@ -8,6 +8,7 @@ Usage, from the repository root:
     python -m tools.bench --studies_only            # rows 1-2, 7, 7b and 8
     python -m tools.bench --rows=7,7b,8 --flagfile=configs/smoke.flags   # rows 1-2 and these
     python -m tools.bench --rows=7,7L,epochs        # the default, 4x as long, base epochs
+    python -m tools.bench --rows=suite --quick      # rows 1-2 and the quick task suite
     python -m tools.bench --write_md=BENCHMARKS.md  # all rows and levers; rewrites it
 """
 
@@ -26,13 +27,15 @@ from tools.bench.experiment import DEFAULT_FLAGFILE, LONG_FLAGFILE, make_setup
 from tools.bench.frozen import FROZEN_N, frozen_runs
 from tools.bench.machine import cpu_model, other_load, peak_gflops, torch_version
 from tools.bench.study import precision_change, study_row
+from tools.bench.suite import suite_row
 from tools.bench.trainers import compare_levers, compare_trainers, packing_lever
 
 # What --rows may name (rows 1-2 are always measured: the others' ratios read them). Rows 3-5
 # run together, in turn; 7b needs 7 (it is judged against it) and a CPU with bfloat16; 7L is
 # the longer flagfile (configs/fashion_mnist_long.flags); epochs trains the first split's
-# bases for 1 to 16 epochs; packing trains networks side by side in one graph.
-ROWS = ("3-5", "6", "levers", "packing", "7", "7b", "7L", "epochs", "8")
+# bases for 1 to 16 epochs; packing trains networks side by side in one graph; `suite` is the
+# own-model study's advice on a suite of tasks (suite.py; --quick: its tiny variant).
+ROWS = ("3-5", "6", "levers", "packing", "7", "7b", "7L", "epochs", "8", "suite")
 QUICK_ROWS = ("3-5", "6")
 STUDY_ROWS = ("7", "7b", "8")
 
@@ -137,6 +140,10 @@ def run_benchmark(
             log("row 8: the first split through kerastransfer, then by hand")
             results["by_hand"] = by_hand_row(flagfile, log)
             results["load_after_row_8"] = other_load()
+        if "suite" in rows:
+            log("row suite: the own-model study's advice on a suite of tasks")
+            results["suite"] = suite_row(quick=quick, log=log)
+            results["load_after_suite"] = other_load()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["targets"] = report.targets(results)

@@ -165,6 +165,23 @@ def targets(results):
     grid = results.get("by_hand")
     if grid:
         rows.append(("one split >= 2x faster than by hand (row 8)", grid["ratio"], 2.0))
+    suite = results.get("suite")
+    if suite:
+        prune = suite["summary"]["choices"][f"--prune={suite['prune_k']}"]
+        rows += [
+            (
+                f"--prune={suite['prune_k']}'s regret within 0.5 points of the full sweep's "
+                "(suite, mean paired difference over tasks)",
+                prune["minus_recommendation"]["mean"],
+                -0.5,
+            ),
+            (
+                f"--prune={suite['prune_k']} wall time <= 40% of the full sweep's on every "
+                "task (suite, the largest share)",
+                max(task["pruning"]["share"] for task in suite["tasks"].values()),
+                -0.4,
+            ),
+        ]
     # A negative bound is an upper bound; a fourth item, where there is one, is the verdict.
     return [
         {
@@ -199,6 +216,19 @@ def table_rows(results):
         rows += _trainer_rows(results, of_peak)
     rows += _frozen_rows(results)
     rows += _study_rows(results)
+    suite = results.get("suite")
+    if suite:
+        mean = suite["summary"]["choices"]["recommendation"]["regret"]["mean"]
+        rows.append(
+            (
+                "suite",
+                f"the own-model study on {len(suite['tasks'])} tasks"
+                + (" (quick)" if suite["quick"] else ""),
+                f"{sum(sum(t['wall_seconds'].values()) for t in suite['tasks'].values()):.0f} "
+                "s wall",
+                f"recommendation's mean regret {mean:.2f} points",
+            )
+        )
     return rows
 
 
@@ -429,6 +459,7 @@ def render(results):
         "python -m tools.bench --quick                    # rows 1-6 with ratios",
         "python -m tools.bench --studies_only             # rows 1-2, 7 and 8",
         "python -m tools.bench --rows=7,7b,8              # rows 1-2 and the rows named",
+        "python -m tools.bench --rows=suite [--quick]     # the task suite (about an hour)",
         "python -m tools.bench --write_md=BENCHMARKS.md   # all rows and levers; rewrites this",
         "python -m tools.bench.report benchmark.json BENCHMARKS.md   # re-renders a JSON",
         "python -m tools.bench.report a.json b.json BENCHMARKS.md    # rows of several runs",
@@ -476,6 +507,7 @@ def render(results):
     lines += epochs_section(results)
     lines += packing_section(results)
     lines += levers_section(results)
+    lines += suite_section(results.get("suite"))
     lines += mixed_precision_section(results)
     lines += paper_section(paper)
     return "\n".join(lines) + "\n"
@@ -640,6 +672,140 @@ def by_hand_text(results):
         "default).",
         "",
     ]
+
+
+def _mean_ci(interval):
+    """ "1.23 [95% CI -0.40, +2.86]" of an interval dict (suite.interval), "-" without a mean."""
+    if interval["mean"] is None:
+        return "-"
+    if interval["ci"] is None:
+        return f"{interval['mean']:.2f} (no CI)"
+    low, high = interval["ci"]
+    return f"{interval['mean']:.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def _cell_name(choice):
+    return f"{choice['treatment']} n={choice['n']}"
+
+
+def suite_section(suite):
+    """The task suite: each choice's regret per task, its mean with a 95% t-interval over
+    tasks and the paired difference from the recommendation, its time; the reference cells,
+    the recommendation against the best plain freeze/fine-tune cell, and what --prune cost."""
+    if not suite:
+        return []
+    tasks = suite["tasks"]
+    summary = suite["summary"]
+    k = suite["prune_k"]
+    sizes = suite["sizes"]
+    val = {
+        name: "/".join(map(str, task["examples"]["validation"])) or "?"
+        for name, task in tasks.items()
+    }
+    lines = [
+        "## Task suite: the own-model study's advice" + (" (quick)" if suite["quick"] else ""),
+        "",
+        "One source model (caffenet_small trained on Fashion-MNIST half A of random:0, "
+        f"{sizes['source_images']:,} images a class, {sizes['source_epochs']} epochs) transferred "
+        f"to {len(tasks)} target folders through `configs/transfer_folder.flags`"
+        + (f" with `{' '.join(sizes['flags'])}`" if sizes["flags"] else "")
+        + f": the full sweep, `--prune={k}` and three rules that read no data, each trained "
+        "alone. A choice's regret is the points of mean test accuracy (over seeds, in the run "
+        "that made it) it loses against the task's test-best cell of the full sweep; test "
+        "images never choose (docs/statistics.md, the own-model recommendation). Tasks "
+        "(train/ images, of which the study keeps a tenth for validation; test/ images; the "
+        "validation images each choice rests on): "
+        + "; ".join(
+            f"{name} {task['train_images']}/{task['test_images']}, {val[name]} validation"
+            for name, task in tasks.items()
+        )
+        + ".",
+        "",
+        "| choice | " + " | ".join(tasks) + " | mean regret [95% CI] | minus the "
+        "recommendation's [paired 95% CI] | seconds (mean) |",
+        "|---|" + "---|" * (len(tasks) + 3),
+    ]
+    estimator_rows = []
+    for name, row in summary["choices"].items():
+        per_task = " | ".join(
+            f"{tasks[t]['choices'][name]['regret']:.2f}" if name in tasks[t]["choices"] else "-"
+            for t in tasks
+        )
+        seconds = "-" if row["seconds"] is None else f"{row['seconds']:.0f}"
+        if row["timed"] and row["timed"] != "wall":
+            seconds += f" ({row['timed']})"
+        line = (
+            f"| {name} | {per_task} | {_mean_ci(row['regret'])} | "
+            f"{_mean_ci(row['minus_recommendation'])} | {seconds} |"
+        )
+        is_recipe_pick = ":" in name and not name.endswith("best by validation")
+        (estimator_rows if is_recipe_pick else lines).append(line)
+    lines += [
+        "",
+        "Each estimator's best-scored cut for every mode (the rows above give the best of "
+        "those by validation):",
+        "",
+        "| choice | " + " | ".join(tasks) + " | mean regret [95% CI] | minus the "
+        "recommendation's [paired 95% CI] | seconds (mean) |",
+        "|---|" + "---|" * (len(tasks) + 3),
+        *estimator_rows,
+        "",
+        "Reference (test-best) cells: "
+        + "; ".join(f"{t} {_cell_name(task['reference'])}" for t, task in tasks.items())
+        + ". Recommended cells: "
+        + "; ".join(
+            f"{t} {_cell_name(task['choices']['recommendation'])}" for t, task in tasks.items()
+        )
+        + ".",
+        "",
+        "The recommendation against the test-best plain freeze/fine-tune cell (points, "
+        "positive: the recipes paid): "
+        + "; ".join(
+            f"{t} {task['over_plain']['points']:+.2f} (vs {_cell_name(task['over_plain'])})"
+            for t, task in tasks.items()
+            if task["over_plain"]
+        )
+        + f"; mean {_mean_ci(summary['over_plain'])}.",
+        "",
+        f"What `--prune={k}` cost, per task (its wall time as a share of the full sweep's; "
+        "its networks against the sweep's; seconds of training the transfers, the baseline, "
+        "scoring, the bootstrap and the rest, from its own records):",
+        "",
+        "| task | share | cut points trained | bootstrap held | networks | transfers | "
+        "baseline | scoring | bootstrap | rest | wall |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, task in tasks.items():
+        p = task["pruning"]
+        s = p["seconds"]
+        held = "-" if p["held"] is None else f"{p['held']:.2f}"
+        lines.append(
+            f"| {name} | {p['share']:.0%} | {', '.join(map(str, p['trained'] or []))} | "
+            f"{held} | {p['networks']} of {p['full_networks']} | "
+            f"{s['training transfers']:.0f} | {s['training the baseline']:.0f} | "
+            f"{s['scoring']:.1f} | {s['bootstrap']:.1f} | {s['the rest']:.0f} | {s['wall']:.0f} |"
+        )
+    floors = [t["pruning"]["networks"] / t["pruning"]["full_networks"] for t in tasks.values()]
+    cells = next(iter(tasks.values()))["cells"]
+    modes = len({name.split(" n=")[0] for name in cells})
+    cuts = len({name.split(" n=")[1] for name in cells})
+    seeds = max(cell["seeds"] for cell in cells.values())
+    per_cut = modes * seeds
+
+    def share(kept, of):
+        return f"{seeds + per_cut * kept}/{seeds + per_cut * of}"
+
+    lines += [
+        "",
+        "Its share of the networks is a floor under its share of the wall time, whatever the "
+        f"fixed costs: here {min(floors):.0%} to {max(floors):.0%}. Keeping K of L cut points "
+        f"trains the {seeds} baseline networks and K/L of the transfers ({modes} modes x "
+        f"{seeds} seeds a cut point): {share(k, cuts)} networks for {k} of {cuts}, "
+        f"{share(k + 1, cuts)} when the bootstrap adds a cut point, {share(k, cuts + 2)} for "
+        f"{k} of {cuts + 2}.",
+        "",
+    ]
+    return lines
 
 
 def levers_section(results):
