@@ -116,3 +116,17 @@ def test_one_epoch_with_and_without_caching_ends_with_the_same_weights(tmp_path)
             np.testing.assert_array_equal(ours, theirs, err_msg=name)
     for name in trained:
         assert not np.allclose(plain_weights[name][0], start[name][0]), name
+
+
+def test_a_linear_probe_alone_at_one_n_after_another_continues_from_its_own_features(tmp_path):
+    """Probes trained one after another on one base keep their features under one key; the
+    probe's flatten has one name at every n, so n=2 must not start from n=1's flattened
+    features (they are another block's output: 784 values where n=2 has 1568)."""
+    study = tiny_study(tmp_path, layers=(1, 2), treatments=("probe",), dropout=0.0)
+    done = {}
+    for spec in study.runs:
+        base = done.get(spec.base_run)
+        done[spec.run] = study.train_run(spec, base)
+        assert done[spec.run]["status"] == "ok", spec.run
+    probes = [record for record in done.values() if record["treatment"] == "probe"]
+    assert sorted(record["n"] for record in probes) == [1, 2]

@@ -130,8 +130,8 @@ class FeatureStore:
     def __init__(self, budget_bytes: int, cache_dir: str) -> None:
         self.budget_bytes = budget_bytes
         self.cache_dir = cache_dir
-        # key -> (layer name, {part: features tensor}), oldest first
-        self._kept: dict[Hashable, tuple[str, dict[str, tf.Tensor]]] = {}
+        # key -> (the layers' names up to the cached one, {part: features tensor}), oldest first
+        self._kept: dict[Hashable, tuple[tuple[str, ...], dict[str, tf.Tensor]]] = {}
 
     def fits(self, layer: keras.layers.Layer, count: int) -> bool:
         """True when `count` examples' features of `layer` fit in memory."""
@@ -150,13 +150,15 @@ class FeatureStore:
         or before `layer` in this model (the same frozen blocks of the same base).
         """
         names = [later.name for later in model.layers]
-        kept_name, kept = self._kept.pop(key, (None, None))
+        kept_path, kept = self._kept.pop(key, ((), None))
+        # Kept features continue only along the same layers: a name alone is not enough (a
+        # linear probe's flatten has one name at every n, on another block's output).
         if (
             kept is not None
-            and kept_name in names
-            and names.index(kept_name) <= names.index(layer.name)
+            and list(kept_path) == names[: len(kept_path)]
+            and len(kept_path) <= names.index(layer.name) + 1
         ):
-            start = model.get_layer(kept_name)
+            start = model.get_layer(kept_path[-1])
             middle = None if start is layer else _segment(model, start, layer, "middle")
             features = {
                 part: kept[part] if middle is None else predict(middle, kept[part])
@@ -167,7 +169,7 @@ class FeatureStore:
             prefix = keras.Model(model.input, layer.output)
             features = {part: predict(prefix, batches) for part, batches in parts.items()}
         if key is not None:
-            self._kept[key] = (layer.name, features)
+            self._kept[key] = (tuple(names[: names.index(layer.name) + 1]), features)
             while len(self._kept) > KEPT_BASES or (
                 len(self._kept) > 1 and self._kept_bytes() > self.budget_bytes
             ):
