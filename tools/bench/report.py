@@ -705,8 +705,11 @@ def suite_section(suite):
     lines = [
         "## Task suite: the own-model study's advice" + (" (quick)" if suite["quick"] else ""),
         "",
-        "One source model (caffenet_small trained on Fashion-MNIST half A of random:0, "
-        f"{sizes['source_images']:,} images a class, {sizes['source_epochs']} epochs) transferred "
+        "One source model (the default study's base network A of random:0 at seed 0, "
+        "configs/fashion_mnist.flags' caffenet_small and solver, on "
+        + (f"{sizes['source_images']:,} images a class" if sizes["source_images"] else "all")
+        + f" of half A for {sizes['source_epochs']} epoch(s), test accuracy "
+        f"{suite['source_test_accuracy']:.4f}) transferred "
         f"to {len(tasks)} target folders through `configs/transfer_folder.flags`"
         + (f" with `{' '.join(sizes['flags'])}`" if sizes["flags"] else "")
         + f": the full sweep, `--prune={k}` and three rules that read no data, each trained "

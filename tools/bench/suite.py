@@ -53,9 +53,7 @@ from tools.bench import REPO
 from tools.bench.machine import timed_subprocess
 
 FLAGFILE = os.path.join(REPO, "configs", "transfer_folder.flags")
-# The source model: caffenet_small's widths, images a class of half A, epochs (as the tests'
-# own-model fixture, on more images).
-SOURCE_WIDTHS = (8, 16, 16, 16, 16, 32, 32)
+# The source model: the default study's base network A of this split (train_source).
 SOURCE_SPLIT = "random:0"
 # The input-level shifts, in grey levels (0-255) or pixels.
 NOISE_SD = 60.0
@@ -89,8 +87,8 @@ SUITE = Sizes(
     test=200,
     digits_train=100,
     digits_test=0,
-    source_images=1000,
-    source_epochs=4,
+    source_images=0,
+    source_epochs=1,
 )
 QUICK = Sizes(
     tasks=("noise", "digits"),
@@ -147,15 +145,36 @@ def write_task(folder, train, test, names):
     return {"train_images": len(train[1]), "test_images": len(test[1]), "classes": len(names)}
 
 
+def train_source(root, sizes):
+    """(the source network, its test accuracy on half A): the default study's base network
+    A of split random:0 at seed 0 (configs/fashion_mnist.flags: its network and solver),
+    trained by the package on `sizes.source_images` images a class (0: all) for
+    `sizes.source_epochs` epochs."""
+    from kerastransfer import treatments  # noqa: PLC0415
+    from kerastransfer.study.study import Study  # noqa: PLC0415
+    from tools.bench.experiment import DEFAULT_FLAGFILE, load_experiment  # noqa: PLC0415
+
+    experiment = load_experiment(DEFAULT_FLAGFILE, os.path.join(root, "source-study")).replace(
+        splits=(SOURCE_SPLIT,),
+        seeds=(0,),
+        max_examples_per_class=sizes.source_images,
+        epochs=sizes.source_epochs,
+    )
+    study = Study.load(experiment, log=lambda message: None)
+    (spec,) = [s for s in study.runs if treatments.get(s.treatment).is_base and s.target == "A"]
+    record = study.train_run(spec, None)
+    return study.trained_network(record), record["test_accuracy"]
+
+
 def make_tasks(root, sizes):
-    """Writes the source model (root/source.keras) and every task's folder (root/<task>);
+    """Writes the source model (root/source.keras, its test accuracy in root/source.json)
+    and every task's folder (root/<task>);
     returns {task: its image counts}. Runs in a child process (`make` below): the source
     trains with TensorFlow's deterministic kernels."""
-    import keras  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
     from sklearn.datasets import load_digits  # noqa: PLC0415
 
-    from kerastransfer import data, models  # noqa: PLC0415
+    from kerastransfer import data  # noqa: PLC0415
 
     source = data.load_source("fashion_mnist")
     split = data.make_split(SOURCE_SPLIT, source.class_names, "fashion_mnist")
@@ -169,23 +188,11 @@ def make_tasks(root, sizes):
         chosen = first_per_class(labels, count)
         return images[chosen], labels[chosen]
 
-    keras.utils.set_random_seed(0)
     tf.config.experimental.enable_op_determinism()
-    a_x, a_y = half(train_x, train_y, "A", sizes.source_images)
-    net = models.build(
-        "caffenet_small",
-        num_classes=len(split.classes("A")),
-        input_shape=a_x.shape[1:],
-        widths=SOURCE_WIDTHS,
-        dropout=0.0,
-    )
-    net.compile(
-        keras.optimizers.SGD(0.05, momentum=0.9),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    net.fit(a_x / 255.0, a_y, batch_size=32, epochs=sizes.source_epochs, verbose=0)
+    net, accuracy = train_source(root, sizes)
     net.save(os.path.join(root, "source.keras"))
+    with open(os.path.join(root, "source.json"), "w") as f:
+        json.dump({"test_accuracy": accuracy}, f)
 
     names = [name.replace("/", "-") for name in split.half_names("B")]
     b_test = half(test_x, test_y, "B", sizes.test)
@@ -510,6 +517,8 @@ def suite_row(quick=False, log=print, sizes=None, keep=None):
         with open(os.path.join(scratch, "tasks.json")) as f:
             made = json.load(f)
         source = os.path.join(scratch, "source.keras")
+        with open(os.path.join(scratch, "source.json")) as f:
+            source_accuracy = json.load(f)["test_accuracy"]
         per_task = {}
         for task in sizes.tasks:
             log(f"suite task {task}")
@@ -532,6 +541,7 @@ def suite_row(quick=False, log=print, sizes=None, keep=None):
             "prune_k": PRUNE_K,
             "shifts": {"noise_sd": NOISE_SD, "blur_sigma": BLUR_SIGMA, "contrast": CONTRAST},
             "setup_seconds": made_wall,
+            "source_test_accuracy": source_accuracy,
             "tasks": per_task,
             "summary": summary(per_task),
         }
