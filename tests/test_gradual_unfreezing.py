@@ -5,8 +5,7 @@ import os
 import subprocess
 
 import numpy as np
-import tensorflow as tf
-from test_recipes import small_base
+from test_recipes import fit_stages_on_random_images, small_base
 
 from helpers.cli import REPO
 from kerastransfer import config, surgery, training, treatments
@@ -60,31 +59,7 @@ def test_each_stage_trains_the_blocks_it_names(tmp_path):
     model = surgery.transfer(base, n, "frozen", num_classes=4)
     solver = training.Solver(learning_rate=0.01, momentum=0.9, total_steps=16, eval_every=2)
     stages = RECIPE.stages(solver, config.SolverConfig(), n, cuts=None)
-    snapshots = []
-
-    def compile_and_snapshot(model, solver):
-        snapshots.append({v.path: v.numpy().copy() for v in model.variables})
-        training.compile_model(model, solver)
-
-    rng = np.random.default_rng(0)
-    images = rng.normal(size=(32, 28, 28, 1)).astype("float32")
-    labels = rng.integers(0, 4, 32)
-
-    def train_data(skip):
-        return tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(8).skip(skip)
-
-    outcome = training.fit_stages(
-        model,
-        train_data,
-        tf.data.Dataset.from_tensor_slices((images, labels)).batch(8),
-        stages=stages,
-        compile_model=compile_and_snapshot,
-        batch_size=8,
-        best_k=2,
-        run_dir=str(tmp_path / "run"),
-        weights_path=str(tmp_path / "final.weights.h5"),
-        tensorboard_dir=str(tmp_path / "board"),
-    )
+    outcome, snapshots = fit_stages_on_random_images(model, stages, tmp_path)
     assert outcome.ok and outcome.steps == 16
     assert [step for step, _ in outcome.val_history] == list(range(2, 17, 2))
     assert [s["stage"] for s in outcome.stages] == [s.name for s in stages]

@@ -162,17 +162,9 @@ def test_layer_decay_scales_each_copied_blocks_step_by_decay_to_its_depth():
         )  # float32 differences
 
 
-def test_lp_ft_trains_the_probes_head_first_then_every_layer(tmp_path):
-    base = small_base()
-    model = surgery.linear_probe(base, 3, num_classes=4)
-    run_solver = training.Solver(learning_rate=0.01, momentum=0.9, total_steps=8, eval_every=2)
-    stages = treatments.get("lp_ft").stages(
-        run_solver, config.SolverConfig(learning_rate=0.1), n=3, cuts=None
-    )
-    assert [(s.name, s.solver.total_steps, s.solver.learning_rate) for s in stages] == [
-        ("probe", 4, 0.1),
-        ("fine_tune", 4, 0.01),
-    ]
+def fit_stages_on_random_images(model, stages, tmp_path):
+    """training.fit_stages of `stages` on 32 random images in batches of 8, keeping every
+    variable's value before each stage compiles; (the outcome, those snapshots)."""
     snapshots = []
 
     def compile_and_snapshot(model, solver):
@@ -180,8 +172,8 @@ def test_lp_ft_trains_the_probes_head_first_then_every_layer(tmp_path):
         training.compile_model(model, solver)
 
     rng = np.random.default_rng(0)
-    images = rng.normal(size=(32, 28, 28, 1)).astype("float32")
-    labels = rng.integers(0, 4, 32)
+    images = rng.normal(size=(32, *model.input_shape[1:])).astype("float32")
+    labels = rng.integers(0, model.output_shape[-1], 32)
 
     def train_data(skip):
         return tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(8).skip(skip)
@@ -198,6 +190,21 @@ def test_lp_ft_trains_the_probes_head_first_then_every_layer(tmp_path):
         weights_path=str(tmp_path / "final.weights.h5"),
         tensorboard_dir=str(tmp_path / "board"),
     )
+    return outcome, snapshots
+
+
+def test_lp_ft_trains_the_probes_head_first_then_every_layer(tmp_path):
+    base = small_base()
+    model = surgery.linear_probe(base, 3, num_classes=4)
+    run_solver = training.Solver(learning_rate=0.01, momentum=0.9, total_steps=8, eval_every=2)
+    stages = treatments.get("lp_ft").stages(
+        run_solver, config.SolverConfig(learning_rate=0.1), n=3, cuts=None
+    )
+    assert [(s.name, s.solver.total_steps, s.solver.learning_rate) for s in stages] == [
+        ("probe", 4, 0.1),
+        ("fine_tune", 4, 0.01),
+    ]
+    outcome, snapshots = fit_stages_on_random_images(model, stages, tmp_path)
     assert outcome.ok and outcome.steps == 8
     assert [step for step, _ in outcome.val_history] == [2, 4, 6, 8]  # both stages, in order
     assert [s["trains"] for s in outcome.stages] == ["head", "every layer"]
