@@ -137,6 +137,11 @@ def _entries(lines, figure, panel, series=None, kind=None):
     ]
 
 
+def _means(entry):
+    """(n values, means) of a figure line's points."""
+    return [p["n"] for p in entry["points"]], [p["mean"] for p in entry["points"]]
+
+
 def _units_text(entry):
     """ "2 base networks" of a figure line, dot group or base reference."""
     count = len(entry["units"])
@@ -148,8 +153,8 @@ def _draw_line(axis, entry, colour, label, bands):
     on BAND_UNITS or more base networks, else the point's per-unit values as small hollow
     dots. Returns True when a point had no band."""
     points = entry["points"]
-    xs = [p["n"] for p in points]
-    axis.plot(xs, [p["mean"] for p in points], color=colour, linewidth=2, zorder=2, label=label)
+    xs, means = _means(entry)
+    axis.plot(xs, means, color=colour, linewidth=2, zorder=2, label=label)
     limits = [_band(len(p["units"]), p["ci"]) for p in points]
     bands.append((xs, [low for low, _ in limits], [high for _, high in limits], colour))
     few = False
@@ -264,8 +269,7 @@ def plot_transfer(figures_dir, result, records, *, stem="transfer"):
         top.scatter(x, y, s=22, facecolor=face, edgecolor=edge, alpha=0.75, zorder=3, label=name)
         for entry in _entries(lines, "transfer", "accuracy", treatment, "line"):
             top.plot(
-                [p["n"] for p in entry["points"]],
-                [p["mean"] for p in entry["points"]],
+                *_means(entry),
                 color=edge,
                 linewidth=2,
                 zorder=2,
@@ -338,8 +342,7 @@ def _overlay_reference_means(axis, lines):
     for treatment in FIGURE2:
         for entry in _entries(lines, "transfer", "accuracy", treatment, "line"):
             twin.plot(
-                [p["n"] for p in entry["points"]],
-                [p["mean"] for p in entry["points"]],
+                *_means(entry),
                 color=treatments.get(treatment).style.colour,
                 linestyle=":",
                 linewidth=1.5,
@@ -431,8 +434,7 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
         )
         for entry in _entries(lines, "dissimilar", panel, key, "line"):
             axis.plot(
-                [p["n"] for p in entry["points"]],
-                [p["mean"] for p in entry["points"]],
+                *_means(entry),
                 color=colour,
                 linewidth=2,
                 zorder=2,
@@ -451,8 +453,7 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
                 result["reference"]["figure_lines"], "dissimilar", "relative", key, "line"
             ):
                 relative.plot(
-                    [p["n"] for p in entry["points"]],
-                    [p["mean"] for p in entry["points"]],
+                    *_means(entry),
                     color=colour,
                     linestyle=":",
                     linewidth=1.5,
