@@ -167,6 +167,19 @@ def each_in(names: Sequence[str]) -> Check:
     return check
 
 
+# --treatments=none: only the base networks (the reduced-volume ImageNet bases, for one).
+BASES_ONLY = "none"
+
+
+def _treatment_names(flag: str, values: Sequence[Any], default: Any) -> None:
+    each_in((*treatments.NAMES, BASES_ONLY))(flag, values, default)
+    if BASES_ONLY in values and len(values) > 1:
+        raise UsageError(
+            f"--{flag}={','.join(values)} mixes {BASES_ONLY} (base networks only) with "
+            f"treatments; give {BASES_ONLY} alone or leave it out"
+        )
+
+
 def _blocks_from_one(flag: str, values: Sequence[Any], default: Any) -> None:
     for n in values:
         if n < 1:
@@ -386,9 +399,10 @@ class GridConfig:
         "the compute-matched base, the base trained on for as many more steps as a transferred "
         "network trains). Default: the paper's " + ",".join(treatments.PAPER_NAMES) + " for the "
         "grid; for your own model (--source_model, --source_weights) every transfer mode and "
-        "recipe, " + ",".join(treatments.TRANSFER_MODES) + ".",
+        "recipe, " + ",".join(treatments.TRANSFER_MODES) + ". " + BASES_ONLY + ": only the "
+        "base networks.",
         kind=STRINGS,
-        check=each_in(treatments.NAMES),
+        check=_treatment_names,
     )
     design: str = setting(
         "grid",
@@ -648,7 +662,10 @@ class Experiment:
     @property
     def treatments(self) -> tuple[str, ...]:
         """--treatments, or its default when empty: the paper's five for the grid, every
-        transfer mode and recipe of the table for an own-model study."""
+        transfer mode and recipe of the table for an own-model study; none for
+        --treatments=none (base networks only)."""
+        if self.grid.treatments == (BASES_ONLY,):
+            return ()
         if self.grid.treatments:
             return self.grid.treatments
         return treatments.TRANSFER_MODES if self.own_model else treatments.PAPER_NAMES

@@ -58,6 +58,10 @@ CASES = {
         lambda w, t: ["--treatments=transfer,finetune"],
         ["'finetune'", "use any of"],
     ),
+    "bases_only_with_treatments": (
+        lambda w, t: ["--treatments=none,transfer"],
+        ["--treatments=none,transfer", "give none alone"],
+    ),
     "unknown_strategy": (lambda w, t: ["--strategy=tpu"], ["--strategy=tpu", "one of"]),
     "unknown_mode": (lambda w, t: ["--mode=serve"], ["--mode=serve", "one of"]),
     "n_zero": (lambda w, t: ["--layers=0"], ["n=0", "layers start at 1"]),
