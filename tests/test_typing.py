@@ -35,11 +35,12 @@ ANNOTATED = (
     "training",
     "treatments",
     "tuning",
+    "workdir",
 )
 # Those not annotated yet. With these, the test finds 208 unannotated public functions in
 # the whole package at the commit that added it (analysis/ 87, study/ 62, workdir/ 30,
 # reporting/ 17, app/ 12).
-UNANNOTATED = ("analysis", "app", "reporting", "study", "workdir")
+UNANNOTATED = ("analysis", "app", "reporting", "study")
 # Methods named like private ones that are public all the same.
 PUBLIC_DUNDERS = ("__init__", "__call__")
 
