@@ -19,6 +19,7 @@ PACKAGE = os.path.join(REPO, "kerastransfer")
 # package here once it is annotated, and take it out of UNANNOTATED (and out of pyproject's
 # mypy override that leaves its unannotated bodies unchecked).
 ANNOTATED = (
+    "analysis",
     "config",
     "console",
     "data",
@@ -40,7 +41,7 @@ ANNOTATED = (
 # Those not annotated yet. With these, the test finds 208 unannotated public functions in
 # the whole package at the commit that added it (analysis/ 87, study/ 62, workdir/ 30,
 # reporting/ 17, app/ 12).
-UNANNOTATED = ("analysis", "app", "reporting", "study")
+UNANNOTATED = ("app", "reporting", "study")
 # Methods named like private ones that are public all the same.
 PUBLIC_DUNDERS = ("__init__", "__call__")
 
