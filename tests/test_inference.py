@@ -15,6 +15,7 @@ from kerastransfer import analysis, designs
 from kerastransfer.analysis import findings, intervals, stats
 from kerastransfer.analysis.baselines import matched_points
 from kerastransfer.reporting import own_model_report, plots, report
+from kerastransfer.reporting.formats import MISSING
 
 # ----------------------------------------------------------------------------- one base network
 
@@ -395,6 +396,21 @@ def test_recommendation_is_qualified_when_the_margin_includes_0():
     one_seed = analysis.recommend(analysis.normalize_records(records[::2]))
     assert one_seed["choice"]["gain_over_scratch"]["ci"] is None
     assert "no CI: one seed per cell" in own_model_report.render(one_seed)
+
+
+def test_a_baseline_without_validation_accuracy_is_reported_on_test():
+    """A from-scratch baseline whose records hold no final_val (allowed: RunRecord.from_json
+    reads it as None) has no validation gain; the report says so and judges the choice on
+    test, where it used to stop with a TypeError comparing that missing gain with 0."""
+    records = [_own("base", 0, s, None, best_k=0.80, test=0.800 + 0.004 * s) for s in (0, 1)]
+    records += [_own("transfer_ft", 1, s, 0.850 + 0.002 * s) for s in (0, 1)]
+    result = analysis.recommend(analysis.normalize_records(records))
+    gains = result["choice"]["gain_over_scratch"], result["choice"]["test_gain_over_scratch"]
+    assert gains[0]["effect"] is None and gains[1]["effect"] == pytest.approx(0.039)
+    text = own_model_report.render(result)
+    assert "**Use n = 1, fine-tuned**" in text
+    assert f"gain over training from scratch, validation: {MISSING} (optimistic" in text
+    assert "gain over training from scratch, test: +3.90 points [95% CI" in text
 
 
 def test_a_recommended_recipe_is_set_against_plain_fine_tuning_with_its_cost():

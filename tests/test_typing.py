@@ -19,6 +19,8 @@ PACKAGE = os.path.join(REPO, "kerastransfer")
 # package here once it is annotated, and take it out of UNANNOTATED (and out of pyproject's
 # mypy override that leaves its unannotated bodies unchecked).
 ANNOTATED = (
+    "analysis",
+    "app",
     "config",
     "console",
     "data",
@@ -29,17 +31,20 @@ ANNOTATED = (
     "flops",
     "models",
     "registry",
+    "reporting",
     "run",
     "serving",
+    "study",
     "surgery",
     "training",
     "treatments",
     "tuning",
+    "workdir",
 )
-# Those not annotated yet. With these, the test finds 208 unannotated public functions in
-# the whole package at the commit that added it (analysis/ 87, study/ 62, workdir/ 30,
-# reporting/ 17, app/ 12).
-UNANNOTATED = ("analysis", "app", "reporting", "study", "workdir")
+# Those not annotated yet: none since issue 34 annotated the last five (analysis/ 87,
+# study/ 63, workdir/ 30, reporting/ 17, app/ 11 public functions). A package added here is
+# also named in a pyproject override that relaxes mypy for it (see the last test).
+UNANNOTATED: tuple[str, ...] = ()
 # Methods named like private ones that are public all the same.
 PUBLIC_DUNDERS = ("__init__", "__call__")
 
@@ -135,12 +140,19 @@ def test_every_package_is_listed_annotated_or_not():
 
 
 def test_mypy_leaves_unchecked_only_the_packages_not_annotated_yet():
-    """pyproject.toml's override that turns off check_untyped_defs names UNANNOTATED."""
+    """pyproject.toml's one override that turns off check_untyped_defs (and lets bare
+    generics pass) names UNANNOTATED, and there is none while UNANNOTATED is empty."""
     if sys.version_info < (3, 11):
         pytest.skip("tomllib is Python 3.11's")
     import tomllib  # noqa: PLC0415  (Python 3.11 and later)
 
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
-        overrides = tomllib.load(f)["tool"]["mypy"]["overrides"]
-    unchecked = [o["module"] for o in overrides if o.get("check_untyped_defs") is False]
-    assert unchecked == [[f"kerastransfer.{package}.*" for package in UNANNOTATED]]
+        mypy = tomllib.load(f)["tool"]["mypy"]
+    assert mypy["check_untyped_defs"] is True and mypy["disallow_any_generics"] is True
+    relaxed = [
+        o["module"]
+        for o in mypy["overrides"]
+        if o.get("check_untyped_defs") is False or o.get("disallow_any_generics") is False
+    ]
+    expected = [[f"kerastransfer.{package}.*" for package in UNANNOTATED]] if UNANNOTATED else []
+    assert relaxed == expected

@@ -13,11 +13,13 @@ to overlay the paper's numbers (the driver's default, --reference=none, does not
 import argparse
 import os
 import sys
+from collections.abc import Sequence
+from typing import NoReturn
 
 from kerastransfer.analysis.records import PAPER_CSV
 
 
-def driver_argv(argv):
+def driver_argv(argv: Sequence[str]) -> list[str]:
     """The `python -m kerastransfer.run --mode=analyze` command line that does what this
     command line (`argv`, without the program name) asks."""
     parser = argparse.ArgumentParser(
@@ -50,7 +52,7 @@ def driver_argv(argv):
     return command + flags
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Runs the analyze driver in this process's place; never returns."""
     command = driver_argv(sys.argv[1:] if argv is None else argv)
     sys.stdout.flush()

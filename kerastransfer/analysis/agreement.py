@@ -32,11 +32,16 @@ order agreed with the cut points that were trained, and the networks and time it
 """
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypedDict, TypeGuard
 
 import numpy as np
+import numpy.typing as npt
 
 from kerastransfer import treatments
 from kerastransfer.analysis.records import is_base, ok_records
+from kerastransfer.workdir.records import AnyRecord
+from kerastransfer.workdir.scores import PruneRecord, ScoreEntry, Scores
 
 # Fewest cut points with both a score and a measured accuracy that a correlation is taken on.
 MIN_POINTS = 3
@@ -48,8 +53,58 @@ RULES = ("deepest", "middle", "fine_tune_all")
 # Fewest measured cut points a choice is made among.
 MIN_CHOICES = 2
 
+# A group of the agreement: (split, source half, target half); the source is None for the
+# recipes' records that copy nothing.
+GroupKey = tuple[str, str | None, str]
+# {n: a score or accuracy averaged over the seeds}, None where none is known.
+Curve = dict[int, float | None]
 
-def verdict(rho):
+
+class Correlation(TypedDict):
+    """correlate's answer: the rank correlations over the cut points that have both."""
+
+    points: int
+    spearman: float | None
+    kendall: float | None
+    why: str | None  # why there is no correlation
+
+
+class UnscoredGroup(TypedDict):
+    """n/a scores of one reason: its cut points and the seeds' source networks."""
+
+    n: list[int]
+    seeds: list[int]
+    why: str
+
+
+class Best(TypedDict):
+    """The best measured cut point of a curve."""
+
+    n: int
+    accuracy: float
+
+
+class Choice(TypedDict):
+    """A choice of cut point(s) on a measured curve and its top-1 regret in points, or why
+    there is none (every other field None)."""
+
+    n: list[int] | None
+    accuracy: float | None
+    regret: float | None
+    why: str | None
+
+
+class Pruning(PruneRecord):
+    """pruning's answer: --prune's record, how its order agreed with the trained cut points'
+    validation accuracy per treatment, and the networks and time it saved."""
+
+    agreement: dict[str, Correlation]
+    networks_skipped: int
+    train_seconds: float | None
+    seconds_saved_estimate: float | None
+
+
+def verdict(rho: float | None) -> str:
     """A mean rank correlation in words."""
     if rho is None:
         return "undetermined"
@@ -64,12 +119,12 @@ def verdict(rho):
     return "ranks in reverse"
 
 
-def known(value):
+def known(value: float | None) -> TypeGuard[float]:
     """Whether `value` is a number to rank: not None (n/a), not NaN or infinite."""
     return value is not None and math.isfinite(value)
 
 
-def current_entries(scores, records):
+def current_entries(scores: Scores, records: Iterable[AnyRecord]) -> list[ScoreEntry]:
     """The scores.json entries whose source network is the one the results hold now."""
     weights = {r.run: r.weights_sha256 for r in ok_records(records) if is_base(r)}
     return [
@@ -79,14 +134,14 @@ def current_entries(scores, records):
     ]
 
 
-def _group_key(split, source, target):
+def _group_key(split: str, source: str | None, target: str) -> GroupKey:
     return (split, source, target)
 
 
-def score_curves(entries):
+def score_curves(entries: Iterable[ScoreEntry]) -> dict[GroupKey, dict[str, Curve]]:
     """{(split, source, target): {estimator: {n: score averaged over the seeds}}}, None at
     an n where no seed's score is known (n/a)."""
-    pooled = {}
+    pooled: dict[GroupKey, dict[str, dict[int, list[float]]]] = {}
     for entry in entries:
         key = _group_key(entry["split"], entry["source"], entry["target"])
         for name, value in entry["scores"].items():
@@ -96,12 +151,12 @@ def score_curves(entries):
     return _mean_curves(pooled)
 
 
-def unscored(entries):
+def unscored(entries: Iterable[ScoreEntry]) -> dict[GroupKey, dict[str, list[UnscoredGroup]]]:
     """{(split, source, target): {estimator: [{"n": [...], "seeds": [...], "why": reason}]}}:
     the n/a scores grouped by their reason, with the cut points and the seeds' source networks
     (none for a given source model) it stands for. Another seed's score at the same n still
     counts in the curve."""
-    found = {}
+    found: dict[GroupKey, dict[str, dict[str, tuple[set[int], set[int]]]]] = {}
     for entry in entries:
         key = _group_key(entry["split"], entry["source"], entry["target"])
         for name, value in entry["scores"].items():
@@ -125,17 +180,19 @@ def unscored(entries):
     }
 
 
-def measured_treatments(records):
+def measured_treatments(records: Iterable[AnyRecord]) -> list[str]:
     """What the estimators are held against: the frozen and fine-tuned transfers (AnB, AnB+)
     and the recipes the study trained (treatments.RECIPES)."""
     trained = {r.treatment for r in ok_records(records)}
     return [*treatments.FROM_OTHER_HALF, *(t for t in treatments.RECIPES if t in trained)]
 
 
-def accuracy_curves(records, metric="test_accuracy"):
+def accuracy_curves(
+    records: Sequence[AnyRecord], metric: str = "test_accuracy"
+) -> dict[GroupKey, dict[str, Curve]]:
     """{(split, source, target): {treatment: {n: mean `metric` over the seeds}}} of the
     measured treatments (measured_treatments)."""
-    pooled = {}
+    pooled: dict[GroupKey, dict[str, dict[int, list[float]]]] = {}
     measured = measured_treatments(records)
     for r in ok_records(records):
         if r.treatment in measured and known(getattr(r, metric)):
@@ -146,7 +203,9 @@ def accuracy_curves(records, metric="test_accuracy"):
     return _mean_curves(pooled)
 
 
-def _mean_curves(pooled):
+def _mean_curves(
+    pooled: Mapping[GroupKey, Mapping[str, Mapping[int, list[float]]]],
+) -> dict[GroupKey, dict[str, Curve]]:
     """{key: {name: {n: [values]}}} -> the same with each list's mean (None when it is
     empty), n in order."""
     return {
@@ -160,14 +219,18 @@ def _mean_curves(pooled):
     }
 
 
-def correlate(scores, measured, min_points=MIN_POINTS):
+def correlate(
+    scores: Mapping[int, float | None],
+    measured: Mapping[int, float | None],
+    min_points: int = MIN_POINTS,
+) -> Correlation:
     """Spearman's rho and Kendall's tau between {n: score} and {n: accuracy} over the n where
     both are known (an n/a score, None or NaN, drops out); None (with `why`) when fewer than
     `min_points` or either side is constant."""
     common = sorted(n for n in set(scores) & set(measured) if known(measured[n]))
     missing = [n for n in common if not known(scores[n])]
     common = [n for n in common if known(scores[n])]
-    result = {"points": len(common), "spearman": None, "kendall": None, "why": None}
+    result: Correlation = {"points": len(common), "spearman": None, "kendall": None, "why": None}
     x = np.array([scores[n] for n in common])
     y = np.array([measured[n] for n in common])
     if len(common) < min_points:
@@ -184,7 +247,7 @@ def correlate(scores, measured, min_points=MIN_POINTS):
     return result
 
 
-def _ranks(values):
+def _ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..N, ties sharing their mean rank."""
     order = np.argsort(values, kind="stable")
     ranks = np.empty(len(values))
@@ -195,21 +258,21 @@ def _ranks(values):
     return ranks
 
 
-def spearman(x, y):
+def spearman(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
     """Spearman's rho: the Pearson correlation of the ranks (ties at their mean rank)."""
     return float(np.corrcoef(_ranks(np.asarray(x)), _ranks(np.asarray(y)))[0, 1])
 
 
-def kendall(x, y):
+def kendall(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
     """Kendall's tau-b: concordant minus discordant pairs over the pairs untied in each."""
-    x, y = np.asarray(x), np.asarray(y)
-    upper = np.triu_indices(len(x), k=1)
-    dx = np.sign(x[:, None] - x[None, :])[upper]
-    dy = np.sign(y[:, None] - y[None, :])[upper]
+    xs, ys = np.asarray(x), np.asarray(y)
+    upper = np.triu_indices(len(xs), k=1)
+    dx = np.sign(xs[:, None] - xs[None, :])[upper]
+    dy = np.sign(ys[:, None] - ys[None, :])[upper]
     return float(np.sum(dx * dy) / np.sqrt(np.sum(dx != 0) * np.sum(dy != 0)))
 
 
-def agreement(scores, records):
+def agreement(scores: Scores, records: Sequence[AnyRecord]) -> dict[str, Any]:
     """Each estimator's rank correlation with the measured AnB and AnB+ accuracies, per split
     and direction and on average (see module doc), as a JSON-ready dict."""
     entries = current_entries(scores, records)
@@ -218,7 +281,7 @@ def agreement(scores, records):
     measured = accuracy_curves(records)
     treated = measured_treatments(records)
     names = [name for name in scores["settings"]["estimators"]]
-    groups = []
+    groups: list[dict[str, Any]] = []
     for key in sorted(curves):
         split, source, target = key
         accuracy = measured.get(key, {})
@@ -243,7 +306,7 @@ def agreement(scores, records):
                 },
             }
         )
-    mean = {}
+    mean: dict[str, dict[str, dict[str, Any]]] = {}
     for name in names:
         mean[name] = {}
         for t in treated:
@@ -269,7 +332,7 @@ def agreement(scores, records):
     }
 
 
-def regret(scores, records):
+def regret(scores: Scores, records: Sequence[AnyRecord]) -> dict[str, Any]:
     """Each estimator's and rule's top-1 regret per split, direction and measured treatment,
     and its mean over them (see module doc), as a JSON-ready dict; agreement() carries it
     under "regret"."""
@@ -284,13 +347,20 @@ def regret(scores, records):
     )
 
 
-def _regret(curves, measured, treated, names, pruned):
+def _regret(
+    curves: Mapping[GroupKey, Mapping[str, Curve]],
+    measured: Mapping[GroupKey, Mapping[str, Curve]],
+    treated: Sequence[str],
+    names: Sequence[str],
+    pruned: bool,
+) -> dict[str, Any]:
     """regret()'s dict from the score curves and the measured accuracy curves."""
-    groups = []
+    groups: list[dict[str, Any]] = []
     for key in sorted(curves):
         split, source, target = key
         accuracy = measured.get(key, {})
-        best, choices = {}, {}
+        best: dict[str, Best | None] = {}
+        choices: dict[str, dict[str, Choice]] = {}
         for t in treated:
             curve = {n: a for n, a in accuracy.get(t, {}).items() if known(a)}
             best[t] = _best(curve)
@@ -320,7 +390,7 @@ def _regret(curves, measured, treated, names, pruned):
     }
 
 
-def _best(curve):
+def _best(curve: Mapping[int, float]) -> Best | None:
     """{"n", "accuracy"} of the best measured cut point (ties: the lower n), or None."""
     if not curve:
         return None
@@ -328,7 +398,7 @@ def _best(curve):
     return {"n": n, "accuracy": curve[n]}
 
 
-def _choice(curve, chosen):
+def _choice(curve: Mapping[int, float], chosen: Sequence[int]) -> Choice:
     """Choosing the cut points `chosen` (their accuracies averaged) on the measured `curve`:
     {"n", "accuracy", "regret", "why"}, regret in points below the curve's best."""
     accuracy = float(np.mean([curve[n] for n in chosen]))
@@ -340,23 +410,25 @@ def _choice(curve, chosen):
     }
 
 
-def _no_choice(why):
+def _no_choice(why: str) -> Choice:
     return {"n": None, "accuracy": None, "regret": None, "why": why}
 
 
-def _too_few(curve):
+def _too_few(curve: Mapping[int, float]) -> str | None:
     """Why a choice on `curve` means nothing (fewer than MIN_CHOICES measured n), or None."""
     if len(curve) < MIN_CHOICES:
         return f"{len(curve)} measured cut points, fewer than {MIN_CHOICES}"
     return None
 
 
-def _estimator_choice(scores, curve):
+def _estimator_choice(scores: Mapping[int, float | None], curve: Mapping[int, float]) -> Choice:
     """The estimator's choice on a measured `curve`: the n it scores highest among those
     measured, all of them when tied."""
-    if _too_few(curve):
-        return _no_choice(_too_few(curve))
-    common = {n: scores[n] for n in curve if n in scores and known(scores[n])}
+    few = _too_few(curve)
+    if few:
+        return _no_choice(few)
+    scored = {n: scores[n] for n in curve if n in scores}
+    common = {n: score for n, score in scored.items() if known(score)}
     if len(common) < MIN_CHOICES:
         missing = sorted(set(curve) - set(common))
         return _no_choice(
@@ -370,20 +442,23 @@ def _estimator_choice(scores, curve):
     return _choice(curve, chosen)
 
 
-def _rule_choice(rule, treatment, curve):
+def _rule_choice(rule: str, treatment: str, curve: Mapping[int, float]) -> Choice:
     """A rule's choice on one treatment's measured `curve` (see module doc)."""
     trained = treatments.get(treatment)
     if rule == "fine_tune_all" and not trained.tunes_every_copied_block:
         return _no_choice("a rule for treatments that fine-tune every copied block")
-    if _too_few(curve):
-        return _no_choice(_too_few(curve))
+    few = _too_few(curve)
+    if few:
+        return _no_choice(few)
     ns = sorted(curve)
     if rule == "middle":
         return _choice(curve, [ns[(len(ns) - 1) // 2]])
     return _choice(curve, [ns[-1]])  # the deepest cut, and fine-tune everything
 
 
-def _rules_beaten(mean, name, treatment):
+def _rules_beaten(
+    mean: Mapping[str, Mapping[str, Mapping[str, Any]]], name: str, treatment: str
+) -> list[str]:
     """The rules whose mean regret on `treatment` is larger than estimator `name`'s."""
     mine = mean[name][treatment]["regret"]
     if mine is None:
@@ -395,7 +470,9 @@ def _rules_beaten(mean, name, treatment):
     ]
 
 
-def _mean_regret(groups, choice, treatment):
+def _mean_regret(
+    groups: Iterable[Mapping[str, Any]], choice: str, treatment: str
+) -> dict[str, Any]:
     """The mean regret of `choice` on `treatment` over the groups where it has one."""
     found = [g["choices"][choice][treatment] for g in groups if choice in g["choices"]]
     regrets = [c["regret"] for c in found if c["regret"] is not None]
@@ -406,7 +483,7 @@ def _mean_regret(groups, choice, treatment):
     }
 
 
-def pruning(scores, records):
+def pruning(scores: Scores | None, records: Sequence[AnyRecord]) -> Pruning | None:
     """What an own-model study's --prune choice did, or None when it pruned nothing.
 
     The estimator's order of the trained cut points is set against their measured validation
@@ -414,9 +491,9 @@ def pruning(scores, records):
     (with 2 trained n it is +1 or -1: the same order or the reverse). The time saved is an
     estimate: the skipped networks at the mean training time of the trained transfers.
     """
-    chosen = (scores or {}).get("prune")
-    if not chosen:
+    if not scores or not scores.get("prune"):
         return None
+    chosen = scores["prune"]
     estimator = chosen["estimator"]
     curve = {
         entry["n"]: entry["scores"][estimator]

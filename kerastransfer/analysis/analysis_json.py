@@ -6,6 +6,8 @@ kerastransfer.workdir.results (a reproduction's results.jsonl, or the paper's ne
 """
 
 import math
+from collections.abc import Sequence
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -22,17 +24,35 @@ from kerastransfer.analysis.records import (
 from kerastransfer.analysis.stats import CONFIDENCE
 from kerastransfer.analysis.tables import cell_table, matched_table, relative_drop, table1
 from kerastransfer.designs import split_group
-from kerastransfer.workdir.records import STATUSES
+from kerastransfer.workdir.records import STATUSES, AnyRecord, RunRecord
 from kerastransfer.workdir.results import normalize_records
+from kerastransfer.workdir.scores import Scores
 
 
-def timing(records):
+class TimingRow(TypedDict):
+    """Training time and throughput of one treatment label's ok runs."""
+
+    label: str
+    runs: int
+    total_seconds: float | None
+    mean_seconds: float | None
+    mean_images_per_second: float | None
+
+
+class Timing(TypedDict):
+    """timing's answer: a row per treatment label, and the study's total training time."""
+
+    by_treatment: list[TimingRow]
+    total_seconds: float | None
+
+
+def timing(records: Sequence[AnyRecord]) -> Timing:
     """Training time and throughput per treatment label, from ok runs that report them."""
-    groups = {}
+    groups: dict[str, list[RunRecord]] = {}
     for r in ok_records(records):
         label = paper_label(r.treatment, {r.target})
         groups.setdefault(label, []).append(r)
-    rows = []
+    rows: list[TimingRow] = []
     for label, members in groups.items():
         seconds = [r.train_seconds for r in members if r.train_seconds is not None]
         speeds = [r.images_per_second for r in members if r.images_per_second is not None]
@@ -63,14 +83,14 @@ REPORT = "report.md"
 
 
 def analyze(
-    records,
+    records: Sequence[AnyRecord],
     *,
-    config=None,
-    reference_records=None,
-    source_label="records",
-    scores=None,
-    command=None,
-):
+    config: dict[str, Any] | None = None,
+    reference_records: Sequence[AnyRecord] | None = None,
+    source_label: str = "records",
+    scores: Scores | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
     """The whole analysis of `records` (run dicts, see module doc): analysis.json's dict,
     built here once and never changed after (reporting only renders it).
 
@@ -84,13 +104,13 @@ def analyze(
     """
     records = normalize_records(records)
     ok = ok_records(records)
-    splits = {}
+    splits: dict[str, int] = {}
     for r in ok:
         splits[r.split] = splits.get(r.split, 0) + 1
     convergence = findings.base_convergence(records)
     checked = findings.check(records, convergence)
     sized = sizing.size_findings(checked, records, config)
-    analysis = {
+    analysis: dict[str, Any] = {
         "source": source_label,
         "config": config,
         "metric": {
@@ -155,8 +175,11 @@ def analyze(
     return analysis
 
 
-def json_safe(value):
-    """`value` with numpy scalars made Python numbers and NaN/inf made None (JSON has no NaN)."""
+def json_safe(value: object) -> Any:
+    """`value` with numpy scalars made Python numbers and NaN/inf made None (JSON has no NaN).
+
+    Any: the same structure as `value` (a tuple made a list), whose shape the caller knows;
+    no type says "this type with NaN made None"."""
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

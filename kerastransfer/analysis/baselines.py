@@ -6,30 +6,44 @@ The base a run is compared with is also its unit of replication (kerastransfer.a
 every run matched to one base shares that base's seed-to-seed error.
 """
 
-import collections
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from kerastransfer.analysis.records import (
     PAPER_FULL_BASE_TOP1,
     PAPER_FULL_SPLIT,
+    best_k,
     is_base,
     ok_records,
 )
+from kerastransfer.workdir.records import AnyRecord, RunRecord
 
-# A run and its accuracy minus its baseline, in points; `unit` names the baseline (unit_of).
-Matched = collections.namedtuple("Matched", "record points unit")
+# A base network, the unit of replication: (split, target half, seed), the seed None for
+# records without one (the paper's); where a run's baseline is not one seed's base, the seed
+# part names it instead (MEAN_OF_SEEDS, PAPER_CONSTANT).
+Unit = tuple[str, str, int | str | None]
 
 # The seed part of a unit whose baseline is not one seed's base.
 MEAN_OF_SEEDS, PAPER_CONSTANT = "mean of its bases", "the paper's 1000-class network"
 
 
-def unit_of(record):
+class Matched(NamedTuple):
+    """A run and its accuracy minus its baseline, in points; `unit` names the baseline
+    (unit_of)."""
+
+    record: RunRecord
+    points: float
+    unit: Unit
+
+
+def unit_of(record: RunRecord) -> Unit:
     """The base network a run belongs to: (split, target half, seed); seed None in the paper."""
     return (record.split, record.target, record.seed)
 
 
-def unit_label(unit):
+def unit_label(unit: Unit) -> str:
     """ "random0 B seed 0", "random0 A" (no seed recorded), "full" (a split of one half) or
     "random0 B, mean of its bases"."""
     split, target, seed = unit
@@ -47,19 +61,20 @@ class Baselines:
     without its base row, PAPER_FULL_BASE_TOP1.
     """
 
-    def __init__(self, records):
-        by_seed, by_half = {}, {}
+    def __init__(self, records: Sequence[AnyRecord]) -> None:
+        by_seed: dict[Unit, list[float]] = {}
+        by_half: dict[tuple[str, str], list[float]] = {}
         for r in ok_records(records):
             if is_base(r):
-                by_half.setdefault(unit_of(r)[:2], []).append(r.best_k)
-                by_seed.setdefault(unit_of(r), []).append(r.best_k)
+                by_half.setdefault((r.split, r.target), []).append(best_k(r))
+                by_seed.setdefault(unit_of(r), []).append(best_k(r))
         self._by_seed = {unit: float(np.mean(v)) for unit, v in by_seed.items()}
         self._by_half = {half: float(np.mean(v)) for half, v in by_half.items()}
 
-    def lookup(self, record):
+    def lookup(self, record: RunRecord) -> tuple[float, str, Unit] | tuple[None, None, None]:
         """(baseline accuracy, how it was found, unit) for `record`, or (None, None, None)."""
         unit = unit_of(record)
-        half = unit[:2]
+        half = (record.split, record.target)
         if unit in self._by_seed:
             how = "same seed" if record.seed is not None else "the half's base (no seeds)"
             return self._by_seed[unit], how, unit
@@ -70,20 +85,24 @@ class Baselines:
         return None, None, None
 
 
-def matched_points(records, sources=None):
+def matched_points(
+    records: Sequence[AnyRecord], sources: dict[str, int] | None = None
+) -> tuple[list[Matched], list[str]]:
     """A Matched (record, accuracy - its own baseline in points, unit) for every ok non-base
     run with a baseline, and the names of the runs that have none. `sources`, a dict if given,
     counts how the baselines were found (Baselines.lookup)."""
     baselines = Baselines(records)
-    matched, unmatched = [], []
+    matched: list[Matched] = []
+    unmatched: list[str] = []
     for r in ok_records(records):
         if is_base(r):
             continue
-        base, source, unit = baselines.lookup(r)
-        if base is None:
+        found = baselines.lookup(r)
+        if found[0] is None:
             unmatched.append(r.run)
             continue
-        matched.append(Matched(r, 100.0 * (r.best_k - base), unit))
+        base, source, unit = found
+        matched.append(Matched(r, 100.0 * (best_k(r) - base), unit))
         if sources is not None:
             sources[source] = sources.get(source, 0) + 1
     return matched, unmatched

@@ -17,15 +17,51 @@ with kind "line" (joined), "dots" (the points of other base networks) or "base" 
 reference: the bases of the lines in `belongs_to`). plots.py draws the figures from them.
 """
 
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypedDict
+
 from kerastransfer import treatments
-from kerastransfer.analysis.baselines import Baselines, matched_points, unit_label, unit_of
-from kerastransfer.analysis.records import is_base, ok_records
-from kerastransfer.analysis.stats import summarize
+from kerastransfer.analysis.baselines import Baselines, Unit, matched_points, unit_label, unit_of
+from kerastransfer.analysis.records import best_k, is_base, ok_records
+from kerastransfer.analysis.stats import Bounds, summarize
 from kerastransfer.analysis.tables import view
 from kerastransfer.designs import split_group
+from kerastransfer.workdir.records import AnyRecord, RunRecord
 
 NOUN = "base network"
-ACCURACY_BOUNDS = (0.0, 1.0)
+ACCURACY_BOUNDS: Bounds = (0.0, 1.0)
+# {unit: {n: [its values at n]}}: what a series' points are made of.
+PointsByUnit = dict[Unit, dict[int, list[float]]]
+
+
+class Point(TypedDict):
+    """A figure point at n: the mean of its units' own means and the 95% interval over them."""
+
+    n: int
+    units: list[str]  # unit_label of each unit
+    networks: int
+    mean: float | None
+    ci: list[float] | None
+    values: list[float]  # each unit's mean
+
+
+class FigureLine(TypedDict):
+    """A line, a dot group or a base reference of a figure (module doc)."""
+
+    figure: str
+    panel: str
+    line: str
+    series: str
+    kind: str  # "line", "dots" or "base"
+    units: list[str]
+    points: list[Point]
+
+
+class BaseReference(FigureLine):
+    """Figure 2's dashed base line, and the series of the lines it belongs to."""
+
+    belongs_to: list[str]
+
 
 # Figure 2 (transfer.png): the paper's four copied treatments on the random splits.
 TRANSFER_SERIES = ("selffer", "selffer_ft", "transfer", "transfer_ft")
@@ -38,12 +74,14 @@ DISSIMILAR_SERIES = {
 }
 
 
-def _unit_order(unit):
+def _unit_order(unit: Unit) -> tuple[str, bool, str, int | str]:
     split, target, seed = unit
     return (split, target != "B", target, -1 if seed is None else seed)
 
 
-def _point(n, unit_values, networks, bounds=None):
+def _point(
+    n: int, unit_values: dict[Unit, list[float]], networks: int, bounds: Bounds | None = None
+) -> Point:
     """A figure point at n: the mean of the units' own means and its interval over units."""
     units = sorted(unit_values, key=_unit_order)
     means = [sum(unit_values[u]) / len(unit_values[u]) for u in units]
@@ -58,10 +96,10 @@ def _point(n, unit_values, networks, bounds=None):
     }
 
 
-def unit_groups(points_by_unit):
+def unit_groups(points_by_unit: PointsByUnit) -> list[tuple[tuple[int, ...], list[Unit]]]:
     """[(layers, units)]: units with runs at the same n grouped, the group with the most n
     first (then the most units). `points_by_unit` is {unit: {n: [values]}}."""
-    by_layers = {}
+    by_layers: dict[tuple[int, ...], list[Unit]] = {}
     for unit, per_n in points_by_unit.items():
         by_layers.setdefault(tuple(sorted(per_n)), []).append(unit)
     groups = [(layers, sorted(units, key=_unit_order)) for layers, units in by_layers.items()]
@@ -70,7 +108,15 @@ def unit_groups(points_by_unit):
     )
 
 
-def _series(figure, panel, series, label, points_by_unit, anchor, bounds):
+def _series(
+    figure: str,
+    panel: str,
+    series: str,
+    label: str,
+    points_by_unit: PointsByUnit,
+    anchor: Callable[[list[Unit]], Point] | None,
+    bounds: Bounds | None,
+) -> list[tuple[FigureLine, list[Unit]]]:
     """The entries of one series, its line and its dots, from {unit: {n: [values]}}, each
     with the units it rests on; `anchor(units)` gives the line's n = 0 point (None: the line
     starts at its first n)."""
@@ -88,7 +134,7 @@ def _series(figure, panel, series, label, points_by_unit, anchor, bounds):
         kind = "line" if index == 0 else "dots"
         if kind == "line" and anchor is not None:
             points.insert(0, anchor(units))
-        entry = {
+        entry: FigureLine = {
             "figure": figure,
             "panel": panel,
             "line": label,
@@ -101,38 +147,38 @@ def _series(figure, panel, series, label, points_by_unit, anchor, bounds):
     return entries
 
 
-def _by_unit(pairs):
+def _by_unit(pairs: Iterable[tuple[RunRecord, float]]) -> PointsByUnit:
     """{unit: {n: [values]}} of (record, value) pairs."""
-    grouped = {}
+    grouped: PointsByUnit = {}
     for record, value in pairs:
         grouped.setdefault(unit_of(record), {}).setdefault(record.n, []).append(value)
     return grouped
 
 
-def figure_lines(records):
+def figure_lines(records: Sequence[AnyRecord]) -> list[FigureLine]:
     """Every line, dot group and base reference that Figures 2 and 3 draw (module doc), from
     normalized run records."""
     ok = ok_records(records)
     baselines = Baselines(records)
-    base_of = {}
+    base_of: dict[Unit, float] = {}
     for r in ok:
         if not is_base(r):
             base = baselines.lookup(r)[0]
             if base is not None:
                 base_of[unit_of(r)] = base
 
-    def base_anchor(units):
+    def base_anchor(units: Sequence[Unit]) -> Point:
         return _point(0, {u: [base_of[u]] for u in units}, len(units), ACCURACY_BOUNDS)
 
-    def zero_anchor(units):
+    def zero_anchor(units: Sequence[Unit]) -> Point:
         point = _point(0, {u: [0.0] for u in units}, len(units))
         return {**point, "ci": None}
 
-    entries = []
-    transfer_lines = []
+    entries: list[FigureLine] = []
+    transfer_lines: list[tuple[FigureLine, list[Unit]]] = []
     for name in TRANSFER_SERIES:
         runs = [
-            (r, r.best_k)
+            (r, best_k(r))
             for r in ok
             if r.treatment == name and split_group(r.split) == "random" and unit_of(r) in base_of
         ]
@@ -160,7 +206,7 @@ def figure_lines(records):
         ]
         label = treatments.display_name(name, "B")
         for panel_name, values, anchor, bounds in (
-            (panel, [(m.record, m.record.best_k) for m in chosen], base_anchor, ACCURACY_BOUNDS),
+            (panel, [(m.record, best_k(m.record)) for m in chosen], base_anchor, ACCURACY_BOUNDS),
             ("relative", [(m.record, m.points) for m in chosen], zero_anchor, None),
         ):
             series = _series("dissimilar", panel_name, key, label, _by_unit(values), anchor, bounds)
@@ -168,13 +214,16 @@ def figure_lines(records):
     return entries
 
 
-def _base_references(lines, base_anchor):
+def _base_references(
+    lines: Iterable[tuple[FigureLine, list[Unit]]],
+    base_anchor: Callable[[Sequence[Unit]], Point],
+) -> list[BaseReference]:
     """Figure 2's dashed base lines: one per set of units that its lines rest on (`lines`:
     (entry, units) pairs), naming the lines it belongs to."""
-    by_units = {}
-    for line, units in lines:
-        by_units.setdefault(tuple(units), []).append(line["series"])
-    references = []
+    by_units: dict[tuple[Unit, ...], list[str]] = {}
+    for line, line_units in lines:
+        by_units.setdefault(tuple(line_units), []).append(line["series"])
+    references: list[BaseReference] = []
     for units, series in by_units.items():
         point = base_anchor(units)
         references.append(

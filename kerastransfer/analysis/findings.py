@@ -8,9 +8,14 @@ features being far worse. Effects are in percentage points. docs/statistics.md e
 the tests and the rule.
 """
 
-from kerastransfer.analysis.baselines import matched_points
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any, TypedDict
+
+from kerastransfer.analysis.baselines import Matched, matched_points
 from kerastransfer.analysis.intervals import (
     PAIRED,
+    Counts,
+    Inference,
     Value,
     compare,
     over_units,
@@ -20,10 +25,11 @@ from kerastransfer.analysis.intervals import (
     without_ids,
 )
 from kerastransfer.analysis.records import group_order, is_base
-from kerastransfer.analysis.stats import CONFIDENCE, summarize
+from kerastransfer.analysis.stats import CONFIDENCE, Summary, summarize
 from kerastransfer.analysis.tables import LAYER_RANGES
 from kerastransfer.designs import HIGH_LAYERS, MIDDLE_LAYERS, split_group
 from kerastransfer.treatments import LONG_BASE
+from kerastransfer.workdir.records import AnyRecord
 from kerastransfer.workdir.results import normalize_records
 
 # An effect whose whole 95% CI lies within +-NEGLIGIBLE_POINTS points counts as no effect: the
@@ -51,7 +57,17 @@ READS = {
 }
 
 
-def decide(effect, ci, direction, why=None):
+class Convergence(TypedDict):
+    """base_convergence's answer: whether the base networks were still improving."""
+
+    late_gain: Summary | None  # None: no base has 2 k evaluations
+    long_base: Counts | None  # None: no compute-matched base
+    improving: bool
+
+
+def decide(
+    effect: float | None, ci: Sequence[float] | None, direction: int, why: str | None = None
+) -> tuple[str, str]:
     """Status of an effect (points) whose paper direction is `direction` (+1 or -1), and why;
     `why` says why there is no CI when there is none. See RULE."""
     if effect is None:
@@ -68,7 +84,7 @@ def decide(effect, ci, direction, why=None):
     return "inconclusive", "the CI includes 0"
 
 
-def _layers_text(layers):
+def _layers_text(layers: Sequence[int]) -> str:
     """ "n=1..7", "n=3,5" or "none" for a sorted list of layers."""
     if not layers:
         return "none"
@@ -77,13 +93,17 @@ def _layers_text(layers):
     return "n=" + ",".join(map(str, layers))
 
 
-def _with_basis(entry, beside, why):
+def _with_basis(
+    entry: dict[str, Any], beside: dict[str, Any] | None, why: str | None
+) -> dict[str, Any]:
     """A finding with the comparison kept `beside` its verdict (None: there is none) and
     `basis`: why the verdict's comparison was chosen (None: the paper's, the plain base)."""
     return {**entry, "beside": beside, "basis": why}
 
 
-def _measured(measure, effect, direction, comparison=None):
+def _measured(
+    measure: str, effect: Inference, direction: int, comparison: str | None = None
+) -> dict[str, Any]:
     """An effect (an inference dict) with its measure, what it is compared with, status and
     why."""
     status, why = decide(effect["effect"], effect["ci"], direction, effect["why"])
@@ -105,7 +125,14 @@ def _measured(measure, effect, direction, comparison=None):
     }
 
 
-def _finding(number, name, claim, direction, measured, parts=None):
+def _finding(
+    number: int,
+    name: str,
+    claim: str,
+    direction: int,
+    measured: dict[str, Any],
+    parts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """One findings entry; `measured` is its headline effect (an entry of _measured). With
     `parts` (entries of _measured), the headline effect is the first part and the status is
     that of all parts."""
@@ -137,7 +164,7 @@ def _finding(number, name, claim, direction, measured, parts=None):
     return entry
 
 
-def multiple_testing(results):
+def multiple_testing(results: Iterable[dict[str, Any]]) -> str:
     """The multiple-testing position in words, for the intervals that `results` tested."""
     tests = sum(len(f.get("parts", [])) or 1 for f in results)
     level = round(100 * CONFIDENCE)
@@ -151,20 +178,20 @@ def multiple_testing(results):
     )
 
 
-def _distant_first(group):
+def _distant_first(group: str) -> tuple[bool, tuple[int, str]]:
     """Sort key of split groups, most distant tasks first: dissimilar, random, then the rest."""
     return group != "dissimilar", group_order(group)
 
 
-def _by_split_group(values):
+def _by_split_group(values: Iterable[Value]) -> dict[str, list[Value]]:
     """{split group: its values} of Value triples."""
-    groups = {}
+    groups: dict[str, list[Value]] = {}
     for value in values:
         groups.setdefault(split_group(value.unit[0]), []).append(value)
     return groups
 
 
-def _random_features_comparison(matched):
+def _random_features_comparison(matched: Sequence[Matched]) -> tuple[str, Inference, str]:
     """(measure, effect, what it is compared with) of finding 5: random features against AnB
     of the same split group, the most distant group that has both (paired). When no group has
     both (the paper: random features only on all 1000 classes), against AnB of the most
@@ -200,24 +227,26 @@ def _random_features_comparison(matched):
     )
 
 
-def layers_of(values):
+def layers_of(values: Iterable[Value]) -> list[int]:
     """The n that `values` have runs at, sorted (a unit averages its own runs first; under
     --design=findings most units have one n of a range and one unit has them all)."""
     return sorted({v.key[-1] for v in values})
 
 
-def _at(values, layers):
+def _at(values: Iterable[Value], layers: Collection[int]) -> list[Value]:
     return [v for v in values if v.key[-1] in layers]
 
 
-def _against_long_base(values, matched):
+def _against_long_base(values: Iterable[Value], matched: Sequence[Matched]) -> list[Value]:
     """`values` (each run minus its own base) minus its unit's compute-matched base (also
     minus that base): each run against the base trained on for as many more steps."""
     extra = unit_means(select(matched, LONG_BASE, None, None))
     return [Value(v.unit, v.key, v.value - extra[v.unit]) for v in values if v.unit in extra]
 
 
-def _controlled(measure, values, matched, direction):
+def _controlled(
+    measure: str, values: Iterable[Value], matched: Sequence[Matched], direction: int
+) -> dict[str, Any] | None:
     """The same effect against the compute-matched base, or None without one."""
     against = _against_long_base(values, matched)
     if not against:
@@ -225,7 +254,9 @@ def _controlled(measure, values, matched, direction):
     return _measured(measure, over_units(against), direction, LONG_BASE_COMPARISON)
 
 
-def _verdict_basis(plain, controlled, convergence):
+def _verdict_basis(
+    plain: dict[str, Any], controlled: dict[str, Any] | None, convergence: Convergence
+) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
     """(the comparison that decides, the one kept beside it, why) of an effect measured
     against the plain base (`plain`) and against the compute-matched base (`controlled`,
     None without one): the compute-matched one decides when the study's own check
@@ -244,7 +275,9 @@ STILL_IMPROVING = (
 )
 
 
-def check(records, convergence=None):
+def check(
+    records: Sequence[AnyRecord], convergence: Convergence | None = None
+) -> list[dict[str, Any]]:
     """Checks the paper's five findings on `records`; every effect is in matched points over
     base networks, paired where two treatments share split, target half, seed and n, at the
     layers every base network of the effect has (shared_layers).
@@ -390,7 +423,7 @@ def check(records, convergence=None):
     return result
 
 
-def base_convergence(records):
+def base_convergence(records: Sequence[AnyRecord]) -> Convergence:
     """Whether the base networks had stopped improving when their training ended.
 
     `late_gain`: per base network, the mean of its last k validation accuracies minus the mean
@@ -399,7 +432,7 @@ def base_convergence(records):
     when either shows a gain: its CI above 0 (a late gain without a CI: its mean over
     NEGLIGIBLE_POINTS); then "BnB beats its base" may be extra training rather than transfer.
     """
-    gains = []
+    gains: list[float] = []
     for r in normalize_records(records):
         history = [accuracy for _, accuracy in r.val_history or []]
         k = r.k or 1
@@ -412,7 +445,7 @@ def base_convergence(records):
     improving = bool(longer["ci"] and longer["ci"][0] > 0)
     if late_gain and late_gain["ci"]:
         improving = improving or late_gain["ci"][0] > 0
-    elif late_gain:
+    elif late_gain and late_gain["mean"] is not None:  # a summary of gains has a mean
         improving = improving or late_gain["mean"] > NEGLIGIBLE_POINTS
     return {
         "late_gain": late_gain,

@@ -9,13 +9,49 @@ Values are Value triples: the unit, the pair key (split, target, seed, n) that p
 treatments' runs, and the value in points.
 """
 
-import collections
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple, TypedDict, cast
 
-from kerastransfer.analysis.baselines import unit_label, unit_of
+from kerastransfer.analysis.baselines import Matched, Unit, unit_label, unit_of
 from kerastransfer.analysis.stats import difference, summarize
 from kerastransfer.designs import split_group
 
-Value = collections.namedtuple("Value", "unit key value")
+# What pairs two treatments' runs: (split, target half, seed, n).
+PairKey = tuple[str, str, int | str | None, int]
+
+
+class Value(NamedTuple):
+    """A run's value in points, its unit (the base network it belongs to) and pair key."""
+
+    unit: Unit
+    key: PairKey
+    value: float
+
+
+class Counts(TypedDict):
+    """An effect over base networks without the units' ids (without_ids), as tables show it:
+    the mean of the units' means and its 95% interval, the spread of the units' means (and
+    of the reference side's), the units on each side, the networks, the test and why there
+    is no interval."""
+
+    effect: float | None
+    ci: list[float] | None
+    sd: float | None
+    reference_sd: float | None
+    units: int
+    reference_units: int | None  # None: one side (one-sample or paired)
+    networks: int
+    test: str
+    why: str | None
+
+
+class Inference(Counts):
+    """An effect over base networks (over_units, paired, unpaired) with its units' ids."""
+
+    unit_ids: list[Unit]
+    reference_unit_ids: list[Unit] | None
+
+
 NOUN = "base network"
 
 ONE_SAMPLE = "one-sample t over base networks"
@@ -23,12 +59,17 @@ PAIRED = "paired t over base networks"
 WELCH = "Welch t over base networks"
 
 
-def matched_values(matched):
+def matched_values(matched: Iterable[Matched]) -> list[Value]:
     """Value triples of Matched points (baselines.matched_points): each run minus its base."""
     return [Value(m.unit, unit_of(m.record) + (m.record.n,), m.points) for m in matched]
 
 
-def select(matched, treatment, layers=None, group="random"):
+def select(
+    matched: Iterable[Matched],
+    treatment: str,
+    layers: Iterable[int] | None = None,
+    group: str | None = "random",
+) -> list[Value]:
     """Value triples of the Matched points of `treatment`, with n in `layers` (None: any) and
     on the splits of `group` (None: any)."""
     return matched_values(
@@ -42,15 +83,15 @@ def select(matched, treatment, layers=None, group="random"):
     )
 
 
-def unit_means(values):
+def unit_means(values: Iterable[Value]) -> dict[Unit, float]:
     """{unit: mean of its values}, units in first-seen order."""
-    groups = {}
+    groups: dict[Unit, list[float]] = {}
     for v in values:
         groups.setdefault(v.unit, []).append(v.value)
     return {unit: sum(vs) / len(vs) for unit, vs in groups.items()}
 
 
-def _why(means):
+def _why(means: dict[Unit, float]) -> str | None:
     """Why a side's per-unit means give no interval ("one base network (random0 B seed 0)"),
     or None when they give one."""
     summary = summarize(list(means.values()), noun=NOUN)
@@ -59,7 +100,7 @@ def _why(means):
     return summary["why"]
 
 
-def over_units(values):
+def over_units(values: Sequence[Value]) -> Inference:
     """Mean of the per-unit means of `values` and its one-sample t-interval over units; `sd` is
     the spread of the per-unit means, `unit_ids` the units (split, target half, seed)."""
     means = unit_means(values)
@@ -79,15 +120,18 @@ def over_units(values):
     }
 
 
-def without_ids(effect):
+def without_ids(effect: Inference) -> Counts:
     """An inference dict without its unit ids, for tables that only show counts."""
-    return {k: v for k, v in effect.items() if k not in ("unit_ids", "reference_unit_ids")}
+    return cast(
+        Counts,
+        {k: v for k, v in effect.items() if k not in ("unit_ids", "reference_unit_ids")},
+    )
 
 
-def paired(values, reference_values):
+def paired(values: Iterable[Value], reference_values: Iterable[Value]) -> Inference:
     """values - reference_values over the runs the two share a pair key with (same split,
     target half, seed and n), averaged per unit; t-interval over units."""
-    reference = {}
+    reference: dict[PairKey, list[float]] = {}
     for v in reference_values:
         reference.setdefault(v.key, []).append(v.value)
     differences = [
@@ -98,7 +142,11 @@ def paired(values, reference_values):
     return over_units(differences) | {"test": PAIRED}
 
 
-def unpaired(values, reference_values, names=("one side", "the other")):
+def unpaired(
+    values: Sequence[Value],
+    reference_values: Sequence[Value],
+    names: tuple[str, str] = ("one side", "the other"),
+) -> Inference:
     """Difference of the means of per-unit means, Welch's t-interval over the two sides' units
     (for sides that share no pair key, e.g. two split groups); `sd` and `reference_sd` are
     the spreads of each side's per-unit means."""
@@ -120,7 +168,11 @@ def unpaired(values, reference_values, names=("one side", "the other")):
     }
 
 
-def compare(values, reference_values, names=("one side", "the other")):
+def compare(
+    values: Sequence[Value],
+    reference_values: Sequence[Value],
+    names: tuple[str, str] = ("one side", "the other"),
+) -> Inference:
     """paired() where any run of one side pairs with a run of the other, else unpaired()."""
     if {v.key for v in values} & {v.key for v in reference_values}:
         return paired(values, reference_values)

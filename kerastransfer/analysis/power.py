@@ -25,6 +25,7 @@ scipy.special's chi-square and normal functions (scipy.integrate.quad).
 """
 
 import math
+from collections.abc import Callable, Sequence
 
 import scipy.integrate
 import scipy.optimize
@@ -38,7 +39,7 @@ POWER = 0.80
 MAX_UNITS = 1_000_000
 
 
-def t_power(delta, df, confidence=CONFIDENCE):
+def t_power(delta: float, df: float, confidence: float = CONFIDENCE) -> float:
     """Power of the two-sided t-test at level 1 - `confidence` with `df` degrees of freedom
     when the noncentrality is `delta`: P(T' > t_crit) + P(T' < -t_crit)."""
     critical = scipy.stats.t.ppf(0.5 + confidence / 2.0, df)
@@ -47,15 +48,16 @@ def t_power(delta, df, confidence=CONFIDENCE):
     return float(scipy.stats.nct.sf(critical, df, delta) + scipy.stats.nct.sf(critical, df, -delta))
 
 
-def design(sds, units):
+def design(sds: Sequence[float | None], units: Sequence[int]) -> tuple[float, float] | None:
     """(standard error, degrees of freedom) of the mean difference a test estimates: one
     side, sds = (sd,), units = (n,): sd / sqrt(n) on n - 1; two sides (Welch), sds =
     (sd1, sd2), units = (n1, n2): sqrt(sd1^2/n1 + sd2^2/n2) on Welch-Satterthwaite's df
     (2n - 2 for equal sds and n per side: the textbook two-sample test). None for fewer
     than 2 units on a side or no spread."""
-    if len(sds) != len(units) or any(n < 2 for n in units) or any(s is None for s in sds):
+    spreads = [s for s in sds if s is not None]
+    if len(sds) != len(units) or any(n < 2 for n in units) or len(spreads) < len(sds):
         return None
-    shares = [s * s / n for s, n in zip(sds, units)]
+    shares = [s * s / n for s, n in zip(spreads, units)]
     variance = sum(shares)
     if variance <= 0:
         return None
@@ -65,13 +67,22 @@ def design(sds, units):
     return math.sqrt(variance), df
 
 
-def power_at(effect, sds, units, confidence=CONFIDENCE):
-    """Power of the two-sided t-test (design()) at true effect `effect`, in the sds' units."""
-    se, df = design(sds, units)
+def power_at(
+    effect: float,
+    sds: Sequence[float | None],
+    units: Sequence[int],
+    confidence: float = CONFIDENCE,
+) -> float:
+    """Power of the two-sided t-test (design()) at true effect `effect`, in the sds' units;
+    ValueError where design() has none."""
+    found = design(sds, units)
+    if found is None:
+        raise ValueError(f"no t-test with sds {list(sds)} on units {list(units)}")
+    se, df = found
     return t_power(effect / se, df, confidence)
 
 
-def _smallest_units(enough, guess):
+def _smallest_units(enough: Callable[[int], bool], guess: float) -> int | None:
     """The smallest n >= 2 with enough(n), for enough() false below some n and true from it
     on, starting from `guess` (a normal approximation); None past MAX_UNITS."""
     if guess > 2 * MAX_UNITS:
@@ -87,7 +98,12 @@ def _smallest_units(enough, guess):
     return high if high <= MAX_UNITS else None
 
 
-def units_needed(effect, sds, power=POWER, confidence=CONFIDENCE):
+def units_needed(
+    effect: float,
+    sds: Sequence[float | None],
+    power: float = POWER,
+    confidence: float = CONFIDENCE,
+) -> int | None:
     """The smallest number of units per side (at least 2) whose two-sided t-test (design())
     at level 1 - `confidence` has `power` at true effect `effect` (in the sds' units): one
     side for sds = (sd,), two for sds = (sd1, sd2).
@@ -99,7 +115,7 @@ def units_needed(effect, sds, power=POWER, confidence=CONFIDENCE):
     effect = abs(effect)
     if not effect or not math.isfinite(effect) or design(sds, (2,) * len(sds)) is None:
         return None
-    variance = sum(s * s for s in sds)
+    variance = sum(s * s for s in sds if s is not None)  # design() found none missing
     normal = scipy.stats.norm.ppf
     guess = variance * ((normal(0.5 + confidence / 2.0) + normal(power)) / effect) ** 2
     return _smallest_units(
@@ -107,7 +123,12 @@ def units_needed(effect, sds, power=POWER, confidence=CONFIDENCE):
     )
 
 
-def detectable(sds, units, power=POWER, confidence=CONFIDENCE):
+def detectable(
+    sds: Sequence[float | None],
+    units: Sequence[int],
+    power: float = POWER,
+    confidence: float = CONFIDENCE,
+) -> float | None:
     """The smallest true effect (in the sds' units) that the two-sided t-test (design()) with
     these units detects with `power` at level 1 - `confidence`; None without a design."""
     found = design(sds, units)
@@ -115,7 +136,7 @@ def detectable(sds, units, power=POWER, confidence=CONFIDENCE):
         return None
     se, df = found
 
-    def short(delta):
+    def short(delta: float) -> float:
         return t_power(delta, df, confidence) - power
 
     high = 1.0
@@ -124,7 +145,9 @@ def detectable(sds, units, power=POWER, confidence=CONFIDENCE):
     return scipy.optimize.brentq(short, 0.0, high, xtol=1e-12) * se
 
 
-def tost_power(bound, sd, units, alpha, difference=0.0):
+def tost_power(
+    bound: float, sd: float | None, units: int, alpha: float, difference: float = 0.0
+) -> float | None:
     """Power of two one-sided t-tests at level `alpha` each (TOST: the (1 - 2 alpha) t-interval
     of the mean lies within +-bound) on `units` values of spread `sd` whose true mean is
     `difference`; None for fewer than 2 units or no spread.
@@ -145,14 +168,16 @@ def tost_power(bound, sd, units, alpha, difference=0.0):
     # (gammainc, gammaincinv) and normal (ndtr) functions: the integrand runs ~100 times.
     reach = scipy.special.gammainc(df / 2.0, df * (bound / (se * critical)) ** 2 / 2.0)
 
-    def inside(quantile):
+    def inside(quantile: float) -> float:
         c = critical * math.sqrt(2.0 * scipy.special.gammaincinv(df / 2.0, quantile) / df)
         return max(0.0, scipy.special.ndtr(upper - c) - scipy.special.ndtr(lower + c))
 
     return float(scipy.integrate.quad(inside, 0.0, reach, epsabs=1e-10, limit=200)[0])
 
 
-def tost_units_needed(bound, sd, alpha, power=POWER):
+def tost_units_needed(
+    bound: float, sd: float | None, alpha: float, power: float = POWER
+) -> int | None:
     """The smallest number of units (at least 2) on which a harmless change (true difference
     0) passes TOST at `alpha` against +-bound with `power`, for values of spread `sd`; None
     without a spread or past MAX_UNITS."""
@@ -160,4 +185,9 @@ def tost_units_needed(bound, sd, alpha, power=POWER):
         return None
     normal = scipy.stats.norm.ppf
     guess = (sd * (normal(1.0 - alpha) + normal(0.5 + power / 2.0)) / bound) ** 2
-    return _smallest_units(lambda n: tost_power(bound, sd, n, alpha) >= power, guess)
+
+    def enough(n: int) -> bool:
+        found = tost_power(bound, sd, n, alpha)  # a number: n >= 2 and sd > 0
+        return found is not None and found >= power
+
+    return _smallest_units(enough, guess)

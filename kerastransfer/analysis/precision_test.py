@@ -21,11 +21,14 @@ precision (true difference 0) needs to pass its bound with power.POWER: the unit
 """
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from kerastransfer.analysis import findings, power
-from kerastransfer.analysis.baselines import unit_of
+from kerastransfer.analysis.baselines import Unit, unit_of
 from kerastransfer.analysis.stats import summarize, t_interval
 from kerastransfer.errors import UsageError
+from kerastransfer.workdir.records import AnyRecord, RunRecord
 from kerastransfer.workdir.results import normalize_records
 
 ALPHA = 0.05  # each one-sided test; together they read a 90% CI
@@ -41,16 +44,16 @@ COLLAPSE_POINTS = 5.0
 NOUN = "base network"
 
 
-def newest(records):
+def newest(records: Iterable[AnyRecord]) -> dict[str, RunRecord]:
     """{run id: its newest record}, each checked (normalize_records)."""
-    latest = {}
+    latest: dict[str, RunRecord] = {}
     for record in normalize_records(records):
         latest.pop(record.run, None)
         latest[record.run] = record
     return latest
 
 
-def test_accuracies(latest):
+def test_accuracies(latest: Mapping[str, RunRecord]) -> dict[str, float]:
     """{run id: test accuracy} of the runs that ended ok with one."""
     return {
         run: r.test_accuracy
@@ -59,7 +62,9 @@ def test_accuracies(latest):
     }
 
 
-def tost_interval(by_unit, bound, seeds):
+def tost_interval(
+    by_unit: Mapping[Unit, Sequence[float]], bound: float, seeds: int
+) -> dict[str, Any]:
     """TOST over units of `by_unit` ({unit: that unit's differences, points}): the mean of the
     unit means, their sd, the two-sided (1 - 2 ALPHA) t-interval and whether it lies strictly
     within +-bound; no interval (and no pass) from fewer than two units or from units that all
@@ -71,7 +76,7 @@ def tost_interval(by_unit, bound, seeds):
     """
     means = [math.fsum(values) / len(values) for values in by_unit.values()]
     summary = summarize(means, noun=NOUN)
-    result = {
+    result: dict[str, Any] = {
         "units": summary["count"],
         "networks": sum(len(values) for values in by_unit.values()),
         "mean": summary["mean"],
@@ -84,11 +89,12 @@ def tost_interval(by_unit, bound, seeds):
     }
     if result["units_needed"] and seeds:  # each seed adds units / seeds base networks
         result["seeds_needed"] = -(-result["units_needed"] * seeds // summary["count"])
-    if summary["ci"] is None:
+    mean, sd = summary["mean"], summary["sd"]
+    if summary["ci"] is None or mean is None or sd is None:  # an interval has mean and sd
         return {**result, "within": False, "why": summary["why"]}
     low, high = t_interval(
-        summary["mean"],
-        summary["sd"] / math.sqrt(summary["count"]),
+        mean,
+        sd / math.sqrt(summary["count"]),
         summary["count"] - 1,
         confidence=1.0 - 2.0 * ALPHA,
     )
@@ -97,20 +103,26 @@ def tost_interval(by_unit, bound, seeds):
     return {**result, "ci": [low, high], "within": within, "why": why}
 
 
-def at_chance(accuracy, classes):
+def at_chance(accuracy: float, classes: int) -> bool:
     """Whether a test accuracy is within CHANCE_POINTS of guessing among `classes`."""
     return accuracy < 1.0 / classes + CHANCE_POINTS / 100.0
 
 
-def collapsed(record, float32_accuracy, candidate_accuracy):
-    """Whether a run is at chance in one precision and not in the other, which scores more than
-    COLLAPSE_POINTS better: a harm however the means come out."""
+def _classes(record: RunRecord) -> int:
+    """A run's number of classes; UsageError for a record without it."""
     classes = record.num_classes
     if not classes:
         raise UsageError(
             f"{record.run}: num_classes={classes!r}; the precision test needs each run's "
             "number of classes to tell a network at chance (kerastransfer's records have it)"
         )
+    return classes
+
+
+def collapsed(record: RunRecord, float32_accuracy: float, candidate_accuracy: float) -> bool:
+    """Whether a run is at chance in one precision and not in the other, which scores more than
+    COLLAPSE_POINTS better: a harm however the means come out."""
+    classes = _classes(record)
     worse, better = sorted((float32_accuracy, candidate_accuracy))
     return (
         at_chance(worse, classes)
@@ -119,7 +131,7 @@ def collapsed(record, float32_accuracy, candidate_accuracy):
     )
 
 
-def _judged(before, after):
+def _judged(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[bool, str]:
     """(counts, why) of a status change of one measured effect (a finding, or a part of one):
     it is excused only when float32's own interval includes 0 (its status then flips under
     any perturbation) and holds the candidate's effect (the effect moved no further than
@@ -137,7 +149,9 @@ def _judged(before, after):
     return False, f"{interval} includes 0 and holds the candidate's effect {effect:+.2f}"
 
 
-def finding_changes(float32_checked, candidate_checked):
+def finding_changes(
+    float32_checked: Iterable[Mapping[str, Any]], candidate_checked: Iterable[Mapping[str, Any]]
+) -> dict[int, dict[str, Any]]:
     """{finding number: change} of the findings (findings.check) whose status differs.
 
     A change counts against the treatments the finding reads (findings.READS) unless every
@@ -146,7 +160,7 @@ def finding_changes(float32_checked, candidate_checked):
     is undecided, and any perturbation, however harmless, can move it across; an effect that
     leaves float32's own 95% interval moved further than the seed-to-seed spread explains,
     and counts even where that interval includes 0."""
-    changes = {}
+    changes: dict[int, dict[str, Any]] = {}
     for before, after in zip(float32_checked, candidate_checked):
         if before["status"] == after["status"]:
             continue
@@ -164,7 +178,7 @@ def finding_changes(float32_checked, candidate_checked):
     return changes
 
 
-def precision_test(candidate, float32):
+def precision_test(candidate: Iterable[AnyRecord], float32: Iterable[AnyRecord]) -> dict[str, Any]:
     """The equivalence test of a study's `candidate` records against the same study's
     `float32` records (results.jsonl dicts; the newest record of each run counts), treatment
     by treatment (module doc).
@@ -184,7 +198,8 @@ def precision_test(candidate, float32):
     unpaired = sorted(set(our_accuracy) ^ set(their_accuracy))
     points = {run: 100.0 * (our_accuracy[run] - their_accuracy[run]) for run in paired}
     seeds = len({theirs[run].seed for run in paired})
-    overall_units, units_by_treatment = {}, {}
+    overall_units: dict[Unit, list[float]] = {}
+    units_by_treatment: dict[str, dict[Unit, list[float]]] = {}
     for run in paired:
         unit = unit_of(theirs[run])
         overall_units.setdefault(unit, []).append(points[run])
@@ -196,7 +211,7 @@ def precision_test(candidate, float32):
             "treatment": theirs[run].treatment,
             "float32": their_accuracy[run],
             "candidate": our_accuracy[run],
-            "chance": 1.0 / theirs[run].num_classes,
+            "chance": 1.0 / _classes(theirs[run]),
         }
         for run in paired
         if collapsed(theirs[run], their_accuracy[run], our_accuracy[run])
@@ -205,7 +220,7 @@ def precision_test(candidate, float32):
     after = findings.check(list(ours.values()))
     changed = finding_changes(before, after)
 
-    treatments = {}
+    treatments: dict[str, dict[str, Any]] = {}
     for name, by_unit in units_by_treatment.items():
         treatments[name] = tost_interval(by_unit, TREATMENT_POINTS, seeds)
     for run in unpaired:

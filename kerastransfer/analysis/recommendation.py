@@ -13,9 +13,19 @@ pooled over every cell and the baseline (one spread assumed for all), so that tw
 give intervals on many degrees of freedom. One seed per cell gives none.
 """
 
+from collections.abc import Iterable
+from typing import Any, TypedDict
+
 from kerastransfer import treatments
 from kerastransfer.analysis.records import is_base, ok_records
-from kerastransfer.analysis.stats import pooled_difference, pooled_sd, summarize
+from kerastransfer.analysis.stats import (
+    Bounds,
+    PooledDifference,
+    pooled_difference,
+    pooled_sd,
+    summarize,
+)
+from kerastransfer.workdir.records import AnyRecord, RunRecord
 
 # The own-model study's one split: the whole target dataset.
 TARGET = "target"
@@ -23,35 +33,43 @@ TARGET = "target"
 MODES = treatments.TRANSFER_MODES
 # What is compared: the delivered (final) weights on validation, which chooses, and on test.
 METRICS = {"validation": "final_val", "test": "test_accuracy"}
-ACCURACY_BOUNDS = (0.0, 1.0)
+ACCURACY_BOUNDS: Bounds = (0.0, 1.0)
 
 
-def _values(runs, metric):
+class Spread(TypedDict):
+    """The seed-to-seed sd of a metric pooled over every cell and the baseline, and its
+    degrees of freedom (stats.pooled_sd)."""
+
+    sd: float | None
+    df: int
+
+
+def _values(runs: Iterable[RunRecord], metric: str) -> list[float]:
     return [getattr(r, metric) for r in runs if getattr(r, metric) is not None]
 
 
-def _examples(ok, field):
+def _examples(ok: Iterable[RunRecord], field: str) -> list[int]:
     """The sorted distinct image counts of `field` (val_examples, test_examples) the records
     carry; [] when none does (older records)."""
     return sorted({getattr(r, field) for r in ok if getattr(r, field) is not None})
 
 
-def _mean_seconds(runs):
+def _mean_seconds(runs: Iterable[RunRecord]) -> float | None:
     """The mean training seconds of `runs`, None when none records it."""
     seconds = [r.train_seconds for r in runs if r.train_seconds is not None]
     return sum(seconds) / len(seconds) if seconds else None
 
 
-def _cost(ok):
+def _cost(ok: Iterable[RunRecord]) -> dict[str, float]:
     """{mode: training seconds of its runs}, for the modes the study trained."""
-    cost = {}
+    cost: dict[str, float] = {}
     for r in ok:
         if r.treatment in MODES and r.train_seconds is not None:
             cost[r.treatment] = cost.get(r.treatment, 0.0) + r.train_seconds
     return cost
 
 
-def recommend(records):
+def recommend(records: Iterable[AnyRecord]) -> dict[str, Any]:
     """Which n and mode to use, from the validation accuracy of the delivered weights.
 
     Returns a dict: `baseline` (from scratch) and one entry per (mode, n) in `cells`, each with
@@ -70,12 +88,14 @@ def recommend(records):
         for mode in MODES
         for n in sorted({r.n for r in ok if r.treatment == mode})
     ]
-    spread = {}
+    spread: dict[str, Spread] = {}
     for name, metric in METRICS.items():
         sd, df = pooled_sd([_values(runs, metric) for runs in [baseline] + [g[2] for g in groups]])
         spread[name] = {"sd": sd, "df": df}
 
-    def gain(runs, reference, name):
+    def gain(
+        runs: Iterable[RunRecord], reference: Iterable[RunRecord], name: str
+    ) -> PooledDifference:
         return pooled_difference(
             _values(runs, METRICS[name]),
             _values(reference, METRICS[name]),
@@ -83,7 +103,7 @@ def recommend(records):
             spread[name]["df"],
         )
 
-    cells = []
+    cells: list[dict[str, Any]] = []
     for mode, n, runs in groups:
         cells.append(
             {
@@ -104,7 +124,7 @@ def recommend(records):
                 "_runs": runs,
             }
         )
-    result = {
+    result: dict[str, Any] = {
         "baseline": {
             name: summarize(_values(baseline, metric), bounds=ACCURACY_BOUNDS)
             for name, metric in METRICS.items()

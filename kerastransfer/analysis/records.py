@@ -8,9 +8,11 @@ reproduction and the paper go through identical code.
 
 import csv
 import os
+from collections.abc import Collection, Iterable
 
 from kerastransfer import treatments
 from kerastransfer.errors import UsageError
+from kerastransfer.workdir.records import AnyRecord, RunRecord
 from kerastransfer.workdir.results import normalize_record, normalize_records
 
 # The shipped copy of the paper's per-network results (see reference/README.md).
@@ -50,7 +52,7 @@ _CSV_COLUMNS = (
 )
 
 
-def load_paper_csv(path=None):
+def load_paper_csv(path: str | None = None) -> list[RunRecord]:
     """Reads the paper's per-network CSV (default: the shipped copy) as run records.
 
     best10 -> best_k (k = 10), final -> final_val, splits 0..3 -> random0..random3,
@@ -61,7 +63,7 @@ def load_paper_csv(path=None):
         raise UsageError(
             f"paper CSV {path} does not exist; pass the path of yosinski2014_networks.csv"
         )
-    records = []
+    records: list[RunRecord] = []
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in _CSV_COLUMNS if c not in (reader.fieldnames or ())]
@@ -110,12 +112,12 @@ def load_paper_csv(path=None):
     return records
 
 
-def group_order(group):
+def group_order(group: str) -> tuple[int, str]:
     """Sort key: random splits first, then the dissimilar split, then the rest by name."""
     return ({"random": 0, "dissimilar": 1}.get(group, 2), group)
 
 
-def paper_label(treatment, targets):
+def paper_label(treatment: str, targets: Collection[str]) -> str:
     """The paper's name for a treatment whose networks target `targets` (a set of halves).
 
     Every half plays the role of B for its own networks, so base networks pooled over halves are
@@ -124,18 +126,26 @@ def paper_label(treatment, targets):
     return treatments.display_name(treatment, next(iter(targets)) if len(targets) == 1 else "B")
 
 
-def is_base(record):
+def is_base(record: RunRecord) -> bool:
     """Whether a record is a base network's (its treatment says so)."""
     return treatments.get(record.treatment).is_base
 
 
-def ok_records(records):
+def ok_records(records: Iterable[AnyRecord]) -> list[RunRecord]:
     """The records that enter statistics (status "ok"), as RunRecords (dicts are checked
     and read by normalize_records)."""
     return [r for r in normalize_records(records) if r.ok]
 
 
-def metric_description(records):
+def best_k(record: RunRecord) -> float:
+    """The best_k of an ok record, the accuracy every statistic reads (RunRecord.from_json
+    refuses an ok record without one)."""
+    if record.best_k is None:
+        raise ValueError(f"{record.run} has no best_k: only ok records enter statistics")
+    return record.best_k
+
+
+def metric_description(records: Iterable[AnyRecord]) -> str:
     """Human name of best_k for these records, e.g. "mean of the 10 best validation evaluations"."""
     ks = sorted({r.k for r in ok_records(records) if r.k is not None})
     if len(ks) == 1:

@@ -9,16 +9,33 @@ with the base it was built from, per weight layer, from activations the caller s
 (study/probing.py gathers them from the trained networks, with TensorFlow).
 """
 
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypedDict
+
 import numpy as np
+import numpy.typing as npt
 
 from kerastransfer import treatments
 from kerastransfer.analysis.records import ok_records
+from kerastransfer.workdir.records import AnyRecord, RunRecord
 
 # The treatments whose networks start from a base's layers: their CKA with that base.
 CKA_TREATMENTS = treatments.COPIED
+# A real number as numpy's reductions give it.
+_Real = float | np.floating[Any]
+# activations(record): (layer names, [activations per layer]) of a finished run on the probe.
+Activations = Callable[[RunRecord], tuple[list[str], list[np.ndarray]]]
 
 
-def _centered(activations):
+class CkaHeatmap(TypedDict):
+    """A split's CKA heatmap as cka.json holds it (cka_heatmap)."""
+
+    rows: list[str]  # a label per run
+    layers: list[str]  # the weight layers' names
+    matrix: list[list[float | None]]  # a row per run, None where the CKA is undefined
+
+
+def _centered(activations: npt.ArrayLike) -> np.ndarray:
     """[n_examples, ...] activations flattened to [n_examples, features], columns centered."""
     x = np.asarray(activations, dtype=np.float64)
     if x.ndim < 2:
@@ -27,7 +44,7 @@ def _centered(activations):
     return x - x.mean(axis=0, keepdims=True)
 
 
-def linear_cka(x, y):
+def linear_cka(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
     """Centered linear CKA of two activation sets over the same examples, in [0, 1].
 
     CKA = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F) with centered columns. Trailing dimensions
@@ -36,25 +53,25 @@ def linear_cka(x, y):
     are equal, and each is the cheaper one for its shape. Invariant to orthogonal transforms
     and isotropic scaling of either side; 1 for identical representations.
     """
-    x, y = _centered(x), _centered(y)
-    if x.shape[0] != y.shape[0]:
+    a, b = _centered(x), _centered(y)
+    if a.shape[0] != b.shape[0]:
         raise ValueError(
-            f"linear_cka needs the same examples on both sides, got {x.shape[0]} and {y.shape[0]}"
+            f"linear_cka needs the same examples on both sides, got {a.shape[0]} and {b.shape[0]}"
         )
-    if x.shape[0] < x.shape[1] + y.shape[1]:
-        return gram_cka(x @ x.T, y @ y.T)
-    cross = np.linalg.norm(y.T @ x) ** 2
-    return _ratio(cross, np.linalg.norm(x.T @ x), np.linalg.norm(y.T @ y))
+    if a.shape[0] < a.shape[1] + b.shape[1]:
+        return gram_cka(a @ a.T, b @ b.T)
+    cross = np.linalg.norm(b.T @ a) ** 2
+    return _ratio(cross, np.linalg.norm(a.T @ a), np.linalg.norm(b.T @ b))
 
 
-def gram(activations):
+def gram(activations: npt.ArrayLike) -> np.ndarray:
     """The example-by-example Gram matrix of centered activations, for `gram_cka`: computed
     once per activation set when one set is compared with many."""
     x = _centered(activations)
     return x @ x.T
 
 
-def gram_cka(gram_x, gram_y):
+def gram_cka(gram_x: np.ndarray, gram_y: np.ndarray) -> float:
     """Linear CKA from two Gram matrices of centered activations (`gram`)."""
     if gram_x.shape != gram_y.shape:
         raise ValueError(
@@ -64,13 +81,13 @@ def gram_cka(gram_x, gram_y):
     return _ratio(np.sum(gram_x * gram_y), np.linalg.norm(gram_x), np.linalg.norm(gram_y))
 
 
-def _ratio(cross, norm_x, norm_y):
+def _ratio(cross: _Real, norm_x: _Real, norm_y: _Real) -> float:
     if norm_x == 0.0 or norm_y == 0.0:
         raise ValueError("linear_cka is undefined for constant activations (zero variance)")
     return float(cross / (norm_x * norm_y))
 
 
-def cka_matrix(acts_a, acts_b):
+def cka_matrix(acts_a: Iterable[npt.ArrayLike], acts_b: Iterable[npt.ArrayLike]) -> np.ndarray:
     """CKA of every activation set in `acts_a` (rows) against every one in `acts_b` (columns).
 
     E.g. the activations of layers 1..7 of two networks on the same examples.
@@ -79,7 +96,7 @@ def cka_matrix(acts_a, acts_b):
     return np.array([[linear_cka(a, b) for b in centered_b] for a in acts_a])
 
 
-def cka_or_none(gram_x, gram_y):
+def cka_or_none(gram_x: np.ndarray, gram_y: np.ndarray) -> float | None:
     """`gram_cka`, or None where it is undefined (a layer whose activations are constant on
     the probe batch, as in a dead network): one cell, not the analysis, is lost."""
     try:
@@ -88,7 +105,9 @@ def cka_or_none(gram_x, gram_y):
         return None
 
 
-def cka_runs(records, split):
+def cka_runs(
+    records: Iterable[AnyRecord], split: str
+) -> tuple[list[RunRecord], dict[str, RunRecord]] | None:
     """What a split's CKA heatmap compares: its finished seed-0 runs of CKA_TREATMENTS in the
     table's order, and the finished seed-0 bases they were built from ({half: record}); None
     when it has no such run or a base did not finish."""
@@ -107,16 +126,19 @@ def cka_runs(records, split):
     return runs, {half: finished[run] for half, run in bases.items()}
 
 
-def cka_heatmap(runs, bases, activations):
+def cka_heatmap(
+    runs: Iterable[RunRecord], bases: Mapping[str, RunRecord], activations: Activations
+) -> CkaHeatmap:
     """The linear CKA of each run's weight layers with its source base's, as cka.json holds it:
     {"rows": a label per run, "layers": the layer names, "matrix": a row per run, None where
     undefined}. `activations(record)`: (layer names, [activations per layer]) of a finished
     run on the probe batch; `runs`, `bases` as `cka_runs` returns them."""
-    base_grams = {}
+    base_grams: dict[str | None, list[np.ndarray]] = {}  # by half: a copied run's source
     for half, record in bases.items():
         layers, acts = activations(record)
         base_grams[half] = [gram(a) for a in acts]
-    rows, matrix = [], []
+    rows: list[str] = []
+    matrix: list[list[float | None]] = []
     for record in runs:
         _, acts = activations(record)
         rows.append(f"{treatments.display_name(record.treatment, record.target)} n={record.n}")

@@ -24,11 +24,15 @@ and `commands` (each with the findings it would decide), which reporting only wo
 import json
 import math
 import shlex
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, TypedDict, TypeGuard
 
 from kerastransfer.analysis import power
+from kerastransfer.analysis.baselines import Unit
 from kerastransfer.analysis.intervals import ONE_SAMPLE, PAIRED, WELCH
 from kerastransfer.analysis.records import is_base, ok_records
 from kerastransfer.analysis.stats import CONFIDENCE
+from kerastransfer.workdir.records import AnyRecord
 
 DECIDED = ("reproduced", "not reproduced")
 # An extension command lists at most this many seeds; past it the study is out of reach.
@@ -51,15 +55,40 @@ SIZED, DETECTABLE = "units needed", "smallest detectable effect"
 UNKNOWN_SPREAD, NO_SPREAD, NO_EFFECT = "spread unknown", "no spread", "no effect measured"
 
 
+class Grown(TypedDict):
+    """A grown study (grown()): the flags it adds, its command, its seeds, "both" when it
+    adds --directions=both, and the units each side would then hold."""
+
+    flags: list[str]
+    command: str | None  # None: the study's command is not known
+    seeds: int
+    directions: str | None
+    units: list[int]
+
+
+class NoExtension(TypedDict):
+    """Why no extension grows the study (extension())."""
+
+    why: str
+
+
+class AddedSplit(TypedDict):
+    """The extension that adds a split group a finding needs (_missing_split)."""
+
+    flags: list[str]
+    command: str | None
+    adds: str
+
+
 class Layout:
     """How the study's units grow: its seeds, the halves each split has base networks for,
     whether its runs target one half only (one direction), and config.json's command and
     --splits, if given."""
 
-    def __init__(self, records, config=None):
+    def __init__(self, records: Sequence[AnyRecord], config: dict[str, Any] | None = None) -> None:
         ok = ok_records(records)
         self.seeds = sorted({r.seed for r in ok if _is_seed(r.seed)})
-        self.halves = {}
+        self.halves: dict[str, set[str]] = {}
         for r in ok:
             if is_base(r):
                 self.halves.setdefault(r.split, set()).add(r.target)
@@ -68,17 +97,19 @@ class Layout:
         config = config if isinstance(config, dict) else {}
         command = config.get("command")
         self.command = command if isinstance(command, str) and command.strip() else None
-        experiment = config.get("experiment") if isinstance(config.get("experiment"), dict) else {}
-        data = experiment.get("data") if isinstance(experiment.get("data"), dict) else {}
+        stored = config.get("experiment")
+        experiment = stored if isinstance(stored, dict) else {}
+        stored_data = experiment.get("data")
+        data = stored_data if isinstance(stored_data, dict) else {}
         splits = experiment.get("splits", data.get("splits"))
         self.splits = list(splits) if isinstance(splits, (list, tuple)) else None
 
 
-def _is_seed(seed):
+def _is_seed(seed: object) -> TypeGuard[int]:
     return isinstance(seed, int) and not isinstance(seed, bool)
 
 
-def _halves_after(layout, side, both):
+def _halves_after(layout: Layout, side: Iterable[Unit], both: bool) -> int:
     """The (split, half) pairs a side's units come from now, or with --directions=both."""
     now = {(unit[0], unit[1]) for unit in side}
     if not both:
@@ -86,14 +117,15 @@ def _halves_after(layout, side, both):
     return len({(split, half) for split, _ in now for half in layout.halves.get(split, ())} | now)
 
 
-def _command(layout, flags):
+def _command(layout: Layout, flags: list[str]) -> str | None:
     """The study's stored command with `flags` (--name=value) replacing its own values of
     those flags (as --name=value or --name value) and without --overwrite; None without a
     stored command."""
     if layout.command is None:
         return None
     replaced = {flag.split("=", 1)[0] for flag in flags}
-    kept, skip = [], False
+    kept: list[str] = []
+    skip = False
     for token in shlex.split(layout.command):
         name = token.split("=", 1)[0]
         if skip or name in _DROPPED:
@@ -105,7 +137,9 @@ def _command(layout, flags):
     return shlex.join(kept + flags)
 
 
-def extension(layout, sides, needed=None):
+def extension(
+    layout: Layout, sides: Sequence[Sequence[Unit]], needed: int | None = None
+) -> Grown | NoExtension:
     """The smallest extension that gives every side (a list of unit ids) `needed` units, or
     one more seed when `needed` is None (to estimate a spread).
 
@@ -134,7 +168,7 @@ def extension(layout, sides, needed=None):
     return grown(layout, sides, both, seeds)
 
 
-def grown(layout, sides, both, seeds):
+def grown(layout: Layout, sides: Sequence[Sequence[Unit]], both: bool, seeds: int) -> Grown:
     """The study's command with --directions=both (if `both`) and `seeds` seeds (its own,
     then the next integers), and the units each side would then hold."""
     listed = list(layout.seeds)
@@ -152,7 +186,7 @@ def grown(layout, sides, both, seeds):
     }
 
 
-def _sides(measured):
+def _sides(measured: Mapping[str, Any]) -> list[list[Unit]]:
     """The unit ids of each side of a measured effect (one side unless it is Welch's)."""
     sides = [measured.get("unit_ids") or []]
     if measured.get("reference_unit_ids") is not None:
@@ -160,13 +194,13 @@ def _sides(measured):
     return sides
 
 
-def size(measured, layout):
+def size(measured: Mapping[str, Any], layout: Layout) -> dict[str, Any]:
     """The sizing entry of one measured effect (a finding, or a part of finding 1): its test,
     the effect, sd and units it saw, and what it needs (the module doc)."""
     two_sample = measured["test"] == WELCH
     sds = (measured["sd"], measured["reference_sd"]) if two_sample else (measured["sd"],)
     units = (measured["units"], measured["reference_units"]) if two_sample else (measured["units"],)
-    entry = {
+    entry: dict[str, Any] = {
         "test": TESTS[measured["test"]],
         "power": power.POWER,
         "confidence": CONFIDENCE,
@@ -198,12 +232,12 @@ def size(measured, layout):
     return entry
 
 
-def _worst(parts):
+def _worst(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The part that asks the most of a finding: no effect, then an unknown or zero spread,
     then the most units needed; among decided parts, the first."""
     order = {NO_EFFECT: 0, UNKNOWN_SPREAD: 1, NO_SPREAD: 2, SIZED: 3, DETECTABLE: 4}
 
-    def demand(part):
+    def demand(part: Mapping[str, Any]) -> tuple[int, float]:
         entry = part["power"]
         needed = entry["units_needed"]
         if needed is None and entry["state"] == SIZED:
@@ -213,7 +247,7 @@ def _worst(parts):
     return min(parts, key=demand)
 
 
-def _missing_split(finding, layout):
+def _missing_split(finding: Mapping[str, Any], layout: Layout) -> AddedSplit | None:
     """For a finding measured on a split group the study lacks, the extension that adds it."""
     split = _NEEDED_SPLITS.get(finding["name"])
     if finding["effect"] is not None or split is None or split in layout.halves:
@@ -226,22 +260,26 @@ def _missing_split(finding, layout):
     return {"flags": flags, "command": _command(layout, flags), "adds": split}
 
 
-def size_findings(checked, records, config=None):
+def size_findings(
+    checked: Sequence[dict[str, Any]],
+    records: Sequence[AnyRecord],
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Adds a "power" entry to every finding of `checked` (findings.check) and to each of its
     parts (a finding with parts takes the entry of its most demanding undecided part, and
     names it); returns the study-wide summary: the method in words and the one command that
     grows the study to decide every inconclusive finding whose spread is known and whose
     size is within MAX_SEEDS (or, when no spread is known, the one that estimates them)."""
     layout = Layout(records, config)
-    sides = {}
+    sides: dict[int, list[list[Unit]]] = {}
     for finding in checked:
         parts = finding.get("parts")
         if parts:
             for part in parts:
                 part["power"] = size(part, layout)
-            chosen = _worst([p for p in parts if p["status"] not in DECIDED] or parts)
-            finding["power"] = dict(chosen["power"], part=parts.index(chosen) + 1)
-            sides[finding["finding"]] = _sides(chosen)
+            worst = _worst([p for p in parts if p["status"] not in DECIDED] or parts)
+            finding["power"] = dict(worst["power"], part=parts.index(worst) + 1)
+            sides[finding["finding"]] = _sides(worst)
         else:
             finding["power"] = size(finding, layout)
             sides[finding["finding"]] = _sides(finding)
@@ -281,7 +319,7 @@ def size_findings(checked, records, config=None):
     }
 
 
-def rows(checked):
+def rows(checked: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The Power table's rows, one per finding or part of a sized `checked` list: what it
     measured and saw, and what deciding it takes. `part` is None for a finding of one
     part; `enough` (units needed sized) says whether the study already has the units, None
@@ -314,7 +352,7 @@ def rows(checked):
     return table
 
 
-def _command_line(entry):
+def _command_line(entry: Mapping[str, Any]) -> dict[str, Any] | None:
     """What a finding's sized `entry` asks to run, without the findings it decides: "grow"
     (its extension command: `estimate_spread`, or `units_needed` to decide it, and the units
     per side the grown study `gives`), "no command" (`why` there is none), "add split" (the
@@ -348,12 +386,16 @@ def _command_line(entry):
     return None
 
 
-def commands(checked, combined, decide_all_findings):
+def commands(
+    checked: Iterable[Mapping[str, Any]],
+    combined: Grown | None,
+    decide_all_findings: Collection[int],
+) -> list[dict[str, Any]]:
     """The commands that grow the study, each with the `findings` it would decide, in the
     order of the first finding that asks for it (findings asking for the same one share it);
     last, `combined` ("all") when it decides `decide_all_findings` and no one finding's
     command does (their extensions differ)."""
-    lines = {}
+    lines: dict[str, dict[str, Any]] = {}
     for finding in checked:
         line = _command_line(finding["power"])
         if line is not None:
@@ -365,7 +407,7 @@ def commands(checked, combined, decide_all_findings):
         for f in checked
         if f["finding"] in decide_all_findings
     }
-    if "flags" in (combined or {}) and len(distinct) > 1:
+    if combined is not None and len(distinct) > 1:
         listed.append(
             {
                 "kind": "all",

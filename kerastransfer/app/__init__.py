@@ -11,27 +11,32 @@ The only place that combines study/, tuning/, reporting/ and serving/, so each s
 of the others. May import every kerastransfer package; nothing imports app/ except run.py.
 """
 
+from collections.abc import Sequence
+
 from kerastransfer.app import analyze, export, score, train
+from kerastransfer.config import Experiment
 
 
-def drive(experiment, argv):
+def drive(experiment: Experiment, argv: Sequence[str]) -> None:
     """Runs the driver of `experiment.mode`; `argv`: the command line, for config.json."""
     if experiment.mode == "analyze":
-        return analyze.run(experiment)
-    if experiment.mode == "export":
-        return export.run(experiment)
-    if experiment.mode == "score":
-        return score.run(experiment)
-    if experiment.grid.deterministic:
-        _make_deterministic(experiment.grid.seed_offset)
-    if experiment.mode == "tune":
-        from kerastransfer.app import tune  # noqa: PLC0415  (keras-tuner loads only here)
+        analyze.run(experiment)
+    elif experiment.mode == "export":
+        export.run(experiment)
+    elif experiment.mode == "score":
+        score.run(experiment)
+    else:
+        if experiment.grid.deterministic:
+            _make_deterministic(experiment.grid.seed_offset)
+        if experiment.mode == "tune":
+            from kerastransfer.app import tune  # noqa: PLC0415  (keras-tuner loads only here)
 
-        return tune.run(experiment, argv)
-    return train.run(experiment, argv)
+            tune.run(experiment, argv)
+        else:
+            train.run(experiment, argv)
 
 
-def _make_deterministic(seed):
+def _make_deterministic(seed: int) -> None:
     """--deterministic: TensorFlow's deterministic kernels and fixed Python, NumPy and TF seeds
     (every run also reseeds from its run id before it builds its network)."""
     import tensorflow as tf  # noqa: PLC0415

@@ -9,28 +9,37 @@ every figure in TensorBoard; an own-model study gets recommendation.json and its
 
 import os
 import shlex
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import tensorflow as tf
 
 from kerastransfer import analysis, reporting
 from kerastransfer.analysis import similarity
+from kerastransfer.config import Experiment
 from kerastransfer.console import log
 from kerastransfer.errors import UsageError
 from kerastransfer.study import probing
 from kerastransfer.study.own_model import load_study
+from kerastransfer.study.study import Study
 from kerastransfer.workdir import provenance
+from kerastransfer.workdir.records import AnyRecord
 from kerastransfer.workdir.results import ResultStore, read_results
-from kerastransfer.workdir.scores import read_scores
+from kerastransfer.workdir.scores import Scores, read_scores
 
 
-def run(experiment, study=None):
+def run(experiment: Experiment, study: Study | None = None) -> None:
     """Rebuilds analysis.json, figures and report.md from results (ours or a paper CSV).
 
     `study`: the trained study when this process has it (--mode=all), for the CKA figures;
     otherwise it is loaded from the workdir's config.json.
     """
-    os.makedirs(experiment.workdir, exist_ok=True)
+    workdir = provenance.workdir_of(experiment)
+    os.makedirs(workdir, exist_ok=True)
     paper_csv = experiment.analysis.results
+    scores: Scores | None
+    config_data: dict[str, Any] | None
+    command: str | None
     if paper_csv:
         records, scores = analysis.load_paper_csv(paper_csv), None
         command = shlex.join(
@@ -40,27 +49,27 @@ def run(experiment, study=None):
                 "kerastransfer.run",
                 "--mode=analyze",
                 f"--results={paper_csv}",
-                f"--workdir={experiment.workdir}",
+                f"--workdir={workdir}",
             ]
         )
         config_data, label = None, f"paper-format CSV {paper_csv}"
     else:
-        store = ResultStore(experiment.workdir)
+        store = ResultStore(workdir)
         if not os.path.exists(store.path):
             raise UsageError(
-                f"no results in --workdir={experiment.workdir} (results.jsonl is "
+                f"no results in --workdir={workdir} (results.jsonl is "
                 "missing); train first or pass --results=PATH.csv"
             )
         records, label = read_results(store.path), "results.jsonl"
-        scores = read_scores(experiment.workdir)
+        scores = read_scores(workdir)
         try:
-            config_data = provenance.read_config(experiment.workdir)
+            config_data = provenance.read_config(workdir)
             command = config_data.get("command")
         except UsageError:
             config_data, command = None, None
     if experiment.own_model and not paper_csv:
         paths = reporting.write_own_model_report(
-            experiment.workdir, analysis.json_safe(recommendation(records, scores)), command
+            workdir, analysis.json_safe(recommendation(records, scores)), command
         )
         log(f"analysis: {paths}")
         return
@@ -80,13 +89,13 @@ def run(experiment, study=None):
         scores=scores,
         command=command,
     )
-    paths = reporting.write_analysis(experiment.workdir, result, records)
+    paths = reporting.write_analysis(workdir, result, records)
     if not paper_csv:
         paths += _representations(experiment, paths, study)
     log(f"analysis: {paths}")
 
 
-def recommendation(records, scores=None):
+def recommendation(records: Sequence[AnyRecord], scores: Scores | None = None) -> dict[str, Any]:
     """recommendation.json's numbers for an own-model study: analysis.recommend's dict, and
     with `scores` the estimators against the measured cut points and --prune's record."""
     result = analysis.recommend(records)
@@ -97,18 +106,18 @@ def recommendation(records, scores=None):
     return result
 
 
-def estimators(scores, records):
+def estimators(scores: Scores | None, records: Sequence[AnyRecord]) -> dict[str, Any] | None:
     """Each estimator's scores (scores.json's dict) against the measured accuracies of
     `records` (analysis.agreement), or None without scores: the one place it is computed, for
     analysis.json, recommendation.json and --mode=score's figure."""
     return None if scores is None else analysis.estimator_agreement(scores, records)
 
 
-def cka_heatmaps(study, records):
+def cka_heatmaps(study: Study, records: Sequence[AnyRecord]) -> dict[str, similarity.CkaHeatmap]:
     """{split: cka_heatmap's dict} for every split of the study with copied-layer runs whose
     bases finished: their weight layers' CKA with their source bases, on the trained networks'
     activations."""
-    heatmaps = {}
+    heatmaps: dict[str, similarity.CkaHeatmap] = {}
     for split in study.splits:
         chosen = similarity.cka_runs(records, split)
         if chosen:
@@ -118,19 +127,22 @@ def cka_heatmaps(study, records):
     return heatmaps
 
 
-def _representations(experiment, figure_paths, study):
+def _representations(
+    experiment: Experiment, figure_paths: list[str], study: Study | None
+) -> list[str]:
     """The CKA heatmaps from the trained networks, and every figure logged to TensorBoard."""
+    workdir = provenance.workdir_of(experiment)
     if study is None:
-        if not os.path.exists(provenance.config_path(experiment.workdir)):
+        if not os.path.exists(provenance.config_path(workdir)):
             return []
         study = load_study(provenance.stored_experiment(experiment)[0])
-    records = list(ResultStore(experiment.workdir).latest().values())
-    cka_paths = reporting.write_cka(experiment.workdir, cka_heatmaps(study, records))
-    _log_figures(experiment.workdir, figure_paths + cka_paths)
+    records = list(ResultStore(workdir).latest().values())
+    cka_paths = reporting.write_cka(workdir, cka_heatmaps(study, records))
+    _log_figures(workdir, figure_paths + cka_paths)
     return cka_paths
 
 
-def _log_figures(workdir, paths):
+def _log_figures(workdir: str, paths: Iterable[str]) -> None:
     """Puts the PNG figures into TensorBoard (workdir/tensorboard/analysis, Images tab)."""
     writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", "analysis"))
     with writer.as_default():

@@ -7,12 +7,14 @@ Each later stage reads what training wrote to the workdir, so `--mode=score`,
 """
 
 import os
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from kerastransfer import treatments
 from kerastransfer.app import analyze, export, score
+from kerastransfer.config import Experiment
 from kerastransfer.console import log
 from kerastransfer.errors import StudyStopped
 from kerastransfer.study import following, scoring, sharding
@@ -21,10 +23,11 @@ from kerastransfer.study.runner import Runner
 from kerastransfer.training import strategies
 from kerastransfer.workdir import provenance
 from kerastransfer.workdir.lock import workdir_lock
+from kerastransfer.workdir.records import RunLine
 from kerastransfer.workdir.results import ResultStore
 
 
-def run(experiment, argv):
+def run(experiment: Experiment, argv: Sequence[str]) -> None:
     """Trains the grid (or this process's share of it); in --mode=all then scores, analyzes
     and exports with the same study. `argv`: the command line, for config.json."""
     tf.get_logger().setLevel("ERROR")  # per-run retracing notices are expected, not news
@@ -41,10 +44,11 @@ def run(experiment, argv):
         return _follow_chief(experiment, strategy)
     study = load_study(experiment, log=log, strategy=strategy)
     differing = provenance.check_workdir(experiment)
-    store = ResultStore(experiment.workdir)
-    with workdir_lock(experiment.workdir, shared=experiment.sharded):
+    workdir = provenance.workdir_of(experiment)
+    store = ResultStore(workdir)
+    with workdir_lock(workdir, shared=experiment.sharded):
         if differing:
-            provenance.start_over(experiment.workdir, differing, log)
+            provenance.start_over(workdir, differing, log)
         provenance.write_config(experiment, argv)
         study.save_splits()
         trained_before = len(store.records())
@@ -52,7 +56,7 @@ def run(experiment, argv):
             if experiment.scoring.prune:
                 scoring.prune(study, log)
             else:
-                scoring.forget_prune(experiment.workdir)
+                scoring.forget_prune(workdir)
         runner = Runner(study, store, log)
         if experiment.sharded:
             sharding.run_shard(runner)
@@ -76,7 +80,7 @@ def run(experiment, argv):
             )
         elif experiment.mode == "all":
             x = experiment.export
-            export_base = x.export_dir or os.path.join(experiment.workdir, "export")
+            export_base = x.export_dir or os.path.join(workdir, "export")
             exportable = [
                 r
                 for r in latest.values()
@@ -99,20 +103,21 @@ def run(experiment, argv):
         log(f"results: {store.path}")
 
 
-def _follow_chief(experiment, strategy):
+def _follow_chief(experiment: Experiment, strategy: tf.distribute.Strategy) -> None:
     """A multi-worker follower trains the grid in step with the chief, writing nothing."""
-    chief_store = ResultStore(experiment.workdir)
+    workdir = provenance.workdir_of(experiment)
+    chief_store = ResultStore(workdir)
     with following.follower_outdir(strategy, log) as (outdir, name):
         study = load_study(experiment, log=log, strategy=strategy, outdir=outdir)
         provenance.check_workdir(experiment)
         store = following.FollowerStore(
-            chief_store, experiment.workdir, outdir, name, experiment.scale_out.wait_timeout, log
+            chief_store, workdir, outdir, name, experiment.scale_out.wait_timeout, log
         )
         Runner(study, store, log).run_all()
     log(f"results: {chief_store.path} (written by the chief)")
 
 
-def print_table(records, out):
+def print_table(records: Iterable[RunLine], out: Callable[[str], None]) -> None:
     """Mean test accuracy, treatment by n, per split, then every failed or skipped run.
 
     A cell whose runs all failed reads FAILED (or SKIPPED); a mean over the seeds that
@@ -148,7 +153,7 @@ def print_table(records, out):
             out(f"  {record['status'].upper():8} {record['run']}: {record['reason']}")
 
 
-def _cell(runs):
+def _cell(runs: Sequence[RunLine]) -> str:
     if not runs:
         return ""
     ok = [r["test_accuracy"] for r in runs if r["status"] == "ok"]

@@ -13,13 +13,18 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
+from typing import Any, cast
 
 import tensorflow as tf
 
 from kerastransfer import surgery, training
+from kerastransfer.config import Experiment
 from kerastransfer.console import log
+from kerastransfer.data.halves import InMemoryHalves
 from kerastransfer.errors import UsageError
 from kerastransfer.study.own_model import load_study
+from kerastransfer.study.study import Study
 from kerastransfer.tuning import distributed
 from kerastransfer.tuning.flagfile import flagfile_text
 from kerastransfer.tuning.hypermodels import BaseSearch, FineTuneSearch, TrialSetup
@@ -28,7 +33,7 @@ from kerastransfer.workdir import files, provenance
 from kerastransfer.workdir.lock import workdir_lock
 
 
-def run(experiment, argv):
+def run(experiment: Experiment, argv: Sequence[str]) -> str | None:
     """Runs both searches; unless this process is a worker, writes tuned.flags and
     tuning/summary.json and returns tuned.flags' path. `argv`: the command line."""
     tf.get_logger().setLevel("ERROR")
@@ -46,9 +51,11 @@ def run(experiment, argv):
     study = load_study(e, log=log)
     split = next(iter(study.splits))  # the search uses the first split
     n = tune_n(study)
-    tuning_dir = os.path.join(e.workdir, "tuning")
+    workdir = provenance.workdir_of(e)
+    tuning_dir = os.path.join(workdir, "tuning")
     setup = TrialSetup(
-        halves=study.halves,
+        # in memory: Study.load streams a dataset only with --train_steps, refused above
+        halves=cast(InMemoryHalves, study.halves),
         build_model=study.build_model,
         cut_names=study.cut_names,
         solver=e.solver,
@@ -56,7 +63,7 @@ def run(experiment, argv):
         verbose=e.verbose,
     )
 
-    def search():
+    def search() -> tuple[dict[str, Any], dict[str, Any] | None] | None:
         return run_searches(
             setup,
             study.halves.half(split, "A"),
@@ -79,9 +86,9 @@ def run(experiment, argv):
         "splits": e.data.splits[0],
     }
     start_over = _check_config(e, fingerprint, tuning_dir)
-    with workdir_lock(e.workdir):
+    with workdir_lock(workdir):
         if start_over:
-            _start_over(e.workdir, tuning_dir)
+            _start_over(workdir, tuning_dir)
         files.write_json(
             os.path.join(tuning_dir, "config.json"),
             {
@@ -90,8 +97,11 @@ def run(experiment, argv):
                 "source_commit": provenance.source_commit(),
             },
         )
-        base, fine = search()
-        path = os.path.join(e.workdir, "tuned.flags")
+        found = search()
+        if found is None:  # run_searches returns nothing to a worker only
+            raise RuntimeError("the chief's searches returned no trials")
+        base, fine = found
+        path = os.path.join(workdir, "tuned.flags")
         files.write_text(path, flagfile_text(e, argv, n, base, fine, path))
         searches = (BaseSearch.stage, FineTuneSearch.stage)
         files.write_json(
@@ -102,7 +112,7 @@ def run(experiment, argv):
         return path
 
 
-def tune_n(study):
+def tune_n(study: Study) -> int:
     """--tune_n, checked against the network (0 = its middle block)."""
     e = study.experiment
     model = study.build_model(num_classes=2)
@@ -116,7 +126,7 @@ def tune_n(study):
     return n
 
 
-def _check_config(experiment, fingerprint, tuning_dir):
+def _check_config(experiment: Experiment, fingerprint: dict[str, Any], tuning_dir: str) -> bool:
     """True when tuning/ was made with another config and --overwrite starts it over."""
     path = os.path.join(tuning_dir, "config.json")
     if not os.path.exists(path):
@@ -142,7 +152,7 @@ def _check_config(experiment, fingerprint, tuning_dir):
     return bool(differing)
 
 
-def _start_over(workdir, tuning_dir):
+def _start_over(workdir: str, tuning_dir: str) -> None:
     """--overwrite with a changed config: drop the searches, keep old tuned.flags as .bak."""
     log(f"--overwrite: config changed; starting the search in {tuning_dir} over")
     shutil.rmtree(tuning_dir, ignore_errors=True)

@@ -9,7 +9,7 @@ unrolled into its blocks, so each block can be a cut point.
 
 import json
 import os
-from typing import Any
+from typing import Any, TypeGuard
 
 import keras
 import numpy as np
@@ -33,8 +33,8 @@ ENCODERS = {
 }
 
 
-def is_hub_source(source: str | None) -> bool:
-    """True for `--source_model=keras_hub:PATH`."""
+def is_hub_source(source: str | None) -> TypeGuard[str]:
+    """True for `--source_model=keras_hub:PATH` (a str, then)."""
     return source is not None and source.startswith(PREFIX)
 
 

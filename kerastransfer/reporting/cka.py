@@ -7,6 +7,8 @@ half's validation images. Frozen layers sit at 1.0; fine-tuning shows how far it
 """
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -14,9 +16,9 @@ from kerastransfer.reporting import plots
 from kerastransfer.workdir import files
 
 
-def write_cka(workdir, heatmaps):
-    """A heatmap per split of `heatmaps` ({split: cka_heatmap's dict}) and cka.json; returns
-    the figure paths."""
+def write_cka(workdir: str, heatmaps: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """A heatmap per split of `heatmaps` ({split: cka_heatmap's dict: its "rows", "layers"
+    and "matrix"}) and cka.json; returns the figure paths."""
     paths = []
     for split, heatmap in heatmaps.items():
         paths.append(

@@ -7,6 +7,9 @@ drivers); this module draws and words it. An estimator that could not score a cu
 "n/a" there, with its reason; a missing correlation prints as formats.MISSING.
 """
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -34,7 +37,7 @@ RULE_NAMES = {
 }
 
 
-def write_figure(figures_dir, result):
+def write_figure(figures_dir: str, result: Mapping[str, Any] | None) -> list[str]:
     """Draws estimators.png and .pdf into `figures_dir` from analysis.agreement's `result`;
     returns the paths ([] when there is no result, i.e. no scores, or it has no groups)."""
     if result is None or not result["groups"]:
@@ -42,7 +45,7 @@ def write_figure(figures_dir, result):
     return plot(result, figures_dir)
 
 
-def _normalized(values):
+def _normalized(values: list[float | None]) -> list[float | None]:
     """Values rescaled to [0, 1] over the cut points (None stays None; all equal: 0.5)."""
     known = [v for v in values if v is not None]
     if not known:
@@ -51,13 +54,13 @@ def _normalized(values):
     return [None if v is None else 0.5 if high == low else (v - low) / (high - low) for v in values]
 
 
-def _span(values):
+def _span(values: Sequence[float | None]) -> str:
     """The range of the accuracies a rescaled curve stands for, e.g. "0.750-0.901"."""
     known = [v for v in values if v is not None]
     return f"{min(known):.3f}-{max(known):.3f}"
 
 
-def plot(result, figures_dir):
+def plot(result: Mapping[str, Any], figures_dir: str) -> list[str]:
     """One panel per split and direction: every estimator's scores against n, each rescaled
     to [0, 1], beside the measured AnB and AnB+ accuracies rescaled the same way. An n/a
     score leaves a gap, and the legend names its n."""
@@ -100,15 +103,15 @@ def plot(result, figures_dir):
     return save_figure(fig, figures_dir, "estimators")
 
 
-def _rho(value):
+def _rho(value: float | None) -> str:
     return MISSING if value is None else f"{value:+.2f}"
 
 
-def _counts(examples):
+def _counts(examples: Sequence[int]) -> str:
     return str(examples[0]) if len(examples) == 1 else f"{examples[0]} to {examples[-1]}"
 
 
-def section(result):
+def section(result: Mapping[str, Any] | None) -> str:
     """report.md's section on the estimators, or "" without scores: the rank correlations,
     a line per estimator, and each n/a score with its reason."""
     if result is None or not result["groups"]:
@@ -187,20 +190,20 @@ def section(result):
     return "\n".join(lines)
 
 
-def _cut(choice):
+def _cut(choice: Mapping[str, Any]) -> str:
     """A choice's cut point(s): "n = 3", or "n = 3, 4 tied"."""
     ns = choice["n"]
     return f"n = {', '.join(map(str, ns))}" + (" tied" if len(ns) > 1 else "")
 
 
-def _choice_cell(choice):
+def _choice_cell(choice: Mapping[str, Any] | None) -> str:
     """A regret in points and the cut it chose, e.g. "1.2 (n = 3)"; MISSING without one."""
     if choice is None or choice["regret"] is None:
         return MISSING
     return f"{choice['regret']:.1f} ({_cut(choice)})"
 
 
-def regret_lines(regret):
+def regret_lines(regret: Mapping[str, Any]) -> list[str]:
     """The top-1 regret table of analysis.agreement.regret's dict, and a line per estimator
     that lost fewer points than a rule."""
     measured = regret["measured"]

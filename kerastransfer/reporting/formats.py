@@ -8,6 +8,6 @@ for an estimator that could not score a cut point, a word that comes with its re
 MISSING = "–"
 
 
-def accuracy(value):
+def accuracy(value: float | None) -> str:
     """An accuracy as a fraction, '0.6251', or MISSING."""
     return MISSING if value is None else f"{value:.4f}"

@@ -5,12 +5,17 @@ the figures and the report too; this module draws and writes them, and changes n
 """
 
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from kerastransfer.reporting import estimator_agreement, plots, report
 from kerastransfer.workdir import files
+from kerastransfer.workdir.records import AnyRecord
 
 
-def write_analysis(workdir, result, records):
+def write_analysis(
+    workdir: str, result: Mapping[str, Any], records: Sequence[AnyRecord]
+) -> list[str]:
     """Writes workdir/analysis.json, workdir/figures/* and workdir/report.md.
 
     `result`: the finished analysis dict (analysis.analyze's; its "reference" is drawn

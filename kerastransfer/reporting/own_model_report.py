@@ -6,6 +6,8 @@ and writes them. A missing number prints as formats.MISSING.
 """
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import matplotlib
 
@@ -18,7 +20,9 @@ from kerastransfer.reporting.formats import MISSING, accuracy  # noqa: E402
 from kerastransfer.workdir import files  # noqa: E402
 
 
-def write_own_model_report(workdir, result, command=None):
+def write_own_model_report(
+    workdir: str, result: Mapping[str, Any], command: str | None = None
+) -> list[str]:
     """Writes recommendation.json, report.md and figures/own_transfer.png (and, when `result`
     has the estimators, figures/estimators.png); returns paths.
 
@@ -36,7 +40,7 @@ def write_own_model_report(workdir, result, command=None):
     return paths + figures
 
 
-def _points(diff):
+def _points(diff: Mapping[str, Any] | None) -> str:
     """'+1.23 points [95% CI +0.40, +2.06]', or with the reason there is no interval."""
     if diff is None or diff.get("effect") is None:
         return MISSING
@@ -47,14 +51,14 @@ def _points(diff):
     return f"{text} (no CI: {diff['why']})"
 
 
-def _separable(validation, test):
+def _separable(validation: Mapping[str, Any], test: Mapping[str, Any] | None) -> bool:
     """Whether a difference's interval lies above 0: on test, which the choice never saw, or
     on validation when the records have no test accuracy."""
     judged = test if test and test["effect"] is not None else validation
     return bool(judged["ci"]) and judged["ci"][0] > 0
 
 
-def _why_not(validation, test):
+def _why_not(validation: Mapping[str, Any], test: Mapping[str, Any] | None) -> str:
     """Why _separable() is False, in words."""
     judged = test if test and test["effect"] is not None else validation
     return f"the {'test' if judged is test else 'validation'} interval " + (
@@ -62,7 +66,7 @@ def _why_not(validation, test):
     )
 
 
-def _sizes(result):
+def _sizes(result: Mapping[str, Any]) -> str:
     """The validation and test set sizes, or that the records do not carry them."""
     parts = []
     for name, counts in result["examples"].items():
@@ -75,7 +79,7 @@ def _sizes(result):
     return "; ".join(parts)
 
 
-def _spread(result):
+def _spread(result: Mapping[str, Any]) -> str:
     """How the intervals get their seed-to-seed sd, in words."""
     texts = []
     for name, spread in result["spread"].items():
@@ -91,18 +95,18 @@ def _spread(result):
     )
 
 
-def _seconds(value):
+def _seconds(value: float | None) -> str:
     return MISSING if value is None else f"{value:.1f}"
 
 
-def _at(cell):
+def _at(cell: Mapping[str, Any]) -> str:
     """A cut point in words: "n = 3 (conv3_block4_out)", the layer the model's own name for
     it; "n = 3" when the records do not name it; layer-wise decay adds its decay."""
     decay = f", decay {cell['layer_decay']:g}" if cell.get("layer_decay") else ""
     return f"n = {cell['n']}" + (f" ({cell['cut']}{decay})" if cell.get("cut") else decay)
 
 
-def render(result, command=None):
+def render(result: Mapping[str, Any], command: str | None = None) -> str:
     """report.md for an own-model study: the recommendation first, then the table."""
     lines = ["# Transfer your own model: recommendation", ""]
     choice = result["choice"]
@@ -141,7 +145,7 @@ def render(result, command=None):
                 f"- gain over plain fine-tuning (AnB+ at its best, {_at(plain)}): "
                 f"test {_points(plain['test_margin'])}, validation {_points(plain['margin'])}"
             ]
-        if gains[0]["effect"] < 0:
+        if gains[0]["effect"] is not None and gains[0]["effect"] < 0:
             lines.append(
                 "- **training from scratch beat every transferred network on "
                 "validation**: prefer it, or try a source model closer to these images"
@@ -200,7 +204,7 @@ def render(result, command=None):
     return "\n".join(lines)
 
 
-def _pruning(pruned):
+def _pruning(pruned: Mapping[str, Any] | None) -> list[str]:
     """The --prune section: which n were skipped, by which estimator (and where it was n/a,
     with the reason), whether its order held among the trained ones, and the cost saved."""
     if not pruned:
@@ -246,7 +250,7 @@ def _pruning(pruned):
     return lines
 
 
-def _bootstrap(pruned):
+def _bootstrap(pruned: Mapping[str, Any]) -> list[str]:
     """The --prune separability line: how often its K best held under the bootstrap."""
     bootstrap = pruned.get("bootstrap")  # absent from a choice made before the bootstrap
     if not bootstrap:
@@ -264,7 +268,7 @@ def _bootstrap(pruned):
     ]
 
 
-def plot(result, path):
+def plot(result: Mapping[str, Any], path: str) -> None:
     """Validation accuracy of the delivered networks vs n, per transfer mode and recipe;
     scratch as a line."""
     figure, axes = plt.subplots(figsize=(6.4, 4.2))

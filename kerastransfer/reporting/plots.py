@@ -11,12 +11,17 @@ Agg backend, so no display is needed.
 """
 
 import os
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from kerastransfer import treatments  # noqa: E402
 from kerastransfer.analysis.figure_lines import TRANSFER_SERIES  # noqa: E402
@@ -25,6 +30,7 @@ from kerastransfer.analysis.tables import find_cell, pooled_bases  # noqa: E402
 from kerastransfer.designs import split_group  # noqa: E402
 from kerastransfer.reporting.formats import MISSING  # noqa: E402
 from kerastransfer.workdir import files  # noqa: E402
+from kerastransfer.workdir.records import AnyRecord, RunRecord  # noqa: E402
 
 X_LABEL = "Layer n at which network is chopped and retrained"
 LAYERS = range(1, 8)
@@ -44,9 +50,13 @@ REFERENCE_NOTE = "Yosinski et al. 2014 (faint, dotted)"
 # Confidence bands are drawn from this many base networks on: a t(1) band of two is 12.7 sd wide.
 BAND_UNITS = 3
 ACCURACY_BOUNDS = (0.0, 1.0)
+# A band to shade: (xs, lows, highs, colour); a NaN low and high: no band at that x.
+Band = tuple[Sequence[float], Sequence[float], Sequence[float], str]
 
 
-def plot_figures(figures_dir, result, records):
+def plot_figures(
+    figures_dir: str, result: Mapping[str, Any], records: Sequence[AnyRecord]
+) -> list[str]:
     """Draws every figure of a study into `figures_dir` from its analysis dict `result` and
     the normalized `records` it was computed from; returns the paths written."""
     return plot_transfer(figures_dir, result, records) + plot_dissimilar(
@@ -54,7 +64,7 @@ def plot_figures(figures_dir, result, records):
     )
 
 
-def save_figure(fig, figures_dir, stem):
+def save_figure(fig: Figure, figures_dir: str, stem: str) -> list[str]:
     """Writes `fig` as stem.png and stem.pdf atomically and closes it; returns both paths."""
     paths = []
     for ext in ("png", "pdf"):
@@ -66,27 +76,34 @@ def save_figure(fig, figures_dir, stem):
     return paths
 
 
-def _jitter(count, seed):
+def _jitter(count: int, seed: int) -> np.ndarray:
     """Horizontal offsets that spread `count` overlapping dots; fixed seed, so figures repeat."""
     return np.random.default_rng(seed).uniform(-0.06, 0.06, count)
 
 
-def _band(count, ci):
+def _band(count: int, ci: Sequence[float] | None) -> tuple[float, float]:
     """(low, high) of a CI drawn as a band: only over BAND_UNITS or more base networks, else
     (nan, nan), no band."""
-    return tuple(ci) if ci is not None and count >= BAND_UNITS else (np.nan, np.nan)
+    return (ci[0], ci[1]) if ci is not None and count >= BAND_UNITS else (np.nan, np.nan)
 
 
-def _fill_clipped(axis, xs, lows, highs, limits, colour):
+def _fill_clipped(
+    axis: Axes,
+    xs: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    limits: tuple[float, float],
+    colour: str,
+) -> bool:
     """Shades the bands (lows, highs) cut to `limits` (the range the panel shows, within the
     data's own bounds), so no band leaves it; returns True when one had to be cut."""
-    lows, highs = np.asarray(lows, dtype=float), np.asarray(highs, dtype=float)
+    low, high = np.asarray(lows, dtype=float), np.asarray(highs, dtype=float)
     with np.errstate(invalid="ignore"):
-        cut = bool(np.any(lows < limits[0]) or np.any(highs > limits[1]))
+        cut = bool(np.any(low < limits[0]) or np.any(high > limits[1]))
     axis.fill_between(
         xs,
-        np.clip(lows, *limits),
-        np.clip(highs, *limits),
+        np.clip(low, *limits),
+        np.clip(high, *limits),
         color=colour,
         alpha=0.18,
         linewidth=0,
@@ -94,7 +111,9 @@ def _fill_clipped(axis, xs, lows, highs, limits, colour):
     return cut
 
 
-def _draw_bands(axis, bands, limits, few, few_label):
+def _draw_bands(
+    axis: Axes, bands: Iterable[Band], limits: tuple[float, float], few: bool, few_label: str
+) -> bool:
     """Shades every (xs, lows, highs, colour) band cut to `limits`; when some cells have no
     band (`few`), adds their hollow dots to the legend as `few_label`. Returns True when a
     band had to be cut."""
@@ -113,7 +132,7 @@ def _draw_bands(axis, bands, limits, few, few_label):
     return cut
 
 
-def _band_note(few, cut):
+def _band_note(few: bool, cut: bool) -> str:
     """The caption's words after "bands from BAND_UNITS base networks": on cells without a
     band (`few`) and on bands cut at the panel's edge (`cut`)."""
     return "".join(
@@ -124,7 +143,13 @@ def _band_note(few, cut):
     )
 
 
-def _entries(lines, figure, panel, series=None, kind=None):
+def _entries(
+    lines: Iterable[Mapping[str, Any]],
+    figure: str,
+    panel: str,
+    series: str | None = None,
+    kind: str | None = None,
+) -> list[Mapping[str, Any]]:
     """The `figure_lines` entries (analysis.figure_lines) of one figure's panel, optionally of
     one series and kind ("line", "dots", "base")."""
     return [
@@ -137,18 +162,20 @@ def _entries(lines, figure, panel, series=None, kind=None):
     ]
 
 
-def _means(entry):
+def _means(entry: Mapping[str, Any]) -> tuple[list[int], list[float]]:
     """(n values, means) of a figure line's points."""
     return [p["n"] for p in entry["points"]], [p["mean"] for p in entry["points"]]
 
 
-def _units_text(entry):
+def _units_text(entry: Mapping[str, Any]) -> str:
     """ "2 base networks" of a figure line, dot group or base reference."""
     count = len(entry["units"])
     return f"{count} base network{'s' if count != 1 else ''}"
 
 
-def _draw_line(axis, entry, colour, label, bands):
+def _draw_line(
+    axis: Axes, entry: Mapping[str, Any], colour: str, label: str, bands: list[Band]
+) -> bool:
     """A line through its points' means; its band (appended to `bands`) where a point rests
     on BAND_UNITS or more base networks, else the point's per-unit values as small hollow
     dots. Returns True when a point had no band."""
@@ -173,7 +200,7 @@ def _draw_line(axis, entry, colour, label, bands):
     return few
 
 
-def _draw_dots(axis, entry, colour, label):
+def _draw_dots(axis: Axes, entry: Mapping[str, Any], colour: str, label: str) -> None:
     """A dot group (the points of other base networks than its series' line): a hollow
     diamond at each point's mean, with its 95% CI as an error bar from BAND_UNITS units on."""
     for index, point in enumerate(entry["points"]):
@@ -195,13 +222,13 @@ def _draw_dots(axis, entry, colour, label):
         )
 
 
-def _dots_label(name, entry):
+def _dots_label(name: str, entry: Mapping[str, Any]) -> str:
     """ "BnB at n=4,7 on 2 other base networks" of a dot group."""
     layers = ",".join(str(p["n"]) for p in entry["points"])
     return f"{name} at n={layers} on {len(entry['units'])} other base networks"
 
 
-def _random_split_runs(records, treatment):
+def _random_split_runs(records: Iterable[AnyRecord], treatment: str) -> list[RunRecord]:
     """ok runs of `treatment` on the random splits."""
     return [
         r
@@ -210,10 +237,12 @@ def _random_split_runs(records, treatment):
     ]
 
 
-def _directions_note(records, treatments, group="random"):
+def _directions_note(
+    records: Iterable[AnyRecord], treatments: Collection[str], group: str = "random"
+) -> str:
     """ "; both directions pooled, networks targeting 28 B, 28 A" when the group's networks of
     `treatments` target both halves, as the paper's do; "" otherwise."""
-    counts = {}
+    counts: dict[str, int] = {}
     for r in ok_records(records):
         if r.treatment in treatments and split_group(r.split) == group:
             counts[r.target] = counts.get(r.target, 0) + 1
@@ -223,7 +252,13 @@ def _directions_note(records, treatments, group="random"):
     return f"; both directions pooled, networks targeting {listed}"
 
 
-def plot_transfer(figures_dir, result, records, *, stem="transfer"):
+def plot_transfer(
+    figures_dir: str,
+    result: Mapping[str, Any],
+    records: Sequence[AnyRecord],
+    *,
+    stem: str = "transfer",
+) -> list[str]:
     """The paper's Figure 2: top-1 accuracy against n for baseB, BnB, BnB+, AnB and AnB+.
 
     Top: one dot per network (at n = 0, white, the bases of the halves the runs target), and
@@ -256,7 +291,9 @@ def plot_transfer(figures_dir, result, records, *, stem="transfer"):
             zorder=3,
             label=base_label,
         )
-    bands, few, colours = [], False, {}
+    bands: list[Band] = []
+    few = False
+    colours: dict[str, str] = {}
     for offset, treatment in zip((-0.15, -0.05, 0.05, 0.15), FIGURE2):
         style = treatments.get(treatment).style
         name, face, edge = style.legend, style.face, style.colour
@@ -335,7 +372,7 @@ def plot_transfer(figures_dir, result, records, *, stem="transfer"):
     return save_figure(fig, figures_dir, stem)
 
 
-def _overlay_reference_means(axis, lines):
+def _overlay_reference_means(axis: Axes, lines: Iterable[Mapping[str, Any]]) -> None:
     """The paper's Figure 2 lines and base references (its analysis's `figure_lines`), faint
     and dotted, on a twin y axis at the right."""
     twin = axis.twinx()
@@ -366,7 +403,7 @@ def _overlay_reference_means(axis, lines):
     )
 
 
-def _series_runs(ok, treatment, group):
+def _series_runs(ok: Sequence[RunRecord], treatment: str, group: str | None) -> list[RunRecord]:
     """ok runs of `treatment` on split group `group` (None: any), and the bases of the halves
     they target."""
     runs = [
@@ -378,7 +415,13 @@ def _series_runs(ok, treatment, group):
     return [r for r in ok if is_base(r) and (r.split, r.target) in halves] + runs
 
 
-def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
+def plot_dissimilar(
+    figures_dir: str,
+    result: Mapping[str, Any],
+    records: Sequence[AnyRecord],
+    *,
+    stem: str = "dissimilar",
+) -> list[str]:
     """The paper's Figure 3: how much transfer loses, by task distance, and random features.
 
     Top left: AnB accuracy per network across the random splits and across the dissimilar
@@ -399,7 +442,8 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
     absolute, random_panel = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     relative = fig.add_subplot(grid[1, :])
 
-    bands, few = [], False
+    bands: list[Band] = []
+    few = False
     selections = {
         "random_splits": ("transfer", "random", "accuracy"),
         "dissimilar": ("transfer", "dissimilar", "accuracy"),
@@ -494,32 +538,39 @@ def plot_dissimilar(figures_dir, result, records, *, stem="dissimilar"):
     return save_figure(fig, figures_dir, stem)
 
 
-def plot_cka(matrix, row_labels, col_labels, path, *, title="Linear CKA"):
+def plot_cka(
+    matrix: npt.ArrayLike,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    path: str,
+    *,
+    title: str = "Linear CKA",
+) -> str:
     """Heatmap of a CKA matrix (rows: row_labels, columns: col_labels), values written in cells
     (NaN, an undefined CKA, as MISSING).
 
     Writes `path` (its extension picks the format) atomically and returns it.
     """
-    matrix = np.asarray(matrix, dtype=float)
-    if matrix.shape != (len(row_labels), len(col_labels)):
+    values = np.asarray(matrix, dtype=float)
+    if values.shape != (len(row_labels), len(col_labels)):
         raise ValueError(
-            f"plot_cka: matrix shape {matrix.shape} does not match "
+            f"plot_cka: matrix shape {values.shape} does not match "
             f"{len(row_labels)} row and {len(col_labels)} column labels"
         )
     fig, axis = plt.subplots(figsize=(1.0 + 0.8 * len(col_labels), 1.0 + 0.7 * len(row_labels)))
-    image = axis.imshow(matrix, vmin=0.0, vmax=1.0, cmap="magma")
+    image = axis.imshow(values, vmin=0.0, vmax=1.0, cmap="magma")
     axis.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha="right")
     axis.set_yticks(range(len(row_labels)), row_labels)
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
             axis.text(
                 j,
                 i,
-                MISSING if np.isnan(matrix[i, j]) else f"{matrix[i, j]:.2f}",
+                MISSING if np.isnan(values[i, j]) else f"{values[i, j]:.2f}",
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="black" if matrix[i, j] > 0.6 else "white",
+                color="black" if values[i, j] > 0.6 else "white",
             )
     fig.colorbar(image, ax=axis, label="CKA")
     axis.set_title(title)

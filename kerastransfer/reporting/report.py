@@ -9,6 +9,8 @@ finished rows and commands.
 """
 
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from kerastransfer.analysis.intervals import NOUN
 from kerastransfer.analysis.power import MAX_UNITS
@@ -18,13 +20,13 @@ from kerastransfer.reporting.formats import MISSING, accuracy
 from kerastransfer.workdir import files
 
 
-def write_report(path, analysis):
+def write_report(path: str, analysis: Mapping[str, Any]) -> str:
     """Writes render_report(analysis) to `path` atomically; returns `path`."""
     files.write_text(path, render_report(analysis))
     return path
 
 
-def render_report(analysis):
+def render_report(analysis: Mapping[str, Any]) -> str:
     """The whole report as Markdown text."""
     sections = [
         _title(analysis),
@@ -48,17 +50,17 @@ def render_report(analysis):
 # ----------------------------------------------------------------------------- formatting
 
 
-def _pts(value):
+def _pts(value: float | None) -> str:
     if value is None:
         return MISSING
     return f"{0.0 if round(value, 2) == 0 else value:+.2f}"  # no "-0.00"
 
 
-def _interval(ci, fmt):
+def _interval(ci: Sequence[float] | None, fmt: Callable[[float], str]) -> str:
     return MISSING if ci is None else f"[{fmt(ci[0])}, {fmt(ci[1])}]"
 
 
-def _acc_ci(stats):
+def _acc_ci(stats: Mapping[str, Any] | None) -> str:
     """'mean [low, high] (count)' of a summarize() dict of accuracies (its interval clipped to
     [0, 1]); without an interval just 'mean (count)'."""
     if not stats or stats["mean"] is None:
@@ -67,7 +69,7 @@ def _acc_ci(stats):
     return f"{accuracy(stats['mean'])}{interval} ({stats['count']})"
 
 
-def _pts_pm(effect):
+def _pts_pm(effect: Mapping[str, Any] | None) -> str:
     """'effect ± half-width (units)' of an inference dict in points; without an interval just
     'effect (units)'."""
     if not effect or effect["effect"] is None:
@@ -78,21 +80,21 @@ def _pts_pm(effect):
     return f"{_pts(effect['effect'])} ± {_pts(half).lstrip('+')} ({effect['units']})"
 
 
-def _units(effect):
+def _units(effect: Mapping[str, Any]) -> str:
     """Base networks behind an effect: '4', or '2 vs 8' for two separate sides."""
     if effect["reference_units"] is None:
         return str(effect["units"])
     return f"{effect['units']} vs {effect['reference_units']}"
 
 
-def _table(header, rows):
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A Markdown table from a header list and rows of strings."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _flatten(config, prefix=""):
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
     """(dotted key, JSON value) pairs of a nested config dict, in key order."""
     for key in sorted(config):
         value = config[key]
@@ -105,7 +107,7 @@ def _flatten(config, prefix=""):
 # ----------------------------------------------------------------------------- sections
 
 
-def _title(analysis):
+def _title(analysis: Mapping[str, Any]) -> str:
     counts = analysis["counts"]
     units = analysis["base_networks"]
     listed = f" ({', '.join(units)})" if 0 < len(units) <= 12 else ""
@@ -121,7 +123,7 @@ def _title(analysis):
     )
 
 
-def _verdict(entry):
+def _verdict(entry: Mapping[str, Any]) -> str:
     """'**status** (+0.89 points, 95% CI [+0.28, +1.50], 4 base networks)' of a finding."""
     if entry["effect"] is None:
         return f"**{entry['status']}** ({entry['why']})"
@@ -131,7 +133,7 @@ def _verdict(entry):
     )
 
 
-def _beside_role(finding):
+def _beside_role(finding: Mapping[str, Any]) -> str:
     """What a finding's `beside` comparison is: the paper's (the plain base) when the
     compute-matched base decided, else the compute-matched control."""
     if finding.get("basis"):
@@ -139,7 +141,7 @@ def _beside_role(finding):
     return f"against {finding['beside']['comparison']} (the control)"
 
 
-def _summary(analysis):
+def _summary(analysis: Mapping[str, Any]) -> str:
     """What the study found, in a few lines: each finding's verdict and what it is measured
     against, and a warning when the base networks were still improving."""
     lines = ["## What this study found", ""]
@@ -176,7 +178,7 @@ def _summary(analysis):
     return "\n".join(lines)
 
 
-def _configuration(analysis):
+def _configuration(analysis: Mapping[str, Any]) -> str:
     config = analysis.get("config")
     splits = ", ".join(f"{s['split']} ({s['ok_runs']} ok runs)" for s in analysis["splits"])
     text = [f"## Configuration\n\nSplits: {splits or MISSING}."]
@@ -194,7 +196,7 @@ def _configuration(analysis):
     return "\n\n".join(text)
 
 
-def _table_cells(source):
+def _table_cells(source: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The cells the results table shows, from an analysis (or its "reference"): random splits
     pooled over target halves (the paper's convention: every half plays B; a base whose half
     no run targets is marked "source only"), every other split group per target half, since
@@ -206,7 +208,9 @@ def _table_cells(source):
     ] + [c for c in source["cells_by_target"] if c["group"] != "random"]
 
 
-def _cell_rows(cells, reference_cells, metric):
+def _cell_rows(
+    cells: Sequence[Mapping[str, Any]], reference_cells: Sequence[Mapping[str, Any]], metric: str
+) -> tuple[list[str], list[list[object]]]:
     """One row per (group, target, treatment): mean [CI] (count) of `metric` per n; below it,
     in italics, the reference's means for the same row where it has one."""
     ns = sorted({c["n"] for c in cells})
@@ -243,14 +247,14 @@ def _cell_rows(cells, reference_cells, metric):
 DIRECTIONS_HEADER = "networks per cell, target B + target A"
 
 
-def _directions(cells):
+def _directions(cells: Mapping[int, Mapping[str, Any]]) -> str:
     """How many networks of each direction a row's cells hold, by the half they target:
     "1 + 1" (target B + target A), a range "0 + 1-2" where the row's cells differ; a split
     whose networks target one shared half (the 1000-class "full") names it: "1 (full)"."""
     targets = [c["targets"] for c in cells.values() if c.get("targets") is not None]
     halves = sorted({h for t in targets for h in t}, key=lambda h: (h != "B", h != "A", h))
 
-    def spread(half):
+    def spread(half: str) -> str:
         counts = sorted({t.get(half, 0) for t in targets})
         return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
@@ -262,7 +266,7 @@ def _directions(cells):
     return text + "".join(f" + {spread(h)} ({h})" for h in halves if h not in ("A", "B"))
 
 
-def _results(analysis):
+def _results(analysis: Mapping[str, Any]) -> str:
     cells = _table_cells(analysis)
     if not cells:
         return "## Results per treatment and layer\n\nNo successful runs."
@@ -291,7 +295,7 @@ def _results(analysis):
     return "\n\n".join(text)
 
 
-def _table1(analysis):
+def _table1(analysis: Mapping[str, Any]) -> str:
     table1, matched = analysis["table1"], analysis["matched"]
     reference = analysis.get("reference")
     header = [
@@ -369,7 +373,7 @@ def _table1(analysis):
     )
 
 
-def _relative_drop(analysis):
+def _relative_drop(analysis: Mapping[str, Any]) -> str:
     drop = analysis["relative_drop"]
     series = ("random_splits", "dissimilar", "random_features")
     by_n = {name: {c["n"]: c for c in drop[name]} for name in series}
@@ -402,7 +406,7 @@ def _relative_drop(analysis):
     return "\n\n".join(text)
 
 
-def _findings(analysis):
+def _findings(analysis: Mapping[str, Any]) -> str:
     reference = analysis.get("reference")
     paper = {f["finding"]: f for f in reference["findings"]} if reference else {}
     header = [
@@ -471,22 +475,22 @@ def _findings(analysis):
     )
 
 
-def _side_counts(values):
+def _side_counts(values: Iterable[int]) -> str:
     """'4' for one side, '2 vs 8' for two."""
     return " vs ".join(str(v) for v in values)
 
 
-def _sds(sds):
+def _sds(sds: Iterable[float | None]) -> str:
     """The spread(s) in points, '2.83' or '0.61 / 0.28'; MISSING where a side has none."""
     return " / ".join(MISSING if sd is None else f"{sd:.2f}" for sd in sds)
 
 
-def _units_of(noun, per_side):
+def _units_of(noun: str, per_side: bool) -> str:
     """`noun`, followed by "per side" for a two-sample test."""
     return f"{noun} per side" if per_side else noun
 
 
-def _grown_units(line):
+def _grown_units(line: Mapping[str, Any]) -> str:
     """What a "grow" command gives: '8 base networks' or '4 or 6 base networks per side', and
     how (halves x seeds)."""
     how = f"{line['seeds']} seed{'s' if line['seeds'] != 1 else ''}"
@@ -496,7 +500,7 @@ def _grown_units(line):
     return f"{' or '.join(map(str, line['gives']))} {units} ({how})"
 
 
-def _needs(row, level):
+def _needs(row: Mapping[str, Any], level: str) -> str:
     """What a Power row says deciding it would take, in words."""
     state = row["state"]
     if state == DETECTABLE:
@@ -529,7 +533,7 @@ def _needs(row, level):
     return f"about {row['units_needed']} {units} ({level}), if the effect seen is real"
 
 
-def _command(line):
+def _command(line: Mapping[str, Any]) -> str:
     """A command of the Power section, after the findings it decides."""
     kind = line["kind"]
     if kind == "grow":
@@ -552,7 +556,7 @@ def _command(line):
     )
 
 
-def _power(analysis):
+def _power(analysis: Mapping[str, Any]) -> str:
     """## Power: per finding (and part), the effect and spread seen and what would decide it,
     or, decided, the smallest effect the study could have detected; the commands that grow
     the study to that size (analysis.sizing's finished rows and commands)."""
@@ -611,14 +615,14 @@ def _power(analysis):
     )
 
 
-def _run(line):
+def _run(line: Mapping[str, Any]) -> str:
     """A Power command in backticks, or its flags added to the study's command."""
     if line["command"]:
         return f"`{line['command']}`"
     return f"the study's command with `{' '.join(line['flags'])}`"
 
 
-def _statistics(analysis):
+def _statistics(analysis: Mapping[str, Any]) -> str:
     rule = analysis["findings"][0]["rule"] if analysis["findings"] else MISSING
     short = any(f"one {NOUN}" in (f["why"] or "") for f in analysis["findings"])
     return "\n\n".join(
@@ -647,7 +651,7 @@ def _statistics(analysis):
     )
 
 
-def _figures(analysis):
+def _figures(analysis: Mapping[str, Any]) -> str:
     figures = analysis.get("figures") or []
     if not figures:
         return ""
@@ -659,7 +663,7 @@ def _figures(analysis):
     return "\n\n".join(lines)
 
 
-def _timing(analysis):
+def _timing(analysis: Mapping[str, Any]) -> str:
     timing = analysis["timing"]
     if not timing["by_treatment"]:
         return "## Run times and throughput\n\nThe records report no training times."
@@ -688,7 +692,7 @@ def _timing(analysis):
     )
 
 
-def _not_ok(analysis):
+def _not_ok(analysis: Mapping[str, Any]) -> str:
     runs = analysis["not_ok"]
     if not runs:
         return "## Failed and skipped runs\n\nNo run failed or was skipped."
@@ -702,7 +706,7 @@ def _not_ok(analysis):
     )
 
 
-def _reproduce(analysis):
+def _reproduce(analysis: Mapping[str, Any]) -> str:
     command = analysis.get("command")
     if not command:
         return "## How to reproduce\n\nThe command that produced these runs was not recorded."

@@ -14,21 +14,26 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import h5py
+import tensorflow as tf
 
 from kerastransfer.errors import StudyStopped
 from kerastransfer.training.strategies import worker_name
+from kerastransfer.workdir.records import RunLine
+from kerastransfer.workdir.results import ResultStore
 
 # How often a follower rereads results.jsonl for the chief's record of the run it just did.
 FOLLOW_POLL_SECONDS = 0.5
 
 
-def weights_digest(path):
+def weights_digest(path: str) -> str:
     """sha256 of the arrays in a Keras weights file (names and values, not file bytes)."""
     digest = hashlib.sha256()
     with h5py.File(path, "r") as f:
-        names = []
+        names: list[str] = []
         f.visititems(
             lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
         )
@@ -46,20 +51,28 @@ class FollowerStore:
     and it checks the follower's own weights against the chief's.
     """
 
-    def __init__(self, chief_store, workdir, outdir, name, timeout, log):
+    def __init__(
+        self,
+        chief_store: ResultStore,
+        workdir: str,
+        outdir: str,
+        name: str,
+        timeout: float,
+        log: Callable[[str], None],
+    ) -> None:
         self._chief = chief_store
         self.path = chief_store.path
         self._workdir, self._outdir, self._log = workdir, outdir, log
         self._name, self._timeout = name, timeout
         self._seen = len(chief_store.records())
 
-    def records(self):
+    def records(self) -> list[RunLine]:
         return self._chief.records()
 
-    def latest(self):
+    def latest(self) -> dict[str, RunLine]:
         return self._chief.latest()
 
-    def append(self, record):
+    def append(self, record: Mapping[str, Any]) -> None:
         chief = self._wait_for(record["run"])
         if record["status"] == "ok" and chief["status"] == "ok":
             ours = weights_digest(os.path.join(self._outdir, record["weights"]))
@@ -72,7 +85,7 @@ class FollowerStore:
             self._log(f"{self._name}: weights of {record['run']} equal the chief's (digest {ours})")
         shutil.rmtree(os.path.join(self._outdir, "runs", record["run"]), ignore_errors=True)
 
-    def _wait_for(self, run_id):
+    def _wait_for(self, run_id: str) -> RunLine:
         deadline = time.monotonic() + self._timeout
         while True:
             records = self._chief.records()
@@ -89,7 +102,9 @@ class FollowerStore:
 
 
 @contextlib.contextmanager
-def follower_outdir(strategy, log):
+def follower_outdir(
+    strategy: tf.distribute.Strategy, log: Callable[[str], None]
+) -> Iterator[tuple[str, str]]:
     """A temporary folder for a follower's own files for the block, removed at the end;
     yields (folder, the worker's name)."""
     name = worker_name(strategy)

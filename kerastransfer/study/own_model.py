@@ -10,16 +10,30 @@ The source's preprocessing (its preprocess_input, or the preset's image converte
 study's, so training, scoring and the exported model all apply it.
 """
 
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import tensorflow as tf
+
 from kerastransfer import data, models, surgery
+from kerastransfer.config import Experiment, ModelConfig
 from kerastransfer.data.preprocessing import Preprocessing
 from kerastransfer.data.splits import ClassSplit
 from kerastransfer.errors import UsageError
-from kerastransfer.study.plan import OWN_MODEL_SPLIT, base_id, check_layers, plan_own_model
+from kerastransfer.models.preprocessing import Normalization
+from kerastransfer.study.plan import OWN_MODEL_SPLIT, RunSpec, base_id, check_layers, plan_own_model
 from kerastransfer.study.study import Study
 from kerastransfer.workdir.provenance import file_digest
+from kerastransfer.workdir.records import RunLine
 
 
-def load_study(experiment, log=print, strategy=None, outdir=None):
+def load_study(
+    experiment: Experiment,
+    log: Callable[[str], None] = print,
+    strategy: tf.distribute.Strategy | None = None,
+    outdir: str | None = None,
+) -> Study:
     """The Study of an experiment: the paper's grid, or transfer of the user's own model."""
     kind = OwnModelStudy if experiment.own_model else Study
     return kind.load(experiment, log=log, strategy=strategy, outdir=outdir)
@@ -28,16 +42,26 @@ def load_study(experiment, log=print, strategy=None, outdir=None):
 class OwnModelStudy(Study):
     """A Study whose source network is given rather than trained on half A."""
 
-    def __init__(self, experiment, *, source_net, cuts, **kwargs):
+    def __init__(
+        self, experiment: Experiment, *, source_net: keras.Model, cuts: list[str], **kwargs: Any
+    ) -> None:
         super().__init__(experiment, **kwargs)
         self.source_net, self.cuts = source_net, cuts
         source = experiment.model.source_model or experiment.model.source_weights
+        if source is None:
+            raise ValueError("an own-model study needs --source_model or --source_weights")
         self.source_digest = file_digest(
             models.hub_weights_file(source) if models.is_hub_source(source) else source
         )
 
     @classmethod
-    def load(cls, experiment, log=print, strategy=None, outdir=None):
+    def load(
+        cls,
+        experiment: Experiment,
+        log: Callable[[str], None] = print,
+        strategy: tf.distribute.Strategy | None = None,
+        outdir: str | None = None,
+    ) -> "OwnModelStudy":
         d = experiment.data
         source = data.load_source(
             d.dataset, data_dir=d.data_dir, manual_dir=d.manual_dir, image_dir=d.image_dir
@@ -72,7 +96,7 @@ class OwnModelStudy(Study):
             cuts=cuts,
         )
 
-    def given_records(self):
+    def given_records(self) -> dict[str, RunLine]:
         """The given source model stands in for every base A, as a finished run."""
         records = {}
         for seed in self.experiment.grid.seeds:
@@ -85,24 +109,24 @@ class OwnModelStudy(Study):
             }
         return records
 
-    def build_model(self, num_classes, weight_decay=None):
+    def build_model(self, num_classes: int, weight_decay: float | None = None) -> keras.Model:
         return surgery.fresh_clone(self.source_net, num_classes)
 
-    def copied_from(self, base_record):
+    def copied_from(self, base_record: RunLine | None) -> keras.Model:
         """The given source model: what every transfer of this study copies."""
         return self.source_net
 
-    def cut_names(self, model):
+    def cut_names(self, model: keras.Model) -> list[str]:
         """The source model's cut points: --cut_layers, else its own, every --cut_every-th."""
         return self.cuts
 
-    def record_fields(self, spec):
+    def record_fields(self, spec: RunSpec) -> dict[str, Any]:
         """The layer a run's n cuts after (`cut`), so the report can name the cut point in
         the model's own terms (e.g. conv3_block4_out)."""
         return {"cut": self.cuts[spec.n - 1]} if spec.n else {}
 
 
-def _load_source_net(experiment):
+def _load_source_net(experiment: Experiment) -> tuple[keras.Model, Normalization]:
     """(the source network with a classifier head, its data.Preprocessing normalization)."""
     m = experiment.model
     if models.is_hub_source(m.source_model):
@@ -122,7 +146,7 @@ def _load_source_net(experiment):
     return net, models.normalization(m.arch)
 
 
-def _cut_points(model, m):
+def _cut_points(model: keras.Model, m: ModelConfig) -> list[str]:
     """The layer names that end blocks 1, 2, ...: --cut_layers, else the model's own
     (surgery.cut_layers), every --cut_every-th of them and the last (config.py checks the
     flags)."""
@@ -131,7 +155,7 @@ def _cut_points(model, m):
     return kept if kept and kept[-1] == cuts[-1] else [*kept, cuts[-1]]
 
 
-def _adapt_input(model, normalization):
+def _adapt_input(model: keras.Model, normalization: Normalization) -> Preprocessing:
     """Target images are resized, their channels mapped to what the model takes, and
     normalized as the source model expects."""
     shape = model.input_shape

@@ -1,9 +1,13 @@
 """The study's plan: one RunSpec per network, in execution order (bases first)."""
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from kerastransfer import designs, treatments
-from kerastransfer.config import DIRECTIONS
+from kerastransfer.config import DIRECTIONS, Experiment
 from kerastransfer.data.splits import ALL_SPLIT
 from kerastransfer.errors import UsageError
 
@@ -24,7 +28,7 @@ class RunSpec:
     seed: int
 
     @property
-    def base_run(self):
+    def base_run(self) -> str | None:
         """The base network this run copies from (None for bases and random features, which
         copy nothing: their source is empty)."""
         if not self.source:
@@ -32,31 +36,31 @@ class RunSpec:
         return base_id(self.split, self.source, self.seed)
 
     @property
-    def label(self):
+    def label(self) -> str:
         name = treatments.display_name(self.treatment, self.target)
         return f"{name} n={self.n}" if self.n else name
 
     @classmethod
-    def of(cls, record):
+    def of(cls, record: Mapping[str, Any]) -> RunSpec:
         """The RunSpec a results.jsonl record was made from."""
         fields = {field.name for field in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in record.items() if k in fields})
 
 
-def base_id(split, half, seed, treatment=treatments.BASE):
+def base_id(split: str, half: str, seed: int, treatment: str = treatments.BASE) -> str:
     """A base network's id, e.g. random0/base/B/seed0 (random0/base_long/B/seed0 for the
     compute-matched base of that half)."""
     return f"{split}/{treatment}/{half}/seed{seed}"
 
 
-def run_id(split, treatment, target, n, seed):
+def run_id(split: str, treatment: str, target: str, n: int, seed: int) -> str:
     """A transferred network's id: split/treatment/nN/seedS when it targets B (the A->B
     direction, as every grid had before --directions), split/treatment/A/nN/seedS for A."""
     direction = "" if target == "B" else f"{target}/"
     return f"{split}/{treatment}/{direction}n{n}/seed{seed}"
 
 
-def plan(experiment, split_names):
+def plan(experiment: Experiment, split_names: Sequence[str]) -> list[RunSpec]:
     """Every run of the study in execution order: all bases first, then the compute-matched
     bases (base_long in --treatments), then the grid, one direction after the other
     (--directions); --design says which cells each base network trains (designs.py).
@@ -72,7 +76,7 @@ def plan(experiment, split_names):
         for half in (("B",) if split == ALL_SPLIT else ("A", "B"))
     ]
 
-    def targets(split):
+    def targets(split: str) -> tuple[str, ...]:
         return ("B",) if split == ALL_SPLIT else DIRECTIONS[g.directions]
 
     wanted = designs.cell_filter(g, split_names, DIRECTIONS[g.directions])
@@ -106,7 +110,7 @@ def plan(experiment, split_names):
     return runs
 
 
-def plan_own_model(experiment):
+def plan_own_model(experiment: Experiment) -> list[RunSpec]:
     """The own-model study: a from-scratch baseline per seed, then every transfer mode and
     recipe of --treatments (by default all of them, treatments.TRANSFER_MODES) of the given
     source model (standing in for base A) at every n."""
@@ -122,7 +126,7 @@ def plan_own_model(experiment):
     return runs
 
 
-def check_layers(layers, blocks, what, hint):
+def check_layers(layers: Iterable[int], blocks: int, what: str, hint: str) -> None:
     """Raises UsageError for an n of --layers past the last of `blocks` blocks of `what`."""
     for n in layers:
         if n > blocks:

@@ -6,13 +6,19 @@ split is compared on the same examples.
 """
 
 import os
+from collections.abc import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kerastransfer import data, surgery
+from kerastransfer.study.study import Study
+from kerastransfer.workdir.records import RunRecord
 
 PROBE_IMAGES = 256
+# A network built and traced once per class count: (model, layer names, traced probe).
+_Traced = tuple[keras.Model, list[str], Callable[[tf.Tensor], list[tf.Tensor]]]
 
 
 class Prober:
@@ -22,7 +28,7 @@ class Prober:
     it in turn (building and tracing a network per run took most of the analysis time).
     """
 
-    def __init__(self, study, split):
+    def __init__(self, study: Study, split: str) -> None:
         half = study.halves.half(split, "B")
         probe = data.make_dataset(
             half.val_x[:PROBE_IMAGES],
@@ -32,11 +38,13 @@ class Prober:
             training=False,
         )
         self.study, self.inputs = study, next(iter(probe))[0]
-        self._networks = {}  # num_classes -> (model, layer names, traced probe)
+        self._networks: dict[int, _Traced] = {}  # by num_classes
 
-    def activations(self, record):
+    def activations(self, record: RunRecord) -> tuple[list[str], list[np.ndarray]]:
         """(layer names, [numpy activations per layer]) of a finished run (a RunRecord) on
-        the probe."""
+        the probe; ValueError for a record without the classes and weights of one."""
+        if record.num_classes is None or record.weights is None:
+            raise ValueError(f"{record.run}: no num_classes or weights, not a finished run")
         if record.num_classes not in self._networks:
             model = self.study.build_model(record.num_classes)
             layers = surgery.weight_layers(model)[:-1]

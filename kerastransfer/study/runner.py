@@ -8,17 +8,40 @@ its own: on a small network one run leaves cores idle between its operations, an
 run fills them (BENCHMARKS.md). Each run's result is the one it gets alone.
 """
 
+from __future__ import annotations
+
 import ctypes
 import gc
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from kerastransfer.errors import UsageError
 from kerastransfer.study.plan import RunSpec
 from kerastransfer.training import strategies
 from kerastransfer.workdir.provenance import file_digest
-from kerastransfer.workdir.records import skipped_line
+from kerastransfer.workdir.records import RunLine, skipped_line
+
+if TYPE_CHECKING:
+    from kerastransfer.study.study import Study
+
+_Result = TypeVar("_Result")
+
+
+class Store(Protocol):
+    """Where a runner's records go: a workdir.results.ResultStore, or a multi-worker
+    follower's stand-in (study/following.py)."""
+
+    @property
+    def path(self) -> str: ...
+
+    def records(self) -> list[RunLine]: ...
+
+    def latest(self) -> dict[str, RunLine]: ...
+
+    def append(self, record: Mapping[str, Any]) -> None: ...
 
 
 class Runner:
@@ -31,11 +54,12 @@ class Runner:
         log: where progress lines go.
     """
 
-    def __init__(self, study, store, log):
+    def __init__(self, study: Study, store: Store, log: Callable[[str], None]) -> None:
         self.study, self.store, self.log = study, store, log
-        self.stopped_by = None  # the failed record that ended the loop (--on_failure=stop)
+        # the failed record that ended the loop (--on_failure=stop)
+        self.stopped_by: RunLine | None = None
 
-    def finished(self):
+    def finished(self) -> dict[str, RunLine]:
         """Records of runs that need no (re)training: ok with intact weights, failed, or
         skipped because their base failed; plus the runs the study is given (an own model)."""
         latest = self.store.latest()
@@ -46,13 +70,14 @@ class Runner:
             elif record["status"] == "ok" and self._weights_intact(record):
                 done[run_id] = record
             elif record["status"] == "skipped":
-                base = latest.get(RunSpec.of(record).base_run, {})
+                base_run = RunSpec.of(record).base_run  # a skipped run has a base
+                base = latest.get(base_run, {}) if base_run else {}
                 if base.get("status") == "failed":
                     done[run_id] = record
         done.update(self.study.given_records())
         return done
 
-    def _weights_intact(self, record):
+    def _weights_intact(self, record: RunLine) -> bool:
         """Checks a finished run's weights file against the size and sha256 in its record.
 
         A damaged file means the run is trained again, or with --on_corrupt_weights=error
@@ -79,7 +104,13 @@ class Runner:
         self.log(f"weights file {path} of {record['run']} {problem}: training it again")
         return False
 
-    def run_one(self, spec, done, position="", progress=None):
+    def run_one(
+        self,
+        spec: RunSpec,
+        done: dict[str, RunLine],
+        position: str = "",
+        progress: Callable[[RunLine], str] | None = None,
+    ) -> RunLine:
         """Trains `spec` (or records it skipped when its base did not finish ok), appends
         the record, logs it and puts it into `done`; returns it.
 
@@ -92,7 +123,9 @@ class Runner:
         self.log(f"{position}start {spec.run} ({spec.label})")
         return self._finish(spec, self.study.train_run(spec, base), done, position, progress)
 
-    def _base_or_skip(self, spec, done, position):
+    def _base_or_skip(
+        self, spec: RunSpec, done: dict[str, RunLine], position: str
+    ) -> RunLine | None | Literal[False]:
         """The base record `spec` trains from (None for a base or random features), or
         False after recording `spec` skipped because its base did not finish ok."""
         if not spec.base_run:
@@ -107,7 +140,14 @@ class Runner:
         done[spec.run] = record
         return False
 
-    def _finish(self, spec, record, done, position, progress):
+    def _finish(
+        self,
+        spec: RunSpec,
+        record: RunLine,
+        done: dict[str, RunLine],
+        position: str,
+        progress: Callable[[RunLine], str] | None,
+    ) -> RunLine:
         """Appends a trained run's record, logs it and puts it into `done`."""
         return_freed_memory()
         self.store.append(record)  # before "done": a line on screen means a record
@@ -126,7 +166,7 @@ class Runner:
             self.stopped_by = record
         return record
 
-    def run_all(self):
+    def run_all(self) -> dict[str, RunLine]:
         """Trains every planned run that is not finished, in plan order, up to the study's
         `runs_in_flight` at once (each in its own thread); returns the final records.
 
@@ -146,15 +186,18 @@ class Runner:
         self.log(
             f"{len(todo)} of {total} runs to train ({total - len(todo)} already done{at_once})"
         )
-        started, finished = time.perf_counter(), []
+        started = time.perf_counter()
+        finished: list[RunLine] = []
 
-        def progress(record):
+        def progress(record: RunLine) -> str:
             finished.append(record)
             elapsed = time.perf_counter() - started
             eta = elapsed / len(finished) * (len(todo) - len(finished))
             return f"elapsed {_clock(elapsed)}, ETA {_clock(eta)}"
 
-        waiting, in_flight = list(todo), {}  # future -> (spec, position)
+        waiting = list(todo)
+        # future -> (spec, position)
+        in_flight: dict[futures.Future[RunLine], tuple[RunSpec, str]] = {}
         numbered = total - len(todo)
         with _executor(width, self.study.experiment.scale_out.mixed_precision) as pool:
             while waiting or in_flight:
@@ -179,7 +222,7 @@ class Runner:
         return done
 
 
-def _executor(width, mixed_precision):
+def _executor(width: int, mixed_precision: str) -> futures.ThreadPoolExecutor | _InThisThread:
     """Where runs train: this thread when one at a time; else `width` threads, each given
     the --mixed_precision policy first (Keras keeps its dtype policy per thread)."""
     if width == 1:
@@ -195,22 +238,22 @@ def _executor(width, mixed_precision):
 class _InThisThread:
     """An executor that runs each call at once in the calling thread."""
 
-    def submit(self, function, *args):
-        future = futures.Future()
+    def submit(self, function: Callable[..., _Result], *args: Any) -> futures.Future[_Result]:
+        future: futures.Future[_Result] = futures.Future()
         try:
             future.set_result(function(*args))
         except BaseException as error:  # re-raised by future.result(), as from a thread
             future.set_exception(error)
         return future
 
-    def __enter__(self):
+    def __enter__(self) -> _InThisThread:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         return False
 
 
-def return_freed_memory():
+def return_freed_memory() -> None:
     """Frees a finished run's networks and batches now and hands the memory back to the
     system: Keras models sit in reference cycles until Python's next full collection, and
     glibc keeps freed blocks for reuse, which a study's peak memory then counts."""
@@ -222,12 +265,14 @@ def return_freed_memory():
     libc.malloc_trim(0)
 
 
-def _next_ready(waiting, in_flight):
+def _next_ready(
+    waiting: Sequence[RunSpec], in_flight: Mapping[futures.Future[RunLine], tuple[RunSpec, str]]
+) -> RunSpec | None:
     """The first waiting run whose base is neither waiting nor in flight."""
     pending = {spec.run for spec in waiting} | {spec.run for spec, _ in in_flight.values()}
     return next((spec for spec in waiting if spec.base_run not in pending), None)
 
 
-def _clock(seconds):
+def _clock(seconds: float) -> str:
     minutes, seconds = divmod(int(round(seconds)), 60)
     return f"{minutes}m{seconds:02d}s"

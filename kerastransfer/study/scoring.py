@@ -24,6 +24,7 @@ TensorBoard point, last in --prune's ranking; every other score and stage goes o
 import dataclasses
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -31,17 +32,28 @@ import tensorflow as tf
 
 from kerastransfer import estimators, surgery, treatments
 from kerastransfer.analysis import json_safe
-from kerastransfer.config import DIRECTIONS
+from kerastransfer.config import DIRECTIONS, Experiment
 from kerastransfer.data.splits import ALL_SPLIT
 from kerastransfer.errors import UsageError
 from kerastransfer.study import pruning
+from kerastransfer.study.own_model import OwnModelStudy
 from kerastransfer.study.plan import base_id
-from kerastransfer.workdir.scores import read_scores, write_scores
+from kerastransfer.study.study import Study
+from kerastransfer.workdir.records import RunLine
+from kerastransfer.workdir.scores import (
+    ScoreEntry,
+    Scores,
+    ScoreSettings,
+    read_scores,
+    write_scores,
+)
 
 # Principal components kept by --score_reduction=pca.
 PCA_COMPONENTS = 64
 # The own-model study's source: the given model, not a run of the study.
 SOURCE_MODEL = "source model"
+# {source run: (its features at each cut, the labels)}, as score_study hands them out.
+Features = dict[str, tuple[list[np.ndarray], np.ndarray]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,15 +66,15 @@ class Source:
     seed: int | None
     run: str  # the network's run id, or SOURCE_MODEL
     weights_sha256: str
-    record: dict | None = None  # the base's run record; None for a given source model
+    record: RunLine | None = None  # the base's run record; None for a given source model
 
     @property
-    def label(self):
+    def label(self) -> str:
         seed = "" if self.seed is None else f" seed {self.seed}"
         return f"{self.split} {self.source}->{self.target}{seed}"
 
 
-def settings_of(experiment):
+def settings_of(experiment: Experiment) -> ScoreSettings:
     """What every score depends on besides the source weights: a changed value scores again."""
     s = experiment.scoring
     return {
@@ -73,13 +85,13 @@ def settings_of(experiment):
     }
 
 
-def sources(study, latest):
+def sources(study: Study, latest: Mapping[str, RunLine]) -> list[Source]:
     """The networks to score: the grid's trained bases (from `latest`, {run id: record}),
     each on the other half of its split; or the own-model study's source model."""
     e = study.experiment
     if e.own_model:
         (split,) = study.splits
-        return [Source(split, "A", "B", None, SOURCE_MODEL, study.source_digest)]
+        return [Source(split, "A", "B", None, SOURCE_MODEL, _own_model(study).source_digest)]
     found = []
     for split in study.splits:
         if split == ALL_SPLIT:  # one half: nothing to transfer from
@@ -103,7 +115,12 @@ def sources(study, latest):
     return found
 
 
-def score_study(study, latest, log, features=None):
+def score_study(
+    study: Study,
+    latest: Mapping[str, RunLine],
+    log: Callable[[str], None],
+    features: Features | None = None,
+) -> Scores:
     """Scores every source's cut points (see module doc) and writes scores.json and the
     TensorBoard scalars; returns the scores dict.
 
@@ -115,14 +132,16 @@ def score_study(study, latest, log, features=None):
     settings = settings_of(e)
     stored = read_scores(study.workdir)
     if not stored or stored.get("settings") != settings:
-        stored = {"entries": []}
+        stored = {"settings": settings, "seconds": 0.0, "entries": []}  # each set below
     todo = sources(study, latest)
     if not todo:
         raise UsageError(
             f"nothing to score in --workdir={study.workdir}: no base network has finished; "
             "train first (--mode=train), or pass --source_model with --image_dir"
         )
-    entries, computed, started = [], [], time.perf_counter()
+    entries: list[ScoreEntry] = []
+    computed: list[ScoreEntry] = []
+    started = time.perf_counter()
     for source in todo:
         done = [
             entry
@@ -136,7 +155,7 @@ def score_study(study, latest, log, features=None):
             scored = _score_source(study, source, settings, log, features)
             computed += scored
             entries += scored
-    scores = {
+    scores: Scores = {
         **stored,
         "settings": settings,
         "seconds": time.perf_counter() - started,
@@ -149,7 +168,7 @@ def score_study(study, latest, log, features=None):
     return scores
 
 
-def prune(study, log):
+def prune(study: Study, log: Callable[[str], None]) -> None:
     """--prune=K: scores the source model's cut points, resamples them where the decision
     asks for it, and lets study/pruning.py decide which n of --layers to train (the K best by
     --prune_estimator, one more when those are not separable); writes that decision into
@@ -158,7 +177,7 @@ def prune(study, log):
     """
     s = study.experiment.scoring
     layers = study.experiment.grid.layers
-    features = {}
+    features: Features = {}
     scores = score_study(study, {}, log, features)
     mine = [entry for entry in scores["entries"] if entry["source_run"] == SOURCE_MODEL]
     stability = None
@@ -170,8 +189,8 @@ def prune(study, log):
             features[SOURCE_MODEL] = ([_reduced(maps, settings) for maps in maps_by_cut], labels)
         cut_vectors, labels = features[SOURCE_MODEL]
         started = time.perf_counter()
-        stability = estimators.top_k_stability(cut_vectors, labels, s.prune_estimator, s.prune)
-        stability["seconds"] = time.perf_counter() - started
+        found = estimators.top_k_stability(cut_vectors, labels, s.prune_estimator, s.prune)
+        stability = pruning.TimedStability(**found, seconds=time.perf_counter() - started)
     pruned = pruning.decide(
         mine, study.runs, layers, s.prune_estimator, s.prune, scores["seconds"], stability
     )
@@ -181,20 +200,27 @@ def prune(study, log):
     study.runs = pruned.runs
 
 
-def forget_prune(workdir):
+def forget_prune(workdir: str) -> None:
     """Drops an earlier --prune choice from scores.json: this study trains every n."""
     scores = read_scores(workdir)
     if scores and scores.pop("prune", None):
         write_scores(workdir, scores)
 
 
-def _score_source(study, source, settings, log, features=None):
+def _score_source(
+    study: Study,
+    source: Source,
+    settings: ScoreSettings,
+    log: Callable[[str], None],
+    features: Features | None = None,
+) -> list[ScoreEntry]:
     """The entries of one source network: one per n of --layers (its features and labels go
     into `features` when given)."""
     started = time.perf_counter()
     layers = study.experiment.grid.layers
     names, maps_by_cut, probabilities, labels = _source_features(study, source, settings)
-    entries, cut_vectors = [], []
+    entries: list[ScoreEntry] = []
+    cut_vectors: list[np.ndarray] = []
     for n, name, maps in zip(layers, names, maps_by_cut):
         began = time.perf_counter()
         vectors = _reduced(maps, settings)
@@ -244,7 +270,9 @@ def _score_source(study, source, settings, log, features=None):
     return entries
 
 
-def _source_features(study, source, settings):
+def _source_features(
+    study: Study, source: Source, settings: ScoreSettings
+) -> tuple[list[str], list[np.ndarray], np.ndarray, np.ndarray]:
     """(the cut layer of each n of --layers, its features, the source head's probabilities,
     the labels) of one source network: one forward pass over the sampled target images."""
     model = _network(study, source)
@@ -263,7 +291,7 @@ def _source_features(study, source, settings):
     return names, maps_by_cut, probabilities, labels
 
 
-def _reduced(maps, settings):
+def _reduced(maps: np.ndarray, settings: ScoreSettings) -> np.ndarray:
     """One cut's features as the estimators score them: PCA_COMPONENTS principal components
     of the flattened maps for --score_reduction=pca, the channel means (already) for gap.
     Non-finite maps skip PCA (which would raise): each estimator then names them."""
@@ -272,24 +300,39 @@ def _reduced(maps, settings):
     return maps
 
 
-def _scores_text(values, why):
+def _scores_text(values: Mapping[str, float | None], why: Mapping[str, str]) -> str:
     """A console line's scores, e.g. "logme -0.61  knn n/a; knn n/a: <reason>"."""
     text = "  ".join(
         f"{key} {'n/a' if value is None else format(value, '.4g')}" for key, value in values.items()
     )
-    reasons = {}
+    reasons: dict[str, list[str]] = {}
     for key, reason in why.items():
         reasons.setdefault(reason, []).append(key)
     return text + "".join(f"; {', '.join(keys)} n/a: {reason}" for reason, keys in reasons.items())
 
 
-def _network(study, source):
+def _network(study: Study, source: Source) -> keras.Model:
     if source.record is None:
-        return study.source_net
+        return _own_model(study).source_net
     return study.trained_network(source.record)
 
 
-def cut_features(model, names, batches, reduction, *, budget_bytes, examples):
+def _own_model(study: Study) -> OwnModelStudy:
+    """The own-model study that a given source model (SOURCE_MODEL) comes from."""
+    if not isinstance(study, OwnModelStudy):
+        raise TypeError(f"a {type(study).__name__} has no given source model")
+    return study
+
+
+def cut_features(
+    model: keras.Model,
+    names: Sequence[str],
+    batches: Iterable[tuple[tf.Tensor, tf.Tensor]],
+    reduction: str,
+    *,
+    budget_bytes: int,
+    examples: int,
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """([features at each named layer], source class probabilities, labels) for `batches`
     of (images, labels), at most `examples` of them, in one forward pass.
 
@@ -312,11 +355,13 @@ def cut_features(model, names, batches, reduction, *, budget_bytes, examples):
     spec = tf.TensorSpec([None, *model.input.shape[1:]], model.input.dtype)
 
     @tf.function(input_signature=[spec])
-    def call(images):
+    def call(images: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
         *maps, head = probe(images, training=False)
         return [_vectors(m, reduction) for m in maps], tf.cast(head, tf.float32)
 
-    parts, heads, labels = [], [], []
+    parts: list[list[np.ndarray]] = []
+    heads: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
     for images, targets in batches:
         maps, head = call(images)
         parts.append([m.numpy() for m in maps])
@@ -326,7 +371,7 @@ def cut_features(model, names, batches, reduction, *, budget_bytes, examples):
     return features, _distribution(np.concatenate(heads)), np.concatenate(labels)
 
 
-def _vectors(maps, reduction):
+def _vectors(maps: tf.Tensor, reduction: str) -> tf.Tensor:
     """One float32 vector per image: spatial means (gap) or the flattened maps (pca)."""
     maps = tf.cast(maps, tf.float32)
     if reduction == "gap" and maps.shape.rank > 2:
@@ -334,7 +379,7 @@ def _vectors(maps, reduction):
     return tf.reshape(maps, [tf.shape(maps)[0], -1])
 
 
-def _distribution(head):
+def _distribution(head: np.ndarray) -> np.ndarray:
     """Rows that are probability distributions: `head` itself when it is one (a softmax
     head), else its softmax (a head that outputs logits)."""
     if head.min() >= 0 and np.allclose(head.sum(axis=1), 1, atol=1e-3):
@@ -343,10 +388,10 @@ def _distribution(head):
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def _log_scalars(workdir, entries):
+def _log_scalars(workdir: str, entries: Iterable[ScoreEntry]) -> None:
     """The entries' scores as TensorBoard scalars, one step per n of each source; an n/a
     score (None) has no point."""
-    groups = {}
+    groups: dict[str, list[ScoreEntry]] = {}
     for entry in entries:
         seed = "source_model" if entry["seed"] is None else f"seed{entry['seed']}"
         folder = os.path.join(

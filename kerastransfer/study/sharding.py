@@ -18,16 +18,30 @@ few terminals) cooperate through the workdir only:
 Analysis and export are left to one unsharded run of the same command after the shards.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import socket
 import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from kerastransfer.config import Experiment
 from kerastransfer.errors import StudyStopped, UsageError
+from kerastransfer.study.plan import RunSpec
+from kerastransfer.workdir.records import RunLine
+
+if TYPE_CHECKING:
+    from kerastransfer.study.runner import Runner, Store
+
+# A claim file's JSON ("owner", "host", "pid", "time"), with its "path"; only "owner" and
+# "path" while its holder has not written it yet.
+Claim = dict[str, Any]
 
 
-def select(runs, experiment):
+def select(runs: list[RunSpec], experiment: Experiment) -> list[RunSpec]:
     """This process's runs, in plan order: --runs (all if empty), then every N-th from i."""
     e = experiment.scale_out
     if e.runs:
@@ -42,7 +56,7 @@ def select(runs, experiment):
     return runs[e.shard_index :: e.num_shards]
 
 
-def owner_label(experiment):
+def owner_label(experiment: Experiment) -> str:
     """Names this process's slot: a restarted process of the same slot gets the same label."""
     e = experiment.scale_out
     label = f"shard {e.shard_index} of {e.num_shards}"
@@ -51,7 +65,7 @@ def owner_label(experiment):
     return label
 
 
-def _pid_alive(pid):
+def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -64,15 +78,15 @@ def _pid_alive(pid):
 class Claims:
     """Atomic claims on runs: files under workdir/claims, one per run id."""
 
-    def __init__(self, workdir, owner):
+    def __init__(self, workdir: str, owner: str) -> None:
         self.root = os.path.join(workdir, "claims")
         self.owner = owner
         self.host, self.pid = socket.gethostname(), os.getpid()
 
-    def path(self, run_id):
+    def path(self, run_id: str) -> str:
         return os.path.join(self.root, f"{run_id}.claim")
 
-    def claim(self, run_id):
+    def claim(self, run_id: str) -> Claim | None:
         """Claims `run_id`; returns None when this process got it, else the holder's claim."""
         path = self.path(run_id)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -100,14 +114,14 @@ class Claims:
             return None
         return {"owner": "processes taking it over at the same time", "path": path}
 
-    def holder(self, run_id):
+    def holder(self, run_id: str) -> Claim | None:
         """The claim on `run_id`, or None when nobody claimed it."""
         path = self.path(run_id)
         if not os.path.exists(path):
             return None
         return self._read(path)[1] or {"owner": "a process writing its claim", "path": path}
 
-    def _read(self, path):
+    def _read(self, path: str) -> tuple[str | None, Claim | None]:
         try:
             with open(path) as f:
                 text = f.read()
@@ -118,14 +132,14 @@ class Claims:
             return text, None
         return text, {**holder, "path": path}
 
-    def _stale(self, holder):
+    def _stale(self, holder: Claim) -> bool:
         """A dead holder: on this host with its pid gone, or an earlier life of our slot."""
         same_host = holder.get("host") == self.host
         if same_host and holder.get("pid") is not None:
             return not _pid_alive(holder["pid"])
         return holder.get("owner") == self.owner
 
-    def _take_over(self, path, text):
+    def _take_over(self, path: str, text: str | None) -> None:
         """Moves a stale claim aside; of processes racing to do so, exactly one succeeds.
 
         If the claim changed between reading it and moving it (another process took over
@@ -146,13 +160,13 @@ class Claims:
         os.remove(aside)
 
 
-def describe(holder):
+def describe(holder: Mapping[str, Any]) -> str:
     where = f" on {holder['host']} pid {holder['pid']}" if "host" in holder else ""
     since = f" since {holder['time']}" if "time" in holder else ""
     return f"{holder['owner']}{where}{since} ({holder['path']})"
 
 
-def run_shard(runner):
+def run_shard(runner: Runner) -> None:
     """Trains this process's share of the grid; returns when none of it is left to do here.
 
     Records go to the shared results.jsonl; runs claimed by other processes are left to
@@ -169,7 +183,10 @@ def run_shard(runner):
         f"{claims.owner}: {len(mine)} of the study's {len(study.runs)} runs are this "
         f"process's, {len(pending)} not finished"
     )
-    trained, left, waited_since, announced = 0, [], None, set()
+    trained = 0
+    left: list[str] = []
+    waited_since: float | None = None
+    announced: set[str] = set()
     while pending:
         seen = _refresh(done, store, seen)
         pending = [spec for spec in pending if spec.run not in done]
@@ -204,7 +221,7 @@ def run_shard(runner):
     )
 
 
-def _refresh(done, store, seen):
+def _refresh(done: dict[str, RunLine], store: Store, seen: int) -> int:
     """Adds the records other processes appended since record number `seen`."""
     records = store.records()
     for record in records[seen:]:
@@ -213,9 +230,17 @@ def _refresh(done, store, seen):
     return len(records)
 
 
-def _wait(pending, claims, waited, experiment, log, announced):
-    """Logs each base waited for once; stops the process past --wait_timeout."""
-    bases = sorted({spec.base_run for spec in pending})
+def _wait(
+    pending: Sequence[RunSpec],
+    claims: Claims,
+    waited: float,
+    experiment: Experiment,
+    log: Callable[[str], None],
+    announced: set[str],
+) -> None:
+    """Logs each base waited for once (every pending run waits for its base); stops the
+    process past --wait_timeout."""
+    bases = sorted({spec.base_run for spec in pending if spec.base_run})
     for base in bases:
         if base not in announced:
             holder = claims.holder(base)

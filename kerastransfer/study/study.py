@@ -10,33 +10,39 @@ import os
 import shutil
 import threading
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import tensorflow as tf
 
 from kerastransfer import data, models, surgery, training, treatments
+from kerastransfer.config import Experiment
 from kerastransfer.errors import UsageError
-from kerastransfer.study.plan import check_layers, plan
+from kerastransfer.study.plan import RunSpec, check_layers, plan
 from kerastransfer.training.caching import PrefixCache, cache_layer
-from kerastransfer.workdir.records import trained_line
+from kerastransfer.training.loop import Batches, TrainData
+from kerastransfer.treatments import Stage, Treatment
+from kerastransfer.workdir.provenance import workdir_of
+from kerastransfer.workdir.records import RunLine, trained_line
 
 
 @dataclasses.dataclass
 class _RunSetup:
     """What `Study._set_up` prepares for one run's training."""
 
-    model: object  # the run's network (saved, evaluated)
-    trainee: object  # what trains: the network, or its suffix over cached features
-    twin: object  # the kept compiled model that trains it (training.CompiledModels)
-    solver: object
-    layer: object  # the cached prefix's last layer, or None
-    train_data: object  # skip -> training batches
-    val_data: object
-    cache: dict  # the cache fields of the record
-    stages: list | None  # a staged recipe's stages (training.fit_stages), or None
+    model: keras.Model  # the run's network (saved, evaluated)
+    trainee: keras.Model  # what trains: the network, or its suffix over cached features
+    twin: keras.Model  # the kept compiled model that trains it (training.CompiledModels)
+    solver: training.Solver
+    layer: keras.layers.Layer | None  # the cached prefix's last layer, or None
+    train_data: TrainData  # skip -> training batches
+    val_data: Batches
+    cache: dict[str, Any]  # the cache fields of the record
+    stages: list[Stage] | None  # a staged recipe's stages (training.fit_stages), or None
 
 
-def _layers_only(model):
+def _layers_only(model: keras.Model) -> keras.Model:
     """`model`'s layers without its optimizer, so its weights file holds the weights alone:
     a run's own model carries optimizer state only when it trained itself instead of a
     kept compiled twin, which depends on which thread ran it."""
@@ -60,18 +66,18 @@ class Study:
 
     def __init__(
         self,
-        experiment,
+        experiment: Experiment,
         *,
-        source,
-        splits,
-        preprocessing,
-        runs,
-        log=print,
-        strategy=None,
-        outdir=None,
-    ):
+        source: data.DatasetSource,
+        splits: dict[str, data.ClassSplit],
+        preprocessing: data.Preprocessing,
+        runs: list[RunSpec],
+        log: Callable[[str], None] = print,
+        strategy: tf.distribute.Strategy | None = None,
+        outdir: str | None = None,
+    ) -> None:
         self.experiment = experiment
-        self.workdir = experiment.workdir
+        self.workdir = workdir_of(experiment)
         self.source, self.splits, self.runs = source, splits, runs
         self.preprocessing = preprocessing
         self.halves = data.make_halves(source, splits, preprocessing, experiment.data)
@@ -87,28 +93,34 @@ class Study:
         self._per_thread = threading.local()
 
     @property
-    def compiled(self):
+    def compiled(self) -> training.CompiledModels:
         """This thread's training.CompiledModels: traced models reused between its runs."""
         if not hasattr(self._per_thread, "compiled"):
             self._per_thread.compiled = training.CompiledModels()
         return self._per_thread.compiled
 
     @property
-    def evaluator(self):
+    def evaluator(self) -> training.Evaluator:
         """This thread's training.Evaluator: traced forward passes reused between its runs."""
         if not hasattr(self._per_thread, "evaluator"):
             self._per_thread.evaluator = training.Evaluator()
         return self._per_thread.evaluator
 
     @property
-    def runs_in_flight(self):
+    def runs_in_flight(self) -> int:
         """How many runs train at once: --runs_in_flight on the default strategy (the CPU or
         one device), 1 under a tf.distribute strategy, whose collectives take one at a time."""
         default = self.strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy()
         return self.experiment.scale_out.runs_in_flight if default else 1
 
     @classmethod
-    def load(cls, experiment, log=print, strategy=None, outdir=None):
+    def load(
+        cls,
+        experiment: Experiment,
+        log: Callable[[str], None] = print,
+        strategy: tf.distribute.Strategy | None = None,
+        outdir: str | None = None,
+    ) -> "Study":
         """Loads the dataset, builds the splits and checks the layers against the model.
 
         Writes nothing; call `save_splits` once the workdir is accepted.
@@ -148,11 +160,11 @@ class Study:
         check_layers(experiment.grid.layers, blocks, m.arch, f"block {blocks + 1} is the head")
         return study
 
-    def save_splits(self):
+    def save_splits(self) -> None:
         for name, split in self.splits.items():
             split.save(os.path.join(self.workdir, "splits", name, "split.json"))
 
-    def build_model(self, num_classes, weight_decay=None):
+    def build_model(self, num_classes: int, weight_decay: float | None = None) -> keras.Model:
         """A fresh network of the study; `weight_decay` overrides --weight_decay (tuning)."""
         m = self.experiment.model
         shape = (*self.preprocessing.image_size, self.preprocessing.channels)
@@ -166,12 +178,12 @@ class Study:
             dropout=m.dropout,
         )
 
-    def cut_names(self, model):
+    def cut_names(self, model: keras.Model) -> list[str] | None:
         """The names of the layers that end blocks 1, 2, ... of `model`, a network of this
         study (surgery's `cut_names`), as --arch's family finds them (models.cut_points)."""
         return models.cut_points(self.experiment.model.arch, model)
 
-    def trained_network(self, record):
+    def trained_network(self, record: RunLine) -> keras.Model:
         """The network a finished run's record describes, with its trained weights loaded (its
         treatment says how: a linear probe's network ends at its cut)."""
         model = self.build_model(record["num_classes"])
@@ -181,24 +193,29 @@ class Study:
         model.load_weights(os.path.join(self.workdir, record["weights"]))
         return model
 
-    def copied_from(self, base_record):
-        """The network a transfer copies its blocks from: the trained base of its source half."""
+    def copied_from(self, base_record: RunLine | None) -> keras.Model:
+        """The network a transfer copies its blocks from: the trained base of its source half
+        (ValueError without one: every transfer of the grid has a base)."""
+        if base_record is None:
+            raise ValueError("a transfer of the grid copies its trained base, and none was given")
         return self.trained_network(base_record)
 
-    def network(self, spec, base_record, num_classes):
+    def network(self, spec: RunSpec, base_record: RunLine | None, num_classes: int) -> keras.Model:
         """The untrained network of a run, as its treatment builds it (a fresh base, surgery on
         a trained or fresh network, or the trained base itself)."""
         return treatments.get(spec.treatment).network(self, spec.n, num_classes, base_record)
 
-    def record_fields(self, spec):
+    def record_fields(self, spec: RunSpec) -> dict[str, Any]:
         """What this study adds to a run's record (nothing for the grid)."""
         return {}
 
-    def given_records(self):
+    def given_records(self) -> dict[str, RunLine]:
         """Records of runs the study does not train but is given (none for the grid)."""
         return {}
 
-    def weights_key(self, spec, base_record):
+    def weights_key(
+        self, spec: RunSpec, base_record: RunLine | None
+    ) -> tuple[str, str, str] | None:
         """What a frozen run's cached prefix features depend on: the base's weights and the
         data they see (None when there is no trained base)."""
         if not base_record:
@@ -206,7 +223,7 @@ class Study:
         return (base_record["weights_sha256"], spec.split, spec.target)
 
     # ----- one run ---------------------------------------------------------------------
-    def train_run(self, spec, base_record):
+    def train_run(self, spec: RunSpec, base_record: RunLine | None) -> RunLine:
         """Builds, trains and evaluates one network; returns its record."""
         e = self.experiment
         treatment = treatments.get(spec.treatment)
@@ -216,12 +233,12 @@ class Study:
             ready = self._set_up(spec, base_record, treatment, half)
         model, twin, solver, layer = ready.model, ready.twin, ready.solver, ready.layer
 
-        def trained():
+        def trained() -> keras.Model:
             self.compiled.copy_back(ready.trainee, twin)
             return _layers_only(model)
 
         weights = os.path.join("runs", spec.run, "final.weights.h5")
-        fit_args = {
+        fit_args: dict[str, Any] = {
             "batch_size": e.solver.batch_size,
             "best_k": e.solver.best_k,
             "run_dir": run_dir,
@@ -273,10 +290,19 @@ class Study:
         self._log_hparams(spec, record)
         return record
 
-    def _set_up(self, spec, base_record, treatment, half):
+    def _set_up(
+        self,
+        spec: RunSpec,
+        base_record: RunLine | None,
+        treatment: Treatment,
+        half: Any,
+    ) -> _RunSetup:
         """A run's network, seeded from its run id, compiled on this thread's kept twin, and
         its training inputs (cached prefix features for a frozen run). Call under
-        `_setup_lock`: seeding and building use process-wide random state."""
+        `_setup_lock`: seeding and building use process-wide random state.
+
+        `half`: the run's half as self.halves gives it, a data.HalfData in memory or a
+        data.halves.StreamedHalf streamed (Any: each kind of halves takes only its own)."""
         e = self.experiment
         run_seed = (zlib.crc32(spec.run.encode()) + e.grid.seed_offset) % 2**31
         keras.utils.set_random_seed(run_seed)
@@ -293,11 +319,12 @@ class Study:
             else None
         )
         seed = spec.seed + e.grid.seed_offset
+        cache: dict[str, Any]
         with self.strategy.scope():
             if layer is None:
                 trainee, val_data, cache = model, self.halves.eval_batches(half, "val"), {}
 
-                def batches(skip):
+                def batches(skip: int, /) -> tf.data.Dataset:
                     return self.halves.train_batches(half, seed, skip, e.solver.batch_size)
             else:
                 trainee, batches, val_data, cache = self._prefix_cache.inputs(
@@ -318,7 +345,7 @@ class Study:
                 training.compile_model(trainee, solver, layer_rates=rates)
                 twin = self.compiled.twin(trainee)
 
-        def train_data(skip):
+        def train_data(skip: int) -> tf.data.Dataset:
             # The shuffle's seeds pair `seed` with TensorFlow's global seed, which another
             # run in flight may have set since: set the run's own again.
             with self._setup_lock:
@@ -327,7 +354,7 @@ class Study:
 
         return _RunSetup(model, trainee, twin, solver, layer, train_data, val_data, cache, stages)
 
-    def _log_hparams(self, spec, record):
+    def _log_hparams(self, spec: RunSpec, record: RunLine) -> None:
         """One HParams session per run, so TensorBoard's HParams dashboard shows the grid."""
         from tensorboard.plugins.hparams import api as hparams  # noqa: PLC0415
 
@@ -349,7 +376,7 @@ class Study:
                 tf.summary.scalar(f"hparams/{metric}", record[metric], step=record["steps"])
         writer.close()
 
-    def _run_dir(self, spec):
+    def _run_dir(self, spec: RunSpec) -> str:
         """A run's checkpoint folder; a multi-worker follower starts from the chief's, so
         both resume a killed run at the same segment."""
         run_dir = os.path.join(self.outdir, "runs", spec.run)

@@ -17,8 +17,13 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from typing import Any
 
 from kerastransfer.errors import NO_ROOM, DiskFull, UsageError
+
+# A path the writers take: a str or an os.PathLike (pathlib.Path).
+StrPath = str | os.PathLike[str]
 
 # The free room an HDF5 write needs before it starts: at least this, and twice the largest
 # file beside it (a run's previous checkpoint).
@@ -28,7 +33,7 @@ HDF5_MIN_FREE_BYTES = 64 << 20
 _HDF5_ERRNO = re.compile(r"\berrno = (\d+)\b")
 
 
-def no_room_errno(error):
+def no_room_errno(error: BaseException) -> int | None:
     """The errno of `error` if it is a write that failed for want of room, else None.
 
     h5py gives most failed writes as OSErrors with the errno, but a write that fails while a
@@ -44,7 +49,7 @@ def no_room_errno(error):
 
 
 @contextlib.contextmanager
-def no_room_is_disk_full(path):
+def no_room_is_disk_full(path: StrPath) -> Iterator[None]:
     """Turns an error for want of room while writing `path` into errors.DiskFull."""
     try:
         yield
@@ -52,11 +57,11 @@ def no_room_is_disk_full(path):
         number = no_room_errno(error)
         if number is None:
             raise
-        raise DiskFull(path, os.strerror(number)) from None
+        raise DiskFull(os.fspath(path), os.strerror(number)) from None
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path: StrPath) -> Iterator[str]:
     """Yields a temporary path beside `path`; renames it onto `path` if the block succeeds.
 
     Use it for writers that want a file name (Keras `save_weights`, matplotlib `savefig`).
@@ -90,7 +95,7 @@ def atomic_path(path):
                 os.remove(tmp)
 
 
-def _check_room_for_hdf5(path, directory):
+def _check_room_for_hdf5(path: StrPath, directory: str) -> None:
     """Raises DiskFull unless `directory`'s file system has the room an HDF5 write needs."""
     beside = (entry.stat().st_size for entry in os.scandir(directory) if entry.is_file())
     needed = max(HDF5_MIN_FREE_BYTES, 2 * max(beside, default=0))
@@ -98,13 +103,13 @@ def _check_room_for_hdf5(path, directory):
     free = stat.f_bavail * stat.f_frsize
     if stat.f_blocks and free < needed:  # some network file systems report no size at all
         raise DiskFull(
-            path,
+            os.fspath(path),
             f"{free / 2**20:.1f} MiB free, under the {needed / 2**20:.0f} MiB an HDF5 file "
             "needs to be written safely",
         )
 
 
-def write_bytes(path, data):
+def write_bytes(path: StrPath, data: bytes) -> None:
     """Writes `data` to `path` atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -112,17 +117,17 @@ def write_bytes(path, data):
             f.flush()
 
 
-def write_text(path, text):
+def write_text(path: StrPath, text: str) -> None:
     """Writes `text` (UTF-8) to `path` atomically."""
     write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path, obj):
+def write_json(path: StrPath, obj: object) -> None:
     """Writes `obj` as indented JSON to `path` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
-def fsync_tree(path):
+def fsync_tree(path: str) -> None:
     """fsyncs every file and directory under `path`.
 
     For a directory written by a library that takes no temporary path (tf.saved_model.save):
@@ -138,20 +143,20 @@ def fsync_tree(path):
         _fsync_directory(root)
 
 
-def _json_default(value):
+def _json_default(value: object) -> object:
     """Lets numpy scalars and arrays through json.dumps."""
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def _umask():
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def _fsync_directory(directory):
+def _fsync_directory(directory: str) -> None:
     """Makes the rename itself durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -160,7 +165,7 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
-def read_json(path, key, fix):
+def read_json(path: str, key: str, fix: str) -> dict[str, Any]:
     """The JSON object stored at `path`, which must hold `key`; UsageError naming the file,
     what is wrong and `fix` when it cannot be read, parsed, or lacks the key."""
     try:

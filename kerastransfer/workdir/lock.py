@@ -4,12 +4,13 @@ import contextlib
 import fcntl
 import os
 import socket
+from collections.abc import Iterator
 
 from kerastransfer.errors import UsageError
 
 
 @contextlib.contextmanager
-def workdir_lock(workdir, shared=False):
+def workdir_lock(workdir: str, shared: bool = False) -> Iterator[None]:
     """Holds an exclusive lock on workdir/.lock; a second runner is refused at once.
 
     The kernel drops the lock when its process dies, so a crashed runner never blocks the

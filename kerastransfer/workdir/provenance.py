@@ -10,6 +10,8 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from kerastransfer import __version__, config
 from kerastransfer.errors import UsageError
@@ -19,11 +21,19 @@ from kerastransfer.workdir.results import ResultStore
 CONFIG_FILE = "config.json"
 
 
-def config_path(workdir):
+def workdir_of(experiment: config.Experiment) -> str:
+    """The experiment's --workdir; UsageError when it has none (every command line has one:
+    config.validate requires it)."""
+    if not experiment.workdir:
+        raise UsageError("--workdir is required: pass a directory for the study's results")
+    return experiment.workdir
+
+
+def config_path(workdir: str) -> str:
     return os.path.join(workdir, CONFIG_FILE)
 
 
-def read_config(workdir):
+def read_config(workdir: str) -> dict[str, Any]:
     """The stored config.json of a workdir as a dict; UsageError when missing or unreadable."""
     path = config_path(workdir)
     if not os.path.exists(path):
@@ -52,10 +62,12 @@ LOCAL_FLAGS = (
 )
 
 
-def stored_experiment(experiment):
+def stored_experiment(
+    experiment: config.Experiment,
+) -> tuple[config.Experiment, dict[str, Any]]:
     """The workdir's own Experiment (what its runs were trained with), with LOCAL_FLAGS taken
     from `experiment`; returns (Experiment, stored config.json dict)."""
-    stored = read_config(experiment.workdir)
+    stored = read_config(workdir_of(experiment))
     ours = experiment.flat()
     values = {
         **config.flat_values(stored["experiment"]),
@@ -64,7 +76,7 @@ def stored_experiment(experiment):
     return config.Experiment.from_json({**values, "workdir": experiment.workdir}), stored
 
 
-def check_workdir(experiment):
+def check_workdir(experiment: config.Experiment) -> list[str]:
     """Refuses a workdir whose config.json differs in a RESULT_FLAGS value, or whose
     results.jsonl is damaged, before anything in it is written.
 
@@ -72,9 +84,10 @@ def check_workdir(experiment):
     Raises UsageError unless --overwrite (which starts a changed workdir over, its
     results.jsonl kept aside as it is).
     """
-    if not os.path.exists(config_path(experiment.workdir)):
+    workdir = workdir_of(experiment)
+    if not os.path.exists(config_path(workdir)):
         return []
-    stored = config.Experiment.from_json(read_config(experiment.workdir)["experiment"])
+    stored = config.Experiment.from_json(read_config(workdir)["experiment"])
     # A flag newer than the workdir's config.json counts as having had its default there.
     ours = json.loads(json.dumps(experiment.result_fingerprint()))
     theirs = json.loads(json.dumps(stored.result_fingerprint()))
@@ -82,15 +95,15 @@ def check_workdir(experiment):
     if differing and not experiment.overwrite:
         changes = ", ".join(f"--{name} {theirs[name]!r} -> {ours[name]!r}" for name in differing)
         raise UsageError(
-            f"workdir {experiment.workdir} was run with another config ({changes});"
+            f"workdir {workdir} was run with another config ({changes});"
             " use a new --workdir, restore those flags, or pass --overwrite"
         )
     if not differing:
-        ResultStore(experiment.workdir).records()  # raises on a damaged line
+        ResultStore(workdir).records()  # raises on a damaged line
     return differing
 
 
-def start_over(workdir, differing, log):
+def start_over(workdir: str, differing: Sequence[str], log: Callable[[str], None]) -> None:
     """--overwrite with a changed config: back up results.jsonl, drop runs and logs."""
     log(f"--overwrite: config changed ({', '.join(differing)}); starting {workdir} over")
     results = os.path.join(workdir, "results.jsonl")
@@ -100,7 +113,7 @@ def start_over(workdir, differing, log):
         shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
 
 
-def source_commit():
+def source_commit() -> str | None:
     """The git commit of the package source, when it runs from a checkout."""
     try:
         return (
@@ -117,14 +130,14 @@ def source_commit():
         return None
 
 
-def command_line(argv):
+def command_line(argv: Sequence[str]) -> str:
     return " ".join(["python -m kerastransfer.run", *argv[1:]])
 
 
-def write_config(experiment, argv):
+def write_config(experiment: config.Experiment, argv: Sequence[str]) -> None:
     """workdir/config.json: the resolved config and how it was run, next to the results."""
     files.write_json(
-        config_path(experiment.workdir),
+        config_path(workdir_of(experiment)),
         {
             "experiment": experiment.to_json(),
             "command": command_line(argv),
@@ -134,7 +147,7 @@ def write_config(experiment, argv):
     )
 
 
-def file_digest(path):
+def file_digest(path: str) -> str:
     """sha256 of a file, to detect a truncated or corrupt weights file later."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:

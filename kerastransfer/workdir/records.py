@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance  # a RunSpec (study/ may not be imported here)
 
 STATUSES = ("ok", "failed", "skipped")
+# One run's results.jsonl line as the runner builds, appends and reads it back: a JSON object
+# whose fields RunRecord lists (Any: their JSON values, and those of what `extra` keeps).
+RunLine = dict[str, Any]
 # The numbers every reader may ask of a record: finite, or None when the run has none.
 NUMBERS = ("best_k", "test_accuracy", "final_val", "train_seconds", "images_per_second")
 
@@ -57,7 +60,7 @@ class RunRecord:
     k: int | None = None
     final_val: float | None = None
     test_accuracy: float | None = None
-    val_history: list | None = None
+    val_history: list[list[float]] | None = None
     train_seconds: float | None = None
     images_per_second: float | None = None
     steps: int | None = None
@@ -65,7 +68,7 @@ class RunRecord:
     weights_bytes: int | None = None
     weights_sha256: str | None = None
     num_classes: int | None = None
-    class_names: list | None = None
+    class_names: list[str] | None = None
     val_examples: int | None = None
     test_examples: int | None = None
     cut: str | None = None
@@ -136,14 +139,16 @@ class RunRecord:
         )
 
 
-def trained_line(
-    spec: "DataclassInstance", outcome: Mapping[str, Any], **fields: Any
-) -> dict[str, Any]:
+def trained_line(spec: "DataclassInstance", outcome: Mapping[str, Any], **fields: Any) -> RunLine:
     """The results.jsonl line of a run that trained: its RunSpec (a dataclass), its
     training.RunOutcome's record and what the study adds (test accuracy, weights ...)."""
     return {**dataclasses.asdict(spec), **outcome, **fields}
 
 
-def skipped_line(spec: "DataclassInstance", reason: str) -> dict[str, Any]:
+def skipped_line(spec: "DataclassInstance", reason: str) -> RunLine:
     """The line of a run that did not train (its base did not finish ok)."""
     return {**dataclasses.asdict(spec), "status": "skipped", "reason": reason}
+
+
+# What a reader of run records takes: lines as stored, or RunRecords (normalize_records).
+AnyRecord = RunLine | RunRecord

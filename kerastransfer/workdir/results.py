@@ -13,12 +13,14 @@ import fcntl
 import json
 import os
 import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from kerastransfer.errors import UsageError
 from kerastransfer.workdir import files
-from kerastransfer.workdir.records import RunRecord
+from kerastransfer.workdir.records import AnyRecord, RunLine, RunRecord
 
 RESULTS_FILE = "results.jsonl"
 # Keys of every record the runner appends (its RunSpec and status), and the keys by status.
@@ -38,13 +40,13 @@ STATUS_KEYS = {
 }
 
 
-def best_k_mean(history, k):
+def best_k_mean(history: Iterable[Sequence[float]], k: int) -> float:
     """The paper's metric: the mean of the k best evaluations (all of them if fewer)."""
     accuracies = sorted((acc for _, acc in history), reverse=True)
     return float(np.mean(accuracies[:k])) if accuracies else float("nan")
 
 
-def repair_hint(path, number):
+def repair_hint(path: str, number: int) -> str:
     """The fix a damaged line `number` of `path` names: mend it, or drop it with sed."""
     return (
         f"mend that line, or drop it with `sed -i '{number}d' {shlex.quote(path)}` "
@@ -52,8 +54,8 @@ def repair_hint(path, number):
     )
 
 
-def _parse(path):
-    """[(line number, raw record)] of a results file, in file order.
+def _parse(path: str) -> list[tuple[int, Any]]:
+    """[(line number, raw record: any JSON value)] of a results file, in file order.
 
     An unterminated last line that does not parse is a write torn by a crash and is ignored;
     any other line that is not JSON raises UsageError naming file, line and fix.
@@ -76,7 +78,7 @@ def _parse(path):
     return parsed
 
 
-def read_results(path):
+def read_results(path: str) -> list[RunRecord]:
     """The checked records of a results file, the last one of each run id (a redone run's
     newer record wins), each moved to its newest position; UsageError on any bad line."""
     if not os.path.isfile(path):
@@ -84,7 +86,7 @@ def read_results(path):
             f"results file {path} does not exist; run the study first or pass the "
             "workdir that holds results.jsonl"
         )
-    latest = {}
+    latest: dict[str, RunRecord] = {}
     for number, raw in _parse(path):
         record = normalize_record(raw, f"{path}:{number}")
         latest.pop(record.run, None)
@@ -95,10 +97,10 @@ def read_results(path):
 class ResultStore:
     """Reads and appends `results.jsonl` in a workdir."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir: str) -> None:
         self.path = os.path.join(workdir, RESULTS_FILE)
 
-    def records(self):
+    def records(self) -> list[RunLine]:
         """All complete records as written, in file order; UsageError naming the line and the
         fix for a line that is not a whole record as the runner writes it."""
         if not os.path.exists(self.path):
@@ -108,11 +110,11 @@ class ResultStore:
             _check_stored(raw, self.path, number)
         return [raw for _, raw in parsed]
 
-    def latest(self):
+    def latest(self) -> dict[str, RunLine]:
         """The last record of each run id (a redone run's newer record wins)."""
         return {record["run"]: record for record in self.records()}
 
-    def append(self, record):
+    def append(self, record: Mapping[str, Any]) -> None:
         """Appends one record as one line, atomically with respect to crashes and writers;
         errors.DiskFull, with the file as it was, when the line finds no room."""
         line = (json.dumps(record, sort_keys=True, default=_plain) + "\n").encode()
@@ -146,9 +148,9 @@ class ResultStore:
                 os.close(fd)
 
 
-def _check_stored(raw, path, number):
+def _check_stored(raw: Any, path: str, number: int) -> None:
     """Raises UsageError unless line `number` holds a record with every key the runner
-    writes, each of the right type."""
+    writes, each of the right type (`raw`: the line's JSON value, whatever it is)."""
     where = f"{path}:{number}"
     hint = repair_hint(path, number)
     if not isinstance(raw, dict):
@@ -174,7 +176,7 @@ def _check_stored(raw, path, number):
             )
 
 
-def _parses(line):
+def _parses(line: bytes) -> bool:
     try:
         json.loads(line)
     except ValueError:
@@ -182,19 +184,19 @@ def _parses(line):
     return True
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def normalize_record(raw, where, fix="fix or remove that record"):
+def normalize_record(raw: object, where: str, fix: str = "fix or remove that record") -> RunRecord:
     """Checks one run record and returns it as a RunRecord (workdir/records.py); raises
     UsageError naming `where` and `fix`. A RunRecord is returned as it is."""
     return RunRecord.from_json(raw, where, fix)
 
 
-def normalize_records(records, what="record"):
+def normalize_records(records: Iterable[AnyRecord], what: str = "record") -> list[RunRecord]:
     """normalize_record() for every record of a list (dicts or RunRecords), each named by its
     position and run."""
     return [
