@@ -393,15 +393,15 @@ def test_only_the_treatments_ask_a_treatments_name():
     """Outside kerastransfer/treatments/, no code compares a treatment's name or a Treatment
     attribute with a value, or keeps a dict keyed by treatment names: the grid, the own-model
     study, the figures and the reports ask the Treatment (treatments.get(name)), so a new
-    recipe is one module of that package. At 6c5041b this found 61 places in 18 files, among
-    them study/study.py (`spec.treatment == "random"`, `treatment.surgery_mode == "probe"`),
-    study/own_model.py, study/plan.py, study/scoring.py, surgery.py (`mode == "surgical"`),
-    config.py (`treatments.get(t).source == "other"`), analysis/agreement.py
-    (`trained.surgery_mode == "surgical"`), analysis/tables.py, analysis/findings.py,
-    analysis/baselines.py, analysis/sizing.py, designs.py (the findings' cells keyed by
-    name), reporting/plots.py (RECIPE_COLOURS), reporting/estimator_agreement.py
-    (MEASURED_STYLE), reporting/own_model_report.py (its colours), reporting/report.py and
-    tuning/search.py (summary.json keyed by search)."""
+    recipe is one module of that package. At 6c5041b this finds 32 places in 16 files:
+    study/study.py 4 (`spec.treatment == "random"`, `treatment.surgery_mode == "probe"`),
+    study/own_model.py, study/plan.py and study/scoring.py 1 each, surgery.py 3
+    (`mode == "surgical"`), designs.py 2 (the findings' cells keyed by name),
+    analysis/tables.py 4, analysis/agreement.py 2 (`trained.surgery_mode == "surgical"`),
+    analysis/recommendation.py, findings.py, sizing.py and baselines.py 2 each,
+    reporting/plots.py 3 (RECIPE_COLOURS), reporting/estimator_agreement.py 1
+    (MEASURED_STYLE), reporting/own_model_report.py 1 (its colours) and tuning/search.py 1
+    (summary.json keyed by search)."""
     from kerastransfer import treatments  # noqa: PLC0415
 
     names = set(treatments.ALL_NAMES)
