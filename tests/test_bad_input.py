@@ -165,6 +165,22 @@ def test_bad_input_exits_2_with_one_line_and_leaves_the_workdir_alone(case, outc
     assert snapshot(workdir) == before
 
 
+def refused_own_model_study(tmp_path, model_path, image_dir):
+    """The error lines of an own-model study at n=1 that must exit 2 without a traceback
+    and before it makes its workdir."""
+    done = run_cli(
+        f"--flagfile={os.path.join(REPO, 'configs', 'transfer_folder.flags')}",
+        f"--source_model={model_path}",
+        f"--image_dir={image_dir}",
+        f"--workdir={tmp_path / 'study'}",
+        "--layers=1",
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "study").exists()
+    return own_lines(done.stderr)
+
+
 def test_source_model_with_a_lambda_layer_names_the_layer_and_the_way_out(tmp_path):
     """Keras's safe mode refuses a Lambda layer's Python code: the line names that cause and
     what to do instead, not "save it with model.save", which is what the user did."""
@@ -176,17 +192,7 @@ def test_source_model_with_a_lambda_layer_names_the_layer_and_the_way_out(tmp_pa
     keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save(path)
     for index, name in enumerate("aabb"):
         write_png(str(tmp_path / "images" / name / f"{index}.png"), np.zeros((8, 8, 3), np.uint8))
-    done = run_cli(
-        f"--flagfile={os.path.join(REPO, 'configs', 'transfer_folder.flags')}",
-        f"--source_model={path}",
-        f"--image_dir={tmp_path / 'images'}",
-        f"--workdir={tmp_path / 'study'}",
-        "--layers=1",
-    )
-    assert done.returncode == 2, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
-    assert not (tmp_path / "study").exists()  # refused before the workdir is made
-    assert own_lines(done.stderr) == [
+    assert refused_own_model_study(tmp_path, path, tmp_path / "images") == [
         f"error: --source_model={path!r} has a Lambda layer: arbitrary Python code, which "
         "Keras's safe mode refuses to load; replace the Lambda with a built-in layer or a "
         "layer subclass registered with keras.saving.register_keras_serializable, or save the "
@@ -205,17 +211,7 @@ def test_a_folder_class_too_small_to_split_names_the_class_and_the_least_it_need
     keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x)).save(path)
     folder = tmp_path / "images"
     write_image_folder(str(folder), {"ants": 40, "bees": 40, "rare": 2})
-    done = run_cli(
-        f"--flagfile={os.path.join(REPO, 'configs', 'transfer_folder.flags')}",
-        f"--source_model={path}",
-        f"--image_dir={folder}",
-        f"--workdir={tmp_path / 'study'}",
-        "--layers=1",
-    )
-    assert done.returncode == 2, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
-    assert not (tmp_path / "study").exists()  # refused before the workdir is made
-    assert own_lines(done.stderr) == [
+    assert refused_own_model_study(tmp_path, path, folder) == [
         f"error: --image_dir={folder}: class 'rare' has 2 images, fewer than the 7 a class "
         "needs for at least one training, one validation (--validation_fraction=0.1) and one "
         "test image (every 5th image is a test image): add images to "
