@@ -318,8 +318,8 @@ def fit_stages(
     """A staged recipe as one run: for each of `stages` (treatments.Stage) in turn, its
     `prepare(model)` sets which layers train, `compile_model(model, stage.solver)` compiles
     it with a fresh optimizer, and it trains its steps from the previous stage's weights
-    (LP-FT: the probe's head, then every layer; gradual unfreezing: the head, then one more
-    block per stage).
+    (LP-FT: the probe's head, then every layer; another recipe may unfreeze one more block
+    per stage).
 
     Each stage is a fit_run in its own folder under run_dir (its name), so a killed run
     resumes inside the stage it was in; a finished stage is kept there (its weights and
